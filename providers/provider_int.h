@@ -58,6 +58,12 @@ void prov_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int prov_full_key(const struct prov *p, const char *key, char *buf,
 		  size_t len);
 
+/*
+ * Parse @url into p->scheme, p->bucket and p->prefix (owned; nothing else
+ * is touched). Returns 0, -EINVAL (message via prov_set_error) or -ENOMEM.
+ */
+int prov_parse_url(const char *url, struct prov *p);
+
 /* Backends. */
 extern const struct prov_ops prov_file_ops;
 

@@ -1,0 +1,697 @@
+/*
+ * store - the modelkit layout over a provider (see store.h).
+ *
+ * Everything is built from the provider's primitives: a `.versions` or
+ * `.meta` read is one capped prov_get_buf(), a namespace level is one
+ * delimited prov_list(), the asset list is one full listing (or the
+ * assets.index document where the backend cannot list). Messages name the
+ * asset, version or object concerned and carry the provider's reason.
+ *
+ * Threads: struct store is read-only after opening. Errors: 0 or a
+ * negative errno with a message in @err.
+ */
+#include "fs/store.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct store {
+	struct prov *prov;   /* owned */
+	enum versioning sys; /* AUTO: detect per asset */
+};
+
+static void store_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void store_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+int store_from_prov(struct prov *prov, const char *versioning,
+		    struct store **out, char *err, size_t errlen)
+{
+	enum versioning sys;
+	struct store *s;
+	int ret;
+
+	*out = NULL;
+	if (versioning) {
+		ret = versioning_parse(versioning, &sys);
+		if (ret < 0)
+			store_err(err, errlen, "unknown versioning system '%s' "
+				  "(expected auto, major_minor or simple_date)",
+				  versioning);
+	} else {
+		ret = versioning_from_env(&sys);
+		if (ret < 0)
+			store_err(err, errlen,
+				  "MODELKIT_ASSETS_VERSIONING_SYSTEM='%s': "
+				  "expected major_minor or simple_date",
+				  getenv("MODELKIT_ASSETS_VERSIONING_SYSTEM"));
+	}
+	if (ret < 0) {
+		prov_close(&prov);
+		return -EINVAL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		prov_close(&prov);
+		store_err(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	s->prov = prov;
+	s->sys = sys;
+	*out = s;
+	return 0;
+}
+
+int store_open(const char *url, const struct store_opts *opts,
+	       struct store **out, char *err, size_t errlen)
+{
+	struct prov *p = NULL;
+	int ret;
+
+	*out = NULL;
+	ret = prov_open(url, opts ? opts->prov : NULL, &p);
+	if (ret < 0) {
+		store_err(err, errlen, "%s", *prov_last_error() ?
+			  prov_last_error() : strerror(-ret));
+		return ret;
+	}
+	return store_from_prov(p, opts ? opts->versioning : NULL, out, err,
+			       errlen);
+}
+
+void store_close(struct store **s)
+{
+	if (!s || !*s)
+		return;
+	prov_close(&(*s)->prov);
+	free(*s);
+	*s = NULL;
+}
+
+struct prov *store_prov(const struct store *s)
+{
+	return s->prov;
+}
+
+enum versioning store_versioning(const struct store *s)
+{
+	return s->sys;
+}
+
+static int store_fmt(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int store_fmt(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= len)
+		return -ENAMETOOLONG;
+	return n;
+}
+
+int store_key_versions(const char *name, char *buf, size_t len)
+{
+	return store_fmt(buf, len, "%s" STORE_VERSIONS_SUFFIX, name);
+}
+
+int store_key_meta(const char *name, const char *version, char *buf,
+		   size_t len)
+{
+	return store_fmt(buf, len, "%s/%s" STORE_META_SUFFIX, name, version);
+}
+
+int store_key_file(const char *name, const char *version,
+		   const char *relpath, char *buf, size_t len)
+{
+	if (!relpath || !*relpath)
+		return store_fmt(buf, len, "%s/%s", name, version);
+	return store_fmt(buf, len, "%s/%s/%s", name, version, relpath);
+}
+
+int store_object_url(const struct store *s, const char *key, char *buf,
+		     size_t len)
+{
+	const char *url = prov_url(s->prov);
+	size_t ul = strlen(url);
+
+	while (ul > 0 && url[ul - 1] == '/')
+		ul--;
+	return store_fmt(buf, len, "%.*s/%s", (int)ul, url, key);
+}
+
+/* The provider's message for the failed call, or strerror. */
+static const char *store_prov_reason(int ret)
+{
+	const char *m = prov_last_error();
+
+	return (m && *m) ? m : strerror(-ret);
+}
+
+int store_parse_versions(const struct store *s, const char *json,
+			 size_t len, struct version_list *out, char *err,
+			 size_t errlen)
+{
+	return versions_parse(json, len, s->sys, out, err, errlen);
+}
+
+int store_get_versions(struct store *s, const char *name,
+		       struct version_list *out, struct buf *raw, char **etag,
+		       char *err, size_t errlen)
+{
+	char key[STORE_KEY_MAX];
+	char perr[SPEC_ERR_MAX];
+	char *tag = NULL;
+	struct buf b;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (etag)
+		*etag = NULL;
+	buf_init(&b, VERSIONS_MAX_BYTES);
+	ret = spec_check_name(name, err, errlen);
+	if (ret < 0)
+		goto out;
+	ret = store_key_versions(name, key, sizeof(key));
+	if (ret < 0) {
+		store_err(err, errlen, "asset name too long");
+		goto out;
+	}
+	ret = prov_get_buf(s->prov, key, VERSIONS_MAX_BYTES, &b, &tag);
+	if (ret == -ENOENT) {
+		store_err(err, errlen, "no such asset '%s'", name);
+		goto out;
+	}
+	if (ret == -EFBIG) {
+		store_err(err, errlen, "%s: larger than %u bytes", key,
+			  VERSIONS_MAX_BYTES);
+		goto out;
+	}
+	if (ret < 0) {
+		store_err(err, errlen, "cannot read %s: %s", key,
+			  store_prov_reason(ret));
+		goto out;
+	}
+	ret = store_parse_versions(s, b.data ? b.data : "", b.len, out, perr,
+				   sizeof(perr));
+	if (ret < 0) {
+		store_err(err, errlen, "%s: %s", key, perr);
+		goto out;
+	}
+	if (raw) {
+		ret = buf_append(raw, b.data ? b.data : "", b.len);
+		if (ret < 0) {
+			store_err(err, errlen, "%s: %s", key, strerror(-ret));
+			version_list_clear(out);
+			goto out;
+		}
+	}
+	if (etag) {
+		*etag = tag;
+		tag = NULL;
+	}
+out:
+	free(tag);
+	buf_free(&b);
+	return ret < 0 ? ret : 0;
+}
+
+int store_get_meta(struct store *s, const char *name, const char *version,
+		   struct meta *out, struct buf *raw, char **etag, char *err,
+		   size_t errlen)
+{
+	char key[STORE_KEY_MAX];
+	char perr[SPEC_ERR_MAX];
+	char *tag = NULL;
+	struct buf b;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (etag)
+		*etag = NULL;
+	buf_init(&b, META_MAX_BYTES);
+	ret = spec_check_name(name, err, errlen);
+	if (ret < 0)
+		goto out;
+	ret = store_key_meta(name, version, key, sizeof(key));
+	if (ret < 0) {
+		store_err(err, errlen, "asset name too long");
+		goto out;
+	}
+	ret = prov_get_buf(s->prov, key, META_MAX_BYTES, &b, &tag);
+	if (ret == -ENOENT) {
+		store_err(err, errlen, "no .meta for '%s:%s'", name, version);
+		goto out;
+	}
+	if (ret == -EFBIG) {
+		store_err(err, errlen, "%s: larger than %u bytes", key,
+			  META_MAX_BYTES);
+		goto out;
+	}
+	if (ret < 0) {
+		store_err(err, errlen, "cannot read %s: %s", key,
+			  store_prov_reason(ret));
+		goto out;
+	}
+	ret = meta_parse(b.data ? b.data : "", b.len, out, perr, sizeof(perr));
+	if (ret < 0) {
+		store_err(err, errlen, "%s: %s", key, perr);
+		goto out;
+	}
+	if (raw) {
+		ret = buf_append(raw, b.data ? b.data : "", b.len);
+		if (ret < 0) {
+			store_err(err, errlen, "%s: %s", key, strerror(-ret));
+			meta_clear(out);
+			goto out;
+		}
+	}
+	if (etag) {
+		*etag = tag;
+		tag = NULL;
+	}
+out:
+	free(tag);
+	buf_free(&b);
+	return ret < 0 ? ret : 0;
+}
+
+/* A growable vector of owned strings. */
+struct strvec {
+	char **v;
+	size_t n, cap;
+};
+
+static int strvec_push(struct strvec *sv, const char *s, size_t len)
+{
+	if (sv->n == sv->cap) {
+		size_t nc = sv->cap ? sv->cap * 2 : 16;
+		char **nv = realloc(sv->v, nc * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		sv->v = nv;
+		sv->cap = nc;
+	}
+	sv->v[sv->n] = strndup(s, len);
+	if (!sv->v[sv->n])
+		return -ENOMEM;
+	sv->n++;
+	return 0;
+}
+
+static void strvec_free(struct strvec *sv)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		free(sv->v[i]);
+	free(sv->v);
+	memset(sv, 0, sizeof(*sv));
+}
+
+static int store_cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sort and drop duplicates. */
+static void strvec_sort_unique(struct strvec *sv)
+{
+	size_t j = 0;
+
+	if (sv->n == 0)
+		return;
+	qsort(sv->v, sv->n, sizeof(sv->v[0]), store_cmp_str);
+	for (size_t i = 1; i < sv->n; i++) {
+		if (strcmp(sv->v[i], sv->v[j]) == 0)
+			free(sv->v[i]);
+		else
+			sv->v[++j] = sv->v[i];
+	}
+	sv->n = j + 1;
+}
+
+static bool strvec_has(const struct strvec *sv, const char *s)
+{
+	return sv->n && bsearch(&s, sv->v, sv->n, sizeof(sv->v[0]),
+				store_cmp_str) != NULL;
+}
+
+/* If @key is "<name>.versions", the length of <name>, else 0. */
+static size_t store_versions_name_len(const char *key)
+{
+	size_t kl = strlen(key), sl = strlen(STORE_VERSIONS_SUFFIX);
+
+	if (kl <= sl || strcmp(key + kl - sl, STORE_VERSIONS_SUFFIX) != 0)
+		return 0;
+	return kl - sl;
+}
+
+static bool store_name_ok(const char *name)
+{
+	char e[SPEC_ERR_MAX];
+
+	return spec_check_name(name, e, sizeof(e)) == 0;
+}
+
+int store_list_level(struct store *s, const char *ns, struct store_level *out,
+		     char *err, size_t errlen)
+{
+	struct strvec assets = { 0 }, spaces = { 0 };
+	struct prov_listing l = { 0 };
+	char prefix[SPEC_NAME_MAX + 2];
+	size_t pl;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (!ns)
+		ns = "";
+	if (*ns) {
+		ret = spec_check_name(ns, err, errlen);
+		if (ret < 0)
+			return ret;
+	}
+	ret = store_fmt(prefix, sizeof(prefix), "%s%s", ns, *ns ? "/" : "");
+	if (ret < 0) {
+		store_err(err, errlen, "namespace name too long");
+		return ret;
+	}
+	pl = (size_t)ret;
+	ret = prov_list(s->prov, prefix, true, &l);
+	if (ret < 0) {
+		store_err(err, errlen, "cannot list '%s': %s",
+			  *ns ? ns : "/", store_prov_reason(ret));
+		return ret;
+	}
+	for (size_t i = 0; i < l.n_objects; i++) {
+		const char *k = l.objects[i].key;
+		size_t nl = store_versions_name_len(k);
+
+		if (nl <= pl || strncmp(k, prefix, pl) != 0)
+			continue;
+		if (memchr(k + pl, '/', nl - pl))
+			continue;
+		ret = strvec_push(&assets, k, nl);
+		if (ret < 0)
+			goto out;
+		if (!store_name_ok(assets.v[assets.n - 1])) {
+			free(assets.v[--assets.n]);
+			out->n_skipped++;
+		}
+	}
+	strvec_sort_unique(&assets);
+	for (size_t i = 0; i < l.n_prefixes; i++) {
+		const char *k = l.prefixes[i];
+		size_t kl = strlen(k);
+
+		if (kl <= pl + 1 || strncmp(k, prefix, pl) != 0 ||
+		    k[kl - 1] != '/')
+			continue;
+		ret = strvec_push(&spaces, k, kl - 1);
+		if (ret < 0)
+			goto out;
+		if (strvec_has(&assets, spaces.v[spaces.n - 1])) {
+			/* the data prefix of an asset */
+			free(spaces.v[--spaces.n]);
+		} else if (!store_name_ok(spaces.v[spaces.n - 1])) {
+			free(spaces.v[--spaces.n]);
+			out->n_skipped++;
+		}
+	}
+	strvec_sort_unique(&spaces);
+	out->assets = assets.v;
+	out->n_assets = assets.n;
+	out->namespaces = spaces.v;
+	out->n_namespaces = spaces.n;
+	memset(&assets, 0, sizeof(assets));
+	memset(&spaces, 0, sizeof(spaces));
+	ret = 0;
+out:
+	if (ret < 0) {
+		store_err(err, errlen, "out of memory");
+		out->n_skipped = 0;
+	}
+	strvec_free(&assets);
+	strvec_free(&spaces);
+	prov_listing_free(&l);
+	return ret;
+}
+
+void store_level_clear(struct store_level *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->n_assets; i++)
+		free(l->assets[i]);
+	free(l->assets);
+	for (size_t i = 0; i < l->n_namespaces; i++)
+		free(l->namespaces[i]);
+	free(l->namespaces);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Does a proper ancestor of @name ("a" or "a/b" of "a/b/c") appear in @sv? */
+static bool store_has_asset_ancestor(const struct strvec *sv, char *name)
+{
+	bool found = false;
+
+	for (char *c = name; *c && !found; c++) {
+		if (*c != '/')
+			continue;
+		*c = '\0';
+		found = strvec_has(sv, name);
+		*c = '/';
+	}
+	return found;
+}
+
+int store_list_assets(struct store *s, struct assets_index *out, char *err,
+		      size_t errlen)
+{
+	struct prov_listing l = { 0 };
+	struct strvec cand = { 0 };
+	size_t invalid = 0, j = 0;
+	bool *inside = NULL;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (!prov_can_list(s->prov)) {
+		ret = store_read_index(s, out, err, errlen);
+		if (ret == -ENOENT) {
+			memset(out, 0, sizeof(*out));
+			ret = 0;
+		}
+		return ret;
+	}
+	ret = prov_list(s->prov, "", false, &l);
+	if (ret < 0) {
+		store_err(err, errlen, "cannot list the store: %s",
+			  store_prov_reason(ret));
+		return ret;
+	}
+	for (size_t i = 0; i < l.n_objects; i++) {
+		size_t nl = store_versions_name_len(l.objects[i].key);
+
+		if (!nl)
+			continue;
+		ret = strvec_push(&cand, l.objects[i].key, nl);
+		if (ret < 0)
+			goto out;
+		if (!store_name_ok(cand.v[cand.n - 1])) {
+			free(cand.v[--cand.n]);
+			invalid++;
+		}
+	}
+	strvec_sort_unique(&cand);
+	/* "x/1.0/a.versions" is a file inside asset x, not an asset: mark
+	   first (the test needs the whole sorted set), then compact. */
+	inside = calloc(cand.n ? cand.n : 1, sizeof(*inside));
+	if (!inside) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < cand.n; i++)
+		inside[i] = store_has_asset_ancestor(&cand, cand.v[i]);
+	for (size_t i = 0; i < cand.n; i++) {
+		if (inside[i])
+			free(cand.v[i]);
+		else
+			cand.v[j++] = cand.v[i];
+	}
+	cand.n = j;
+	out->names = cand.v;
+	out->n = cand.n;
+	out->n_invalid = invalid;
+	memset(&cand, 0, sizeof(cand));
+	ret = 0;
+out:
+	if (ret < 0)
+		store_err(err, errlen, "out of memory");
+	free(inside);
+	strvec_free(&cand);
+	prov_listing_free(&l);
+	return ret;
+}
+
+int store_read_index(struct store *s, struct assets_index *out, char *err,
+		     size_t errlen)
+{
+	char perr[SPEC_ERR_MAX];
+	struct buf b;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	buf_init(&b, ASSETS_INDEX_MAX_BYTES);
+	ret = prov_get_buf(s->prov, STORE_INDEX_KEY, ASSETS_INDEX_MAX_BYTES,
+			   &b, NULL);
+	if (ret == -ENOENT) {
+		store_err(err, errlen, "the store has no " STORE_INDEX_KEY);
+		goto out;
+	}
+	if (ret < 0) {
+		store_err(err, errlen, "cannot read " STORE_INDEX_KEY ": %s",
+			  store_prov_reason(ret));
+		goto out;
+	}
+	ret = assets_index_parse(b.data ? b.data : "", b.len, out, perr,
+				 sizeof(perr));
+	if (ret < 0)
+		store_err(err, errlen, STORE_INDEX_KEY ": %s", perr);
+out:
+	buf_free(&b);
+	return ret;
+}
+
+int store_write_index(struct store *s, const struct assets_index *ix,
+		      char *err, size_t errlen)
+{
+	struct buf b;
+	int ret;
+
+	buf_init(&b, 0);
+	ret = assets_index_format(ix, &b);
+	if (ret < 0) {
+		store_err(err, errlen, "formatting " STORE_INDEX_KEY ": %s",
+			  strerror(-ret));
+		goto out;
+	}
+	ret = prov_put_buf(s->prov, STORE_INDEX_KEY, b.data ? b.data : "",
+			   b.len);
+	if (ret < 0)
+		store_err(err, errlen, "cannot write " STORE_INDEX_KEY ": %s",
+			  store_prov_reason(ret));
+out:
+	buf_free(&b);
+	return ret;
+}
+
+static int store_cmp_key(const void *key, const void *elem)
+{
+	return strcmp((const char *)key, *(char *const *)elem);
+}
+
+/* Is @sub a directory inside the folder (a strict prefix of an entry)? */
+static bool store_is_subdir(const struct meta *m, const char *sub)
+{
+	size_t sl = strlen(sub);
+
+	for (size_t i = 0; i < m->n_contents; i++)
+		if (strncmp(m->contents[i], sub, sl) == 0 &&
+		    m->contents[i][sl] == '/')
+			return true;
+	return false;
+}
+
+int store_resolve(struct store *s, const struct spec *spec,
+		  struct store_resolved *out, char *err, size_t errlen)
+{
+	struct version_list vl = { 0 };
+	const char *v = NULL, *sub = NULL;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = store_get_versions(s, spec->name, &vl, NULL, NULL, err, errlen);
+	if (ret < 0)
+		goto out;
+	ret = version_resolve(&vl, spec->name, spec->version, &v, err, errlen);
+	if (ret < 0)
+		goto out;
+	out->name = strdup(spec->name);
+	out->version = strdup(v);
+	if (!out->name || !out->version) {
+		ret = -ENOMEM;
+		store_err(err, errlen, "out of memory");
+		goto out;
+	}
+	ret = store_get_meta(s, spec->name, v, &out->meta, NULL, NULL, err,
+			     errlen);
+	if (ret < 0)
+		goto out;
+	if (spec->sub) {
+		sub = spec->sub;
+		while (*sub == '/')
+			sub++;
+		if (!out->meta.is_directory) {
+			store_err(err, errlen, "'%s:%s' is a file asset: it has "
+				  "no file '%s'", spec->name, v, sub);
+			ret = -ENOTDIR;
+			goto out;
+		}
+		if (!out->meta.n_contents ||
+		    !bsearch(sub, out->meta.contents, out->meta.n_contents,
+			     sizeof(char *), store_cmp_key)) {
+			bool dir = store_is_subdir(&out->meta, sub);
+
+			store_err(err, errlen, "%s '%s' in '%s:%s'",
+				  dir ? "not a file:" : "no file", sub,
+				  spec->name, v);
+			ret = dir ? -EISDIR : -ENOENT;
+			goto out;
+		}
+		out->sub = strdup(sub);
+		if (!out->sub) {
+			ret = -ENOMEM;
+			store_err(err, errlen, "out of memory");
+			goto out;
+		}
+	}
+	ret = store_key_file(spec->name, v, out->sub, out->key,
+			     sizeof(out->key));
+	if (ret < 0) {
+		store_err(err, errlen, "object key too long");
+		goto out;
+	}
+	ret = 0;
+out:
+	version_list_clear(&vl);
+	if (ret < 0)
+		store_resolved_clear(out);
+	return ret;
+}
+
+void store_resolved_clear(struct store_resolved *r)
+{
+	if (!r)
+		return;
+	free(r->name);
+	free(r->version);
+	free(r->sub);
+	meta_clear(&r->meta);
+	memset(r, 0, sizeof(*r));
+}
