@@ -1,0 +1,160 @@
+/*
+ * catalog - the store's tree as the mount shows it (DESIGN §4), with TTLs:
+ * namespace levels, version lists (re-read after versions_ttl; the aliases
+ * move with them) and versions (their `.meta`, manifest, file sizes and
+ * ETags, kept for the life of the mount: version content never changes).
+ *
+ * Listing a namespace is one delimited listing, after which the assets'
+ * `.versions` are fetched in parallel; listing an asset fetches its
+ * versions' `.meta` in parallel. Nothing walks a version's data: a folder
+ * version's files come from its `.meta` contents and manifest (without a
+ * manifest, one listing of the version's prefix gives sizes and ETags).
+ *
+ * Offline: every document read from the store (levels, .versions, .meta,
+ * object sizes/ETags) is also kept in the cache's documents, and when the
+ * store cannot be reached the last known copy is served, also after a
+ * restart. A store failure marks the catalog offline for a few seconds so
+ * that lookups do not each wait a `timeout`.
+ *
+ * Hostile content: invalid names, malformed or oversized documents and
+ * `.meta` contents that escape the version are skipped with one log line
+ * each; the rest of the tree stays usable.
+ *
+ * Threads: every function is safe concurrently; results are refcounted,
+ * immutable snapshots (one catalog mutex guards the maps, never held
+ * across I/O). Errors: 0 or a negative errno.
+ */
+#ifndef ASSETFS_FS_CATALOG_H
+#define ASSETFS_FS_CATALOG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fs/cache.h"
+#include "fs/stats.h"
+#include "fs/store.h"
+#include "resolver/meta.h"
+#include "resolver/version.h"
+
+struct catalog;
+
+struct catalog_opts {
+	int versions_ttl_ms; /* 0 -> 60000 */
+	int parallel;	     /* threads for parallel fetches; 0 -> 16 */
+	int offline_ms;	     /* how long a store failure marks the store
+				unreachable; 0 -> 5000 */
+};
+
+/* One namespace level: child component names, sorted. */
+struct cat_level {
+	char **assets; /* last components of the assets below */
+	size_t n_assets;
+	char **namespaces; /* last components of the sub-namespaces */
+	size_t n_namespaces;
+	/* private */
+	atomic_int refs;
+};
+
+/* An asset's version list and its aliases. */
+struct cat_versions {
+	struct version_list list; /* newest first */
+	char **alias_names;	  /* "latest", "1.latest", ... */
+	char **alias_targets;	  /* the version each alias names */
+	size_t n_aliases;
+	bool offline; /* served from the last known copy */
+	/* private */
+	int64_t fetched_ms;
+	atomic_int refs;
+};
+
+/* A file or dir inside a version. Node 0 is the version itself. */
+struct cat_node {
+	char *relpath;	  /* "" for node 0 */
+	const char *comp; /* last component (into relpath) */
+	bool is_dir;
+	uint64_t size;
+	char *etag;			 /* owned, NULL with a manifest */
+	const struct manifest_file *mf;	 /* NULL without a manifest */
+	uint32_t parent;		 /* node index */
+	uint32_t first_child;		 /* 0 = none */
+	uint32_t next_sibling;		 /* 0 = none */
+};
+
+struct cat_version {
+	char *name;
+	char *version;
+	struct meta meta;
+	struct cat_node *nodes;
+	size_t n_nodes;
+	uint32_t block_size; /* the manifest's, else the TOFU block size */
+	/* private */
+	atomic_int refs;
+};
+
+#define CAT_TOFU_BLOCK_SIZE (4u << 20)
+
+/*
+ * Make a catalog over @st (borrowed). @cache (borrowed, may be NULL: no
+ * offline copies) and @stats (borrowed, may be NULL). Returns 0 or -ENOMEM.
+ */
+int catalog_new(struct store *st, struct cache *cache, struct stats *stats,
+		const struct catalog_opts *opts, struct catalog **out);
+void catalog_free(struct catalog *c); /* NULL-safe */
+
+/*
+ * The level at namespace @ns ("" for the root). Re-listed after the TTL;
+ * fetches the listed assets' version lists in parallel. Returns 0 with a
+ * reference in *@out, or an error (a store failure with no last known copy).
+ */
+int catalog_level(struct catalog *c, const char *ns, struct cat_level **out);
+void cat_level_unref(struct cat_level *l); /* NULL-safe */
+
+/*
+ * The version list of asset @name. Returns 0 with a reference, -ENOENT if
+ * there is no such asset (or @name is not a valid name), -EINVAL for a
+ * malformed `.versions` (logged), or a store error with no last known copy.
+ */
+int catalog_versions(struct catalog *c, const char *name,
+		     struct cat_versions **out);
+void cat_versions_unref(struct cat_versions *v); /* NULL-safe */
+
+/*
+ * Is @name a namespace (a non-empty level)? Returns 1, 0, or an error.
+ */
+int catalog_is_namespace(struct catalog *c, const char *name);
+
+/*
+ * Version @version of @name: its .meta and files. Returns 0 with a
+ * reference, -ENOENT, -EINVAL (hostile .meta, logged), or an error.
+ */
+int catalog_version(struct catalog *c, const char *name, const char *version,
+		    struct cat_version **out);
+void cat_version_unref(struct cat_version *v); /* NULL-safe */
+
+/*
+ * Fetch the .meta of every version of @v in parallel (so a listing of the
+ * asset dir can show types and sizes at once). Errors are logged per
+ * version; returns 0.
+ */
+int catalog_prefetch_versions(struct catalog *c, const char *name,
+			      const struct cat_versions *v);
+
+/* The node at @relpath in @v, or -ENOENT. Returns the index. */
+int cat_version_find(const struct cat_version *v, const char *relpath);
+
+/* The target of alias @alias, or NULL if @v has no such alias. */
+const char *cat_versions_alias(const struct cat_versions *v,
+			       const char *alias);
+
+/* Whether @v lists @version. */
+bool cat_versions_has(const struct cat_versions *v, const char *version);
+
+/* The versions TTL in milliseconds. */
+int catalog_ttl_ms(const struct catalog *c);
+
+/* The store (borrowed). */
+struct store *catalog_store(const struct catalog *c);
+
+#endif
