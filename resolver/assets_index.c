@@ -32,7 +32,6 @@ void assets_index_clear(struct assets_index *ix)
 int assets_index_parse(const char *json, size_t len, struct assets_index *out,
 		       char *err, size_t errlen)
 {
-	const char *end = NULL;
 	cJSON *root = NULL, *arr, *it;
 	size_t n, w;
 	int ret = 0;
@@ -44,18 +43,10 @@ int assets_index_parse(const char *json, size_t len, struct assets_index *out,
 			     len, ASSETS_INDEX_MAX_BYTES);
 		return -EFBIG;
 	}
-	if (!json || len == 0) {
-		resolver_err(err, errlen, "assets.index is empty");
-		return -EINVAL;
-	}
-	root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
-	if (!root) {
-		resolver_err(err, errlen,
-			     "assets.index is not valid JSON (at byte %zu)",
-			     end && end >= json && end <= json + len
-				     ? (size_t)(end - json) : (size_t)0);
-		return -EINVAL;
-	}
+	ret = resolver_json_parse(json, len, "assets.index", &root, err,
+				  errlen);
+	if (ret < 0)
+		return ret;
 	if (!cJSON_IsObject(root)) {
 		resolver_err(err, errlen, "assets.index is not a JSON object");
 		ret = -EINVAL;

@@ -434,7 +434,6 @@ int meta_parse(const char *json, size_t len, struct meta *out, char *err,
 	       size_t errlen)
 {
 	const cJSON *pd, *isdir, *contents, *af;
-	const char *end = NULL;
 	char q[QUOTE_BUF];
 	cJSON *root = NULL;
 	int ret;
@@ -444,14 +443,10 @@ int meta_parse(const char *json, size_t len, struct meta *out, char *err,
 		return fail(err, errlen, -EFBIG,
 			    ".meta document of %zu bytes is over the %u byte cap",
 			    len, META_MAX_BYTES);
-	if (!json || len == 0)
-		return fail(err, errlen, -EINVAL, ".meta document is empty");
-	root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
-	if (!root)
-		return fail(err, errlen, -EINVAL,
-			    ".meta document is not valid JSON (at byte %zu)",
-			    end && end >= json && end <= json + len
-				    ? (size_t)(end - json) : (size_t)0);
+	ret = resolver_json_parse(json, len, ".meta document", &root, err,
+				  errlen);
+	if (ret < 0)
+		return ret;
 	if (!cJSON_IsObject(root)) {
 		ret = fail(err, errlen, -EINVAL,
 			   ".meta document is not a JSON object");

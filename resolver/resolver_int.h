@@ -32,4 +32,16 @@ void resolver_err(char *err, size_t errlen, const char *fmt, ...)
 int resolver_check_relpath(const char *p, size_t n, const char *what,
 			   char *err, size_t errlen);
 
+struct cJSON;
+
+/*
+ * Parse exactly @len bytes at @json (not necessarily NUL-terminated) as one
+ * JSON document: only whitespace may follow it. @what names the document
+ * in messages ("versions document", ".meta document"). Returns 0 with
+ * *@root set (free with cJSON_Delete), or -EINVAL with a message naming
+ * the byte offset of the error.
+ */
+int resolver_json_parse(const char *json, size_t len, const char *what,
+			struct cJSON **root, char *err, size_t errlen);
+
 #endif

@@ -9,6 +9,7 @@
  */
 #include "resolver/spec.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -62,6 +63,41 @@ void resolver_err(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+}
+
+int resolver_json_parse(const char *json, size_t len, const char *what,
+			cJSON **root, char *err, size_t errlen)
+{
+	const char *end = NULL;
+	size_t off;
+	cJSON *r;
+
+	*root = NULL;
+	if (!json || len == 0) {
+		resolver_err(err, errlen, "%s is empty", what);
+		return -EINVAL;
+	}
+	r = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+	off = end && end >= json && end <= json + len ? (size_t)(end - json)
+						      : 0;
+	if (!r) {
+		resolver_err(err, errlen, "%s is not valid JSON (at byte %zu)",
+			     what, off);
+		return -EINVAL;
+	}
+	for (; off < len; off++) {
+		char c = json[off];
+
+		if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+			cJSON_Delete(r);
+			resolver_err(err, errlen,
+				     "%s is not valid JSON (trailing data at byte %zu)",
+				     what, off);
+			return -EINVAL;
+		}
+	}
+	*root = r;
+	return 0;
 }
 
 static bool is_alnum(unsigned char c)

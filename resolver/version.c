@@ -195,9 +195,7 @@ void version_list_clear(struct version_list *l)
 	for (size_t i = 0; i < l->n; i++)
 		free(l->v[i]);
 	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-	l->n_invalid = 0;
+	memset(l, 0, sizeof(*l));
 }
 
 /* qsort has no context argument: sort each system with its own function. */
@@ -291,7 +289,6 @@ int versions_parse(const char *json, size_t len, enum versioning sys,
 		   struct version_list *out, char *err, size_t errlen)
 {
 	const char **strs = NULL;
-	const char *end = NULL;
 	cJSON *root = NULL, *arr, *it;
 	size_t n = 0, i = 0;
 	int ret;
@@ -303,18 +300,10 @@ int versions_parse(const char *json, size_t len, enum versioning sys,
 			     len, VERSIONS_MAX_BYTES);
 		return -EFBIG;
 	}
-	if (!json || len == 0) {
-		resolver_err(err, errlen, "versions document is empty");
-		return -EINVAL;
-	}
-	root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
-	if (!root) {
-		resolver_err(err, errlen,
-			     "versions document is not valid JSON (at byte %zu)",
-			     end && end >= json && end <= json + len
-				     ? (size_t)(end - json) : (size_t)0);
-		return -EINVAL;
-	}
+	ret = resolver_json_parse(json, len, "versions document", &root, err,
+				  errlen);
+	if (ret < 0)
+		return ret;
 	if (!cJSON_IsObject(root)) {
 		resolver_err(err, errlen, "versions document is not a JSON object");
 		ret = -EINVAL;

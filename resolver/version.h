@@ -70,7 +70,10 @@ struct version_list {
 int versions_parse(const char *json, size_t len, enum versioning sys,
 		   struct version_list *out, char *err, size_t errlen);
 
-/* Free the strings; @l may be reused. NULL-safe. */
+/*
+ * Free the strings and zero @l (sys back to AUTO, so a later
+ * version_list_add() detects the system again); @l may be reused. NULL-safe.
+ */
 void version_list_clear(struct version_list *l);
 
 /*
