@@ -1,0 +1,139 @@
+/*
+ * curl_pool - the libcurl machinery every remote backend (http, s3, az, gs)
+ * runs its requests through: a pool of easy handles sharing one connection
+ * cache, DNS cache and TLS session cache (a CURLSH with share locks), and
+ * cr_run(), which performs one logical request with retries.
+ *
+ * cr_run() retries 5xx, 429, connection resets, timeouts, stalls and
+ * truncated bodies with exponential backoff and full jitter, honouring
+ * Retry-After, and never runs past opts.timeout_ms in total. A GET that is
+ * marked resumable delivers every byte of its range exactly once: a retry
+ * asks for the first byte not yet delivered, pinned with If-Match to the
+ * ETag of the first answer, so a replaced object is -ESTALE, never a mix.
+ * TLS is always verified; a custom CA comes from the backend's variable
+ * (e.g. AWS_CA_BUNDLE), then CURL_CA_BUNDLE, then SSL_CERT_FILE.
+ *
+ * Secrets: request URLs may carry one (an Azure SAS); they are never shown.
+ * Error messages name the operation with r->what, which the backend builds
+ * without secrets, plus the HTTP status and the service's error code.
+ *
+ * Threads: a pool is safe to use from any number of threads; one cr_req
+ * belongs to one thread. Errors: 0 or a negative errno (provider.h list);
+ * on failure the message is left in prov_set_error().
+ */
+#ifndef ASSETFS_PROVIDERS_CURL_POOL_H
+#define ASSETFS_PROVIDERS_CURL_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "providers/provider_int.h"
+
+struct cpool;
+
+#define CR_MAX_HDRS 32
+#define CR_ETAG_MAX 256
+
+/* Request headers, built per attempt: "Name: value" lines, owned. */
+struct cr_hdrs {
+	size_t n;
+	char *line[CR_MAX_HDRS];
+};
+
+/*
+ * Add a header. Returns 0, -E2BIG when full, -ENOMEM.
+ * A later header of the same name does not replace an earlier one.
+ */
+int cr_hdr_add(struct cr_hdrs *h, const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The value of header @name (case-insensitive), or NULL. Borrowed. */
+const char *cr_hdr_get(const struct cr_hdrs *h, const char *name);
+
+/* Free every line; @h is empty again. */
+void cr_hdrs_clear(struct cr_hdrs *h);
+
+/*
+ * Called before every attempt with the complete header set of that attempt
+ * (the request's fixed headers plus Range, If-Match and Content-Length as
+ * they will be sent) to add authentication. @url is the full URL.
+ * Returns 0 or a negative errno (the request then fails with it).
+ */
+typedef int (*cr_sign_fn)(void *arg, const char *method, const char *url,
+			  struct cr_hdrs *h);
+
+struct cr_req {
+	/* --- in --- */
+	const char *method; /* "GET", "HEAD", "PUT", "POST", "DELETE" */
+	const char *url;    /* full URL, may carry a secret: never shown */
+	const char *what;   /* for messages: "GET s3://b/p/k", no secret */
+	const char *const *headers; /* NULL-terminated "Name: value", or NULL */
+	cr_sign_fn sign;    /* may be NULL */
+	void *sign_arg;
+
+	/* request body (PUT/POST): memory, or @body_size bytes of @body_fd
+	   from @body_off */
+	bool has_body;
+	const void *body;
+	size_t body_len;
+	int body_fd; /* -1 for memory */
+	uint64_t body_off, body_size;
+	prov_progress_fn progress; /* may be NULL */
+	void *progress_arg;
+	uint64_t progress_base, progress_total;
+
+	/* GET range: only when @ranged; @len may be PROV_WHOLE */
+	bool ranged;
+	uint64_t off, len;
+	bool resumable;       /* a retry resumes at the first undelivered byte */
+	const char *if_match; /* sent as If-Match, may be NULL */
+	bool if_match_query;  /* the backend pins with a query (gs) */
+	const char *capture_hdr; /* a response header to keep in captured[] */
+
+	/* 2xx body: to @sink, or appended to @out (its cap applies), or
+	   dropped */
+	prov_sink_fn sink;
+	void *sink_arg;
+	struct buf *out;
+
+	/* --- out --- */
+	long status;
+	char etag[CR_ETAG_MAX]; /* "" if none */
+	bool have_length;
+	uint64_t content_length; /* of the last answer's body */
+	bool have_total;
+	uint64_t total_size; /* whole object size (Content-Range, or
+				Content-Length of a 200) */
+	int64_t mtime;       /* Last-Modified, 0 if none */
+	char err_code[128];  /* service error code, "" if none */
+	char captured[256];  /* value of capture_hdr, "" if none */
+	uint64_t delivered;  /* body bytes delivered to sink/out */
+};
+
+/*
+ * Make a pool for @p (opts borrowed from p->opts). @ca_env names the
+ * backend's CA bundle variable (e.g. "AWS_CA_BUNDLE"), may be NULL.
+ * Returns 0, -ENOMEM, or -EIO if libcurl cannot be initialised.
+ */
+int cpool_new(struct prov *p, const char *ca_env, struct cpool **out);
+
+/* Free the pool and its handles; sets *@pool to NULL. NULL-safe. */
+void cpool_free(struct cpool **pool);
+
+/*
+ * Perform @r (see struct cr_req) with retries, counting into p->stats.
+ * Returns 0 for a 2xx answer whose body was fully delivered, or:
+ * -ENOENT (404), -EACCES (401/403), -ESTALE (412), -EINVAL (416, 400),
+ * -ENOTSUP (405, 501), -ETIMEDOUT (deadline reached), -EIO (other), or the
+ * sink's own error. r->status holds the last HTTP status (0 if none).
+ * On failure prov_set_error() names r->what, the status and the service's
+ * error code. Thread-safe.
+ */
+int cr_run(struct cpool *pool, struct prov *p, struct cr_req *r);
+
+/* The errno for a final HTTP status (the single mapping point). */
+int cr_status_errno(long status);
+
+#endif

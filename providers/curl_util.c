@@ -1,0 +1,425 @@
+/*
+ * curl_util - encoding, hashing and XML scanning helpers for the remote
+ * backends. See curl_util.h for the contracts; nothing here keeps state.
+ */
+#include "providers/curl_util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+static const char hexdig_upper[] = "0123456789ABCDEF";
+static const char hexdig_lower[] = "0123456789abcdef";
+
+static bool unreserved(unsigned char c)
+{
+	return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+int cu_url_encode(struct buf *out, const char *s, bool keep_slash)
+{
+	char esc[3];
+	int ret;
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (unreserved(c) || (keep_slash && c == '/')) {
+			ret = buf_append(out, s, 1);
+		} else {
+			esc[0] = '%';
+			esc[1] = hexdig_upper[c >> 4];
+			esc[2] = hexdig_upper[c & 15];
+			ret = buf_append(out, esc, 3);
+		}
+		if (ret < 0)
+			return ret;
+	}
+	if (!out->data) /* make "" a valid string */
+		return buf_append(out, "", 0);
+	return 0;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int cu_url_decode(struct buf *out, const char *s, bool plus_space)
+{
+	int ret;
+
+	for (; *s; s++) {
+		char c = *s;
+
+		if (c == '%') {
+			int hi = hexval(s[1]), lo = hi < 0 ? -1 : hexval(s[2]);
+
+			if (hi < 0 || lo < 0)
+				return -EINVAL;
+			c = (char)(hi << 4 | lo);
+			s += 2;
+		} else if (c == '+' && plus_space) {
+			c = ' ';
+		}
+		ret = buf_append(out, &c, 1);
+		if (ret < 0)
+			return ret;
+	}
+	if (!out->data)
+		return buf_append(out, "", 0);
+	return 0;
+}
+
+void cu_hex(const uint8_t *in, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hexdig_lower[in[i] >> 4];
+		out[2 * i + 1] = hexdig_lower[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+int cu_sha256_hex(const void *data, size_t len,
+		  char out[CU_SHA256_HEX_LEN + 1])
+{
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) ||
+	    mdlen != CU_SHA256_LEN)
+		return -EIO;
+	cu_hex(md, CU_SHA256_LEN, out);
+	return 0;
+}
+
+int cu_hmac_sha256(const void *key, size_t key_len, const void *data,
+		   size_t data_len, uint8_t out[CU_SHA256_LEN])
+{
+	unsigned int len = 0;
+
+	if (!HMAC(EVP_sha256(), key, (int)key_len, data, data_len, out, &len) ||
+	    len != CU_SHA256_LEN)
+		return -EIO;
+	return 0;
+}
+
+static const char b64_std[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_url[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+int cu_base64(struct buf *out, const void *in, size_t n, bool url)
+{
+	const uint8_t *b = in;
+	const char *tab = url ? b64_url : b64_std;
+	char q[4];
+	int ret;
+
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)b[i] << 16;
+		size_t left = n - i, emit;
+
+		if (left > 1)
+			v |= (uint32_t)b[i + 1] << 8;
+		if (left > 2)
+			v |= b[i + 2];
+		q[0] = tab[(v >> 18) & 63];
+		q[1] = tab[(v >> 12) & 63];
+		q[2] = left > 1 ? tab[(v >> 6) & 63] : '=';
+		q[3] = left > 2 ? tab[v & 63] : '=';
+		emit = 4;
+		if (url)
+			emit = left > 2 ? 4 : left + 1;
+		ret = buf_append(out, q, emit);
+		if (ret < 0)
+			return ret;
+	}
+	if (!out->data)
+		return buf_append(out, "", 0);
+	return 0;
+}
+
+static int b64val(char c)
+{
+	const char *p;
+
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	p = c ? strchr(b64_std, c) : NULL;
+	return p ? (int)(p - b64_std) : -1;
+}
+
+int cu_base64_decode(struct buf *out, const char *s)
+{
+	uint32_t acc = 0;
+	int bits = 0, ret;
+	bool pad = false;
+
+	for (; *s; s++) {
+		int v;
+
+		if (isspace((unsigned char)*s))
+			continue;
+		if (*s == '=') {
+			pad = true;
+			continue;
+		}
+		if (pad)
+			return -EINVAL;
+		v = b64val(*s);
+		if (v < 0)
+			return -EINVAL;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			char c = (char)((acc >> (bits - 8)) & 0xff);
+
+			bits -= 8;
+			ret = buf_append(out, &c, 1);
+			if (ret < 0)
+				return ret;
+		}
+	}
+	if (!out->data)
+		return buf_append(out, "", 0);
+	return 0;
+}
+
+/* Find @needle (not NUL-terminated search) in [p, end). */
+static const char *memfind(const char *p, const char *end, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	if (n == 0 || (size_t)(end - p) < n)
+		return NULL;
+	return memmem(p, (size_t)(end - p), needle, n);
+}
+
+bool cu_xml_next(struct cu_xml *x, const char *name, struct cu_xml *in)
+{
+	char open[80], close[84];
+	const char *p = x->p;
+	size_t nl = strlen(name);
+
+	if (nl + 4 > sizeof(open))
+		return false;
+	snprintf(open, sizeof(open), "<%s", name);
+	snprintf(close, sizeof(close), "</%s>", name);
+	while (p < x->end) {
+		const char *s = memfind(p, x->end, open), *gt, *e;
+
+		if (!s)
+			return false;
+		p = s + nl + 1;
+		if (p >= x->end)
+			return false;
+		/* "<Key>" or "<Key attr=...>", not "<KeyMarker>" */
+		if (*p != '>' && *p != ' ' && *p != '/' && *p != '\t' &&
+		    *p != '\r' && *p != '\n')
+			continue;
+		gt = memchr(p, '>', (size_t)(x->end - p));
+		if (!gt)
+			return false;
+		if (gt > p && gt[-1] == '/') { /* <Name/>: empty element */
+			in->p = in->end = gt + 1;
+			x->p = gt + 1;
+			return true;
+		}
+		e = memfind(gt + 1, x->end, close);
+		if (!e)
+			return false;
+		in->p = gt + 1;
+		in->end = e;
+		x->p = e + strlen(close);
+		return true;
+	}
+	return false;
+}
+
+static int xml_decode(struct buf *out, const char *p, const char *end)
+{
+	static const struct {
+		const char *ent;
+		char c;
+	} ents[] = {
+		{ "&amp;", '&' }, { "&lt;", '<' }, { "&gt;", '>' },
+		{ "&quot;", '"' }, { "&apos;", '\'' },
+	};
+	int ret;
+
+	/* CDATA sections are passed through verbatim. */
+	if (end - p >= 12 && memcmp(p, "<![CDATA[", 9) == 0 &&
+	    memcmp(end - 3, "]]>", 3) == 0)
+		return buf_append(out, p + 9, (size_t)(end - p - 12));
+	while (p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *semi;
+		size_t i;
+
+		if (!amp)
+			return buf_append(out, p, (size_t)(end - p));
+		ret = buf_append(out, p, (size_t)(amp - p));
+		if (ret < 0)
+			return ret;
+		semi = memchr(amp, ';', (size_t)(end - amp));
+		if (!semi || semi - amp > 10)
+			return -EINVAL;
+		for (i = 0; i < sizeof(ents) / sizeof(ents[0]); i++) {
+			size_t n = strlen(ents[i].ent);
+
+			if ((size_t)(semi + 1 - amp) == n &&
+			    memcmp(amp, ents[i].ent, n) == 0)
+				break;
+		}
+		if (i < sizeof(ents) / sizeof(ents[0])) {
+			ret = buf_append(out, &ents[i].c, 1);
+		} else if (amp[1] == '#') {
+			unsigned long cp = 0;
+			char u[4];
+			size_t n;
+			const char *q = amp + 2;
+			int base = 10;
+
+			if (*q == 'x' || *q == 'X') {
+				base = 16;
+				q++;
+			}
+			if (q == semi)
+				return -EINVAL;
+			for (; q < semi; q++) {
+				int v = hexval(*q);
+
+				if (v < 0 || v >= base)
+					return -EINVAL;
+				cp = cp * (unsigned long)base + (unsigned long)v;
+				if (cp > 0x10ffff)
+					return -EINVAL;
+			}
+			if (cp == 0)
+				return -EINVAL;
+			if (cp < 0x80) {
+				u[0] = (char)cp;
+				n = 1;
+			} else if (cp < 0x800) {
+				u[0] = (char)(0xc0 | (cp >> 6));
+				u[1] = (char)(0x80 | (cp & 0x3f));
+				n = 2;
+			} else if (cp < 0x10000) {
+				u[0] = (char)(0xe0 | (cp >> 12));
+				u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+				u[2] = (char)(0x80 | (cp & 0x3f));
+				n = 3;
+			} else {
+				u[0] = (char)(0xf0 | (cp >> 18));
+				u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+				u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+				u[3] = (char)(0x80 | (cp & 0x3f));
+				n = 4;
+			}
+			ret = buf_append(out, u, n);
+		} else {
+			return -EINVAL;
+		}
+		if (ret < 0)
+			return ret;
+		p = semi + 1;
+	}
+	return 0;
+}
+
+int cu_xml_text(const struct cu_xml *x, const char *name, struct buf *out)
+{
+	struct cu_xml cur = *x, in;
+	int ret;
+
+	if (!cu_xml_next(&cur, name, &in))
+		return -ENOENT;
+	ret = xml_decode(out, in.p, in.end);
+	if (ret == 0 && !out->data)
+		ret = buf_append(out, "", 0);
+	return ret;
+}
+
+int cu_xml_escape(struct buf *out, const char *s)
+{
+	int ret = 0;
+
+	for (; *s && ret == 0; s++) {
+		switch (*s) {
+		case '&': ret = buf_puts(out, "&amp;"); break;
+		case '<': ret = buf_puts(out, "&lt;"); break;
+		case '>': ret = buf_puts(out, "&gt;"); break;
+		case '"': ret = buf_puts(out, "&quot;"); break;
+		case '\'': ret = buf_puts(out, "&apos;"); break;
+		default: ret = buf_append(out, s, 1); break;
+		}
+	}
+	return ret;
+}
+
+static const char *const wdays[] = { "Sun", "Mon", "Tue", "Wed",
+				     "Thu", "Fri", "Sat" };
+static const char *const months[] = { "Jan", "Feb", "Mar", "Apr",
+				      "May", "Jun", "Jul", "Aug",
+				      "Sep", "Oct", "Nov", "Dec" };
+
+void cu_http_date(int64_t t, char *out, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	snprintf(out, len, "%s, %02d %s %04d %02d:%02d:%02d GMT",
+		 wdays[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
+		 tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+int64_t cu_parse_http_date(const char *s)
+{
+	char wd[4], mon[4];
+	int d, y, h, mi, sec, m;
+	struct tm tm = { 0 };
+
+	if (sscanf(s, "%3s, %d %3s %d %d:%d:%d GMT", wd, &d, mon, &y, &h, &mi,
+		   &sec) != 7)
+		return -1;
+	for (m = 0; m < 12; m++)
+		if (strcmp(mon, months[m]) == 0)
+			break;
+	if (m == 12 || d < 1 || d > 31 || y < 1970 || y > 9999 || h > 23 ||
+	    mi > 59 || sec > 60 || h < 0 || mi < 0 || sec < 0)
+		return -1;
+	tm.tm_mday = d;
+	tm.tm_mon = m;
+	tm.tm_year = y - 1900;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	return (int64_t)timegm(&tm);
+}
+
+char *cu_trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}

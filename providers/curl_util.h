@@ -1,0 +1,106 @@
+/*
+ * curl_util - small pure helpers shared by the remote backends (s3, gs, az,
+ * http): percent-encoding, base64, hex, SHA-256 and HMAC-SHA-256 (OpenSSL),
+ * a capped scanner for the flat XML that S3 and Azure listings return, and
+ * HTTP dates.
+ *
+ * Everything parsed here came from the network: every scan is bounded by
+ * the length passed in and never reads past it; outputs go to capped
+ * struct bufs or to fixed buffers whose size is checked.
+ *
+ * Thread-safe: no shared state. Errors: 0 or a negative errno.
+ */
+#ifndef ASSETFS_PROVIDERS_CURL_UTIL_H
+#define ASSETFS_PROVIDERS_CURL_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+
+#define CU_SHA256_LEN 32
+#define CU_SHA256_HEX_LEN 64
+
+/*
+ * Append @s percent-encoded to @out: every byte but the RFC 3986 unreserved
+ * set (A-Z a-z 0-9 - . _ ~) becomes %XX (upper-case hex); '/' is kept when
+ * @keep_slash. This is the encoding SigV4, Azure and GCS all expect.
+ * Returns 0 or the buf_append() error.
+ */
+int cu_url_encode(struct buf *out, const char *s, bool keep_slash);
+
+/*
+ * Decode %XX escapes (and '+' as a space when @plus_space) of @s into @out.
+ * Returns 0, -EINVAL on a malformed escape, or the buf_append() error.
+ */
+int cu_url_decode(struct buf *out, const char *s, bool plus_space);
+
+/* Lower-case hex of @n bytes into @out (2 * @n + 1 bytes). */
+void cu_hex(const uint8_t *in, size_t n, char *out);
+
+/* SHA-256 of @len bytes as 64 lower-case hex digits and a NUL. 0 or -EIO. */
+int cu_sha256_hex(const void *data, size_t len,
+		  char out[CU_SHA256_HEX_LEN + 1]);
+
+/* HMAC-SHA-256 of @data under @key into @out (32 bytes). 0 or -EIO. */
+int cu_hmac_sha256(const void *key, size_t key_len, const void *data,
+		   size_t data_len, uint8_t out[CU_SHA256_LEN]);
+
+/*
+ * Base64 (standard alphabet with padding, or base64url without padding
+ * when @url) of @n bytes, appended to @out. Returns 0 or a buf error.
+ */
+int cu_base64(struct buf *out, const void *in, size_t n, bool url);
+
+/*
+ * Decode standard base64 @s (whitespace ignored) into @out (appended).
+ * Returns 0, -EINVAL if @s is not base64, or a buf error.
+ */
+int cu_base64_decode(struct buf *out, const char *s);
+
+/*
+ * A cursor over an XML document of @len bytes. The scanner understands
+ * the subset the storage services send: elements without attributes that
+ * matter, text with the five predefined entities and numeric references,
+ * an XML declaration. It is not a validating parser; it never reads past
+ * the end and never allocates except into caller bufs.
+ */
+struct cu_xml {
+	const char *p;
+	const char *end;
+};
+
+/*
+ * Find the next element named @name (start tag "<name>" or "<name ...>")
+ * at or after the cursor and before the cursor's end; on success set *@in
+ * to a cursor over its content (up to the matching "</name>", which must
+ * exist) and advance @x past the end tag. Nested elements of the same
+ * name are not supported (the services never send them). Returns true if
+ * found.
+ */
+bool cu_xml_next(struct cu_xml *x, const char *name, struct cu_xml *in);
+
+/*
+ * The decoded text of the first element @name inside @x (the cursor is not
+ * moved), appended to @out. Returns 0, -ENOENT if there is none, -EINVAL on
+ * a bad entity, or a buf error (-EFBIG past the buf's cap).
+ */
+int cu_xml_text(const struct cu_xml *x, const char *name, struct buf *out);
+
+/* Append @s with & < > " ' escaped for XML text. 0 or a buf error. */
+int cu_xml_escape(struct buf *out, const char *s);
+
+/* "Sun, 22 Nov 2026 01:02:03 GMT" for @t (UTC) into @out (>= 30 bytes). */
+void cu_http_date(int64_t t, char *out, size_t len);
+
+/*
+ * Parse an RFC 1123 HTTP date ("Sun, 06 Nov 1994 08:49:37 GMT").
+ * Returns seconds since the epoch, or -1 if it does not parse.
+ */
+int64_t cu_parse_http_date(const char *s);
+
+/* Strip leading and trailing ASCII whitespace in place; returns @s. */
+char *cu_trim(char *s);
+
+#endif
