@@ -61,10 +61,15 @@ struct cache_opts {
 	const char *dir;            /* borrowed; NULL: cache_default_dir() */
 	struct cache_size max;      /* cache_size: total bytes of blocks */
 	struct cache_size min_free; /* cache_min_free: free disk to keep */
-	bool no_maint_thread;       /* CLI tools: flush touches only on close */
+	/*
+	 * CLI tools (`assetfs cache ...`): no maintenance thread, and max /
+	 * min_free are ignored in favour of the limits recorded in the index
+	 * by the last mount (a mount records its limits at every open).
+	 */
+	bool inspect;
 };
 
-/* Fill @o with the defaults: dir NULL, 10 GiB, 5% min free, thread on. */
+/* Fill @o with the defaults: dir NULL, 10 GiB, 5% min free, not inspect. */
 void cache_opts_init(struct cache_opts *o);
 
 /*

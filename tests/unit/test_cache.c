@@ -1,0 +1,950 @@
+/*
+ * test_cache - the block cache as its users see it: bytes read back equal
+ * what was committed, wrong bytes are never published, killed writers and
+ * lost indexes heal at the next open, concurrent misses fetch once across
+ * threads and processes, eviction keeps the quota and the recently used,
+ * and blocks left unsynced by an unclean shutdown are re-checked.
+ *
+ * Each test works in its own temp dir, removed at the end.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "common/digest.h"
+#include "fs/cache.h"
+#include "test.h"
+
+#define BLK (64 * 1024)
+
+static int rm_one(const char *p, const struct stat *st, int flag,
+		  struct FTW *ftw)
+{
+	return remove(p);
+}
+
+static void rm_rf(const char *dir)
+{
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static char *tmpdir(void)
+{
+	char tmpl[] = "/tmp/test_cache.XXXXXX";
+	char *d = mkdtemp(tmpl);
+
+	return d ? strdup(d) : NULL;
+}
+
+static void fill(void *p, size_t len, unsigned seed)
+{
+	uint8_t *b = p;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		seed = seed * 1103515245u + 12345u;
+		b[i] = (uint8_t)(seed >> 16);
+	}
+}
+
+static int open_cache(const char *dir, uint64_t max, struct cache **c)
+{
+	struct cache_opts o;
+
+	cache_opts_init(&o);
+	o.dir = dir;
+	if (max)
+		o.max.bytes = max;
+	o.min_free.pct = 0;
+	o.min_free.bytes = 0;
+	return cache_open(&o, c);
+}
+
+/* Read the whole block @d through the hit path; returns bytes or -errno. */
+static ssize_t read_block(struct cache *c, const struct digest *d, void *buf,
+			  size_t cap)
+{
+	uint64_t size = 0;
+	ssize_t n;
+	int fd, ret;
+
+	ret = cache_block_open(c, d, &fd, &size);
+	if (ret < 0)
+		return ret;
+	n = pread(fd, buf, cap, 0);
+	close(fd);
+	if (n >= 0 && (uint64_t)n != size)
+		return -EIO;
+	return n;
+}
+
+static int count_files(const char *dir, const char *sub)
+{
+	char path[512];
+	int n = 0;
+	FILE *p;
+
+	snprintf(path, sizeof(path), "find %s/%s -type f | wc -l", dir, sub);
+	p = popen(path, "r");
+	if (!p)
+		return -1;
+	if (fscanf(p, "%d", &n) != 1)
+		n = -1;
+	pclose(p);
+	return n;
+}
+
+test(cache_commit_and_read_back)
+{
+	char *dir = tmpdir();
+	struct cache *c = NULL;
+	struct cache_txn *t = NULL;
+	struct cache_stats st;
+	struct digest want, got;
+	static uint8_t data[3 * BLK + 17], back[4 * BLK];
+	char path[CACHE_PATH_MAX], hex[DIGEST_HEX_LEN + 1];
+	uint64_t size = 0;
+	int fd = -1;
+
+	fill(data, sizeof(data), 1);
+	digest_buf(data, sizeof(data), &want);
+	CHECK_INT(open_cache(dir, 0, &c), 0);
+	CHECK_INT(cache_block_open(c, &want, &fd, NULL), -ENOENT);
+	CHECK_INT(cache_block_stat(c, &want, NULL), -ENOENT);
+
+	/* streamed in uneven pieces */
+	CHECK_INT(cache_txn_begin(c, &t), 0);
+	CHECK_INT(cache_txn_write(t, data, 1000), 0);
+	CHECK_INT(cache_txn_write(t, data + 1000, BLK), 0);
+	CHECK_INT(cache_txn_write(t, data + 1000 + BLK,
+				  sizeof(data) - 1000 - BLK), 0);
+	CHECK_INT(cache_txn_commit(c, t, &want, &got), 0);
+	CHECK(digest_equal(&want, &got));
+
+	CHECK_INT(read_block(c, &want, back, sizeof(back)), sizeof(data));
+	CHECK(memcmp(back, data, sizeof(data)) == 0);
+	CHECK_INT(cache_block_stat(c, &want, &size), 0);
+	CHECK_INT(size, sizeof(data));
+
+	/* the file is where DESIGN §5 says, read-only */
+	digest_to_hex(&want, hex);
+	CHECK_INT(cache_block_path(c, &want, path, sizeof(path)), 0);
+	CHECK_STR_CONTAINS(path, "/blocks/");
+	CHECK_STR_CONTAINS(path, hex);
+	CHECK(strncmp(strrchr(path, '/') - 2, hex, 2) == 0);
+
+	/* committing the same bytes again is a success, not a second block */
+	CHECK_INT(cache_put_block(c, data, sizeof(data), &want, NULL), 0);
+	/* trust on first use: no expected digest, got is reported */
+	memset(&got, 0, sizeof(got));
+	CHECK_INT(cache_put_block(c, data, 10, NULL, &got), 0);
+	CHECK_INT(read_block(c, &got, back, sizeof(back)), 10);
+
+	CHECK_INT(cache_get_stats(c, &st), 0);
+	CHECK_INT(st.blocks, 2);
+	CHECK_INT(st.bytes, sizeof(data) + 10);
+	CHECK_INT(st.hits, 2);
+	CHECK_INT(st.misses, 1);
+	CHECK_INT(st.blocks_written, 3);
+	CHECK_INT(count_files(dir, "tmp"), 0);
+	cache_close(&c);
+	CHECK(c == NULL);
+
+	/* persistent: a new open serves it with no write */
+	CHECK_INT(open_cache(dir, 0, &c), 0);
+	CHECK_INT(read_block(c, &want, back, sizeof(back)), sizeof(data));
+	CHECK(memcmp(back, data, sizeof(data)) == 0);
+	CHECK_INT(cache_get_stats(c, &st), 0);
+	CHECK_INT(st.blocks, 2);
+	cache_close(&c);
+	rm_rf(dir);
+	free(dir);
+}
+
+test(cache_digest_mismatch_not_published)
+{
+	char *dir = tmpdir();
+	struct cache *c = NULL;
+	struct cache_stats st;
+	struct digest want, got, other;
+	static uint8_t data[BLK];
+	int fd = -1;
+
+	fill(data, sizeof(data), 2);
+	digest_buf(data, sizeof(data), &want);
+	data[100] ^= 1; /* the store's bytes were altered */
+	digest_buf(data, sizeof(data), &other);
+	CHECK_INT(open_cache(dir, 0, &c), 0);
+	CHECK_INT(cache_put_block(c, data, sizeof(data), &want, &got), -EIO);
+	CHECK(digest_equal(&got, &other));
+	CHECK_INT(cache_block_open(c, &want, &fd, NULL), -ENOENT);
+	CHECK_INT(cache_block_open(c, &other, &fd, NULL), -ENOENT);
+	CHECK_INT(cache_get_stats(c, &st), 0);
+	CHECK_INT(st.digest_mismatches, 1);
+	CHECK_INT(st.blocks, 0);
+	CHECK_INT(st.bytes_written, 0);
+	CHECK_INT(count_files(dir, "blocks"), 0);
+	CHECK_INT(count_files(dir, "tmp"), 0);
+	cache_close(&c);
+	rm_rf(dir);
+	free(dir);
+}
+
+test(cache_killed_writer_leaves_temp_removed_at_open)
+{
+	char *dir = tmpdir();
+	struct cache *c = NULL, *c2 = NULL;
+	struct cache_txn *live = NULL;
+	static uint8_t data[BLK];
+	struct digest d;
+	int status = 0;
+	pid_t pid;
+
+	fill(data, sizeof(data), 3);
+	digest_buf(data, sizeof(data), &d);
+	CHECK_INT(open_cache(dir, 0, &c), 0);
+	cache_close(&c);
+	pid = fork();
+	if (pid == 0) {
+		struct cache *cc = NULL;
+		struct cache_txn *t = NULL;
+
+		if (open_cache(dir, 0, &cc) < 0 || cache_txn_begin(cc, &t) < 0 ||
+		    cache_txn_write(t, data, BLK / 2) < 0)
+			_exit(1);
+		_exit(0); /* killed mid-transaction: no commit, no close */
+	}
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK_INT(count_files(dir, "tmp"), 1);
+	CHECK_INT(count_files(dir, "blocks"), 0);
+
+	CHECK_INT(open_cache(dir, 0, &c), 0);
+	CHECK_INT(count_files(dir, "tmp"), 0);
+	CHECK_INT(cache_block_stat(c, &d, NULL), -ENOENT);
+
+	/* a live writer's temp file survives another process opening */
+	CHECK_INT(cache_txn_begin(c, &live), 0);
+	CHECK_INT(cache_txn_write(live, data, BLK / 2), 0);
+	CHECK_INT(open_cache(dir, 0, &c2), 0);
+	cache_close(&c2);
+	CHECK_INT(count_files(dir, "tmp"), 1);
+	CHECK_INT(cache_txn_write(live, data + BLK / 2, BLK / 2), 0);
+	CHECK_INT(cache_txn_commit(c, live, &d, NULL), 0);
+	CHECK_INT(cache_block_stat(c, &d, NULL), 0);
+	CHECK_INT(count_files(dir, "tmp"), 0);
+	cache_close(&c);
+	rm_rf(dir);
+	free(dir);
+}
+
+/* ---- single flight ------------------------------------------------------ */
+
+struct sf {
+	struct cache *c;
+	struct digest d;
+	const uint8_t *data;
+	int count_fd;            /* O_APPEND file: one byte per fetch */
+	pthread_barrier_t *bar;
+	int result;
+};
+
+/* The fetcher's miss protocol of cache.h, with a slow "fetch". */
+static void *sf_reader(void *arg)
+{
+	struct sf *s = arg;
+	struct cache_lock *lk = NULL;
+	uint8_t back[BLK];
+	int fd = -1, ret;
+	ssize_t n;
+
+	if (s->bar)
+		pthread_barrier_wait(s->bar);
+	ret = cache_block_open(s->c, &s->d, &fd, NULL);
+	if (ret == -ENOENT) {
+		ret = cache_lock_block(s->c, &s->d, 10000, &lk);
+		if (ret < 0)
+			goto out;
+		ret = cache_block_recheck(s->c, &s->d, &fd, NULL);
+		if (ret == -ENOENT) {
+			struct timespec ts = { 0, 100 * 1000 * 1000 };
+
+			if (write(s->count_fd, "f", 1) != 1) {
+				ret = -EIO;
+				goto unlock;
+			}
+			nanosleep(&ts, NULL); /* the store is slow */
+			ret = cache_put_block(s->c, s->data, BLK, &s->d,
+					      NULL);
+			if (ret == 0)
+				ret = cache_block_recheck(s->c, &s->d, &fd,
+							  NULL);
+		}
+unlock:
+		cache_unlock(&lk);
+	}
+	if (ret == 0) {
+		n = pread(fd, back, sizeof(back), 0);
+		ret = n == BLK && memcmp(back, s->data, BLK) == 0 ? 0 : -EIO;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	s->result = ret;
+	return NULL;
+}
+
+static int run_readers(const char *dir, const struct digest *d,
+		       const uint8_t *data, int count_fd, int nthreads)
+{
+	pthread_t th[8];
+	struct sf s[8];
+	pthread_barrier_t bar;
+	struct cache *c = NULL;
+	int i, ret;
+
+	ret = open_cache(dir, 0, &c);
+	if (ret < 0)
+		return ret;
+	pthread_barrier_init(&bar, NULL, (unsigned)nthreads);
+	for (i = 0; i < nthreads; i++) {
+		s[i] = (struct sf){ .c = c, .d = *d, .data = data,
+				    .count_fd = count_fd, .bar = &bar };
+		pthread_create(&th[i], NULL, sf_reader, &s[i]);
+	}
+	for (i = 0; i < nthreads; i++) {
+		pthread_join(th[i], NULL);
+		if (s[i].result < 0)
+			ret = s[i].result;
+	}
+	pthread_barrier_destroy(&bar);
+	cache_close(&c);
+	return ret;
+}
+
+static off_t fetch_count(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 ? st.st_size : -1;
+}
+
+test(cache_single_flight_8_threads)
+{
+	char *dir = tmpdir();
+	char cpath[256];
+	static uint8_t data[BLK];
+	struct digest d;
+	int cfd;
+
+	fill(data, sizeof(data), 4);
+	digest_buf(data, sizeof(data), &d);
+	snprintf(cpath, sizeof(cpath), "%s/fetches", dir);
+	cfd = open(cpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	CHECK(cfd >= 0);
+	CHECK_INT(run_readers(dir, &d, data, cfd, 8), 0);
+	CHECK_INT(fetch_count(cfd), 1);
+	close(cfd);
+	rm_rf(dir);
+	free(dir);
+}
+
+test(cache_single_flight_2_processes)
+{
+	char *dir = tmpdir();
+	char cpath[256];
+	static uint8_t data[BLK];
+	struct digest d, d2;
+	int cfd, go[2], i, status;
+	pid_t pid[2];
+	char x;
+
+	fill(data, sizeof(data), 5);
+	digest_buf(data, sizeof(data), &d);
+	snprintf(cpath, sizeof(cpath), "%s/fetches", dir);
+	cfd = open(cpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	CHECK(cfd >= 0);
+	CHECK_INT(pipe(go), 0);
+	for (i = 0; i < 2; i++) {
+		pid[i] = fork();
+		if (pid[i] == 0) {
+			close(go[1]);
+			/* start together: wait for the parent to close */
+			if (read(go[0], &x, 1) != 0)
+				_exit(3);
+			_exit(run_readers(dir, &d, data, cfd, 4) == 0 ? 0 : 1);
+		}
+	}
+	close(go[0]);
+	close(go[1]);
+	for (i = 0; i < 2; i++) {
+		CHECK(waitpid(pid[i], &status, 0) == pid[i]);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	CHECK_INT(fetch_count(cfd), 1);
+
+	/* a holder that dies releases the lock: the next one fetches */
+	fill(data, sizeof(data), 6);
+	digest_buf(data, sizeof(data), &d2);
+	pid[0] = fork();
+	if (pid[0] == 0) {
+		struct cache *c = NULL;
+		struct cache_lock *lk = NULL;
+
+		if (open_cache(dir, 0, &c) < 0 ||
+		    cache_lock_block(c, &d2, 1000, &lk) < 0)
+			_exit(1);
+		_exit(0); /* dies holding it */
+	}
+	waitpid(pid[0], &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK_INT(run_readers(dir, &d2, data, cfd, 2), 0);
+	CHECK_INT(fetch_count(cfd), 2);
+	close(cfd);
+	rm_rf(dir);
+	free(dir);
+}
+
+test(cache_lock_bounded_wait)
+{
+	char *dir = tmpdir();
+	struct cache *c = NULL;
+	struct cache_lock *a = NULL, *b = NULL;
+	struct cache_objkey k = { "s3://b/p", "x/1.0", "\"e1\"", BLK, 3 };
+	struct digest d;
+	struct timespec t0, t1;
+	long ms;
+
+	memset(&d, 7, sizeof(d));
+	CHECK_INT(open_cache(dir, 0, &c), 0);
+	CHECK_INT(cache_lock_block(c, &d, 0, &a), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK_INT(cache_lock_block(c, &d, 200, &b), -ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	CHECK(ms >= 190 && ms < 1000);
+	CHECK(b == NULL);
+	cache_unlock(&a);
+	CHECK_INT(cache_lock_block(c, &d, 0, &b), 0);
+	cache_unlock(&b);
+	/* TOFU keys: same tuple excludes, another ETag does not */
+	CHECK_INT(cache_lock_objblock(c, &k, 0, &a), 0);
+	CHECK_INT(cache_lock_objblock(c, &k, 0, &b), -ETIMEDOUT);
+	k.etag = "\"e2\"";
+	CHECK_INT(cache_lock_objblock(c, &k, 0, &b), 0);
+	cache_unlock(&a);
+	cache_unlock(&b);
+	cache_close(&c);
+	rm_rf(dir);
+	free(dir);
+}
+
+/* ---- eviction ------------------------------------------------------------ */
+
+static uint64_t du_blocks(const char *dir)
+{
+	char cmd[512];
+	unsigned long long n = 0;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd),
+		 "find %s/blocks -type f -printf '%%s\\n' |"
+		 " awk '{s+=$1} END {print s+0}'", dir);
+	p = popen(cmd, "r");
+	if (!p)
+		return UINT64_MAX;
+	if (fscanf(p, "%llu", &n) != 1)
+		n = UINT64_MAX;
+	pclose(p);
+	return n;
+}
+
+test(cache_eviction_keeps_quota_and_recent)
+{
+	enum { MAXB = 16 * BLK, NBLK = 48, HOT = 4 };
+	char *dir = tmpdir();
+	struct cache *c = NULL;
+	struct cache_stats st;
+	static uint8_t data[BLK], back[BLK];
+	struct digest d[NBLK];
+	uint64_t worst = 0;
+	int i, j, fd;
+	bool over = false;
+
+	CHECK_INT(open_cache(dir, MAXB, &c), 0);
+	for (i = 0; i < NBLK; i++) { /* 3x the quota */
+		fill(data, sizeof(data), 100 + (unsigned)i);
+		CHECK_INT(cache_put_block(c, data, BLK, NULL, &d[i]), 0);
+		CHECK_INT(cache_get_stats(c, &st), 0);
+		if (st.bytes > MAXB)
+			over = true;
+		if (st.bytes > worst)
+			worst = st.bytes;
+		if (du_blocks(dir) > MAXB)
+			over = true;
+		/* the first HOT blocks stay in use */
+		for (j = 0; j < HOT && i >= HOT; j++) {
+			if (cache_block_open(c, &d[j], &fd, NULL) == 0)
+				close(fd);
+		}
+	}
+	CHECK(!over);
+	CHECK_INT(worst, MAXB);
+	CHECK_INT(cache_get_stats(c, &st), 0);
+	CHECK_INT(st.bytes, du_blocks(dir));
+	CHECK_INT(st.evictions, NBLK - MAXB / BLK);
+	for (j = 0; j < HOT; j++) { /* most recently used survive */
+		fill(data, sizeof(data), 100 + (unsigned)j);
+		CHECK_INT(read_block(c, &d[j], back, sizeof(back)), BLK);
+		CHECK(memcmp(back, data, BLK) == 0);
+	}
+	for (j = NBLK - 4; j < NBLK; j++)
+		CHECK_INT(cache_block_stat(c, &d[j], NULL), 0);
+	for (j = HOT; j < HOT + 8; j++) /* least recently used went */
+		CHECK_INT(cache_block_stat(c, &d[j], NULL), -ENOENT);
+	/* a block larger than the whole quota is refused, nothing lost */
+	{
+		uint8_t *big = calloc(1, MAXB + 1);
+
+		CHECK(big != NULL);
+		CHECK_INT(cache_put_block(c, big, MAXB + 1, NULL, NULL),
+			  -ENOSPC);
+		free(big);
+	}
+	CHECK_INT(cache_get_stats(c, &st), 0);
+	CHECK_INT(st.bytes, MAXB);
+	/* gc to a lower target keeps the hot ones */
+	{
+		uint64_t ev = 0;
+
+		CHECK_INT(cache_gc(c, 4 * BLK, &ev), 0);
+		CHECK_INT(ev, MAXB / BLK - 4);
+		CHECK_INT(du_blocks(dir), 4 * BLK);
+		for (j = 0; j < HOT; j++)
+			CHECK_INT(cache_block_stat(c, &d[j], NULL), 0);
+	}
+	cache_close(&c);
+	rm_rf(dir);
+	free(dir);
+}
+
+test(cache_quota_shared_by_two_processes)
+{
+	enum { MAXB = 8 * BLK };
+	char *dir = tmpdir();
+	int i, status;
+	pid_t pid[2];
+
+	for (i = 0; i < 2; i++) {
+		pid[i] = fork();
+		if (pid[i] == 0) {
+			struct cache *c = NULL;
+			static uint8_t data[BLK];
+			int k;
+
+			if (open_cache(dir, MAXB, &c) < 0)
+				_exit(1);
+			for (k = 0; k < 16; k++) {
+				fill(data, sizeof(data),
+				     1000 + (unsigned)(i * 100 + k));
+				if (cache_put_block(c, data, BLK, NULL, NULL))
+					_exit(2);
+			}
+			cache_close(&c);
+			_exit(0);
+		}
+	}
+	for (i = 0; i < 2; i++) {
+		waitpid(pid[i], &status, 0);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	CHECK_INT(du_blocks(dir), MAXB);
+	rm_rf(dir);
+	free(dir);
+}
+
+/* ---- index loss and unclean shutdown --------------------------------------- */
+
+static void put_three(const char *dir, struct digest d[3], bool close_it)
+{
+	struct cache *c = NULL;
+	static uint8_t data[BLK];
+	int i;
+
+	CHECK_INT(open_cache(dir, 0, &c), 0);
+	for (i = 0; i < 3; i++) {
+		fill(data, sizeof(data), 200 + (unsigned)i);
+		CHECK_INT(cache_put_block(c, data, BLK - (size_t)i, NULL, &d[i]),
+			  0);
+	}
+	if (close_it)
+		cache_close(&c);
+	/* else: leaked on purpose, as a process that died */
+}
+
+static void three_digests(struct digest d[3])
+{
+	static uint8_t data[BLK];
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		fill(data, sizeof(data), 200 + (unsigned)i);
+		digest_buf(data, (size_t)(BLK - i), &d[i]);
+	}
+}
+
+static void check_three(struct cache *c, const struct digest d[3])
+{
+	static uint8_t data[BLK], back[BLK];
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		fill(data, sizeof(data), 200 + (unsigned)i);
+		CHECK_INT(read_block(c, &d[i], back, sizeof(back)), BLK - i);
+		CHECK(memcmp(back, data, (size_t)(BLK - i)) == 0);
+	}
+}
+
+static void corrupt_file(const char *path, off_t off)
+{
+	int fd;
+	uint8_t b = 0;
+
+	chmod(path, 0644);
+	fd = open(path, O_RDWR);
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	CHECK(pread(fd, &b, 1, off) == 1);
+	b ^= 0x40;
+	CHECK(pwrite(fd, &b, 1, off) == 1);
+	close(fd);
+}
+
+test(cache_index_deleted_or_corrupt_is_rebuilt)
+{
+	char *dir = tmpdir();
+	char path[512];
+	struct cache *c = NULL;
+	struct cache_stats st;
+	struct digest d[3];
+	int fd;
+
+	put_three(dir, d, true);
+	snprintf(path, sizeof(path), "%s/index.db", dir);
+	CHECK_INT(unlink(path), 0);
+	CHECK_INT(open_cache(dir, 0, &c), 0);
+	CHECK_INT(cache_get_stats(c, &st), 0);
+	CHECK_INT(st.blocks, 3);
+	CHECK_INT(st.bytes, 3 * BLK - 3);
+	CHECK_INT(st.suspect_blocks, 3);
+	check_three(c, d); /* re-checked by SHA-256 on first read: good */
+	CHECK_INT(cache_get_stats(c, &st), 0);
+	CHECK_INT(st.suspect_blocks, 0);
+	CHECK_INT(st.corrupt_blocks, 0);
+	cache_close(&c);
+
+	/* garbage in index.db: moved aside, rebuilt */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	CHECK(fd >= 0);
+	CHECK(write(fd, "this is not a database, not at all....", 38) == 38);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/index.db-wal", dir);
+	unlink(path);
+	CHECK_INT(open_cache(dir, 0, &c), 0);
+	CHECK_INT(cache_get_stats(c, &st), 0);
+	CHECK_INT(st.blocks, 3);
+	check_three(c, d);
+	cache_close(&c);
+
+	/* a lost index and a damaged file: the SHA-256 re-check catches it */
+	snprintf(path, sizeof(path), "%s/index.db", dir);
+	unlink(path);
+	{
+		char bp[CACHE_PATH_MAX], hex[DIGEST_HEX_LEN + 1];
+
+		digest_to_hex(&d[1], hex);
+		snprintf(bp, sizeof(bp), "%s/blocks/%.2s/%s", dir, hex, hex);
+		corrupt_file(bp, 5);
+		CHECK_INT(open_cache(dir, 0, &c), 0);
+		CHECK_INT(cache_block_open(c, &d[1], &fd, NULL), -ENOENT);
+		CHECK(access(bp, F_OK) < 0);
+		CHECK_INT(cache_get_stats(c, &st), 0);
+		CHECK_INT(st.corrupt_blocks, 1);
+		CHECK_INT(st.blocks, 2);
+		cache_close(&c);
+	}
+	rm_rf(dir);
+	free(dir);
+}
+
+static void set_boot_id(const char *dir, const char *v)
+{
+	char path[512], sql[256];
+	sqlite3 *db = NULL;
+
+	snprintf(path, sizeof(path), "%s/index.db", dir);
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	snprintf(sql, sizeof(sql),
+		 "UPDATE meta SET v='%s' WHERE k='boot_id'", v);
+	CHECK_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	CHECK_INT(sqlite3_changes(db), 1);
+	sqlite3_close(db);
+}
+
+test(cache_unclean_shutdown_rechecks_by_xxh3)
+{
+	char *dir = tmpdir();
+	char bp[CACHE_PATH_MAX], hex[DIGEST_HEX_LEN + 1];
+	struct cache *c = NULL;
+	struct cache_stats st;
+	struct digest d[3];
+	uint8_t back[BLK];
+	int status, fd;
+	pid_t pid;
+
+	three_digests(d);
+	/* a writer dies without cache_close(): nothing was synced */
+	pid = fork();
+	if (pid == 0) {
+		put_three(dir, d, false);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* the machine rebooted and block 0 lost its last write */
+	set_boot_id(dir, "00000000-dead-beef-0000-000000000000");
+	digest_to_hex(&d[0], hex);
+	snprintf(bp, sizeof(bp), "%s/blocks/%.2s/%s", dir, hex, hex);
+	corrupt_file(bp, BLK / 2);
+
+	CHECK_INT(open_cache(dir, 0, &c), 0);
+	CHECK_INT(cache_get_stats(c, &st), 0);
+	CHECK_INT(st.suspect_blocks, 3);
+	CHECK_INT(cache_block_open(c, &d[0], &fd, NULL), -ENOENT);
+	CHECK(access(bp, F_OK) < 0);
+	CHECK_INT(read_block(c, &d[1], back, sizeof(back)), BLK - 1);
+	CHECK_INT(cache_get_stats(c, &st), 0);
+	CHECK_INT(st.corrupt_blocks, 1);
+	CHECK_INT(st.suspect_blocks, 1);
+	CHECK_INT(st.blocks, 2);
+	cache_close(&c);
+
+	/* a clean close syncs: after another reboot nothing is suspect */
+	set_boot_id(dir, "11111111-dead-beef-0000-000000000000");
+	CHECK_INT(open_cache(dir, 0, &c), 0);
+	CHECK_INT(cache_get_stats(c, &st), 0);
+	CHECK_INT(st.suspect_blocks, 1); /* d[2]: never read, still owed */
+	cache_close(&c);
+	rm_rf(dir);
+	free(dir);
+}
+
+/* ---- documents and TOFU ------------------------------------------------------ */
+
+test(cache_documents_round_trip)
+{
+	char *dir = tmpdir();
+	struct cache *c = NULL;
+	const char *v1 = "{\"versions\": [\"1.0\", \"0.1\"]}";
+	const char *v2 = "{\"versions\": [\"1.1\", \"1.0\", \"0.1\"]}";
+	struct buf b, small;
+	char *etag = NULL;
+	int64_t when = 0;
+	static char big[CACHE_DOC_MAX + 1];
+
+	buf_init(&b, 1 << 20);
+	buf_init(&small, 8);
+	CHECK_INT(open_cache(dir, 0, &c), 0);
+	CHECK_INT(cache_doc_get(c, "file:///s", "a.versions", &b, &etag, NULL),
+		  -ENOENT);
+	CHECK_INT(cache_doc_put(c, "file:///s", "a.versions", v1, strlen(v1),
+				"\"e1\""), 0);
+	CHECK_INT(cache_doc_put(c, "file:///s", "a.versions", v2, strlen(v2),
+				"\"e2\""), 0);
+	CHECK_INT(cache_doc_put(c, "file:///t", "a.versions", v1, strlen(v1),
+				NULL), 0);
+	cache_close(&c);
+
+	/* survives a restart: that is what offline mode needs */
+	CHECK_INT(open_cache(dir, 0, &c), 0);
+	CHECK_INT(cache_doc_get(c, "file:///s", "a.versions", &b, &etag,
+				&when), 0);
+	CHECK_STR(b.data, v2);
+	CHECK_STR(etag, "\"e2\"");
+	CHECK(when > time(NULL) - 60 && when <= time(NULL));
+	free(etag);
+	etag = NULL;
+	buf_reset(&b);
+	CHECK_INT(cache_doc_get(c, "file:///t", "a.versions", &b, &etag, NULL),
+		  0);
+	CHECK_STR(b.data, v1);
+	CHECK(etag == NULL);
+	/* the reader's cap holds; the writer's cap holds */
+	CHECK_INT(cache_doc_get(c, "file:///s", "a.versions", &small, NULL,
+				NULL), -EFBIG);
+	CHECK_INT(cache_doc_put(c, "file:///s", "big", big, sizeof(big), NULL),
+		  -EFBIG);
+	/* binary content with NULs */
+	CHECK_INT(cache_doc_put(c, "s", "bin", "a\0b", 3, NULL), 0);
+	buf_reset(&b);
+	CHECK_INT(cache_doc_get(c, "s", "bin", &b, NULL, NULL), 0);
+	CHECK_INT(b.len, 3);
+	CHECK(memcmp(b.data, "a\0b", 3) == 0);
+	cache_close(&c);
+	buf_free(&b);
+	buf_free(&small);
+	rm_rf(dir);
+	free(dir);
+}
+
+test(cache_tofu_mapping_keyed_by_etag)
+{
+	char *dir = tmpdir();
+	struct cache *c = NULL;
+	struct cache_objkey k = { "s3://b/modelkit-assets", "fraud/xgb/0.0",
+				  "\"abc\"", 4194304, 2 };
+	struct digest d1, d2, out;
+	struct cache_stats st;
+
+	memset(&d1, 0x11, sizeof(d1));
+	memset(&d2, 0x22, sizeof(d2));
+	CHECK_INT(open_cache(dir, 0, &c), 0);
+	CHECK_INT(cache_objblock_get(c, &k, &out), -ENOENT);
+	CHECK_INT(cache_objblock_put(c, &k, &d1), 0);
+	cache_close(&c);
+	CHECK_INT(open_cache(dir, 0, &c), 0);
+	CHECK_INT(cache_objblock_get(c, &k, &out), 0);
+	CHECK(digest_equal(&out, &d1));
+	k.etag = "\"def\""; /* the object changed: a different mapping */
+	CHECK_INT(cache_objblock_get(c, &k, &out), -ENOENT);
+	CHECK_INT(cache_objblock_put(c, &k, &d2), 0);
+	CHECK_INT(cache_objblock_get(c, &k, &out), 0);
+	CHECK(digest_equal(&out, &d2));
+	k.etag = "\"abc\"";
+	CHECK_INT(cache_objblock_get(c, &k, &out), 0);
+	CHECK(digest_equal(&out, &d1));
+	k.index = 3;
+	CHECK_INT(cache_objblock_get(c, &k, &out), -ENOENT);
+	k.index = 2;
+	k.block_size = 1 << 20;
+	CHECK_INT(cache_objblock_get(c, &k, &out), -ENOENT);
+	k.etag = NULL;
+	CHECK_INT(cache_objblock_get(c, &k, &out), -EINVAL);
+	CHECK_INT(cache_get_stats(c, &st), 0);
+	CHECK_INT(st.objblocks, 2);
+	cache_close(&c);
+	rm_rf(dir);
+	free(dir);
+}
+
+/* ---- sizes and defaults ---------------------------------------------------- */
+
+test(cache_parse_size_table)
+{
+	static const struct {
+		const char *s;
+		int ret;
+		uint64_t bytes;
+		unsigned pct;
+	} t[] = {
+		{ "10G", 0, 10ULL << 30, 0 },
+		{ "512M", 0, 512ULL << 20, 0 },
+		{ "512MiB", 0, 512ULL << 20, 0 },
+		{ "4k", 0, 4096, 0 },
+		{ "1.5G", 0, 3ULL << 29, 0 },
+		{ "123", 0, 123, 0 },
+		{ "123B", 0, 123, 0 },
+		{ "5%", 0, 0, 5 },
+		{ "100%", 0, 0, 100 },
+		{ "101%", -EINVAL, 0, 0 },
+		{ "1.5%", -EINVAL, 0, 0 },
+		{ "", -EINVAL, 0, 0 },
+		{ "G", -EINVAL, 0, 0 },
+		{ "10X", -EINVAL, 0, 0 },
+		{ "-1G", -EINVAL, 0, 0 },
+		{ "10G ", -EINVAL, 0, 0 },
+		{ "1.5", -EINVAL, 0, 0 },
+		{ "99999999999999999999", -EINVAL, 0, 0 },
+		{ "17179869184T", -EINVAL, 0, 0 },
+	};
+	struct cache_size out;
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		memset(&out, 0, sizeof(out));
+		int ret = cache_parse_size(t[i].s, &out);
+
+		if (ret != t[i].ret)
+			test_fail(__FILE__, __LINE__, "\"%s\": %d, want %d",
+				  t[i].s, ret, t[i].ret);
+		if (ret == 0 && (out.bytes != t[i].bytes || out.pct != t[i].pct))
+			test_fail(__FILE__, __LINE__, "\"%s\": %llu/%u", t[i].s,
+				  (unsigned long long)out.bytes, out.pct);
+	}
+}
+
+test(cache_default_dir_follows_xdg)
+{
+	char out[CACHE_PATH_MAX];
+	char *old_x = getenv("XDG_CACHE_HOME");
+	char *old_h = getenv("HOME");
+
+	old_x = old_x ? strdup(old_x) : NULL;
+	old_h = old_h ? strdup(old_h) : NULL;
+	setenv("XDG_CACHE_HOME", "/x/cache", 1);
+	setenv("HOME", "/home/u", 1);
+	CHECK_INT(cache_default_dir(out, sizeof(out)), 0);
+	CHECK_STR(out, geteuid() == 0 ? "/var/cache/assetfs" :
+		  "/x/cache/assetfs");
+	unsetenv("XDG_CACHE_HOME");
+	CHECK_INT(cache_default_dir(out, sizeof(out)), 0);
+	CHECK_STR(out, geteuid() == 0 ? "/var/cache/assetfs" :
+		  "/home/u/.cache/assetfs");
+	CHECK_INT(cache_default_dir(out, 4), -ENAMETOOLONG);
+	if (old_x)
+		setenv("XDG_CACHE_HOME", old_x, 1);
+	if (old_h)
+		setenv("HOME", old_h, 1);
+	free(old_x);
+	free(old_h);
+}
+
+test(cache_verify_finds_and_removes_bad_blocks)
+{
+	char *dir = tmpdir();
+	char bp[CACHE_PATH_MAX], hex[DIGEST_HEX_LEN + 1];
+	struct cache *c = NULL;
+	struct cache_verify_report r = { 0 };
+	struct cache_stats st;
+	struct digest d[3];
+
+	put_three(dir, d, true);
+	digest_to_hex(&d[2], hex);
+	snprintf(bp, sizeof(bp), "%s/blocks/%.2s/%s", dir, hex, hex);
+	corrupt_file(bp, 0);
+	CHECK_INT(open_cache(dir, 0, &c), 0);
+	CHECK_INT(cache_verify(c, &r), 0);
+	CHECK_INT(r.checked, 3);
+	CHECK_INT(r.bad, 1);
+	CHECK_INT(r.bytes, 3 * BLK - 3);
+	CHECK(access(bp, F_OK) < 0);
+	CHECK_INT(cache_get_stats(c, &st), 0);
+	CHECK_INT(st.blocks, 2);
+	memset(&r, 0, sizeof(r));
+	CHECK_INT(cache_verify(c, &r), 0);
+	CHECK_INT(r.checked, 2);
+	CHECK_INT(r.bad, 0);
+	cache_close(&c);
+	rm_rf(dir);
+	free(dir);
+}
