@@ -467,18 +467,25 @@ void store_level_clear(struct store_level *l)
 }
 
 /* Does a proper ancestor of @name ("a" or "a/b" of "a/b/c") appear in @sv? */
-static bool store_has_asset_ancestor(const struct strvec *sv, char *name)
+static bool store_has_asset_ancestor(const struct strvec *sv,
+				     const char *name)
 {
-	bool found = false;
+	char anc[SPEC_NAME_MAX + 1];
+	size_t nl = strlen(name);
 
-	for (char *c = name; *c && !found; c++) {
-		if (*c != '/')
+	if (nl > SPEC_NAME_MAX)
+		return false;
+	memcpy(anc, name, nl + 1);
+	/* Truncate a copy: @name itself is an element of @sv. */
+	for (size_t i = 0; i < nl; i++) {
+		if (anc[i] != '/')
 			continue;
-		*c = '\0';
-		found = strvec_has(sv, name);
-		*c = '/';
+		anc[i] = '\0';
+		if (strvec_has(sv, anc))
+			return true;
+		anc[i] = '/';
 	}
-	return found;
+	return false;
 }
 
 int store_list_assets(struct store *s, struct assets_index *out, char *err,
