@@ -1,0 +1,178 @@
+"""`assetfs cache stat|gc|verify [--cache-dir D]` as an operator uses it.
+
+The cache dirs here are filled the way the block cache lays them out
+(blocks/<2 hex>/<sha256 hex>) without a mount: the index is then rebuilt
+from the files at the first open, which is itself part of what is tested.
+"""
+import hashlib
+import json
+import os
+
+import pytest
+
+from conftest import run
+
+BLK = 64 * 1024
+
+
+def put_block(cache_dir, data, name=None, mtime=None):
+    """Write a block file; @name overrides the digest (a corrupt block)."""
+    hexd = name or hashlib.sha256(data).hexdigest()
+    d = cache_dir / "blocks" / hexd[:2]
+    d.mkdir(parents=True, exist_ok=True)
+    p = d / hexd
+    p.write_bytes(data)
+    if mtime is not None:
+        os.utime(p, (mtime, mtime))
+    return hexd, p
+
+
+def kv(stdout):
+    out = {}
+    for line in stdout.decode().splitlines():
+        k, _, v = line.partition(" ")
+        out[k] = v
+    return out
+
+
+def cache(assetfs_bin, *args, check=False, env=None):
+    return run([assetfs_bin, "cache", *args], check=check, env=env,
+               timeout=60)
+
+
+@pytest.fixture
+def cache_dir(tmp_path):
+    d = tmp_path / "cache"
+    d.mkdir()
+    return d
+
+
+def test_stat_prints_key_value_lines(assetfs_bin, cache_dir):
+    sizes = [BLK, BLK - 1, 10]
+    for i, n in enumerate(sizes):
+        put_block(cache_dir, bytes([i + 1]) * n)
+    p = cache(assetfs_bin, "stat", "--cache-dir", str(cache_dir))
+    assert p.returncode == 0, p.stderr
+    s = kv(p.stdout)
+    assert s["cache_dir"] == str(cache_dir)
+    assert int(s["blocks"]) == 3
+    assert int(s["bytes"]) == sum(sizes)
+    assert int(s["max_bytes"]) == 10 << 30  # no mount recorded one
+    assert int(s["disk_free_bytes"]) > 0
+    # rebuilt from the files: owed a check before being served
+    assert int(s["suspect_blocks"]) == 3
+    for k in ("min_free_bytes", "docs", "objblocks"):
+        assert s[k].isdigit()
+    # the layout DESIGN §5 names
+    for sub in ("blocks", "tmp", "locks", "index.db"):
+        assert (cache_dir / sub).exists()
+
+    p = cache(assetfs_bin, "stat", "--cache-dir", str(cache_dir), "--json")
+    assert p.returncode == 0, p.stderr
+    j = json.loads(p.stdout)
+    assert j["blocks"] == 3 and j["bytes"] == sum(sizes)
+
+
+def test_verify_reports_corrupt_block_and_exits_nonzero(assetfs_bin,
+                                                        cache_dir):
+    good = [put_block(cache_dir, os.urandom(BLK))[0] for _ in range(3)]
+    bad_hex, bad_path = put_block(
+        cache_dir, os.urandom(BLK),
+        name=hashlib.sha256(b"something else").hexdigest())
+    p = cache(assetfs_bin, "verify", "--cache-dir", str(cache_dir))
+    assert p.returncode == 1
+    out = p.stdout.decode()
+    assert f"bad {bad_hex} content does not match its name" in out
+    s = kv(p.stdout)
+    assert s["checked"] == "4"
+    assert s["bad"] == "1"
+    assert s["bytes"] == str(4 * BLK)
+    assert "1 bad block(s)" in p.stderr.decode()
+    assert not bad_path.exists()
+    for h in good:
+        assert (cache_dir / "blocks" / h[:2] / h).exists()
+
+    # the bad one is gone: a second run is clean
+    p = cache(assetfs_bin, "verify", "--cache-dir", str(cache_dir))
+    assert p.returncode == 0, p.stderr
+    s = kv(p.stdout)
+    assert s["checked"] == "3" and s["bad"] == "0"
+    p = cache(assetfs_bin, "stat", "--cache-dir", str(cache_dir))
+    assert kv(p.stdout)["blocks"] == "3"
+    # verified blocks are no longer suspect
+    assert kv(p.stdout)["suspect_blocks"] == "0"
+
+
+def test_verify_catches_truncated_block(assetfs_bin, cache_dir):
+    data = os.urandom(BLK)
+    h, path = put_block(cache_dir, data)
+    cache(assetfs_bin, "stat", "--cache-dir", str(cache_dir), check=True)
+    path.chmod(0o644)
+    path.write_bytes(data[: BLK // 2])  # a crash lost the tail
+    p = cache(assetfs_bin, "verify", "--cache-dir", str(cache_dir))
+    assert p.returncode == 1
+    assert f"bad {h}" in p.stdout.decode()
+    assert not path.exists()
+
+
+def test_gc_evicts_least_recently_used_to_target(assetfs_bin, cache_dir):
+    names = []
+    for i in range(6):  # older first
+        h, _ = put_block(cache_dir, os.urandom(BLK), mtime=1_000_000 + i)
+        names.append(h)
+    stale = cache_dir / "tmp"
+    stale.mkdir()
+    (stale / "123.1.abc").write_bytes(b"half a block from a killed writer")
+    p = cache(assetfs_bin, "gc", "--cache-dir", str(cache_dir),
+              "--target", "128K")
+    assert p.returncode == 0, p.stderr
+    s = kv(p.stdout)
+    assert s["evicted"] == "4"
+    assert s["blocks"] == "2"
+    assert s["bytes"] == str(2 * BLK)
+    left = sorted(f.name for f in (cache_dir / "blocks").rglob("*")
+                  if f.is_file())
+    assert left == sorted(names[4:])  # the two most recent
+    assert list((cache_dir / "tmp").iterdir()) == []
+
+    # without --target: down to the recorded cache_size (10 GiB): no-op
+    p = cache(assetfs_bin, "gc", "--cache-dir", str(cache_dir))
+    assert p.returncode == 0, p.stderr
+    assert kv(p.stdout)["evicted"] == "0"
+
+
+def test_usage_and_errors(assetfs_bin, tmp_path, cache_dir):
+    p = cache(assetfs_bin)
+    assert p.returncode == 2
+    assert b"usage: assetfs cache" in p.stderr
+    p = cache(assetfs_bin, "frobnicate", "--cache-dir", str(cache_dir))
+    assert p.returncode == 2
+    assert b'unknown action "frobnicate"' in p.stderr
+    p = cache(assetfs_bin, "gc", "--cache-dir", str(cache_dir),
+              "--target", "lots")
+    assert p.returncode == 2
+    assert b'bad size "lots"' in p.stderr
+    p = cache(assetfs_bin, "stat", "--target", "1G", "--cache-dir",
+              str(cache_dir))
+    assert p.returncode == 2
+    missing = tmp_path / "nope"
+    p = cache(assetfs_bin, "stat", "--cache-dir", str(missing))
+    assert p.returncode == 1
+    assert p.stderr.decode().strip().endswith(
+        f"{missing}: no such cache directory")
+    assert not missing.exists()  # inspecting never creates a cache
+    p = cache(assetfs_bin, "--help")
+    assert p.returncode == 0 and b"verify" in p.stdout
+
+
+@pytest.mark.skipif(os.geteuid() == 0,
+                    reason="root always uses /var/cache/assetfs")
+def test_default_dir_follows_xdg_cache_home(assetfs_bin, tmp_path):
+    xdg = tmp_path / "xdg"
+    (xdg / "assetfs").mkdir(parents=True)
+    put_block(xdg / "assetfs", b"x" * 100)
+    p = cache(assetfs_bin, "stat", env={"XDG_CACHE_HOME": str(xdg)})
+    assert p.returncode == 0, p.stderr
+    s = kv(p.stdout)
+    assert s["cache_dir"] == str(xdg / "assetfs")
+    assert s["blocks"] == "1"
