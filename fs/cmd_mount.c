@@ -1,19 +1,430 @@
 /*
- * cmd_mount - placeholder until the mount lands: `assetfs mount` and
- * `assetfs stats` say plainly that they are not built yet.
+ * cmd_mount - `assetfs mount` and `assetfs stats`.
+ *
+ *   assetfs mount [STORE] MOUNTPOINT [-f] [-d] [-o opt[,opt...]]...
+ *                 [--store URL]
+ *
+ * STORE also comes from --store, ASSETFS_STORE or MODELKIT_STORAGE_*
+ * (prov_store_url()). Our options are taken out of the -o list; options
+ * only mount(8) cares about (defaults, auto, nofail, _netdev, user, ...)
+ * are dropped; anything else goes to libfuse, which refuses what it does
+ * not know. Without -f the command forks before any thread exists: the
+ * child mounts and serves, the parent waits until the mount answers (or
+ * failed) and exits 0 or 1, as mount(8) expects of a helper.
+ *
+ *   assetfs stats MOUNTPOINT [--json]
+ *
+ * reads the counters from the private xattr user.assetfs.stats of the
+ * mount root and prints `key value` lines (or one JSON object).
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <unistd.h>
 
+#include "common/buf.h"
+#include "common/fileutil.h"
+#include "common/log.h"
+#include "fs/cache.h"
 #include "fs/commands.h"
+#include "fs/mount.h"
+#include "providers/provider.h"
+
+#define OPTS_MAX 8192
+
+static void mount_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: assetfs mount [STORE] MOUNTPOINT [-f] [-d] "
+		"[-o opt,...] [--store URL]\n"
+		"  STORE  file:///dir, http(s)://host/prefix, s3://b/prefix, "
+		"gs://b/prefix, az://c/prefix\n"
+		"         (or --store, ASSETFS_STORE, MODELKIT_STORAGE_*)\n"
+		"  -f     stay in the foreground   -d  FUSE debug output\n"
+		"options: cache_dir=DIR cache_size=SIZE|N%% "
+		"cache_min_free=SIZE|N%%\n"
+		"         versions_ttl=SECONDS (60) timeout=SECONDS (30) "
+		"versioning=auto|major_minor|simple_date\n"
+		"         allow_other uid=N gid=N metrics_port=N "
+		"readahead=BLOCKS (8) threads=N (16)\n"
+		"         log=FILE (daemon log; default: discarded)\n"
+		"         any other option goes to libfuse\n");
+}
+
+/* Seconds (may have a fraction) -> ms. Returns 0 or -EINVAL. */
+static int parse_secs(const char *s, int *ms)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v <= 0 ||
+	    v > 86400.0 * 365)
+		return -EINVAL;
+	*ms = (int)(v * 1000.0);
+	if (*ms < 1)
+		*ms = 1;
+	return 0;
+}
+
+static int parse_uint(const char *s, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 0 || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+struct mount_cli {
+	struct mount_opts o;
+	char fuse_opts[OPTS_MAX];
+	const char *log_file;
+	bool foreground;
+};
+
+static bool dropped_opt(const char *k)
+{
+	static const char *const drop[] = {
+		"defaults", "rw", "ro", "auto", "noauto", "nofail", "_netdev",
+		"user", "users", "nouser", "owner", "group", "comment",
+		NULL,
+	};
+	size_t i;
+
+	for (i = 0; drop[i]; i++)
+		if (strcmp(k, drop[i]) == 0)
+			return true;
+	return strncmp(k, "x-", 2) == 0 || strncmp(k, "comment=", 8) == 0;
+}
+
+/* Handle one -o item. Returns 0 or 2 (usage error, message printed). */
+static int one_opt(struct mount_cli *c, char *item)
+{
+	char *val = strchr(item, '=');
+	long n;
+	int ret = 0;
+
+	if (!*item)
+		return 0;
+	if (val)
+		*val++ = '\0';
+#define IS(k) (strcmp(item, k) == 0)
+	if (IS("cache_dir") && val) {
+		c->o.cache.dir = val;
+	} else if (IS("cache_size") && val) {
+		ret = cache_parse_size(val, &c->o.cache.max);
+	} else if (IS("cache_min_free") && val) {
+		ret = cache_parse_size(val, &c->o.cache.min_free);
+	} else if (IS("versions_ttl") && val) {
+		ret = parse_secs(val, &c->o.versions_ttl_ms);
+	} else if (IS("timeout") && val) {
+		ret = parse_secs(val, &c->o.timeout_ms);
+	} else if (IS("versioning") && val) {
+		c->o.versioning = val;
+	} else if (IS("allow_other") && !val) {
+		c->o.allow_other = true;
+	} else if (IS("uid") && val) {
+		ret = parse_uint(val, INT_MAX, &n);
+		c->o.uid = (uid_t)n;
+	} else if (IS("gid") && val) {
+		ret = parse_uint(val, INT_MAX, &n);
+		c->o.gid = (gid_t)n;
+	} else if (IS("metrics_port") && val) {
+		ret = parse_uint(val, 65535, &n);
+		c->o.metrics_port = (int)n;
+	} else if (IS("readahead") && val) {
+		ret = parse_uint(val, 64, &n);
+		c->o.readahead = (int)n;
+	} else if (IS("threads") && val) {
+		ret = parse_uint(val, 256, &n);
+		if (ret == 0 && n < 1)
+			ret = -EINVAL;
+		c->o.threads = (int)n;
+	} else if (IS("log") && val) {
+		c->log_file = val;
+	} else if (IS("debug") && !val) {
+		c->o.debug = true;
+	} else if (dropped_opt(item)) {
+		/* mount(8)'s business */
+	} else {
+		size_t len = strlen(c->fuse_opts);
+		int w = snprintf(c->fuse_opts + len, sizeof(c->fuse_opts) - len,
+				 "%s%s%s%s", len ? "," : "", item,
+				 val ? "=" : "", val ? val : "");
+
+		if (w < 0 || (size_t)w >= sizeof(c->fuse_opts) - len) {
+			fprintf(stderr, "assetfs: mount: too many options\n");
+			return 2;
+		}
+	}
+#undef IS
+	if (ret < 0) {
+		fprintf(stderr, "assetfs: mount: bad option '%s%s%s'\n", item,
+			val ? "=" : "", val ? val : "");
+		return 2;
+	}
+	return 0;
+}
+
+static int parse_opts(struct mount_cli *c, char *list)
+{
+	char *save = NULL, *item;
+	int ret;
+
+	for (item = strtok_r(list, ",", &save); item;
+	     item = strtok_r(NULL, ",", &save)) {
+		ret = one_opt(c, item);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Child side of the daemon: stdio away from the terminal. */
+static void detach(const char *log_file)
+{
+	int fd;
+
+	if (chdir("/") < 0) {
+		/* keep the old cwd */
+	}
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		if (!log_file)
+			dup2(fd, 2);
+		close(fd);
+	}
+	if (log_file) {
+		fd = open(log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+			  0640);
+		if (fd >= 0) {
+			dup2(fd, 2);
+			close(fd);
+		}
+	}
+}
+
+static struct mount_cli c;
+
+/*
+ * The daemon's ready callback: tell the waiting parent, then (once
+ * mounted) let go of its terminal; errors before that still reach the
+ * caller's stderr.
+ */
+static void ready_pipe(void *arg, int status)
+{
+	int fd = *(int *)arg;
+	char st = status == 0 ? 0 : 1;
+
+	if (fd < 0)
+		return;
+	if (status == 0)
+		detach(c.log_file);
+	if (write(fd, &st, 1) < 0) {
+		/* the parent is gone: nothing to tell */
+	}
+	close(fd);
+	*(int *)arg = -1;
+}
 
 int cmd_mount(int argc, char **argv)
 {
-	fprintf(stderr, "assetfs: mount: not implemented yet\n");
-	return 1;
+	char url[PROV_URL_MAX];
+	char mp[PATH_MAX];
+	const char *pos[2] = { NULL, NULL };
+	const char *store_arg = NULL;
+	int npos = 0, i, ret, pfd[2] = { -1, -1 }, wfd = -1;
+	pid_t pid;
+
+	memset(&c, 0, sizeof(c));
+	cache_opts_init(&c.o.cache);
+	c.o.uid = getuid();
+	c.o.gid = getgid();
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			mount_usage(stdout);
+			return 0;
+		} else if (strcmp(a, "-f") == 0) {
+			c.foreground = true;
+		} else if (strcmp(a, "-d") == 0) {
+			c.o.debug = true;
+			c.foreground = true;
+		} else if (strcmp(a, "-o") == 0 && i + 1 < argc) {
+			ret = parse_opts(&c, argv[++i]);
+			if (ret)
+				return ret;
+		} else if (strncmp(a, "-o", 2) == 0 && a[2]) {
+			ret = parse_opts(&c, argv[i] + 2);
+			if (ret)
+				return ret;
+		} else if (strcmp(a, "--store") == 0 && i + 1 < argc) {
+			store_arg = argv[++i];
+		} else if (strncmp(a, "--store=", 8) == 0) {
+			store_arg = a + 8;
+		} else if (strcmp(a, "-n") == 0 || strcmp(a, "-s") == 0 ||
+			   strcmp(a, "-v") == 0) {
+			/* flags mount(8) passes to helpers */
+		} else if (a[0] == '-' && a[1]) {
+			fprintf(stderr, "assetfs: mount: unknown option '%s'\n",
+				a);
+			mount_usage(stderr);
+			return 2;
+		} else if (npos < 2) {
+			pos[npos++] = a;
+		} else {
+			fprintf(stderr, "assetfs: mount: too many arguments\n");
+			mount_usage(stderr);
+			return 2;
+		}
+	}
+	if (npos == 0) {
+		fprintf(stderr, "assetfs: mount: missing MOUNTPOINT\n");
+		mount_usage(stderr);
+		return 2;
+	}
+	if (npos == 2)
+		store_arg = pos[0];
+	ret = prov_store_url(store_arg, url, sizeof(url));
+	if (ret == -ENOENT) {
+		fprintf(stderr, "assetfs: mount: no store given (STORE, "
+				"--store, ASSETFS_STORE or "
+				"MODELKIT_STORAGE_PROVIDER)\n");
+		return 2;
+	} else if (ret < 0) {
+		fprintf(stderr, "assetfs: mount: bad store: %s\n",
+			*prov_last_error() ? prov_last_error() :
+					     strerror(-ret));
+		return 2;
+	}
+	if (!realpath(pos[npos - 1], mp)) {
+		fprintf(stderr, "assetfs: mount: mountpoint %s: %s\n",
+			pos[npos - 1], strerror(errno));
+		return 1;
+	}
+	c.o.store_url = url;
+	c.o.mountpoint = mp;
+	c.o.fuse_opts = c.fuse_opts;
+	if (c.foreground) {
+		if (c.log_file) {
+			int fd = open(c.log_file, O_WRONLY | O_CREAT |
+							  O_APPEND | O_CLOEXEC,
+				      0640);
+
+			if (fd >= 0) {
+				dup2(fd, 2);
+				close(fd);
+			}
+		}
+		return mount_run(&c.o) < 0 ? 1 : 0;
+	}
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		fprintf(stderr, "assetfs: mount: pipe: %s\n", strerror(errno));
+		return 1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "assetfs: mount: fork: %s\n", strerror(errno));
+		return 1;
+	}
+	if (pid == 0) {
+		close(pfd[0]);
+		wfd = pfd[1];
+		c.o.ready = ready_pipe;
+		c.o.ready_arg = &wfd;
+		/* errors before the mount still reach the caller's stderr */
+		setsid();
+		ret = mount_run(&c.o);
+		ready_pipe(&wfd, ret < 0 ? ret : -EIO);
+		return ret < 0 ? 1 : 0;
+	}
+	close(pfd[1]);
+	{
+		char st = 1;
+		ssize_t n;
+
+		do {
+			n = read(pfd[0], &st, 1);
+		} while (n < 0 && errno == EINTR);
+		close(pfd[0]);
+		return (n == 1 && st == 0) ? 0 : 1;
+	}
 }
+
+/* ---- stats ---- */
 
 int cmd_stats(int argc, char **argv)
 {
-	fprintf(stderr, "assetfs: stats: not implemented yet\n");
-	return 1;
+	const char *mp = NULL;
+	bool json = false;
+	char val[16384];
+	ssize_t n;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json = true;
+		} else if (strcmp(argv[i], "-h") == 0 ||
+			   strcmp(argv[i], "--help") == 0) {
+			printf("usage: assetfs stats MOUNTPOINT [--json]\n");
+			return 0;
+		} else if (!mp && argv[i][0] != '-') {
+			mp = argv[i];
+		} else {
+			fprintf(stderr, "usage: assetfs stats MOUNTPOINT "
+					"[--json]\n");
+			return 2;
+		}
+	}
+	if (!mp) {
+		fprintf(stderr, "usage: assetfs stats MOUNTPOINT [--json]\n");
+		return 2;
+	}
+	n = getxattr(mp, MOUNT_STATS_XATTR, val, sizeof(val) - 1);
+	if (n < 0) {
+		fprintf(stderr, "assetfs: stats: %s: %s\n", mp,
+			errno == ENODATA || errno == ENOTSUP ?
+				"not an assetfs mount" :
+				strerror(errno));
+		return 1;
+	}
+	val[n] = '\0';
+	if (!json) {
+		fputs(val, stdout);
+		return 0;
+	}
+	{
+		char *save = NULL, *line;
+		bool first = true;
+
+		printf("{");
+		for (line = strtok_r(val, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save)) {
+			char *sp = strchr(line, ' ');
+
+			if (!sp)
+				continue;
+			*sp = '\0';
+			printf("%s\"%s\": %s", first ? "" : ", ", line, sp + 1);
+			first = false;
+		}
+		printf("}\n");
+	}
+	return 0;
 }
