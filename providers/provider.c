@@ -40,7 +40,7 @@ static const struct prov_scheme prov_schemes[] = {
 	{ "file", &prov_file_ops },
 	{ "http", NULL },
 	{ "https", NULL },
-	{ "s3", NULL },
+	{ "s3", &prov_s3_ops },
 	{ "gs", NULL },
 	{ "az", NULL },
 };

@@ -1,0 +1,959 @@
+/*
+ * s3 - the s3:// backend: Amazon S3 and S3-compatible servers (MinIO,
+ * s3rver, Ceph), SigV4 header auth over the shared curl pool.
+ *
+ * Credentials, as the AWS tools look for them: AWS_ACCESS_KEY_ID /
+ * AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN; else the profile AWS_PROFILE
+ * (or "default") in AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials) and
+ * AWS_CONFIG_FILE (~/.aws/config); else anonymous (unsigned requests, for
+ * public buckets). Region: AWS_REGION, AWS_DEFAULT_REGION, the profile,
+ * then us-east-1. Endpoint: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL or
+ * S3_ENDPOINT with path-style addressing; otherwise virtual-hosted AWS
+ * endpoints. TLS trust: AWS_CA_BUNDLE, then the generic variables.
+ *
+ * Requests sign host, x-amz-date, x-amz-content-sha256 (the body's hash for
+ * small puts, UNSIGNED-PAYLOAD otherwise) and x-amz-security-token. The
+ * keys live only in struct s3 and in the signing call; messages name the
+ * bucket and key only.
+ *
+ * Threads: after open, struct s3 is read-only; everything else is per
+ * request. Errors: negative errno, message via prov_set_error().
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "common/fileutil.h"
+#include "common/timeutil.h"
+#include "providers/curl_list.h"
+#include "providers/curl_pool.h"
+#include "providers/curl_util.h"
+#include "providers/provider_int.h"
+#include "providers/sigv4.h"
+
+#define S3_LIST_BODY_MAX (16u << 20)
+#define S3_SMALL_BODY_MAX (1u << 20)
+#define S3_PART_SIZE (8ull << 20)
+#define S3_MULTIPART_THRESHOLD (64ull << 20)
+#define S3_MAX_PARTS 10000
+#define S3_INI_MAX (1u << 20)
+#define S3_LIST_PAGES_MAX 100000
+
+struct s3 {
+	struct cpool *pool;
+	char *base;      /* "https://b.s3.us-east-1.amazonaws.com" or endpoint */
+	char *host;      /* Host header, signed */
+	char *path_base; /* "/bucket" (path style) or "" */
+	char *region;
+	char *access_key; /* NULL: anonymous */
+	char *secret_key;
+	char *token;      /* may be NULL */
+	uint64_t part_size, multipart_threshold;
+	int page_size;    /* max-keys, 0: the server's default */
+};
+
+struct s3_sign {
+	struct s3 *s;
+	const char *payload_hash;
+};
+
+/* ---- credentials and configuration ---- */
+
+/*
+ * Look up @key in section @section of the INI file @path into a fresh
+ * string at *@out. Returns 1 found, 0 not found (or no file), <0 error.
+ * *@section_seen is set when the section exists.
+ */
+static int ini_get(const char *path, const char *section, const char *key,
+		   char **out, bool *section_seen)
+{
+	struct buf b;
+	char *line, *save = NULL;
+	bool in = false;
+	int ret;
+
+	*out = NULL;
+	buf_init(&b, S3_INI_MAX);
+	ret = file_read_capped(path, S3_INI_MAX, &b);
+	if (ret < 0) {
+		buf_free(&b);
+		return ret == -ENOENT ? 0 : ret;
+	}
+	if (!b.data) {
+		buf_free(&b);
+		return 0;
+	}
+	ret = 0;
+	for (line = strtok_r(b.data, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *l = cu_trim(line), *eq;
+
+		if (*l == '#' || *l == ';' || !*l)
+			continue;
+		if (*l == '[') {
+			char *e = strchr(l, ']');
+
+			if (e)
+				*e = '\0';
+			in = strcmp(cu_trim(l + 1), section) == 0;
+			if (in && section_seen)
+				*section_seen = true;
+			continue;
+		}
+		if (!in)
+			continue;
+		eq = strchr(l, '=');
+		if (!eq)
+			continue;
+		*eq = '\0';
+		if (strcmp(cu_trim(l), key) == 0) {
+			*out = strdup(cu_trim(eq + 1));
+			ret = *out ? 1 : -ENOMEM;
+			break;
+		}
+	}
+	if (b.data)
+		OPENSSL_cleanse(b.data, b.len);
+	buf_free(&b);
+	return ret;
+}
+
+static char *home_path(const char *env, const char *rel)
+{
+	const char *v = getenv(env), *home = getenv("HOME");
+	char *out = NULL;
+
+	if (v && *v)
+		return strdup(v);
+	if (!home || !*home)
+		return NULL;
+	if (asprintf(&out, "%s/%s", home, rel) < 0)
+		return NULL;
+	return out;
+}
+
+static char *env_dup(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? strdup(v) : NULL;
+}
+
+static int s3_load_config(struct s3 *s)
+{
+	const char *profile_env = getenv("AWS_PROFILE");
+	const char *profile = profile_env && *profile_env ? profile_env :
+							    "default";
+	char *cred_file = NULL, *conf_file = NULL, *conf_section = NULL;
+	bool seen = false;
+	int ret = 0;
+
+	s->access_key = env_dup("AWS_ACCESS_KEY_ID");
+	s->secret_key = env_dup("AWS_SECRET_ACCESS_KEY");
+	if (s->access_key && s->secret_key) {
+		s->token = env_dup("AWS_SESSION_TOKEN");
+		profile_env = NULL; /* the environment wins */
+	} else {
+		free(s->access_key);
+		free(s->secret_key);
+		s->access_key = s->secret_key = NULL;
+	}
+	s->region = env_dup("AWS_REGION");
+	if (!s->region)
+		s->region = env_dup("AWS_DEFAULT_REGION");
+
+	cred_file = home_path("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
+	conf_file = home_path("AWS_CONFIG_FILE", ".aws/config");
+	if (strcmp(profile, "default") == 0)
+		conf_section = strdup("default");
+	else if (asprintf(&conf_section, "profile %s", profile) < 0)
+		conf_section = NULL;
+	if (!conf_section) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (!s->access_key) {
+		const char *files[2] = { cred_file, conf_file };
+		const char *sections[2] = { profile, conf_section };
+
+		for (int i = 0; i < 2 && !s->access_key; i++) {
+			if (!files[i])
+				continue;
+			ret = ini_get(files[i], sections[i],
+				      "aws_access_key_id", &s->access_key,
+				      &seen);
+			if (ret < 0)
+				goto out;
+			ret = ini_get(files[i], sections[i],
+				      "aws_secret_access_key", &s->secret_key,
+				      &seen);
+			if (ret < 0)
+				goto out;
+			if (!s->access_key || !s->secret_key) {
+				free(s->access_key);
+				free(s->secret_key);
+				s->access_key = s->secret_key = NULL;
+				continue;
+			}
+			ret = ini_get(files[i], sections[i],
+				      "aws_session_token", &s->token, &seen);
+			if (ret < 0)
+				goto out;
+		}
+	}
+	if (!s->region && conf_file) {
+		ret = ini_get(conf_file, conf_section, "region", &s->region,
+			      &seen);
+		if (ret < 0)
+			goto out;
+	}
+	if (!s->access_key && profile_env && !seen) {
+		prov_set_error("s3: AWS_PROFILE '%s' is not in %s or %s",
+			       profile, cred_file ? cred_file : "(no file)",
+			       conf_file ? conf_file : "(no file)");
+		ret = -EINVAL;
+		goto out;
+	}
+	if (!s->region)
+		s->region = strdup("us-east-1");
+	ret = s->region ? 0 : -ENOMEM;
+out:
+	free(cred_file);
+	free(conf_file);
+	free(conf_section);
+	return ret;
+}
+
+/* Host (and port) of an "http(s)://host[:port][/...]" URL. */
+static char *url_host(const char *url)
+{
+	const char *h = strstr(url, "://"), *e;
+
+	if (!h)
+		return NULL;
+	h += 3;
+	e = h + strcspn(h, "/?#");
+	return strndup(h, (size_t)(e - h));
+}
+
+static int s3_setup_endpoint(struct prov *p, struct s3 *s)
+{
+	const char *ep = getenv("AWS_ENDPOINT_URL_S3");
+	char *base = NULL;
+
+	if (!ep || !*ep)
+		ep = getenv("AWS_ENDPOINT_URL");
+	if (!ep || !*ep)
+		ep = getenv("S3_ENDPOINT");
+	if (ep && *ep) {
+		size_t n;
+
+		if (strstr(ep, "://"))
+			base = strdup(ep);
+		else if (asprintf(&base, "https://%s", ep) < 0)
+			base = NULL;
+		if (!base)
+			return -ENOMEM;
+		n = strlen(base);
+		while (n > 0 && base[n - 1] == '/')
+			base[--n] = '\0';
+		if (strncmp(base, "http://", 7) != 0 &&
+		    strncmp(base, "https://", 8) != 0) {
+			prov_set_error("s3: endpoint must be http(s)://...");
+			free(base);
+			return -EINVAL;
+		}
+		s->base = base;
+		if (asprintf(&s->path_base, "/%s", p->bucket) < 0)
+			s->path_base = NULL;
+	} else if (strchr(p->bucket, '.')) {
+		/* dotted buckets break the wildcard certificate */
+		if (asprintf(&s->base, "https://s3.%s.amazonaws.com",
+			     s->region) < 0)
+			s->base = NULL;
+		if (asprintf(&s->path_base, "/%s", p->bucket) < 0)
+			s->path_base = NULL;
+	} else {
+		if (asprintf(&s->base, "https://%s.s3.%s.amazonaws.com",
+			     p->bucket, s->region) < 0)
+			s->base = NULL;
+		s->path_base = strdup("");
+	}
+	if (!s->base || !s->path_base)
+		return -ENOMEM;
+	s->host = url_host(s->base);
+	if (!s->host)
+		return -ENOMEM;
+	/* an endpoint with a path ("http://h/s3"): keep it in path_base */
+	{
+		char *path = strchr(strstr(s->base, "://") + 3, '/');
+
+		if (path) {
+			char *np = NULL;
+
+			if (asprintf(&np, "%s%s", path, s->path_base) < 0)
+				return -ENOMEM;
+			free(s->path_base);
+			s->path_base = np;
+			*path = '\0';
+		}
+	}
+	return 0;
+}
+
+static uint64_t env_u64(const char *name, uint64_t def)
+{
+	const char *v = getenv(name);
+	char *end;
+	unsigned long long x;
+
+	if (!v || !*v)
+		return def;
+	x = strtoull(v, &end, 10);
+	return *end || x == 0 ? def : x;
+}
+
+static void s3_free(struct s3 *s)
+{
+	if (!s)
+		return;
+	cpool_free(&s->pool);
+	free(s->base);
+	free(s->host);
+	free(s->path_base);
+	free(s->region);
+	if (s->secret_key)
+		OPENSSL_cleanse(s->secret_key, strlen(s->secret_key));
+	free(s->access_key);
+	free(s->secret_key);
+	free(s->token);
+	free(s);
+}
+
+static int s3_open(struct prov *p)
+{
+	struct s3 *s;
+	int ret;
+
+	if (!*p->bucket) {
+		prov_set_error("s3: the URL names no bucket (s3://bucket/prefix)");
+		return -EINVAL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	ret = s3_load_config(s);
+	if (ret == 0)
+		ret = s3_setup_endpoint(p, s);
+	if (ret == 0)
+		ret = cpool_new(p, "AWS_CA_BUNDLE", &s->pool);
+	if (ret < 0) {
+		s3_free(s);
+		return ret;
+	}
+	s->part_size = env_u64("ASSETFS_S3_PART_SIZE", S3_PART_SIZE);
+	if (s->part_size < (5ull << 20))
+		s->part_size = 5ull << 20;
+	s->multipart_threshold = env_u64("ASSETFS_MULTIPART_THRESHOLD",
+					 S3_MULTIPART_THRESHOLD);
+	s->page_size = (int)env_u64("ASSETFS_LIST_PAGE_SIZE", 0);
+	if (s->page_size > 1000)
+		s->page_size = 1000;
+	p->priv = s;
+	return 0;
+}
+
+static void s3_close(struct prov *p)
+{
+	s3_free(p->priv);
+	p->priv = NULL;
+}
+
+/* ---- signing ---- */
+
+static int s3_sign_cb(void *arg, const char *method, const char *url,
+		      struct cr_hdrs *h)
+{
+	struct s3_sign *sg = arg;
+	struct s3 *s = sg->s;
+	struct sigv4_hdr sh[SIGV4_MAX_HEADERS];
+	char amz_date[20], *path = NULL, *query;
+	const char *pstart;
+	struct buf auth;
+	int64_t now;
+	int32_t ns;
+	struct tm tm;
+	time_t t;
+	size_t n = 0;
+	int ret;
+
+	buf_init(&auth, 4096);
+	if (!s->access_key)
+		return 0; /* anonymous */
+	time_now(&now, &ns);
+	t = (time_t)now;
+	gmtime_r(&t, &tm);
+	strftime(amz_date, sizeof(amz_date), "%Y%m%dT%H%M%SZ", &tm);
+	ret = cr_hdr_add(h, "x-amz-date", "%s", amz_date);
+	if (ret == 0)
+		ret = cr_hdr_add(h, "x-amz-content-sha256", "%s",
+				 sg->payload_hash);
+	if (ret == 0 && s->token)
+		ret = cr_hdr_add(h, "x-amz-security-token", "%s", s->token);
+	if (ret < 0)
+		return ret;
+	/* sign Host and every x-amz-* header we send */
+	for (size_t i = 0; i < h->n && n < SIGV4_MAX_HEADERS; i++) {
+		char *colon = strchr(h->line[i], ':');
+
+		if (!colon)
+			continue;
+		if (strncasecmp(h->line[i], "host:", 5) == 0 ||
+		    strncasecmp(h->line[i], "x-amz-", 6) == 0) {
+			*colon = '\0';
+			sh[n].name = h->line[i];
+			sh[n].value = colon + 1;
+			n++;
+		}
+	}
+	pstart = strchr(strstr(url, "://") + 3, '/');
+	path = strdup(pstart ? pstart : "/");
+	if (!path) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	query = strchr(path, '?');
+	if (query)
+		*query++ = '\0';
+	{
+		struct sigv4_req r = {
+			.method = method, .path = path, .query = query,
+			.headers = sh, .n_headers = n,
+			.payload_hash = sg->payload_hash, .amz_date = amz_date,
+			.region = s->region, .service = "s3",
+		};
+
+		ret = sigv4_authorization(&r, s->access_key, s->secret_key,
+					  &auth);
+	}
+out:
+	/* restore the ':' we cut for signing */
+	for (size_t i = 0; i < n; i++)
+		((char *)sh[i].name)[strlen(sh[i].name)] = ':';
+	if (ret == 0)
+		ret = cr_hdr_add(h, "Authorization", "%s", auth.data);
+	buf_free(&auth);
+	free(path);
+	return ret;
+}
+
+/* ---- URLs ---- */
+
+/* Full key "prefix/key" percent-encoded into @enc. */
+static int s3_key_path(struct prov *p, struct s3 *s, const char *key,
+		       struct buf *path)
+{
+	char full[PROV_URL_MAX];
+	int ret;
+
+	ret = prov_full_key(p, key, full, sizeof(full));
+	if (ret < 0)
+		return ret;
+	ret = buf_printf(path, "%s/", s->path_base);
+	if (ret == 0)
+		ret = cu_url_encode(path, full, true);
+	return ret;
+}
+
+struct s3_call {
+	struct buf url, what;
+	struct s3_sign sign;
+	const char *hdrs[4];
+	char host_hdr[300];
+};
+
+static int s3_call_init(struct prov *p, struct s3 *s, struct s3_call *c,
+			const char *method, const char *key,
+			const char *query)
+{
+	int ret;
+
+	buf_init(&c->url, PROV_URL_MAX * 3);
+	buf_init(&c->what, PROV_URL_MAX);
+	c->sign.s = s;
+	c->sign.payload_hash = "UNSIGNED-PAYLOAD";
+	snprintf(c->host_hdr, sizeof(c->host_hdr), "Host: %s", s->host);
+	c->hdrs[0] = c->host_hdr;
+	c->hdrs[1] = NULL;
+	ret = buf_puts(&c->url, s->base);
+	if (ret == 0 && key)
+		ret = s3_key_path(p, s, key, &c->url);
+	else if (ret == 0)
+		ret = buf_printf(&c->url, "%s",
+				 *s->path_base ? s->path_base : "/");
+	if (ret == 0 && query && *query)
+		ret = buf_printf(&c->url, "?%s", query);
+	if (ret == 0) {
+		char full[PROV_URL_MAX] = "";
+
+		if (key)
+			prov_full_key(p, key, full, sizeof(full));
+		ret = buf_printf(&c->what, "%s s3://%s/%s", method, p->bucket,
+				 full);
+	}
+	return ret;
+}
+
+static void s3_call_free(struct s3_call *c)
+{
+	buf_free(&c->url);
+	buf_free(&c->what);
+}
+
+static void s3_req_init(struct cr_req *r, struct s3_call *c,
+			const char *method)
+{
+	memset(r, 0, sizeof(*r));
+	r->method = method;
+	r->url = c->url.data;
+	r->what = c->what.data;
+	r->headers = c->hdrs;
+	r->sign = s3_sign_cb;
+	r->sign_arg = &c->sign;
+	r->body_fd = -1;
+}
+
+/* ---- operations ---- */
+
+static int s3_list(struct prov *p, const char *prefix, bool delimited,
+		   struct prov_listing *out)
+{
+	struct s3 *s = p->priv;
+	struct cl_builder cb;
+	struct buf token, body, q, full, strip;
+	int ret, pages = 0;
+
+	buf_init(&token, 4096);
+	buf_init(&body, S3_LIST_BODY_MAX);
+	buf_init(&q, 16384);
+	buf_init(&full, PROV_URL_MAX);
+	buf_init(&strip, PROV_URL_MAX);
+	ret = buf_printf(&strip, "%s%s", p->prefix, *p->prefix ? "/" : "");
+	if (ret == 0)
+		ret = buf_printf(&full, "%s%s", strip.data, prefix);
+	if (ret < 0)
+		goto out;
+	cl_init(&cb, out, strip.data);
+	do {
+		struct s3_call c;
+		struct cr_req r;
+		struct cu_xml x, in;
+		struct buf v;
+
+		if (++pages > S3_LIST_PAGES_MAX) {
+			ret = -EIO;
+			prov_set_error("LIST s3://%s/%s: too many pages",
+				       p->bucket, full.data);
+			break;
+		}
+		buf_reset(&q);
+		buf_reset(&body);
+		if (token.len) {
+			ret = buf_puts(&q, "continuation-token=");
+			if (ret == 0)
+				ret = cu_url_encode(&q, token.data, false);
+			if (ret == 0)
+				ret = buf_puts(&q, "&");
+		}
+		if (ret == 0 && delimited)
+			ret = buf_puts(&q, "delimiter=%2F&");
+		if (ret == 0)
+			ret = buf_puts(&q, "list-type=2");
+		if (ret == 0 && s->page_size > 0)
+			ret = buf_printf(&q, "&max-keys=%d", s->page_size);
+		if (ret == 0)
+			ret = buf_puts(&q, "&prefix=");
+		if (ret == 0)
+			ret = cu_url_encode(&q, full.data, false);
+		if (ret < 0)
+			break;
+		ret = s3_call_init(p, s, &c, "LIST", NULL, q.data);
+		if (ret == 0) {
+			buf_reset(&c.what);
+			ret = buf_printf(&c.what, "LIST s3://%s/%s", p->bucket,
+					 full.data);
+		}
+		if (ret < 0) {
+			s3_call_free(&c);
+			break;
+		}
+		s3_req_init(&r, &c, "GET");
+		r.out = &body;
+		ret = cr_run(s->pool, p, &r);
+		if (ret < 0) {
+			if (ret == -ENOENT)
+				prov_set_error("LIST s3://%s: no such bucket",
+					       p->bucket);
+			s3_call_free(&c);
+			break;
+		}
+		x.p = body.data ? body.data : "";
+		x.end = x.p + body.len;
+		buf_init(&v, PROV_URL_MAX);
+		while (ret == 0 && cu_xml_next(&x, "Contents", &in)) {
+			struct buf key, etag, num, date;
+			int64_t sec = 0;
+			int32_t nsec;
+
+			buf_init(&key, PROV_URL_MAX);
+			buf_init(&etag, 512);
+			buf_init(&num, 64);
+			buf_init(&date, 64);
+			ret = cu_xml_text(&in, "Key", &key);
+			if (ret == 0 && cu_xml_text(&in, "Size", &num) < 0)
+				ret = -EIO;
+			if (ret == 0) {
+				cu_xml_text(&in, "ETag", &etag);
+				if (cu_xml_text(&in, "LastModified", &date) ==
+					    0 &&
+				    time_parse_iso8601(date.data, &sec,
+						       &nsec) < 0)
+					sec = 0;
+				ret = cl_add_object(&cb, key.data,
+						    strtoull(num.data, NULL,
+							     10),
+						    etag.data, sec);
+			}
+			buf_free(&key);
+			buf_free(&etag);
+			buf_free(&num);
+			buf_free(&date);
+		}
+		x.p = body.data ? body.data : "";
+		while (ret == 0 && cu_xml_next(&x, "CommonPrefixes", &in)) {
+			buf_reset(&v);
+			ret = cu_xml_text(&in, "Prefix", &v);
+			if (ret == 0)
+				ret = cl_add_prefix(&cb, v.data);
+		}
+		x.p = body.data ? body.data : "";
+		buf_reset(&token);
+		buf_reset(&v);
+		if (ret == 0 && cu_xml_text(&x, "IsTruncated", &v) == 0 &&
+		    strcmp(v.data, "true") == 0) {
+			if (cu_xml_text(&x, "NextContinuationToken", &token) <
+				    0 ||
+			    token.len == 0) {
+				ret = -EIO;
+				prov_set_error("%s: truncated listing without "
+					       "a continuation token",
+					       c.what.data);
+			}
+		}
+		if (ret < 0 && ret != -EIO && ret != -ENOMEM)
+			prov_set_error("%s: bad listing reply (%s)",
+				       c.what.data, strerror(-ret));
+		if (ret == -EINVAL || ret == -ENOENT || ret == -EFBIG)
+			ret = -EIO;
+		buf_free(&v);
+		s3_call_free(&c);
+	} while (ret == 0 && token.len > 0);
+	if (ret == 0)
+		cl_finish(&cb);
+out:
+	buf_free(&token);
+	buf_free(&body);
+	buf_free(&q);
+	buf_free(&full);
+	buf_free(&strip);
+	return ret;
+}
+
+static int s3_head(struct prov *p, const char *key, struct prov_object *out)
+{
+	struct s3 *s = p->priv;
+	struct s3_call c;
+	struct cr_req r;
+	int ret;
+
+	ret = s3_call_init(p, s, &c, "HEAD", key, NULL);
+	if (ret < 0)
+		goto out;
+	s3_req_init(&r, &c, "HEAD");
+	ret = cr_run(s->pool, p, &r);
+	if (ret == -ENOENT)
+		prov_set_error("%s: no such object", c.what.data);
+	if (ret < 0)
+		goto out;
+	out->key = strdup(key);
+	out->etag = r.etag[0] ? strdup(r.etag) : NULL;
+	out->size = r.have_length ? r.content_length : 0;
+	out->mtime = r.mtime;
+	if (!out->key || (r.etag[0] && !out->etag))
+		ret = -ENOMEM;
+out:
+	s3_call_free(&c);
+	return ret;
+}
+
+static int64_t s3_get(struct prov *p, const char *key, uint64_t off,
+		      uint64_t len, const char *if_match, prov_sink_fn sink,
+		      void *arg)
+{
+	struct s3 *s = p->priv;
+	struct s3_call c;
+	struct cr_req r;
+	int ret;
+
+	ret = s3_call_init(p, s, &c, "GET", key, NULL);
+	if (ret < 0)
+		goto out;
+	s3_req_init(&r, &c, "GET");
+	r.ranged = !(off == 0 && len == PROV_WHOLE);
+	r.off = off;
+	r.len = len;
+	r.resumable = true;
+	r.if_match = if_match;
+	r.sink = sink;
+	r.sink_arg = arg;
+	ret = cr_run(s->pool, p, &r);
+	if (ret == -ENOENT)
+		prov_set_error("%s: no such object", c.what.data);
+out:
+	s3_call_free(&c);
+	return ret < 0 ? ret : (int64_t)r.delivered;
+}
+
+static int s3_put_one(struct prov *p, const char *key, const void *data,
+		      size_t len, int fd, uint64_t size,
+		      prov_progress_fn progress, void *arg)
+{
+	struct s3 *s = p->priv;
+	char hash[CU_SHA256_HEX_LEN + 1];
+	struct s3_call c;
+	struct cr_req r;
+	int ret;
+
+	ret = s3_call_init(p, s, &c, "PUT", key, NULL);
+	if (ret < 0)
+		goto out;
+	s3_req_init(&r, &c, "PUT");
+	r.has_body = true;
+	if (fd < 0) {
+		ret = cu_sha256_hex(data, len, hash);
+		if (ret < 0)
+			goto out;
+		c.sign.payload_hash = hash;
+		r.body = data;
+		r.body_len = len;
+	} else {
+		r.body_fd = fd;
+		r.body_size = size;
+	}
+	r.progress = progress;
+	r.progress_arg = arg;
+	r.progress_total = fd < 0 ? len : size;
+	ret = cr_run(s->pool, p, &r);
+out:
+	s3_call_free(&c);
+	return ret;
+}
+
+static int s3_put_buf(struct prov *p, const char *key, const void *data,
+		      size_t len)
+{
+	return s3_put_one(p, key, data, len, -1, 0, NULL, NULL);
+}
+
+/* POST/DELETE on a multipart upload; body/out optional. */
+static int s3_mp_call(struct prov *p, const char *method, const char *key,
+		      const char *query, const char *body, struct buf *out)
+{
+	struct s3 *s = p->priv;
+	char hash[CU_SHA256_HEX_LEN + 1];
+	struct s3_call c;
+	struct cr_req r;
+	int ret;
+
+	ret = s3_call_init(p, s, &c, method, key, query);
+	if (ret < 0)
+		goto out;
+	s3_req_init(&r, &c, method);
+	if (body) {
+		r.has_body = true;
+		r.body = body;
+		r.body_len = strlen(body);
+		ret = cu_sha256_hex(body, r.body_len, hash);
+		if (ret < 0)
+			goto out;
+		c.sign.payload_hash = hash;
+	}
+	r.out = out;
+	ret = cr_run(s->pool, p, &r);
+out:
+	s3_call_free(&c);
+	return ret;
+}
+
+static int s3_put_multipart(struct prov *p, const char *key, int fd,
+			    uint64_t size, prov_progress_fn progress,
+			    void *arg)
+{
+	struct s3 *s = p->priv;
+	struct buf resp, upload_id, q, done;
+	struct cu_xml x;
+	uint64_t part = s->part_size, nparts;
+	char **etags = NULL;
+	int ret;
+
+	nparts = (size + part - 1) / part;
+	if (nparts > S3_MAX_PARTS) {
+		part = (size + S3_MAX_PARTS - 1) / S3_MAX_PARTS;
+		nparts = (size + part - 1) / part;
+	}
+	buf_init(&resp, S3_SMALL_BODY_MAX);
+	buf_init(&upload_id, 1024);
+	buf_init(&q, 4096);
+	buf_init(&done, (size_t)nparts * 200 + 4096);
+	etags = calloc((size_t)nparts, sizeof(*etags));
+	if (!etags) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = s3_mp_call(p, "POST", key, "uploads=", NULL, &resp);
+	if (ret < 0)
+		goto out;
+	x.p = resp.data ? resp.data : "";
+	x.end = x.p + resp.len;
+	if (cu_xml_text(&x, "UploadId", &upload_id) < 0 || !upload_id.len) {
+		prov_set_error("PUT s3://%s: no UploadId in the reply",
+			       p->bucket);
+		ret = -EIO;
+		goto out;
+	}
+	for (uint64_t i = 0; i < nparts; i++) {
+		uint64_t off = i * part, n = size - off < part ? size - off :
+								 part;
+		struct s3_call c;
+		struct cr_req r;
+
+		buf_reset(&q);
+		ret = buf_printf(&q, "partNumber=%" PRIu64 "&uploadId=",
+				 i + 1);
+		if (ret == 0)
+			ret = cu_url_encode(&q, upload_id.data, false);
+		if (ret == 0)
+			ret = s3_call_init(p, s, &c, "PUT", key, q.data);
+		if (ret < 0)
+			goto abort;
+		s3_req_init(&r, &c, "PUT");
+		r.has_body = true;
+		r.body_fd = fd;
+		r.body_off = off;
+		r.body_size = n;
+		r.progress = progress;
+		r.progress_arg = arg;
+		r.progress_base = off;
+		r.progress_total = size;
+		ret = cr_run(s->pool, p, &r);
+		if (ret == 0 && !r.etag[0]) {
+			prov_set_error("%s: no ETag for part %" PRIu64,
+				       c.what.data, i + 1);
+			ret = -EIO;
+		}
+		if (ret == 0) {
+			etags[i] = strdup(r.etag);
+			if (!etags[i])
+				ret = -ENOMEM;
+		}
+		s3_call_free(&c);
+		if (ret < 0)
+			goto abort;
+	}
+	ret = buf_puts(&done, "<CompleteMultipartUpload>");
+	for (uint64_t i = 0; i < nparts && ret == 0; i++) {
+		ret = buf_printf(&done, "<Part><PartNumber>%" PRIu64
+				 "</PartNumber><ETag>", i + 1);
+		if (ret == 0)
+			ret = cu_xml_escape(&done, etags[i]);
+		if (ret == 0)
+			ret = buf_puts(&done, "</ETag></Part>");
+	}
+	if (ret == 0)
+		ret = buf_puts(&done, "</CompleteMultipartUpload>");
+	buf_reset(&q);
+	if (ret == 0)
+		ret = buf_puts(&q, "uploadId=");
+	if (ret == 0)
+		ret = cu_url_encode(&q, upload_id.data, false);
+	buf_reset(&resp);
+	if (ret == 0)
+		ret = s3_mp_call(p, "POST", key, q.data, done.data, &resp);
+	/* a 200 whose body is an <Error> is a failure (S3 does this) */
+	if (ret == 0 && resp.data && strstr(resp.data, "<Error>")) {
+		prov_set_error("PUT s3://%s: completing the upload failed",
+			       p->bucket);
+		ret = -EIO;
+	}
+	if (ret == 0)
+		goto out;
+abort: {
+	char msg[512];
+	int r2;
+
+	snprintf(msg, sizeof(msg), "%s", prov_last_error());
+	buf_reset(&q);
+	r2 = buf_puts(&q, "uploadId=");
+	if (r2 == 0)
+		r2 = cu_url_encode(&q, upload_id.data, false);
+	if (r2 == 0)
+		s3_mp_call(p, "DELETE", key, q.data, NULL, NULL);
+	prov_set_error("%s", msg);
+}
+out:
+	for (uint64_t i = 0; etags && i < nparts; i++)
+		free(etags[i]);
+	free(etags);
+	buf_free(&resp);
+	buf_free(&upload_id);
+	buf_free(&q);
+	buf_free(&done);
+	return ret;
+}
+
+static int s3_put_file(struct prov *p, const char *key, int fd,
+		       uint64_t size, prov_progress_fn progress, void *arg)
+{
+	struct s3 *s = p->priv;
+
+	if (size > s->multipart_threshold)
+		return s3_put_multipart(p, key, fd, size, progress, arg);
+	return s3_put_one(p, key, NULL, 0, fd, size, progress, arg);
+}
+
+static int s3_del(struct prov *p, const char *key)
+{
+	int ret = s3_mp_call(p, "DELETE", key, NULL, NULL, NULL);
+
+	return ret == -ENOENT ? 0 : ret;
+}
+
+const struct prov_ops prov_s3_ops = {
+	.scheme = "s3",
+	.can_list = true,
+	.can_put = true,
+	.open = s3_open,
+	.close = s3_close,
+	.list = s3_list,
+	.head = s3_head,
+	.get = s3_get,
+	.put_buf = s3_put_buf,
+	.put_file = s3_put_file,
+	.del = s3_del,
+};
