@@ -38,8 +38,8 @@ struct prov_scheme {
 /* The scheme table: add backends here. */
 static const struct prov_scheme prov_schemes[] = {
 	{ "file", &prov_file_ops },
-	{ "http", NULL },
-	{ "https", NULL },
+	{ "http", &prov_http_ops },
+	{ "https", &prov_http_ops },
 	{ "s3", &prov_s3_ops },
 	{ "gs", NULL },
 	{ "az", NULL },
