@@ -103,7 +103,7 @@ static int cli_parse(int argc, char **argv, struct cli_common *cc,
 	memset(cc, 0, sizeof(*cc));
 	optind = 0; /* GNU: full re-initialisation */
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (o) {
 		case OPT_STORE:
 			cc->store = optarg;

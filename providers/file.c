@@ -49,8 +49,8 @@ static int file_check_root(struct prov *p, const char *op, const char *key)
 	struct stat st;
 
 	if (stat(p->bucket, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		prov_set_error("%s %s: store directory %s is missing", op, key,
-			       p->bucket);
+		prov_set_error("%s %s: store directory %s is missing", op,
+			       *key ? key : "/", p->bucket);
 		return -EIO;
 	}
 	return 0;
