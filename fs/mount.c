@@ -489,8 +489,14 @@ static int list_ns(struct mnt *m, const struct inode *n, struct dirh *h,
 	if (ret < 0)
 		return ret;
 	for (i = 0; i < l->n_assets && ret == 0; i++) {
+		struct cat_versions *vs = NULL;
+
 		if (join(full, sizeof(full), n->name, l->assets[i]) < 0)
 			continue;
+		/* an asset whose .versions is malformed is skipped (logged) */
+		if (catalog_versions(m->cat, full, &vs) == -EINVAL)
+			continue;
+		cat_versions_unref(vs);
 		ret = dirh_add(h, cap, l->assets[i], INODE_ASSET, full, NULL,
 			       NULL);
 	}
