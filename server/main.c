@@ -1,0 +1,409 @@
+/*
+ * assetfs-server - serve predictions from models in an assetfs mount.
+ *
+ * main() parses options and wires modules. Process model: with one
+ * worker and no max-requests the process serves by itself; otherwise a
+ * master process owns the listening socket (SO_REUSEPORT, shared by every
+ * worker, so a worker that stops accepting never drops a queued
+ * connection), forks the workers, replaces a worker that reached its
+ * max-requests (it asks with a queued real-time signal, then drains) or
+ * crashed, and serves /metrics from the shared metrics segment. SIGTERM:
+ * every process stops accepting, finishes what is in flight, exits 0.
+ *
+ * Signals are blocked in every thread and taken with sigtimedwait() by
+ * the main thread only.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "server/batch.h"
+#include "server/http.h"
+#include "server/metrics.h"
+#include "server/options.h"
+#include "server/pcache.h"
+#include "server/proto.h"
+#include "server/registry.h"
+
+#define EXIT_STARTUP 3 /* a worker could not start: do not respawn */
+#define MAX_WORKERS 32
+#define SIG_RECYCLE (SIGRTMIN + 1)
+
+static void block_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGCHLD);
+	sigaddset(set, SIG_RECYCLE);
+	sigprocmask(SIG_BLOCK, set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int start_metrics_server(const struct server_opts *o,
+				struct server_ctx *mctx,
+				struct http_server **out)
+{
+	struct http_opts ho = {
+		.listen_fd = -1,
+		.port = o->metrics_port,
+		.threads = 1,
+		.max_body = 4096,
+		.keepalive_s = o->keepalive_s,
+		.request_timeout_ms = o->request_timeout_ms,
+		.conn_limit = 64,
+	};
+	int ret;
+
+	ret = http_start(&ho, router_metrics_handle, mctx, out);
+	if (ret < 0)
+		log_error("cannot serve metrics on port %d: %s",
+			  o->metrics_port, strerror(-ret));
+	return ret;
+}
+
+/* Wait until nothing is in flight and the connections are gone. */
+static void drain(struct http_server *h, const struct server_opts *o)
+{
+	int64_t deadline = time_mono_ms() + (int64_t)o->keepalive_s * 1000 +
+			   o->request_timeout_ms + 1000;
+
+	http_quiesce(h);
+	while (time_mono_ms() < deadline &&
+	       (http_inflight(h) || http_connections(h)))
+		usleep(20 * 1000);
+}
+
+/*
+ * Serve as worker @slot on @fd until SIGTERM (returns 0) or until the
+ * max-requests limit (asks the master for a replacement, drains, returns
+ * 0). @standalone: also serve the metrics port.
+ */
+static int run_worker(const struct server_opts *o, unsigned slot, int fd,
+		      struct metrics *met, bool standalone)
+{
+	struct registry_opts ro = { 0 };
+	struct registry *reg = NULL;
+	struct pcache *cache = NULL;
+	struct http_server *h = NULL, *mh = NULL;
+	struct server_ctx ctx = { 0 };
+	struct http_opts ho = { 0 };
+	struct timespec ts = { .tv_nsec = 100 * 1000 * 1000 };
+	unsigned long limit = 0;
+	char err[ERR_MAX];
+	sigset_t set;
+	size_t i;
+	int ret, code = EXIT_STARTUP, sig;
+
+	block_signals(&set);
+	ret = pcache_from_env(&cache, err, sizeof(err));
+	if (ret < 0) {
+		log_error("%s", err);
+		goto out;
+	}
+	ro.assets_dir = o->assets_dir;
+	ro.poll_ms = o->poll_ms;
+	ro.lazy = o->lazy;
+	ro.worker = slot;
+	ro.metrics = met;
+	ro.cache = cache;
+	if (o->versioning && versioning_parse(o->versioning, &ro.sys) < 0) {
+		log_error("unknown versioning system '%s'", o->versioning);
+		goto out;
+	}
+	if (!o->versioning && versioning_from_env(&ro.sys) < 0) {
+		log_error("MODELKIT_ASSETS_VERSIONING_SYSTEM: unknown value");
+		goto out;
+	}
+	if (registry_new(&ro, &reg) < 0)
+		goto out;
+	for (i = 0; i < o->n_models; i++) {
+		const struct model_opt *mo = &o->models[i];
+
+		ret = registry_add(reg, mo->name, mo->spec, mo->runtime,
+				   mo->file, mo->config, err, sizeof(err));
+		if (ret < 0) {
+			log_error("%s", err);
+			goto out;
+		}
+	}
+	if (!o->lazy) {
+		ret = registry_load_all(reg, err, sizeof(err));
+		if (ret < 0) {
+			log_error("%s", err);
+			goto out;
+		}
+	}
+	if (registry_start(reg) < 0)
+		goto out;
+	ctx.reg = reg;
+	ctx.metrics = met;
+	ctx.max_depth = o->max_json_depth;
+	ctx.metrics_here = o->metrics_port == 0;
+	ho.listen_fd = fd;
+	ho.threads = o->threads;
+	ho.single_threaded = o->single_threaded;
+	ho.max_body = o->max_body;
+	ho.keepalive_s = o->keepalive_s;
+	ho.request_timeout_ms = o->request_timeout_ms;
+	ho.conn_limit = o->max_connections;
+	ho.access_log = o->access_log;
+	ret = http_start(&ho, router_handle, &ctx, &h);
+	if (ret < 0) {
+		log_error("cannot start the HTTP server: %s", strerror(-ret));
+		goto out;
+	}
+	if (standalone && o->metrics_port &&
+	    start_metrics_server(o, &ctx, &mh) < 0)
+		goto out;
+	if (o->max_requests) {
+		srand((unsigned)(getpid() ^ time_mono_ns()));
+		limit = o->max_requests +
+			(o->max_requests_jitter ?
+				 (unsigned long)rand() %
+					 (o->max_requests_jitter + 1) :
+				 0);
+	}
+	log_info("worker %u serving %zu model(s) on port %d", slot,
+		 o->n_models, o->http_port);
+	code = 0;
+	for (;;) {
+		sig = sigtimedwait(&set, NULL, &ts);
+		if (sig == SIGTERM || sig == SIGINT) {
+			log_info("worker %u: signal %d, draining", slot, sig);
+			break;
+		}
+		if (limit && http_requests_done(h) >= limit) {
+			union sigval sv = { .sival_int = (int)slot };
+
+			log_info("worker %u: %lu requests served, handing "
+				 "over to a new worker", slot, limit);
+			sigqueue(getppid(), SIG_RECYCLE, sv);
+			break;
+		}
+	}
+	drain(h, o);
+out:
+	http_stop(mh);
+	http_stop(h);
+	registry_free(reg);
+	pcache_free(cache);
+	metrics_worker_gone(met, slot);
+	return code;
+}
+
+struct worker_slot {
+	pid_t pid; /* 0: free */
+	bool replaced;
+};
+
+static int spawn(const struct server_opts *o, struct worker_slot *slots,
+		 int fd, struct metrics *met)
+{
+	unsigned i;
+	pid_t pid;
+
+	for (i = 0; i < MAX_WORKERS && slots[i].pid; i++)
+		;
+	if (i == MAX_WORKERS)
+		return -EAGAIN;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		_exit(run_worker(o, i, fd, met, false));
+	}
+	slots[i].pid = pid;
+	slots[i].replaced = false;
+	return 0;
+}
+
+static int alive(const struct worker_slot *slots)
+{
+	int n = 0, i;
+
+	for (i = 0; i < MAX_WORKERS; i++)
+		n += slots[i].pid != 0;
+	return n;
+}
+
+static int run_master(const struct server_opts *o, int fd,
+		      struct metrics *met)
+{
+	struct worker_slot slots[MAX_WORKERS] = { 0 };
+	struct http_server *mh = NULL;
+	struct server_ctx mctx = { .metrics = met };
+	struct timespec ts = { .tv_sec = 1 };
+	int64_t crash_window = 0, deadline = 0;
+	unsigned crashes = 0, i;
+	bool stopping = false;
+	int code = 0, st, sig;
+	siginfo_t si;
+	sigset_t set;
+	pid_t pid;
+
+	block_signals(&set);
+	for (i = 0; i < o->workers; i++) {
+		if (spawn(o, slots, fd, met) < 0) {
+			log_error("cannot fork a worker: %s", strerror(errno));
+			return 1;
+		}
+	}
+	if (o->metrics_port && start_metrics_server(o, &mctx, &mh) < 0)
+		code = 1, stopping = true;
+	if (stopping)
+		goto stop;
+	for (;;) {
+		sig = sigtimedwait(&set, &si, &ts);
+		if (sig == SIGTERM || sig == SIGINT) {
+			log_info("signal %d: stopping %d worker(s)", sig,
+				 alive(slots));
+			stopping = true;
+			goto stop;
+		}
+		if (sig == SIG_RECYCLE) {
+			for (i = 0; i < MAX_WORKERS; i++) {
+				if (slots[i].pid != si.si_pid ||
+				    slots[i].replaced)
+					continue;
+				slots[i].replaced = true;
+				metrics_worker_restart(met);
+				if (spawn(o, slots, fd, met) < 0)
+					log_error("cannot fork a worker: %s",
+						  strerror(errno));
+			}
+		}
+		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+			for (i = 0; i < MAX_WORKERS; i++)
+				if (slots[i].pid == pid)
+					break;
+			if (i == MAX_WORKERS)
+				continue;
+			slots[i].pid = 0;
+			metrics_worker_gone(met, i);
+			if (WIFEXITED(st) &&
+			    WEXITSTATUS(st) == EXIT_STARTUP) {
+				log_error("a worker could not start; stopping");
+				code = 1;
+				goto stop;
+			}
+			if (slots[i].replaced)
+				continue;
+			log_warn("worker %u (pid %d) died (status %d); "
+				 "replacing it", i, (int)pid, st);
+			if (time_mono_ms() - crash_window > 10000) {
+				crash_window = time_mono_ms();
+				crashes = 0;
+			}
+			if (++crashes > 10) {
+				log_error("workers keep dying; stopping");
+				code = 1;
+				goto stop;
+			}
+			metrics_worker_restart(met);
+			spawn(o, slots, fd, met);
+		}
+	}
+stop:
+	for (i = 0; i < MAX_WORKERS; i++)
+		if (slots[i].pid)
+			kill(slots[i].pid, SIGTERM);
+	deadline = time_mono_ms() + (int64_t)o->keepalive_s * 1000 +
+		   o->request_timeout_ms + 10000;
+	while (alive(slots)) {
+		pid = waitpid(-1, &st, WNOHANG);
+		if (pid > 0) {
+			for (i = 0; i < MAX_WORKERS; i++)
+				if (slots[i].pid == pid)
+					slots[i].pid = 0;
+			continue;
+		}
+		if (time_mono_ms() > deadline) {
+			for (i = 0; i < MAX_WORKERS; i++)
+				if (slots[i].pid)
+					kill(slots[i].pid, SIGKILL);
+			deadline = time_mono_ms() + 60000;
+		}
+		usleep(20 * 1000);
+	}
+	http_stop(mh);
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	struct server_opts o;
+	struct metrics *met = NULL;
+	enum log_level lvl = LOG_LVL_INFO;
+	char err[ERR_MAX];
+	int ret, fd = -1, code = 1;
+
+	log_init("assetfs-server", LOG_LVL_INFO);
+	ret = options_parse(argc, argv, &o, err, sizeof(err));
+	if (ret == 1) {
+		options_free(&o);
+		return 0;
+	}
+	if (ret < 0) {
+		fprintf(stderr, "assetfs-server: %s\n", err);
+		options_free(&o);
+		return 2;
+	}
+	if (o.log_level) {
+		if (log_level_parse(o.log_level, &lvl) < 0) {
+			fprintf(stderr, "assetfs-server: --log-level: '%s' is "
+				"not error, warn, info or debug\n",
+				o.log_level);
+			options_free(&o);
+			return 2;
+		}
+		log_set_level(lvl);
+	}
+	if (o.batch) {
+		code = batch_run(&o);
+		options_free(&o);
+		return code;
+	}
+	if (o.workers > MAX_WORKERS / 2) {
+		fprintf(stderr, "assetfs-server: --workers: at most %d\n",
+			MAX_WORKERS / 2);
+		options_free(&o);
+		return 2;
+	}
+	ret = metrics_new(&met);
+	if (ret < 0) {
+		log_error("cannot map the metrics segment: %s", strerror(-ret));
+		goto out;
+	}
+	fd = http_listen(o.http_port);
+	if (fd < 0) {
+		log_error("cannot listen on port %d: %s", o.http_port,
+			  strerror(-fd));
+		goto out;
+	}
+	if (o.workers == 1 && o.max_requests == 0) {
+		code = run_worker(&o, 0, fd, met, true);
+		fd = -1; /* closed by the HTTP server */
+		if (code == EXIT_STARTUP)
+			code = 1;
+	} else {
+		code = run_master(&o, fd, met);
+	}
+	if (code == 0)
+		log_info("stopped");
+out:
+	if (fd >= 0)
+		close(fd);
+	metrics_free(met);
+	options_free(&o);
+	return code;
+}

@@ -1,0 +1,493 @@
+/*
+ * proto_v2 - the Open Inference Protocol V2 (KServe / Triton / MLServer)
+ * REST endpoints:
+ *
+ *   GET  /v2/health/live | /v2/health/ready     200 true, 400 false
+ *   GET  /v2                                    server metadata
+ *   GET  /v2/models/N[/versions/V]              model metadata
+ *   GET  /v2/models/N[/versions/V]/ready        200 true, 400 false
+ *   POST /v2/models/N[/versions/V]/infer        inference
+ *
+ * Errors are {"error": "..."}. Inputs: one tensor [rows, cols] (or [cols]
+ * for one row), or several tensors [rows] / [rows, k] taken as columns in
+ * order. Outputs: "predict_proba" (classifiers, FP32 [rows, classes]) and
+ * "predict" (the class index for classifiers, INT64; the value otherwise).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/proto.h"
+
+#define V2_MAX_INPUTS 1024
+
+static void v2_error(struct http_response *resp, int status, const char *msg)
+{
+	resp->status = status;
+	buf_reset(&resp->body);
+	buf_puts(&resp->body, "{\"error\": ");
+	jw_str(&resp->body, msg);
+	buf_puts(&resp->body, "}");
+}
+
+static bool model_has_proba(const struct model_version *v)
+{
+	return v->info.is_classifier;
+}
+
+static void v2_metadata(struct model *m, struct model_version *v,
+			struct http_response *resp)
+{
+	struct buf *b = &resp->body;
+	const char *dt = proto_fp32(v) ? "FP32" : "FP64";
+
+	buf_puts(b, "{\"name\": ");
+	jw_str(b, model_name(m));
+	buf_puts(b, ", \"versions\": [");
+	jw_str(b, v->version);
+	buf_printf(b, "], \"platform\": \"%s\", \"inputs\": [{\"name\": "
+		   "\"input-0\", \"datatype\": \"%s\", \"shape\": [-1, %lld]}"
+		   "], \"outputs\": [", model_runtime(m), dt,
+		   (long long)v->info.n_features);
+	if (model_has_proba(v))
+		buf_printf(b, "{\"name\": \"predict_proba\", \"datatype\": "
+			   "\"%s\", \"shape\": [-1, %u]}, {\"name\": "
+			   "\"predict\", \"datatype\": \"INT64\", \"shape\": "
+			   "[-1]}", dt, v->info.n_outputs);
+	else if (v->info.n_outputs == 1)
+		buf_printf(b, "{\"name\": \"predict\", \"datatype\": \"%s\", "
+			   "\"shape\": [-1]}", dt);
+	else
+		buf_printf(b, "{\"name\": \"predict\", \"datatype\": \"%s\", "
+			   "\"shape\": [-1, %u]}", dt, v->info.n_outputs);
+	buf_puts(b, "], \"parameters\": {\"spec\": ");
+	jw_str(b, model_spec(m));
+	buf_puts(b, ", \"objective\": ");
+	jw_str(b, v->info.objective);
+	buf_puts(b, ", \"path\": ");
+	jw_str(b, v->path);
+	buf_puts(b, "}}");
+}
+
+struct v2_input {
+	const char *name;
+	enum dtype dt;
+	size_t rows, cols;
+	const cJSON *data;
+};
+
+/* Validate inputs[] and gather them into @x. Returns 0 or 400 with @err. */
+static int v2_inputs(const cJSON *inputs, const struct model_version *v,
+		     struct matrix *x, char *err, size_t errlen)
+{
+	struct v2_input *in = NULL;
+	size_t n, i, r, j, col, total_cols = 0, rows = 0;
+	double *tmp = NULL;
+	const cJSON *t;
+	int ret = 400;
+
+	memset(x, 0, sizeof(*x));
+	if (!cJSON_IsArray(inputs) || cJSON_GetArraySize(inputs) == 0) {
+		snprintf(err, errlen, "'inputs' must be a non-empty array of "
+			 "tensors");
+		return 400;
+	}
+	n = (size_t)cJSON_GetArraySize(inputs);
+	if (n > V2_MAX_INPUTS) {
+		snprintf(err, errlen, "'inputs': more than %d tensors",
+			 V2_MAX_INPUTS);
+		return 400;
+	}
+	in = calloc(n, sizeof(*in));
+	if (!in)
+		return 500;
+	i = 0;
+	cJSON_ArrayForEach(t, inputs) {
+		const cJSON *name, *dt, *shape, *data, *d;
+		size_t count = 1, ndims = 0, have;
+		size_t dims[TENSOR_MAX_DIMS];
+
+		name = cJSON_GetObjectItemCaseSensitive(t, "name");
+		dt = cJSON_GetObjectItemCaseSensitive(t, "datatype");
+		shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
+		data = cJSON_GetObjectItemCaseSensitive(t, "data");
+		if (!cJSON_IsObject(t) || !cJSON_IsString(name)) {
+			snprintf(err, errlen, "inputs[%zu]: 'name' (a string) "
+				 "is required", i);
+			goto out;
+		}
+		in[i].name = name->valuestring;
+		if (!cJSON_IsString(dt) ||
+		    dtype_parse(dt->valuestring, &in[i].dt) < 0) {
+			snprintf(err, errlen, "inputs[%zu] (%.64s): 'datatype' "
+				 "must be one of BOOL, INT8-64, UINT8-64, FP32, "
+				 "FP64", i, in[i].name);
+			goto out;
+		}
+		if (in[i].dt == DT_BYTES || in[i].dt == DT_FP16) {
+			snprintf(err, errlen, "inputs[%zu] (%.64s): datatype "
+				 "%s is not supported by this model", i,
+				 in[i].name, dtype_name(in[i].dt));
+			goto out;
+		}
+		if (!cJSON_IsArray(shape) || cJSON_GetArraySize(shape) < 1 ||
+		    cJSON_GetArraySize(shape) > TENSOR_MAX_DIMS) {
+			snprintf(err, errlen, "inputs[%zu] (%.64s): 'shape' "
+				 "must be an array of 1 to %d sizes", i,
+				 in[i].name, TENSOR_MAX_DIMS);
+			goto out;
+		}
+		cJSON_ArrayForEach(d, shape) {
+			if (!cJSON_IsNumber(d) || d->valuedouble < 0 ||
+			    d->valuedouble > TENSOR_MAX_ELEMS ||
+			    d->valuedouble != (double)(size_t)d->valuedouble) {
+				snprintf(err, errlen, "inputs[%zu] (%.64s): "
+					 "'shape' holds an invalid size", i,
+					 in[i].name);
+				goto out;
+			}
+			dims[ndims++] = (size_t)d->valuedouble;
+			count *= (size_t)d->valuedouble;
+			if (count > TENSOR_MAX_ELEMS) {
+				snprintf(err, errlen, "inputs[%zu] (%.64s): "
+					 "more than %u elements", i,
+					 in[i].name, TENSOR_MAX_ELEMS);
+				goto out;
+			}
+		}
+		if (!data) {
+			snprintf(err, errlen, "inputs[%zu] (%.64s): 'data' is "
+				 "required", i, in[i].name);
+			goto out;
+		}
+		have = tensor_count(data);
+		if (have != count) {
+			snprintf(err, errlen, "inputs[%zu] (%.64s): 'shape' "
+				 "holds %zu elements but 'data' has %zu", i,
+				 in[i].name, count, have);
+			goto out;
+		}
+		if (count == 0) {
+			snprintf(err, errlen, "inputs[%zu] (%.64s): the tensor "
+				 "is empty", i, in[i].name);
+			goto out;
+		}
+		if (ndims == 1 && n == 1) {
+			/* one row, unless the model takes one feature */
+			bool one = v->info.n_features == 1;
+
+			in[i].rows = one ? dims[0] : 1;
+			in[i].cols = one ? 1 : dims[0];
+		} else {
+			in[i].rows = dims[0];
+			in[i].cols = count / dims[0];
+		}
+		in[i].data = data;
+		if (i && in[i].rows != rows) {
+			snprintf(err, errlen, "inputs[%zu] (%.64s): %zu rows, "
+				 "but inputs[0] has %zu", i, in[i].name,
+				 in[i].rows, rows);
+			goto out;
+		}
+		rows = in[i].rows;
+		total_cols += in[i].cols;
+		i++;
+	}
+	if (rows * total_cols > TENSOR_MAX_ELEMS) {
+		snprintf(err, errlen, "'inputs': more than %u elements",
+			 TENSOR_MAX_ELEMS);
+		goto out;
+	}
+	x->rows = rows;
+	x->cols = total_cols;
+	x->x = malloc(rows * total_cols * sizeof(double));
+	tmp = n > 1 ? malloc(rows * total_cols * sizeof(double)) : NULL;
+	if (!x->x || (n > 1 && !tmp)) {
+		ret = 500;
+		goto out;
+	}
+	col = 0;
+	for (i = 0; i < n; i++) {
+		char what[100];
+		double *dst = n > 1 ? tmp : x->x;
+		long got;
+
+		snprintf(what, sizeof(what), "inputs[%zu] (%.64s)", i,
+			 in[i].name);
+		got = tensor_flatten(in[i].data, in[i].dt, what, dst,
+				     in[i].rows * in[i].cols, err, errlen);
+		if (got < 0)
+			goto out;
+		if (n > 1) {
+			for (r = 0; r < rows; r++)
+				for (j = 0; j < in[i].cols; j++)
+					x->x[r * total_cols + col + j] =
+						tmp[r * in[i].cols + j];
+		}
+		col += in[i].cols;
+	}
+	ret = 0;
+out:
+	if (ret)
+		matrix_free(x);
+	free(tmp);
+	free(in);
+	return ret;
+}
+
+static void v2_output(struct buf *b, const char *name, const char *dt,
+		      const double *y, size_t rows, size_t k, bool fp32,
+		      bool argmax)
+{
+	size_t i, j, best;
+
+	buf_puts(b, "{\"name\": ");
+	jw_str(b, name);
+	if (argmax) {
+		buf_printf(b, ", \"datatype\": \"INT64\", \"shape\": [%zu], "
+			   "\"data\": [", rows);
+		for (i = 0; i < rows; i++) {
+			best = 0;
+			for (j = 1; j < k; j++)
+				if (y[i * k + j] > y[i * k + best])
+					best = j;
+			buf_printf(b, i ? ", %zu" : "%zu", best);
+		}
+		buf_puts(b, "]}");
+		return;
+	}
+	if (k == 1)
+		buf_printf(b, ", \"datatype\": \"%s\", \"shape\": [%zu], "
+			   "\"data\": [", dt, rows);
+	else
+		buf_printf(b, ", \"datatype\": \"%s\", \"shape\": [%zu, %zu], "
+			   "\"data\": [", dt, rows, k);
+	for (i = 0; i < rows * k; i++) {
+		if (i)
+			buf_append(b, ", ", 2);
+		(fp32 ? jw_f32 : jw_f64)(b, y[i]);
+	}
+	buf_puts(b, "]}");
+}
+
+static void v2_infer(struct server_ctx *c, const struct http_request *req,
+		     struct http_response *resp, struct model *m,
+		     struct model_version *v)
+{
+	char err[ERR_MAX];
+	struct matrix x = { 0 };
+	const cJSON *id, *params, *outs, *o;
+	bool want_proba, want_predict, fp32 = proto_fp32(v);
+	const char *dt = fp32 ? "FP32" : "FP64";
+	double *y = NULL;
+	cJSON *j;
+	int status, ret;
+	size_t k = v->info.n_outputs;
+	struct buf *b = &resp->body;
+
+	j = proto_parse_body(c, req, err, sizeof(err), &status);
+	if (!j) {
+		v2_error(resp, status, err);
+		return;
+	}
+	id = cJSON_GetObjectItemCaseSensitive(j, "id");
+	params = cJSON_GetObjectItemCaseSensitive(j, "parameters");
+	outs = cJSON_GetObjectItemCaseSensitive(j, "outputs");
+	if (id && !cJSON_IsString(id)) {
+		v2_error(resp, 400, "'id' must be a string");
+		goto out;
+	}
+	if (params && !cJSON_IsObject(params)) {
+		v2_error(resp, 400, "'parameters' must be an object");
+		goto out;
+	}
+	want_proba = model_has_proba(v);
+	want_predict = !want_proba;
+	if (outs) {
+		if (!cJSON_IsArray(outs)) {
+			v2_error(resp, 400, "'outputs' must be an array");
+			goto out;
+		}
+		want_proba = want_predict = false;
+		cJSON_ArrayForEach(o, outs) {
+			const cJSON *n = cJSON_GetObjectItemCaseSensitive(
+				o, "name");
+
+			if (!cJSON_IsString(n)) {
+				v2_error(resp, 400, "outputs[]: 'name' (a "
+					 "string) is required");
+				goto out;
+			}
+			if (strcmp(n->valuestring, "predict") == 0) {
+				want_predict = true;
+			} else if (strcmp(n->valuestring, "predict_proba") ==
+					   0 &&
+				   model_has_proba(v)) {
+				want_proba = true;
+			} else {
+				snprintf(err, sizeof(err), "outputs: model "
+					 "'%s' has no output '%.64s'",
+					 model_name(m), n->valuestring);
+				v2_error(resp, 400, err);
+				goto out;
+			}
+		}
+		if (!want_proba && !want_predict)
+			want_proba = model_has_proba(v),
+			want_predict = !want_proba;
+	}
+	status = v2_inputs(cJSON_GetObjectItemCaseSensitive(j, "inputs"), v,
+			   &x, err, sizeof(err));
+	if (status) {
+		v2_error(resp, status, status == 500 ? "out of memory" : err);
+		goto out;
+	}
+	ret = model_predict(c->reg, m, v, &x, &y, err, sizeof(err));
+	if (ret < 0) {
+		v2_error(resp, ret == -EINVAL ? 400 : 500, err);
+		goto out;
+	}
+	buf_puts(b, "{\"model_name\": ");
+	jw_str(b, model_name(m));
+	buf_puts(b, ", \"model_version\": ");
+	jw_str(b, v->version);
+	if (id) {
+		buf_puts(b, ", \"id\": ");
+		jw_str(b, id->valuestring);
+	}
+	buf_puts(b, ", \"parameters\": {\"content_type\": \"np\"}, "
+		 "\"outputs\": [");
+	if (want_proba)
+		v2_output(b, "predict_proba", dt, y, x.rows, k, fp32, false);
+	if (want_predict) {
+		if (want_proba)
+			buf_puts(b, ", ");
+		v2_output(b, "predict", dt, y, x.rows, k, fp32,
+			  model_has_proba(v));
+	}
+	if (buf_puts(b, "]}") < 0)
+		v2_error(resp, 500, "out of memory");
+out:
+	free(y);
+	matrix_free(&x);
+	cJSON_Delete(j);
+}
+
+void v2_handle(struct server_ctx *c, const struct http_request *req,
+	       struct http_response *resp)
+{
+	char name[128], version[128], action[16], err[ERR_MAX];
+	const char *p = req->path, *rest;
+	struct model_version *v = NULL;
+	struct model *m = NULL;
+	bool get = strcmp(req->method, "GET") == 0;
+	size_t i, n;
+	int status;
+
+	if (strcmp(p, "/v2") == 0 || strcmp(p, "/v2/") == 0) {
+		buf_puts(&resp->body, "{\"name\": \"assetfs-server\", "
+			 "\"version\": \"" ASSETFS_VERSION "\", "
+			 "\"extensions\": []}");
+		return;
+	}
+	if (strcmp(p, "/v2/health/live") == 0) {
+		buf_puts(&resp->body, "{\"live\": true}");
+		return;
+	}
+	if (strcmp(p, "/v2/health/ready") == 0) {
+		bool ready = true;
+
+		n = registry_count(c->reg);
+		for (i = 0; i < n; i++)
+			ready = ready &&
+				proto_model_ready(c, registry_at(c->reg, i));
+		resp->status = ready ? 200 : 400;
+		buf_printf(&resp->body, "{\"ready\": %s}",
+			   ready ? "true" : "false");
+		return;
+	}
+	if (strncmp(p, "/v2/models/", 11) != 0)
+		goto nf;
+	/* NAME[/versions/VERSION][/ready|/infer] */
+	rest = p + 11;
+	name[0] = version[0] = action[0] = '\0';
+	n = strcspn(rest, "/");
+	if (n == 0 || n >= sizeof(name))
+		goto nf;
+	memcpy(name, rest, n);
+	name[n] = '\0';
+	rest += n;
+	if (strncmp(rest, "/versions/", 10) == 0) {
+		rest += 10;
+		n = strcspn(rest, "/");
+		if (n == 0 || n >= sizeof(version))
+			goto nf;
+		memcpy(version, rest, n);
+		version[n] = '\0';
+		rest += n;
+	}
+	if (*rest == '/') {
+		rest++;
+		if (strlen(rest) >= sizeof(action))
+			goto nf;
+		strcpy(action, rest);
+	} else if (*rest) {
+		goto nf;
+	}
+	snprintf(resp->model, sizeof(resp->model), "%.63s", name);
+	if (action[0] && strcmp(action, "ready") != 0 &&
+	    strcmp(action, "infer") != 0)
+		goto nf;
+	if (strcmp(action, "infer") == 0 && strcmp(req->method, "POST")) {
+		v2_error(resp, 405, "use POST for infer");
+		return;
+	}
+	if (strcmp(action, "infer") != 0 && !get) {
+		v2_error(resp, 405, "use GET");
+		return;
+	}
+	if (strcmp(action, "ready") == 0) {
+		bool ready;
+
+		m = registry_find(c->reg, name);
+		if (!m) {
+			snprintf(err, sizeof(err), "unknown model '%.100s'",
+				 name);
+			v2_error(resp, 404, err);
+			return;
+		}
+		ready = model_ready(m);
+		if (ready && version[0]) {
+			status = proto_acquire(c, name, version, &m, &v, err,
+					       sizeof(err));
+			if (status == 404) {
+				v2_error(resp, 404, err);
+				return;
+			}
+			model_version_unref(v);
+		}
+		resp->status = ready ? 200 : 400;
+		buf_puts(&resp->body, "{\"name\": ");
+		jw_str(&resp->body, name);
+		buf_printf(&resp->body, ", \"ready\": %s}",
+			   ready ? "true" : "false");
+		return;
+	}
+	status = proto_acquire(c, name, version[0] ? version : NULL, &m, &v,
+			       err, sizeof(err));
+	if (status != 200) {
+		v2_error(resp, status, err);
+		return;
+	}
+	snprintf(resp->version, sizeof(resp->version), "%.63s",
+		 v->version);
+	if (action[0])
+		v2_infer(c, req, resp, m, v);
+	else
+		v2_metadata(m, v, resp);
+	model_version_unref(v);
+	return;
+nf:
+	v2_error(resp, 404, "no such endpoint");
+}
