@@ -141,6 +141,9 @@ int time_format_iso8601(int64_t sec, int32_t nsec, char *buf, size_t len)
 		return -ENOSPC;
 	if (!gmtime_r(&t, &tm))
 		return -EINVAL;
+	/* Only four-digit years read back as ISO-8601 (and fit 27 bytes). */
+	if (tm.tm_year < -1900 || tm.tm_year > 9999 - 1900)
+		return -EINVAL;
 	n = snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
 		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 		     tm.tm_min, tm.tm_sec, (int)(nsec / 1000));

@@ -28,7 +28,8 @@ int time_parse_iso8601(const char *s, int64_t *sec, int32_t *nsec);
 
 /*
  * Format as "YYYY-MM-DDTHH:MM:SS.ffffffZ" (microseconds, UTC). Returns the
- * length written, or -ENOSPC if @len < 28.
+ * length written, -ENOSPC if @len < 28, or -EINVAL for a time outside the
+ * years 0000..9999.
  */
 int time_format_iso8601(int64_t sec, int32_t nsec, char *buf, size_t len);
 
