@@ -148,12 +148,14 @@ static char *env_dup(const char *name)
 static int s3_load_config(struct s3 *s)
 {
 	const char *profile_env = getenv("AWS_PROFILE");
-	const char *profile = profile_env && *profile_env ? profile_env :
-							    "default";
+	const char *profile;
 	char *cred_file = NULL, *conf_file = NULL, *conf_section = NULL;
 	bool seen = false;
 	int ret = 0;
 
+	if (profile_env && !*profile_env)
+		profile_env = NULL; /* set but empty: as if unset */
+	profile = profile_env ? profile_env : "default";
 	s->access_key = env_dup("AWS_ACCESS_KEY_ID");
 	s->secret_key = env_dup("AWS_SECRET_ACCESS_KEY");
 	if (s->access_key && s->secret_key) {
