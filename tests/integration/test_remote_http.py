@@ -1,0 +1,96 @@
+"""http:// against nginx: the store is written by a local push into the
+directory nginx serves; ls (through assets.index), resolve, cat and ranged
+reads come back byte-identical; pushes are refused; bearer tokens."""
+import os
+
+import pytest
+
+from helpers_remote import (assert_no_secrets, cli, make_folder,
+                            servers, prov_tool)  # noqa: F401
+from conftest import run
+
+TOKEN = "bearer-T0KEN-never-printed-7d1f"
+
+
+@pytest.fixture(scope="module")
+def nginx(servers, tmp_path_factory):  # noqa: F811
+    root = tmp_path_factory.mktemp("www")
+    (root / "modelkit-assets").mkdir()
+    info = servers("nginx", "--root", str(root))
+    info["store"] = info["url"] + "/modelkit-assets"
+    info["local"] = f"file://{root}/modelkit-assets"
+    return info
+
+
+def test_http_read_what_a_local_push_wrote(nginx, assetfs_bin, tmp_path):
+    src = make_folder(tmp_path / "src", seed=2)
+    cli(assetfs_bin, nginx["local"], "push", str(src), "team/model")
+    cli(assetfs_bin, nginx["local"], "push", str(src), "team/model")
+    one = tmp_path / "one.bin"
+    one.write_bytes(os.urandom(54_321))
+    cli(assetfs_bin, nginx["local"], "push", str(one), "team/file")
+    store = nginx["store"]
+    # the root listing comes from assets.index (no listing over http)
+    p = cli(assetfs_bin, store, "ls")
+    assert p.stdout.decode().split() == ["team/file", "team/model"]
+    p = cli(assetfs_bin, store, "ls", "team/model")
+    assert p.stdout.decode().split() == ["0.1", "0.0"]
+    p = cli(assetfs_bin, store, "resolve", "team/model:0")
+    assert p.stdout.decode().split()[0] == "team/model:0.1"
+    for f in sorted(src.rglob("*")):
+        if f.is_file():
+            rel = f.relative_to(src).as_posix()
+            p = cli(assetfs_bin, store, "cat", f"team/model:0.0[{rel}]")
+            assert p.stdout == f.read_bytes(), rel
+    p = cli(assetfs_bin, store, "cat", "team/file")
+    assert p.stdout == one.read_bytes()
+
+
+def test_http_push_is_refused(nginx, assetfs_bin, tmp_path):
+    f = tmp_path / "x"
+    f.write_bytes(b"x")
+    p = cli(assetfs_bin, nginx["store"], "push", str(f), "team/nope",
+            check=False)
+    assert p.returncode != 0
+    assert "read-only" in p.stderr.decode()
+    p = cli(assetfs_bin, nginx["store"], "index", check=False)
+    assert p.returncode != 0
+
+
+def test_http_ranges_and_missing(nginx, prov_tool, tmp_path):
+    root = nginx["root"]
+    data = os.urandom(300_000)
+    with open(os.path.join(root, "modelkit-assets", "r.bin"), "wb") as f:
+        f.write(data)
+    store = nginx["store"]
+    for off, ln in [(0, 1), (299_999, 1), (1000, 250_000), (0, 300_000)]:
+        p = run([prov_tool, store, "get", "r.bin", str(off), str(ln)])
+        assert p.stdout == data[off:off + ln]
+    p = run([prov_tool, store, "get", "r.bin"])
+    assert p.stdout == data
+    p = run([prov_tool, store, "get", "r.bin", "299990", "11"], check=False)
+    assert p.returncode == 1 and b"range past the end" in p.stderr
+    p = run([prov_tool, store, "head", "r.bin"])
+    assert p.stdout.decode().split()[:2] == ["r.bin", "300000"]
+    p = run([prov_tool, store, "get", "nope.bin"], check=False)
+    assert p.returncode == 1 and b"no such object" in p.stderr
+    p = run([prov_tool, store, "list", ""], check=False)
+    assert p.returncode == 1 and b"cannot list" in p.stderr
+
+
+def test_http_bearer_token(servers, prov_tool, tmp_path):  # noqa: F811
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "a.bin").write_bytes(b"secret bytes")
+    info = servers("nginx", "--root", str(root), "--bearer", TOKEN,
+                   name="nginx-bearer")
+    tok = tmp_path / "token"
+    tok.write_text(TOKEN + "\n")
+    p = run([prov_tool, info["url"], "get", "a.bin"],
+            env={"PROV_TOOL_BEARER_FILE": str(tok)})
+    assert p.stdout == b"secret bytes"
+    tok.write_text("wrong-token\n")
+    p = run([prov_tool, info["url"], "get", "a.bin"],
+            env={"PROV_TOOL_BEARER_FILE": str(tok)}, check=False)
+    assert p.returncode == 1 and b"HTTP 401" in p.stderr
+    assert_no_secrets([p], [TOKEN, "wrong-token"])
