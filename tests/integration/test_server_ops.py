@@ -1,0 +1,363 @@
+"""assetfs-server operations: /metrics counts what was sent, workers
+share a port and are recycled after max-requests without a failed
+request, SIGTERM drains, the plugin runtime, lazy loading, the models
+file, the access log, the prediction caches (native, and redis shared by
+two servers) and the batch command."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+import requests
+
+from helpers_server import (alias, free_port, metric, models,  # noqa
+                            plugin_path, servers, v2_body, v2_output)
+
+TOL = 1e-6
+
+
+@pytest.fixture
+def root(tmp_path, models):
+    r = tmp_path / "assets"
+    models.save(models.clf, r / "iris" / "1.0")
+    alias(r / "iris", "1.latest", "1.0")
+    alias(r / "iris", "latest", "1.0")
+    models.save(models.reg, r / "diab" / "0.0")
+    return r
+
+
+def test_metrics_count_what_was_sent(servers, root, models):
+    mport = free_port()
+    srv = servers(["--assets-dir", root, "--model", "iris=iris:1",
+                   "--model", "diab=diab", "--metrics-port", mport])
+    for _ in range(7):
+        assert srv.post("/v2/models/iris/infer",
+                        v2_body(models.X[:2])).status_code == 200
+    for _ in range(3):
+        assert srv.post("/v2/models/iris/infer", "{").status_code == 400
+    for _ in range(2):
+        assert srv.post("/api/v1.0/predictions", {"data": {
+            "ndarray": models.X[:1].tolist()}}).status_code == 200
+    assert srv.post("/v1/models/diab:predict", {
+        "instances": models.Xd[:1].tolist()}).status_code == 200
+    assert srv.post("/v2/models/nope/infer", "{}").status_code == 404
+    m = srv.metrics()
+    req = "assetfs_server_requests_total"
+    assert metric(m, req, model="iris", version="1.0", protocol="v2",
+                  status="200") == 7
+    assert metric(m, req, model="iris", protocol="v2", status="400") == 3
+    assert metric(m, req, model="iris", version="1.0", protocol="seldon",
+                  status="200") == 2
+    assert metric(m, req, model="diab", version="0.0",
+                  protocol="tfserving", status="200") == 1
+    assert metric(m, req, model="nope", protocol="v2", status="404") == 1
+    hist = "assetfs_server_request_duration_seconds"
+    assert metric(m, hist + "_count", model="iris", version="1.0",
+                  protocol="v2", status="200") == 7
+    assert metric(m, hist + "_bucket", model="iris", version="1.0",
+                  protocol="v2", status="200", le="+Inf") == 7
+    assert metric(m, "assetfs_server_model_serving", model="iris",
+                  version="1.0") == 1
+    assert metric(m, "assetfs_server_model_loads_total", model="diab") == 1
+    assert metric(m, "assetfs_server_model_load_seconds_total",
+                  model="diab") > 0
+    # /metrics is not on the main port when it has its own
+    assert srv.get("/metrics").status_code == 404
+
+
+def test_workers_share_the_port_and_recycle_without_failures(servers, root,
+                                                             models):
+    srv = servers(["--assets-dir", root, "--model", "iris=iris:1",
+                   "--workers", "2", "--max-requests", "40",
+                   "--max-requests-jitter", "10", "--keepalive", "1",
+                   "--threads", "2"])
+    errors, done = [], []
+
+    def client():
+        s = requests.Session()
+        for _ in range(100):
+            try:
+                r = s.post(srv.url + "/v2/models/iris/infer",
+                           json=v2_body(models.X[:3]), timeout=10)
+                if r.status_code != 200:
+                    errors.append(r.text)
+                else:
+                    done.append(1)
+            except requests.RequestException as e:
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors[:3]
+    assert len(done) == 400
+    time.sleep(0.3)
+    m = srv.metrics()
+    # summed across every worker, including the ones that were replaced
+    assert metric(m, "assetfs_server_requests_total", model="iris",
+                  version="1.0", protocol="v2", status="200") == 400
+    assert metric(m, "assetfs_server_worker_restarts_total") >= 5
+    assert metric(m, "assetfs_server_model_serving", model="iris",
+                  version="1.0") == 2
+    assert "handing over to a new worker" in srv.logtext()
+    assert srv.stop() == 0
+
+
+def test_sigterm_finishes_requests_in_flight(servers, root, models):
+    srv = servers(["--assets-dir", root, "--model", "iris=iris:1",
+                   "--keepalive", "1"])
+    body = json.dumps(v2_body(models.X[:2])).encode()
+    s = socket.create_connection(("127.0.0.1", srv.port))
+    s.sendall(b"POST /v2/models/iris/infer HTTP/1.1\r\nHost: x\r\n"
+              b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
+              + body[:10])
+    time.sleep(0.3)
+    srv.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    # no new connections once it has stopped accepting
+    with pytest.raises(requests.RequestException):
+        requests.get(srv.url + "/v2/health/live", timeout=2)
+    s.sendall(body[10:])
+    s.settimeout(10)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    assert data.startswith(b"HTTP/1.1 200"), data[:200]
+    assert b"predict_proba" in data
+    assert srv.proc.wait(timeout=15) == 0
+
+
+def write_linear(d, scale=1.0):
+    d.mkdir(parents=True, exist_ok=True)
+    shutil.copy(plugin_path(), d / "model.so")
+    (d / "linear.txt").write_text(
+        "features 3\noutputs 2\nclassifier 0\n"
+        "1 2 3 0.5\n-1 0 1 %f\n" % scale)
+
+
+def linear(X, bias2=1.0, scale=1.0):
+    X = np.asarray(X, dtype=float)
+    return np.stack([X @ [1, 2, 3] + 0.5, X @ [-1, 0, 1] + bias2],
+                    axis=1) * scale
+
+
+def test_plugin_runtime_serves_the_sample_plugin(servers, tmp_path):
+    root = tmp_path / "assets"
+    write_linear(root / "lin" / "0.0")
+    cfg = tmp_path / "models.json"
+    cfg.write_text(json.dumps({"models": [
+        {"name": "lin", "asset": "lin", "runtime": "plugin"},
+        {"name": "lin2", "asset": "lin:0.0", "runtime": "plugin",
+         "config": {"scale": 2.0}}]}))
+    srv = servers(["--assets-dir", root, "--config", cfg,
+                   "--poll-interval", "0.2"])
+    X = [[1, 2, 3], [0.5, -1, 4]]
+    r = srv.post("/v2/models/lin/infer", v2_body(X))
+    out = v2_output(r, "predict")
+    assert r.json()["outputs"][0]["datatype"] == "FP64"
+    np.testing.assert_allclose(out, linear(X), rtol=1e-12)
+    r = srv.post("/v2/models/lin2/infer", v2_body(X))
+    np.testing.assert_allclose(v2_output(r, "predict"),
+                               linear(X, scale=2.0), rtol=1e-12)
+    r = srv.post("/v1/models/lin:predict", {"instances": X})
+    np.testing.assert_allclose(r.json()["predictions"], linear(X))
+    meta = srv.get("/v2/models/lin").json()
+    assert meta["platform"] == "plugin"
+    assert meta["inputs"][0]["shape"] == [-1, 3]
+    r = srv.post("/v2/models/lin/infer", v2_body([[1, 2]]))
+    assert r.status_code == 400 and "3 features" in r.json()["error"]
+    # a new plugin version is loaded beside the old one and swapped in
+    write_linear(root / "lin" / "0.1", scale=7.0)
+    deadline = time.monotonic() + 10
+    while srv.get("/v2/models/lin").json()["versions"] != ["0.1"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    r = srv.post("/v2/models/lin/infer", v2_body(X))
+    np.testing.assert_allclose(v2_output(r, "predict"), linear(X, 7.0))
+
+
+def test_plugin_with_a_bad_abi_is_refused(servers, server_bin, tmp_path):
+    root = tmp_path / "assets"
+    (root / "bad" / "0.0").mkdir(parents=True)
+    (root / "bad" / "0.0" / "model.so").write_bytes(b"\x7fELF junk")
+    p = subprocess.run([server_bin, "--assets-dir", root, "--http-port",
+                        str(free_port()), "--model", "bad=bad,runtime=plugin"],
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode == 1
+    assert "cannot load plugin" in p.stderr
+
+
+def test_lazy_loading(servers, root, models):
+    srv = servers(["--assets-dir", root, "--model", "iris=iris:1",
+                   "--access-log"], env={"MODELKIT_LAZY_LOADING": "1"})
+    assert "serving iris version" not in srv.logtext()
+    assert srv.get("/v2/health/ready").status_code == 200
+    r = srv.post("/v2/models/iris/infer", v2_body(models.X[:1]))
+    assert r.status_code == 200
+    assert "serving iris version 1.0" in srv.logtext()
+    assert '"POST /v2/models/iris/infer" 200' in srv.logtext()
+
+
+def test_native_cache(servers, root, models):
+    srv = servers(["--assets-dir", root, "--model", "iris=iris:1"],
+                  env={"MODELKIT_CACHE_PROVIDER": "native",
+                       "MODELKIT_CACHE_MAX_SIZE": "2"})
+    want = models.clf.predict_proba(models.X[:3])
+    for i in range(3):
+        r = srv.post("/v2/models/iris/infer", v2_body(models.X[:3]))
+        np.testing.assert_allclose(v2_output(r, "predict_proba"), want,
+                                   atol=TOL)
+    m = srv.metrics()
+    assert metric(m, "assetfs_server_cache_hits_total") == 2
+    assert metric(m, "assetfs_server_cache_misses_total") == 1
+    # LRU of 2 entries: three other inputs evict the first
+    for k in range(3, 6):
+        srv.post("/v2/models/iris/infer", v2_body(models.X[k:k + 1]))
+    srv.post("/v2/models/iris/infer", v2_body(models.X[:3]))
+    m = srv.metrics()
+    assert metric(m, "assetfs_server_cache_misses_total") == 5
+
+
+@pytest.fixture
+def redis_port(tmp_path):
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server not installed")
+    port = free_port()
+    p = subprocess.Popen(["redis-server", "--port", str(port), "--save", "",
+                          "--appendonly", "no", "--dir", str(tmp_path)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "redis did not start"
+            time.sleep(0.05)
+    yield port
+    p.terminate()
+    p.wait(timeout=10)
+
+
+def redis_keys(port):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"*2\r\n$4\r\nKEYS\r\n$1\r\n*\r\n")
+    time.sleep(0.2)
+    data = s.recv(65536)
+    s.close()
+    return data
+
+
+def test_redis_cache_shared_by_two_servers(servers, root, models,
+                                           redis_port):
+    env = {"MODELKIT_CACHE_PROVIDER": "redis",
+           "MODELKIT_CACHE_HOST": "127.0.0.1",
+           "MODELKIT_CACHE_PORT": str(redis_port)}
+    a = servers(["--assets-dir", root, "--model", "iris=iris:1"], env=env)
+    b = servers(["--assets-dir", root, "--model", "iris=iris:1"], env=env)
+    X = models.X[10:14]
+    want = models.clf.predict_proba(X)
+    r = a.post("/v2/models/iris/infer", v2_body(X))
+    np.testing.assert_allclose(v2_output(r, "predict_proba"), want, atol=TOL)
+    assert metric(a.metrics(), "assetfs_server_cache_misses_total") == 1
+    assert b"assetfs:pred:iris:1.0:" in redis_keys(redis_port)
+    r = b.post("/v2/models/iris/infer", v2_body(X))
+    np.testing.assert_allclose(v2_output(r, "predict_proba"), want, atol=TOL)
+    mb = b.metrics()
+    assert metric(mb, "assetfs_server_cache_hits_total") == 1
+    assert metric(mb, "assetfs_server_cache_misses_total") == 0
+
+
+def test_redis_down_is_a_miss_not_an_error(servers, root, models):
+    srv = servers(["--assets-dir", root, "--model", "iris=iris:1"],
+                  env={"MODELKIT_CACHE_PROVIDER": "redis",
+                       "MODELKIT_CACHE_HOST": "127.0.0.1",
+                       "MODELKIT_CACHE_PORT": str(free_port())})
+    r = srv.post("/v2/models/iris/infer", v2_body(models.X[:2]))
+    assert r.status_code == 200
+
+
+def test_batch_scoring_and_metrics_jobs(server_bin, root, models, tmp_path):
+    inp = tmp_path / "in.jsonl"
+    lines = [json.dumps(models.X[0].tolist()),
+             json.dumps({"features": models.X[1].tolist(),
+                         "label": int(models.y[1])}),
+             "{not json",
+             json.dumps(models.X[2:5].tolist()),
+             "",
+             json.dumps([1, 2])]
+    inp.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.jsonl"
+    p = subprocess.run([server_bin, "batch", "--assets-dir", root,
+                        "--model", "iris=iris:1", "--input", inp,
+                        "--output", out], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 1, p.stderr   # two records failed
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["line"] for r in recs] == [1, 2, 3, 4, 6]
+    np.testing.assert_allclose(recs[0]["predictions"],
+                               models.clf.predict_proba(models.X[:1]),
+                               atol=TOL)
+    np.testing.assert_allclose(recs[3]["predictions"],
+                               models.clf.predict_proba(models.X[2:5]),
+                               atol=TOL)
+    assert "malformed JSON" in recs[2]["error"]
+    assert "expects 4 features" in recs[4]["error"]
+    assert f"{inp}:3:" in p.stderr and f"{inp}:6:" in p.stderr
+    # metrics job: accuracy and log loss over labelled records
+    inp.write_text("".join(json.dumps({"features": x.tolist(),
+                                       "label": int(y)}) + "\n"
+                           for x, y in zip(models.X, models.y)))
+    p = subprocess.run([server_bin, "batch", "--assets-dir", root,
+                        "--model", "iris=iris:1", "--input", inp,
+                        "--output", out, "--metrics-job"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    res = json.loads(out.read_text())
+    assert res["records"] == 150 and res["failed"] == 0
+    proba = models.clf.predict_proba(models.X)
+    acc = float(np.mean(proba.argmax(1) == models.y))
+    ll = float(-np.mean(np.log(proba[np.arange(150), models.y])))
+    assert abs(res["metrics"]["accuracy"] - acc) < 1e-9
+    assert abs(res["metrics"]["log_loss"] - ll) < 1e-6
+    # a clean scoring job exits 0
+    inp.write_text(json.dumps(models.X[0].tolist()) + "\n")
+    p = subprocess.run([server_bin, "batch", "--assets-dir", root,
+                        "--model", "iris=iris:1", "--input", inp,
+                        "--output", out], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+
+
+def test_batch_metrics_job_calls_the_plugin(server_bin, tmp_path):
+    root = tmp_path / "assets"
+    write_linear(root / "lin" / "0.0")
+    inp = tmp_path / "in.jsonl"
+    X = [[1, 2, 3], [0, 0, 1], [2, 2, 2]]
+    labels = [14, 3, 12]
+    inp.write_text("".join(json.dumps({"features": x, "label": y}) + "\n"
+                           for x, y in zip(X, labels)))
+    out = tmp_path / "out.json"
+    p = subprocess.run([server_bin, "batch", "--assets-dir", root, "--model",
+                        "lin=lin,runtime=plugin", "--input", inp,
+                        "--output", out, "--metrics-job"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    res = json.loads(out.read_text())
+    y = linear(X)
+    assert res["metrics"]["rows"] == 3
+    assert abs(res["metrics"]["mean_output"] - y.mean()) < 1e-9
+    assert abs(res["metrics"]["mse"] -
+               np.mean((y[:, 0] - labels) ** 2)) < 1e-9
