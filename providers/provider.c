@@ -42,7 +42,7 @@ static const struct prov_scheme prov_schemes[] = {
 	{ "https", &prov_http_ops },
 	{ "s3", &prov_s3_ops },
 	{ "gs", NULL },
-	{ "az", NULL },
+	{ "az", &prov_az_ops },
 };
 
 static __thread char prov_err[PROV_ERR_MAX];

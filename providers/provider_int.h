@@ -68,5 +68,6 @@ int prov_parse_url(const char *url, struct prov *p);
 extern const struct prov_ops prov_file_ops;
 extern const struct prov_ops prov_s3_ops;
 extern const struct prov_ops prov_http_ops;
+extern const struct prov_ops prov_az_ops;
 
 #endif

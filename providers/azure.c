@@ -1,0 +1,833 @@
+/*
+ * azure - the az://container/prefix backend: Azure Blob Storage and
+ * Azurite, over the shared curl pool.
+ *
+ * Configuration, as the Azure tools read it: AZURE_STORAGE_CONNECTION_STRING
+ * ("AccountName=..;AccountKey=..", or "SharedAccessSignature=..", with
+ * BlobEndpoint for Azurite or other clouds, DefaultEndpointsProtocol and
+ * EndpointSuffix, or "UseDevelopmentStorage=true"), else
+ * AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY (SharedKey) or
+ * AZURE_STORAGE_SAS_TOKEN; with no key and no SAS, requests are anonymous
+ * (public containers).
+ *
+ * SharedKey signs every attempt (x-ms-date changes, and Range and If-Match
+ * are part of the string to sign). A SAS is appended to each URL; URLs are
+ * never shown: messages name "az://container/key" only. The account key is
+ * kept decoded in struct az and nowhere else.
+ *
+ * Threads: struct az is read-only after open.
+ * Errors: negative errno, message via prov_set_error().
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+
+#include "common/timeutil.h"
+#include "providers/curl_list.h"
+#include "providers/curl_pool.h"
+#include "providers/curl_util.h"
+#include "providers/provider_int.h"
+
+#define AZ_VERSION "2021-12-02"
+#define AZ_LIST_BODY_MAX (16u << 20)
+#define AZ_BLOCK_SIZE (8ull << 20)
+#define AZ_PUT_THRESHOLD (64ull << 20)
+#define AZ_MAX_BLOCKS 50000
+#define AZ_LIST_PAGES_MAX 100000
+#define AZ_CONN_MAX 8192
+/* Azurite's published development account (not a secret). */
+#define AZ_DEV_ACCOUNT "devstoreaccount1"
+#define AZ_DEV_KEY                                                        \
+	"Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/" \
+	"K1SZFPTOtr/KBHBeksoGMGw=="
+
+struct az {
+	struct cpool *pool;
+	char *endpoint; /* "https://acct.blob.core.windows.net" (no '/') */
+	char *account;
+	struct buf key; /* decoded account key; empty: no SharedKey */
+	char *sas;      /* SAS query without '?', or NULL */
+	uint64_t block_size, put_threshold;
+	int page_size;
+};
+
+/* ---- configuration ---- */
+
+/* Value of @name in a "k=v;k=v" connection string, or NULL (fresh). */
+static char *conn_get(const char *cs, const char *name)
+{
+	size_t nl = strlen(name);
+	const char *p = cs;
+
+	while (p && *p) {
+		const char *end = strchr(p, ';');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		while (len > 0 && isspace((unsigned char)*p)) {
+			p++;
+			len--;
+		}
+		if (len > nl && strncasecmp(p, name, nl) == 0 && p[nl] == '=')
+			return strndup(p + nl + 1, len - nl - 1);
+		p = end ? end + 1 : NULL;
+	}
+	return NULL;
+}
+
+static void az_free(struct az *a)
+{
+	if (!a)
+		return;
+	cpool_free(&a->pool);
+	free(a->endpoint);
+	free(a->account);
+	if (a->key.data)
+		OPENSSL_cleanse(a->key.data, a->key.len);
+	buf_free(&a->key);
+	if (a->sas)
+		OPENSSL_cleanse(a->sas, strlen(a->sas));
+	free(a->sas);
+	free(a);
+}
+
+static int az_set_key(struct az *a, const char *b64)
+{
+	int ret = cu_base64_decode(&a->key, b64);
+
+	if (ret < 0 || a->key.len == 0) {
+		prov_set_error("az: the account key is not valid base64");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int az_load_config(struct az *a)
+{
+	const char *cs = getenv("AZURE_STORAGE_CONNECTION_STRING");
+	char *key = NULL, *proto = NULL, *suffix = NULL, *dev = NULL;
+	int ret = 0;
+
+	buf_init(&a->key, 1024);
+	if (cs && *cs) {
+		if (strlen(cs) > AZ_CONN_MAX) {
+			prov_set_error("az: AZURE_STORAGE_CONNECTION_STRING is "
+				       "too long");
+			return -EINVAL;
+		}
+		dev = conn_get(cs, "UseDevelopmentStorage");
+		if (dev && strcasecmp(dev, "true") == 0) {
+			a->account = strdup(AZ_DEV_ACCOUNT);
+			a->endpoint = strdup("http://127.0.0.1:10000/"
+					     AZ_DEV_ACCOUNT);
+			key = strdup(AZ_DEV_KEY);
+		} else {
+			a->account = conn_get(cs, "AccountName");
+			a->endpoint = conn_get(cs, "BlobEndpoint");
+			key = conn_get(cs, "AccountKey");
+			a->sas = conn_get(cs, "SharedAccessSignature");
+			proto = conn_get(cs, "DefaultEndpointsProtocol");
+			suffix = conn_get(cs, "EndpointSuffix");
+		}
+	} else {
+		a->account = getenv("AZURE_STORAGE_ACCOUNT") ?
+				     strdup(getenv("AZURE_STORAGE_ACCOUNT")) :
+				     NULL;
+		if (getenv("AZURE_STORAGE_KEY") && *getenv("AZURE_STORAGE_KEY"))
+			key = strdup(getenv("AZURE_STORAGE_KEY"));
+		if (getenv("AZURE_STORAGE_SAS_TOKEN") &&
+		    *getenv("AZURE_STORAGE_SAS_TOKEN"))
+			a->sas = strdup(getenv("AZURE_STORAGE_SAS_TOKEN"));
+	}
+	if (a->sas && a->sas[0] == '?')
+		memmove(a->sas, a->sas + 1, strlen(a->sas));
+	if (key && *key) {
+		ret = az_set_key(a, key);
+		if (ret < 0)
+			goto out;
+	}
+	if (!a->endpoint) {
+		if (!a->account || !*a->account) {
+			prov_set_error("az: no account: set "
+				       "AZURE_STORAGE_CONNECTION_STRING or "
+				       "AZURE_STORAGE_ACCOUNT");
+			ret = -EINVAL;
+			goto out;
+		}
+		if (asprintf(&a->endpoint, "%s://%s.blob.%s",
+			     proto ? proto : "https", a->account,
+			     suffix ? suffix : "core.windows.net") < 0)
+			a->endpoint = NULL;
+	}
+	if (!a->endpoint) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	while (*a->endpoint && a->endpoint[strlen(a->endpoint) - 1] == '/')
+		a->endpoint[strlen(a->endpoint) - 1] = '\0';
+	if (strncmp(a->endpoint, "http://", 7) != 0 &&
+	    strncmp(a->endpoint, "https://", 8) != 0) {
+		prov_set_error("az: BlobEndpoint must be http(s)://...");
+		ret = -EINVAL;
+		goto out;
+	}
+	if (a->key.len && (!a->account || !*a->account)) {
+		prov_set_error("az: an AccountKey needs an AccountName");
+		ret = -EINVAL;
+	}
+out:
+	if (key)
+		OPENSSL_cleanse(key, strlen(key));
+	free(key);
+	free(proto);
+	free(suffix);
+	free(dev);
+	return ret;
+}
+
+static uint64_t env_u64(const char *name, uint64_t def)
+{
+	const char *v = getenv(name);
+	char *end;
+	unsigned long long x;
+
+	if (!v || !*v)
+		return def;
+	x = strtoull(v, &end, 10);
+	return *end || x == 0 ? def : x;
+}
+
+static int az_open(struct prov *p)
+{
+	struct az *a;
+	int ret;
+
+	if (!*p->bucket) {
+		prov_set_error("az: the URL names no container "
+			       "(az://container/prefix)");
+		return -EINVAL;
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	ret = az_load_config(a);
+	if (ret == 0)
+		ret = cpool_new(p, NULL, &a->pool);
+	if (ret < 0) {
+		az_free(a);
+		return ret;
+	}
+	a->block_size = env_u64("ASSETFS_AZ_BLOCK_SIZE", AZ_BLOCK_SIZE);
+	a->put_threshold = env_u64("ASSETFS_MULTIPART_THRESHOLD",
+				   AZ_PUT_THRESHOLD);
+	a->page_size = (int)env_u64("ASSETFS_LIST_PAGE_SIZE", 0);
+	if (a->page_size > 5000)
+		a->page_size = 5000;
+	p->priv = a;
+	return 0;
+}
+
+static void az_close(struct prov *p)
+{
+	az_free(p->priv);
+	p->priv = NULL;
+}
+
+/* ---- SharedKey ---- */
+
+struct az_param {
+	char *name; /* decoded, lower-cased */
+	char *value; /* decoded */
+};
+
+static int cmp_param(const void *x, const void *y)
+{
+	const struct az_param *a = x, *b = y;
+	int c = strcmp(a->name, b->name);
+
+	return c ? c : strcmp(a->value, b->value);
+}
+
+/* "\nname:value" lines of the canonicalized resource, from @query. */
+static int az_canon_query(const char *query, struct buf *out)
+{
+	struct az_param params[32];
+	char *copy, *save = NULL, *tok;
+	size_t n = 0;
+	int ret = 0;
+
+	if (!query || !*query)
+		return 0;
+	copy = strdup(query);
+	if (!copy)
+		return -ENOMEM;
+	for (tok = strtok_r(copy, "&", &save); tok && ret == 0;
+	     tok = strtok_r(NULL, "&", &save)) {
+		char *eq = strchr(tok, '=');
+		struct buf nb, vb;
+
+		if (n >= sizeof(params) / sizeof(params[0])) {
+			ret = -E2BIG;
+			break;
+		}
+		if (eq)
+			*eq = '\0';
+		buf_init(&nb, 4096);
+		buf_init(&vb, 16384);
+		ret = cu_url_decode(&nb, tok, false);
+		if (ret == 0)
+			ret = cu_url_decode(&vb, eq ? eq + 1 : "", false);
+		if (ret < 0) {
+			buf_free(&nb);
+			buf_free(&vb);
+			break;
+		}
+		for (char *c = nb.data; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+		params[n].name = buf_steal(&nb);
+		params[n].value = buf_steal(&vb);
+		if (!params[n].name || !params[n].value) {
+			free(params[n].name);
+			free(params[n].value);
+			ret = -ENOMEM;
+			break;
+		}
+		n++;
+	}
+	qsort(params, n, sizeof(params[0]), cmp_param);
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		/* repeated names: one line, values joined by ',' */
+		if (i > 0 && strcmp(params[i].name, params[i - 1].name) == 0)
+			ret = buf_printf(out, ",%s", params[i].value);
+		else
+			ret = buf_printf(out, "\n%s:%s", params[i].name,
+					 params[i].value);
+	}
+	for (size_t i = 0; i < n; i++) {
+		free(params[i].name);
+		free(params[i].value);
+	}
+	free(copy);
+	return ret;
+}
+
+static int cmp_line(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+static int az_sign(void *arg, const char *method, const char *url,
+		   struct cr_hdrs *h)
+{
+	static const char *const std[] = {
+		"Content-Encoding", "Content-Language", "Content-Length",
+		"Content-MD5", "Content-Type", "Date", "If-Modified-Since",
+		"If-Match", "If-None-Match", "If-Unmodified-Since", "Range",
+	};
+	struct az *a = arg;
+	char date[64], *xms[CR_MAX_HDRS], *path = NULL, *query;
+	uint8_t mac[CU_SHA256_LEN];
+	struct buf sts, sig;
+	size_t nx = 0;
+	int64_t now;
+	int32_t ns;
+	int ret;
+
+	time_now(&now, &ns);
+	cu_http_date(now, date, sizeof(date));
+	ret = cr_hdr_add(h, "x-ms-date", "%s", date);
+	if (ret == 0)
+		ret = cr_hdr_add(h, "x-ms-version", "%s", AZ_VERSION);
+	if (ret < 0 || a->key.len == 0)
+		return ret; /* SAS or anonymous: no header */
+
+	buf_init(&sts, 1 << 16);
+	buf_init(&sig, 256);
+	ret = buf_printf(&sts, "%s\n", method);
+	for (size_t i = 0; i < sizeof(std) / sizeof(std[0]) && ret == 0; i++) {
+		const char *v = cr_hdr_get(h, std[i]);
+
+		/* since 2015-02-21 a zero length is an empty line */
+		if (v && strcmp(std[i], "Content-Length") == 0 &&
+		    strcmp(v, "0") == 0)
+			v = NULL;
+		ret = buf_printf(&sts, "%s\n", v ? v : "");
+	}
+	/* x-ms-* headers, lower-cased and sorted */
+	for (size_t i = 0; i < h->n && ret == 0; i++) {
+		if (strncasecmp(h->line[i], "x-ms-", 5) != 0)
+			continue;
+		xms[nx] = strdup(h->line[i]);
+		if (!xms[nx]) {
+			ret = -ENOMEM;
+			break;
+		}
+		for (char *c = xms[nx]; *c && *c != ':'; c++)
+			*c = (char)tolower((unsigned char)*c);
+		nx++;
+	}
+	qsort(xms, nx, sizeof(xms[0]), cmp_line);
+	for (size_t i = 0; i < nx && ret == 0; i++) {
+		char *colon = strchr(xms[i], ':');
+		const char *v = colon ? colon + 1 : "";
+
+		while (*v == ' ')
+			v++;
+		ret = buf_printf(&sts, "%.*s:%s\n",
+				 (int)(colon ? colon - xms[i] : 0), xms[i], v);
+	}
+	/* canonicalized resource: /account/path plus the query */
+	if (ret == 0) {
+		const char *ps = strchr(strstr(url, "://") + 3, '/');
+
+		path = strdup(ps ? ps : "/");
+		if (!path)
+			ret = -ENOMEM;
+	}
+	if (ret == 0) {
+		query = strchr(path, '?');
+		if (query)
+			*query++ = '\0';
+		ret = buf_printf(&sts, "/%s%s", a->account, path);
+		if (ret == 0)
+			ret = az_canon_query(query, &sts);
+	}
+	if (ret == 0)
+		ret = cu_hmac_sha256(a->key.data, a->key.len, sts.data, sts.len,
+				     mac);
+	if (ret == 0)
+		ret = cu_base64(&sig, mac, sizeof(mac), false);
+	if (ret == 0)
+		ret = cr_hdr_add(h, "Authorization", "SharedKey %s:%s",
+				 a->account, sig.data);
+	for (size_t i = 0; i < nx; i++)
+		free(xms[i]);
+	free(path);
+	buf_free(&sts);
+	buf_free(&sig);
+	return ret;
+}
+
+/* ---- requests ---- */
+
+struct az_call {
+	struct buf url, what;
+	const char *hdrs[4];
+};
+
+/*
+ * URL of @key (or of the container when NULL) with @query (encoded,
+ * without '?', may be NULL) and the SAS appended.
+ */
+static int az_call_init(struct prov *p, struct az_call *c,
+			const char *method, const char *key,
+			const char *query)
+{
+	struct az *a = p->priv;
+	char full[PROV_URL_MAX] = "";
+	bool q = false;
+	int ret;
+
+	buf_init(&c->url, PROV_URL_MAX * 4);
+	buf_init(&c->what, PROV_URL_MAX);
+	c->hdrs[0] = NULL;
+	ret = buf_printf(&c->url, "%s/", a->endpoint);
+	if (ret == 0)
+		ret = cu_url_encode(&c->url, p->bucket, false);
+	if (ret == 0 && key) {
+		ret = prov_full_key(p, key, full, sizeof(full));
+		if (ret == 0)
+			ret = buf_puts(&c->url, "/");
+		if (ret == 0)
+			ret = cu_url_encode(&c->url, full, true);
+	}
+	if (ret == 0 && query && *query) {
+		ret = buf_printf(&c->url, "?%s", query);
+		q = true;
+	}
+	if (ret == 0 && a->sas)
+		ret = buf_printf(&c->url, "%c%s", q ? '&' : '?', a->sas);
+	if (ret == 0)
+		ret = buf_printf(&c->what, "%s az://%s/%s", method, p->bucket,
+				 full);
+	return ret;
+}
+
+static void az_call_free(struct az_call *c)
+{
+	buf_free(&c->url);
+	buf_free(&c->what);
+}
+
+static void az_req_init(struct prov *p, struct cr_req *r, struct az_call *c,
+			const char *method)
+{
+	memset(r, 0, sizeof(*r));
+	r->method = method;
+	r->url = c->url.data;
+	r->what = c->what.data;
+	r->headers = c->hdrs;
+	r->sign = az_sign;
+	r->sign_arg = p->priv;
+	r->body_fd = -1;
+}
+
+/* Azure's names for auth failures, made plain. */
+static void az_explain(struct cr_req *r, int ret)
+{
+	if (ret == -EACCES && (strcmp(r->err_code, "AuthenticationFailed") ==
+				       0 ||
+			       strcmp(r->err_code, "AuthorizationFailure") ==
+				       0))
+		prov_set_error("%s: HTTP %ld %s: the account key or SAS was "
+			       "refused", r->what, r->status, r->err_code);
+	else if (ret == -ENOENT && strcmp(r->err_code, "ContainerNotFound") == 0)
+		prov_set_error("%s: no such container", r->what);
+	else if (ret == -ENOENT)
+		prov_set_error("%s: no such object", r->what);
+}
+
+static int az_list(struct prov *p, const char *prefix, bool delimited,
+		   struct prov_listing *out)
+{
+	struct az *a = p->priv;
+	struct cl_builder cb;
+	struct buf marker, body, q, full, strip;
+	int ret, pages = 0;
+
+	buf_init(&marker, 4096);
+	buf_init(&body, AZ_LIST_BODY_MAX);
+	buf_init(&q, 16384);
+	buf_init(&full, PROV_URL_MAX);
+	buf_init(&strip, PROV_URL_MAX);
+	ret = buf_printf(&strip, "%s%s", p->prefix, *p->prefix ? "/" : "");
+	if (ret == 0)
+		ret = buf_printf(&full, "%s%s", strip.data, prefix);
+	if (ret < 0)
+		goto out;
+	cl_init(&cb, out, strip.data);
+	do {
+		struct az_call c;
+		struct cr_req r;
+		struct cu_xml x, in;
+
+		if (++pages > AZ_LIST_PAGES_MAX) {
+			prov_set_error("LIST az://%s/%s: too many pages",
+				       p->bucket, full.data);
+			ret = -EIO;
+			break;
+		}
+		buf_reset(&q);
+		buf_reset(&body);
+		ret = buf_puts(&q, "restype=container&comp=list");
+		if (ret == 0 && delimited)
+			ret = buf_puts(&q, "&delimiter=%2F");
+		if (ret == 0 && marker.len) {
+			ret = buf_puts(&q, "&marker=");
+			if (ret == 0)
+				ret = cu_url_encode(&q, marker.data, false);
+		}
+		if (ret == 0 && a->page_size > 0)
+			ret = buf_printf(&q, "&maxresults=%d", a->page_size);
+		if (ret == 0 && full.len) {
+			ret = buf_puts(&q, "&prefix=");
+			if (ret == 0)
+				ret = cu_url_encode(&q, full.data, false);
+		}
+		if (ret < 0)
+			break;
+		ret = az_call_init(p, &c, "LIST", NULL, q.data);
+		if (ret == 0) {
+			buf_reset(&c.what);
+			ret = buf_printf(&c.what, "LIST az://%s/%s", p->bucket,
+					 full.data);
+		}
+		if (ret < 0) {
+			az_call_free(&c);
+			break;
+		}
+		az_req_init(p, &r, &c, "GET");
+		r.out = &body;
+		ret = cr_run(a->pool, p, &r);
+		if (ret < 0) {
+			az_explain(&r, ret);
+			az_call_free(&c);
+			break;
+		}
+		x.p = body.data ? body.data : "";
+		x.end = x.p + body.len;
+		while (ret == 0 && cu_xml_next(&x, "Blob", &in)) {
+			struct buf name, etag, num, date;
+			struct cu_xml props;
+			char qetag[300];
+
+			buf_init(&name, PROV_URL_MAX);
+			buf_init(&etag, 256);
+			buf_init(&num, 64);
+			buf_init(&date, 64);
+			ret = cu_xml_text(&in, "Name", &name);
+			props = in;
+			if (ret == 0 &&
+			    cu_xml_text(&props, "Content-Length", &num) < 0)
+				ret = -EIO;
+			if (ret == 0) {
+				int64_t t = 0;
+
+				cu_xml_text(&props, "Etag", &etag);
+				if (cu_xml_text(&props, "Last-Modified",
+						&date) == 0)
+					t = cu_parse_http_date(date.data);
+				/* headers quote ETags, listings do not */
+				snprintf(qetag, sizeof(qetag), "%s%s%s",
+					 etag.data && etag.data[0] != '"' ?
+						 "\"" :
+						 "",
+					 etag.data ? etag.data : "",
+					 etag.data && etag.data[0] != '"' ?
+						 "\"" :
+						 "");
+				ret = cl_add_object(&cb, name.data,
+						    strtoull(num.data, NULL,
+							     10),
+						    etag.data ? qetag : NULL,
+						    t > 0 ? t : 0);
+			}
+			buf_free(&name);
+			buf_free(&etag);
+			buf_free(&num);
+			buf_free(&date);
+		}
+		x.p = body.data ? body.data : "";
+		while (ret == 0 && cu_xml_next(&x, "BlobPrefix", &in)) {
+			struct buf name;
+
+			buf_init(&name, PROV_URL_MAX);
+			ret = cu_xml_text(&in, "Name", &name);
+			if (ret == 0)
+				ret = cl_add_prefix(&cb, name.data);
+			buf_free(&name);
+		}
+		x.p = body.data ? body.data : "";
+		buf_reset(&marker);
+		if (ret == 0)
+			cu_xml_text(&x, "NextMarker", &marker);
+		if (ret < 0 && ret != -ENOMEM)
+			prov_set_error("%s: bad listing reply (%s)",
+				       c.what.data, strerror(-ret));
+		if (ret == -EINVAL || ret == -ENOENT || ret == -EFBIG)
+			ret = -EIO;
+		az_call_free(&c);
+	} while (ret == 0 && marker.len > 0);
+	if (ret == 0)
+		cl_finish(&cb);
+out:
+	buf_free(&marker);
+	buf_free(&body);
+	buf_free(&q);
+	buf_free(&full);
+	buf_free(&strip);
+	return ret;
+}
+
+static int az_head(struct prov *p, const char *key, struct prov_object *out)
+{
+	struct az *a = p->priv;
+	struct az_call c;
+	struct cr_req r;
+	int ret;
+
+	ret = az_call_init(p, &c, "HEAD", key, NULL);
+	if (ret < 0)
+		goto out;
+	az_req_init(p, &r, &c, "HEAD");
+	ret = cr_run(a->pool, p, &r);
+	if (ret < 0) {
+		az_explain(&r, ret);
+		goto out;
+	}
+	out->key = strdup(key);
+	out->etag = r.etag[0] ? strdup(r.etag) : NULL;
+	out->size = r.have_length ? r.content_length : 0;
+	out->mtime = r.mtime;
+	if (!out->key || (r.etag[0] && !out->etag))
+		ret = -ENOMEM;
+out:
+	az_call_free(&c);
+	return ret;
+}
+
+static int64_t az_get(struct prov *p, const char *key, uint64_t off,
+		      uint64_t len, const char *if_match, prov_sink_fn sink,
+		      void *arg)
+{
+	struct az *a = p->priv;
+	struct az_call c;
+	struct cr_req r;
+	int ret;
+
+	memset(&r, 0, sizeof(r));
+	ret = az_call_init(p, &c, "GET", key, NULL);
+	if (ret < 0)
+		goto out;
+	az_req_init(p, &r, &c, "GET");
+	r.ranged = !(off == 0 && len == PROV_WHOLE);
+	r.off = off;
+	r.len = len;
+	r.resumable = true;
+	r.if_match = if_match;
+	r.sink = sink;
+	r.sink_arg = arg;
+	ret = cr_run(a->pool, p, &r);
+	if (ret < 0)
+		az_explain(&r, ret);
+out:
+	az_call_free(&c);
+	return ret < 0 ? ret : (int64_t)r.delivered;
+}
+
+/* One PUT with a body from memory or from @fd. */
+static int az_put_call(struct prov *p, const char *key, const char *query,
+		       const char *const *extra, const void *data,
+		       size_t len, int fd, uint64_t off, uint64_t size,
+		       prov_progress_fn progress, void *arg, uint64_t total)
+{
+	struct az *a = p->priv;
+	struct az_call c;
+	struct cr_req r;
+	int ret;
+
+	ret = az_call_init(p, &c, "PUT", key, query);
+	if (ret < 0)
+		goto out;
+	az_req_init(p, &r, &c, "PUT");
+	if (extra)
+		r.headers = extra;
+	r.has_body = true;
+	if (fd < 0) {
+		r.body = data;
+		r.body_len = len;
+	} else {
+		r.body_fd = fd;
+		r.body_off = off;
+		r.body_size = size;
+	}
+	r.progress = progress;
+	r.progress_arg = arg;
+	r.progress_base = off;
+	r.progress_total = total;
+	ret = cr_run(a->pool, p, &r);
+	if (ret < 0)
+		az_explain(&r, ret);
+out:
+	az_call_free(&c);
+	return ret;
+}
+
+static const char *const az_blob_hdrs[] = { "x-ms-blob-type: BlockBlob",
+					    NULL };
+
+static int az_put_buf(struct prov *p, const char *key, const void *data,
+		      size_t len)
+{
+	return az_put_call(p, key, NULL, az_blob_hdrs, data, len, -1, 0, 0,
+			   NULL, NULL, len);
+}
+
+static int az_put_blocks(struct prov *p, const char *key, int fd,
+			 uint64_t size, prov_progress_fn progress, void *arg)
+{
+	struct az *a = p->priv;
+	uint64_t bs = a->block_size, n;
+	struct buf list, q, id;
+	int ret = 0;
+
+	n = (size + bs - 1) / bs;
+	if (n > AZ_MAX_BLOCKS) {
+		bs = (size + AZ_MAX_BLOCKS - 1) / AZ_MAX_BLOCKS;
+		n = (size + bs - 1) / bs;
+	}
+	buf_init(&list, (size_t)n * 64 + 256);
+	buf_init(&q, 512);
+	buf_init(&id, 64);
+	ret = buf_puts(&list, "<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+			      "<BlockList>");
+	for (uint64_t i = 0; i < n && ret == 0; i++) {
+		char raw[32];
+		uint64_t off = i * bs, len = size - off < bs ? size - off : bs;
+
+		/* ids of one blob must all have the same length */
+		snprintf(raw, sizeof(raw), "block-%010" PRIu64, i);
+		buf_reset(&id);
+		buf_reset(&q);
+		ret = cu_base64(&id, raw, strlen(raw), false);
+		if (ret == 0)
+			ret = buf_puts(&q, "comp=block&blockid=");
+		if (ret == 0)
+			ret = cu_url_encode(&q, id.data, false);
+		if (ret == 0)
+			ret = az_put_call(p, key, q.data, NULL, NULL, 0, fd,
+					  off, len, progress, arg, size);
+		if (ret == 0)
+			ret = buf_printf(&list, "<Latest>%s</Latest>",
+					 id.data);
+	}
+	if (ret == 0)
+		ret = buf_puts(&list, "</BlockList>");
+	if (ret == 0)
+		ret = az_put_call(p, key, "comp=blocklist", NULL, list.data,
+				  list.len, -1, 0, 0, NULL, NULL, list.len);
+	buf_free(&list);
+	buf_free(&q);
+	buf_free(&id);
+	return ret;
+}
+
+static int az_put_file(struct prov *p, const char *key, int fd, uint64_t size,
+		       prov_progress_fn progress, void *arg)
+{
+	struct az *a = p->priv;
+
+	if (size > a->put_threshold)
+		return az_put_blocks(p, key, fd, size, progress, arg);
+	return az_put_call(p, key, NULL, az_blob_hdrs, NULL, 0, fd, 0, size,
+			   progress, arg, size);
+}
+
+static int az_del(struct prov *p, const char *key)
+{
+	struct az *a = p->priv;
+	struct az_call c;
+	struct cr_req r;
+	int ret;
+
+	ret = az_call_init(p, &c, "DELETE", key, NULL);
+	if (ret == 0) {
+		az_req_init(p, &r, &c, "DELETE");
+		ret = cr_run(a->pool, p, &r);
+		if (ret == -ENOENT)
+			ret = 0;
+		else if (ret < 0)
+			az_explain(&r, ret);
+	}
+	az_call_free(&c);
+	return ret;
+}
+
+const struct prov_ops prov_az_ops = {
+	.scheme = "az",
+	.can_list = true,
+	.can_put = true,
+	.open = az_open,
+	.close = az_close,
+	.list = az_list,
+	.head = az_head,
+	.get = az_get,
+	.put_buf = az_put_buf,
+	.put_file = az_put_file,
+	.del = az_del,
+};
