@@ -789,6 +789,28 @@ static int quick_check_row(void *arg, int n, char **v, char **names)
 	return 0;
 }
 
+/*
+ * sqlite3_exec() that also retries SQLITE_BUSY where sqlite does not call
+ * the busy handler (switching to WAL, recovery by another opener).
+ */
+static int exec_retry(sqlite3 *db, const char *sql,
+		      int (*cb)(void *, int, char **, char **), void *arg,
+		      char **err)
+{
+	int64_t deadline = mono_ms() + CACHE_BUSY_MS;
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	int rc;
+
+	for (;;) {
+		sqlite3_free(*err);
+		*err = NULL;
+		rc = sqlite3_exec(db, sql, cb, arg, err);
+		if ((rc & 0xff) != SQLITE_BUSY || mono_ms() >= deadline)
+			return rc;
+		nanosleep(&ts, NULL);
+	}
+}
+
 /* Open index.db and create the schema. Returns 0, -EUCLEAN if corrupt. */
 static int db_open(struct cache *c, bool *created)
 {
@@ -820,17 +842,15 @@ static int db_open(struct cache *c, bool *created)
 		goto out;
 	}
 	sqlite3_busy_timeout(c->db, CACHE_BUSY_MS);
-	rc = sqlite3_exec(c->db, "PRAGMA journal_mode=WAL;"
-			  "PRAGMA synchronous=NORMAL;", NULL, NULL, &err);
+	rc = exec_retry(c->db, "PRAGMA journal_mode=WAL;"
+			"PRAGMA synchronous=NORMAL;", NULL, NULL, &err);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(c->db, "PRAGMA quick_check;",
-				  quick_check_row, &ok, &err);
+		rc = exec_retry(c->db, "PRAGMA quick_check;", quick_check_row,
+				&ok, &err);
 	if (rc == SQLITE_OK && !ok)
 		rc = SQLITE_CORRUPT;
 	if (rc == SQLITE_OK) {
-		sqlite3_free(err);
-		err = NULL;
-		rc = sqlite3_exec(c->db, "BEGIN IMMEDIATE;", NULL, NULL, &err);
+		rc = exec_retry(c->db, "BEGIN IMMEDIATE;", NULL, NULL, &err);
 		if (rc == SQLITE_OK) {
 			rc = sqlite3_exec(c->db, cache_schema, NULL, NULL,
 					  &err);
