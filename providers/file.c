@@ -262,10 +262,12 @@ static int file_list(struct prov *p, const char *prefix, bool delimited,
 	ret = file_list_dir(&fl, dir, keypre, start, delimited, 0);
 	if (ret < 0)
 		return ret;
-	qsort(out->objects, out->n_objects, sizeof(out->objects[0]),
-	      file_cmp_obj);
-	qsort(out->prefixes, out->n_prefixes, sizeof(out->prefixes[0]),
-	      file_cmp_str);
+	if (out->n_objects > 1)
+		qsort(out->objects, out->n_objects, sizeof(out->objects[0]),
+		      file_cmp_obj);
+	if (out->n_prefixes > 1)
+		qsort(out->prefixes, out->n_prefixes,
+		      sizeof(out->prefixes[0]), file_cmp_str);
 	return 0;
 }
 
