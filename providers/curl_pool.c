@@ -664,8 +664,10 @@ int cr_run(struct cpool *pool, struct prov *p, struct cr_req *r)
 		if (r->ranged && r->len != PROV_WHOLE)
 			a.want = r->len - r->delivered;
 		ret = build_headers(r, pin_set ? pinned : NULL, &hdrs);
-		if (ret == 0 && r->sign)
+		if (ret == 0 && r->sign) {
+			prov_set_error("%s", "");
 			ret = r->sign(r->sign_arg, r->method, r->url, &hdrs);
+		}
 		for (size_t i = 0; ret == 0 && i < hdrs.n; i++) {
 			struct curl_slist *t = curl_slist_append(sl,
 								 hdrs.line[i]);
@@ -676,8 +678,15 @@ int cr_run(struct cpool *pool, struct prov *p, struct cr_req *r)
 				sl = t;
 		}
 		if (ret < 0) {
-			prov_set_error("%s: cannot build the request (%s)",
-				       r->what, strerror(-ret));
+			char why[400];
+
+			/* the signer may have said why (a token refused) */
+			snprintf(why, sizeof(why), "%s", prov_last_error());
+			if (why[0])
+				prov_set_error("%s: %s", r->what, why);
+			else
+				prov_set_error("%s: cannot build the request "
+					       "(%s)", r->what, strerror(-ret));
 			cr_hdrs_clear(&hdrs);
 			curl_slist_free_all(sl);
 			buf_free(&a.errbody);

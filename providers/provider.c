@@ -41,7 +41,7 @@ static const struct prov_scheme prov_schemes[] = {
 	{ "http", &prov_http_ops },
 	{ "https", &prov_http_ops },
 	{ "s3", &prov_s3_ops },
-	{ "gs", NULL },
+	{ "gs", &prov_gs_ops },
 	{ "az", &prov_az_ops },
 };
 

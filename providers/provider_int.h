@@ -69,5 +69,6 @@ extern const struct prov_ops prov_file_ops;
 extern const struct prov_ops prov_s3_ops;
 extern const struct prov_ops prov_http_ops;
 extern const struct prov_ops prov_az_ops;
+extern const struct prov_ops prov_gs_ops;
 
 #endif

@@ -24,9 +24,10 @@ S3_ACCESS_KEY = "S3RVER"  # s3rver accepts only this access key id
 S3_SECRET = "tEsT-s3cr3t-K3Y-must-never-be-printed-0xC0FFEE"
 
 
-def start_server(kind, d, *args):
+def start_server(kind, d, *args, env=None):
     """Start @kind under @d; returns its KEY=VALUE lines as a dict."""
-    p = run([TESTSERVER, "start", kind, "--dir", str(d), *args], timeout=60)
+    p = run([TESTSERVER, "start", kind, "--dir", str(d), *args], env=env,
+            timeout=60)
     info = {}
     for line in p.stdout.decode().splitlines():
         if "=" in line:
@@ -45,10 +46,10 @@ def servers(tmp_path_factory):
     d = tmp_path_factory.mktemp("servers")
     started = []
 
-    def start(kind, *args, name=None):
+    def start(kind, *args, name=None, env_extra=None):
         sd = d / (name or kind)
         sd.mkdir(exist_ok=True)
-        info = start_server(kind, sd, *args)
+        info = start_server(kind, sd, *args, env=env_extra)
         info["dir"] = sd
         started.append((kind, sd))
         return info

@@ -10,6 +10,7 @@
  *   prov_tool URL put KEY FILE
  *   prov_tool URL del KEY
  *   prov_tool URL stress KEY FILE N THREADS SEED
+ *   prov_tool URL repeat KEY COUNT SLEEP_MS   (whole GETs, one process)
  *
  * PROV_TOOL_TIMEOUT_MS sets opts.timeout_ms. Errors: one line on stderr
  * (prov_last_error()) and exit 1. stress prints one JSON object: ok,
@@ -36,6 +37,14 @@ static int out_sink(void *arg, const void *data, size_t len)
 {
 	(void)arg;
 	return write_all(STDOUT_FILENO, data, len);
+}
+
+static int null_sink(void *arg, const void *data, size_t len)
+{
+	(void)arg;
+	(void)data;
+	(void)len;
+	return 0;
 }
 
 struct cmp_sink {
@@ -232,6 +241,23 @@ int main(int argc, char **argv)
 			close(fd);
 	} else if (strcmp(cmd, "del") == 0) {
 		ret = prov_delete(p, argv[3]);
+	} else if (strcmp(cmd, "repeat") == 0 && argc > 5) {
+		int n = atoi(argv[4]), ok = 0;
+
+		for (int i = 0; i < n; i++) {
+			int64_t got = prov_get(p, argv[3], 0, PROV_WHOLE, NULL,
+					       null_sink, NULL);
+
+			if (got >= 0)
+				ok++;
+			else
+				fprintf(stderr, "prov_tool: %s\n",
+					prov_last_error());
+			if (i + 1 < n)
+				usleep((useconds_t)atoi(argv[5]) * 1000);
+		}
+		printf("%d of %d\n", ok, n);
+		rc = ok == n ? 0 : 1;
 	} else if (strcmp(cmd, "stress") == 0 && argc > 7) {
 		rc = do_stress(p, argv + 3);
 	} else {
