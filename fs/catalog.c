@@ -455,6 +455,24 @@ static int level_from_index(const struct assets_index *ix, const char *ns,
 	return ret;
 }
 
+static int json_add_strv(cJSON *o, const char *key, char **v, size_t n)
+{
+	cJSON *arr = cJSON_AddArrayToObject(o, key);
+	size_t i;
+
+	if (!arr)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		cJSON *s = cJSON_CreateString(v[i]);
+
+		if (!s || !cJSON_AddItemToArray(arr, s)) {
+			cJSON_Delete(s);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 static int level_to_json(const struct cat_level *l, struct buf *out)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -463,14 +481,8 @@ static int level_to_json(const struct cat_level *l, struct buf *out)
 
 	if (!o)
 		return -ENOMEM;
-	if (!cJSON_AddItemToObject(o, "assets",
-				   cJSON_CreateStringArray(
-					   (const char *const *)l->assets,
-					   (int)l->n_assets)) ||
-	    !cJSON_AddItemToObject(o, "namespaces",
-				   cJSON_CreateStringArray(
-					   (const char *const *)l->namespaces,
-					   (int)l->n_namespaces)))
+	if (json_add_strv(o, "assets", l->assets, l->n_assets) < 0 ||
+	    json_add_strv(o, "namespaces", l->namespaces, l->n_namespaces) < 0)
 		goto out;
 	s = cJSON_PrintUnformatted(o);
 	if (!s)
@@ -515,6 +527,63 @@ static int level_from_json(const char *s, size_t len, struct cat_level *l)
 				&l->namespaces, &l->n_namespaces);
 	cJSON_Delete(o);
 	return ret;
+}
+
+/* Add the child of @ns on the way to @full (an asset or a namespace). */
+static int level_add_known(struct cat_level *l, const char *ns,
+			   const char *full, bool is_asset)
+{
+	size_t nl = strlen(ns);
+	const char *rest = full, *slash;
+	char comp[SPEC_NAME_MAX + 1];
+
+	if (nl) {
+		if (strncmp(full, ns, nl) != 0 || full[nl] != '/')
+			return 0;
+		rest = full + nl + 1;
+	}
+	if (!*rest)
+		return 0;
+	slash = strchr(rest, '/');
+	if (!slash)
+		return is_asset ? strv_push(&l->assets, &l->n_assets, rest) :
+				  strv_push(&l->namespaces, &l->n_namespaces,
+					    rest);
+	snprintf(comp, sizeof(comp), "%.*s", (int)(slash - rest), rest);
+	return strv_push(&l->namespaces, &l->n_namespaces, comp);
+}
+
+/*
+ * Offline and never listed: the level as far as this process knows it,
+ * from the assets and namespaces it has seen. Returns 0 if anything is
+ * known below @ns, else -ENOENT.
+ */
+static int level_from_memory(struct catalog *c, const char *ns,
+			     struct cat_level *l)
+{
+	size_t i;
+	int ret = 0;
+
+	pthread_mutex_lock(&c->lock);
+	for (i = 0; i < c->versions.size && ret == 0; i++) {
+		struct ment *e;
+
+		for (e = c->versions.b[i]; e && ret == 0; e = e->next)
+			if (e->val)
+				ret = level_add_known(l, ns, e->key, true);
+	}
+	for (i = 0; i < c->levels.size && ret == 0; i++) {
+		struct ment *e;
+
+		for (e = c->levels.b[i]; e && ret == 0; e = e->next)
+			ret = level_add_known(l, ns, e->key, false);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (ret < 0)
+		return ret;
+	strv_sort_uniq(l->assets, &l->n_assets);
+	strv_sort_uniq(l->namespaces, &l->n_namespaces);
+	return l->n_assets || l->n_namespaces ? 0 : -ENOENT;
 }
 
 struct prefetch_ctx {
@@ -604,6 +673,9 @@ int catalog_level(struct catalog *c, const char *ns, struct cat_level **out)
 			buf_reset(&raw);
 			if (doc_get(c, key, &raw) == 0 &&
 			    level_from_json(raw.data, raw.len, l) == 0) {
+				stats_inc(c->stats, STAT_OFFLINE_SERVES);
+				ret = 0;
+			} else if (level_from_memory(c, ns, l) == 0) {
 				stats_inc(c->stats, STAT_OFFLINE_SERVES);
 				ret = 0;
 			}
@@ -707,7 +779,7 @@ int catalog_versions(struct catalog *c, const char *name,
 	struct ment *e;
 	struct buf raw;
 	char *etag = NULL;
-	int ret;
+	int ret, old_err;
 
 	buf_init(&raw, VERSIONS_MAX_BYTES);
 	if (spec_check_name(name, NULL, 0) < 0)
@@ -726,6 +798,7 @@ int catalog_versions(struct catalog *c, const char *name,
 	}
 	if (e && e->val)
 		old = versions_ref(e->val);
+	old_err = e && !e->val ? e->err : 0;
 	pthread_mutex_unlock(&c->lock);
 
 	v = calloc(1, sizeof(*v));
@@ -755,6 +828,8 @@ int catalog_versions(struct catalog *c, const char *name,
 			v = versions_ref(old);
 			v->offline = true;
 			ret = 0;
+		} else if (old_err == -ENOENT || old_err == -EINVAL) {
+			ret = old_err; /* what we knew before going offline */
 		} else {
 			char perr[SPEC_ERR_MAX];
 

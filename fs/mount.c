@@ -191,6 +191,26 @@ static int join(char *buf, size_t len, const char *a, const char *b)
 }
 
 /*
+ * Offline fallback: does the last known level of @p list @comp as a
+ * namespace? Returns 1, or -EIO.
+ */
+static int parent_knows_ns(struct mnt *m, const struct inode *p,
+			   const char *comp)
+{
+	struct cat_level *l = NULL;
+	size_t i;
+	int ret = -EIO;
+
+	if (catalog_level(m->cat, p->name, &l) < 0)
+		return -EIO;
+	for (i = 0; i < l->n_namespaces; i++)
+		if (strcmp(l->namespaces[i], comp) == 0)
+			ret = 1;
+	cat_level_unref(l);
+	return ret;
+}
+
+/*
  * What @comp in dir @p is: fills @d (strings owned by @d). Returns 0,
  * -ENOENT, -ENOTDIR or an error.
  */
@@ -213,15 +233,19 @@ static int resolve_child(struct mnt *m, const struct inode *p,
 		ret = catalog_versions(m->cat, full, &vs);
 		if (ret == 0) {
 			d->kind = INODE_ASSET;
-		} else if (ret == -ENOENT || ret == -EINVAL) {
-			ret = catalog_is_namespace(m->cat, full);
-			if (ret == 0)
-				return -ENOENT;
-			if (ret < 0)
-				return ret;
-			d->kind = INODE_NS;
 		} else {
-			return ret;
+			/* not an asset, or unknown offline: a namespace? */
+			int ns = catalog_is_namespace(m->cat, full);
+
+			if (ns < 0 && ret != -ENOENT && ret != -EINVAL)
+				ns = parent_knows_ns(m, p, comp);
+			if (ns < 0 || (ns == 0 && ret != -ENOENT &&
+				       ret != -EINVAL))
+				return ns < 0 && (ret == -ENOENT ||
+						  ret == -EINVAL) ? ns : ret;
+			if (ns == 0)
+				return -ENOENT;
+			d->kind = INODE_NS;
 		}
 		cat_versions_unref(vs);
 		d->name = strdup(full);

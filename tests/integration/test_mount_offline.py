@@ -1,0 +1,103 @@
+"""Offline (DESIGN §4): with the store gone (for file://, its directory
+moved aside), cached assets stay browsable and readable, uncached reads
+fail with EIO at once with one log line saying why, and the same holds
+after the daemon restarts while the store is still away."""
+import errno
+import os
+import random
+import time
+
+import pytest
+
+from helpers_mount import mounter, push, read_all  # noqa
+
+MiB = 1 << 20
+
+
+def rnd(n, seed):
+    return random.Random(seed).randbytes(n)
+
+
+@pytest.fixture
+def offline_setup(assetfs_bin, store, tmp_path):
+    url, sd = store
+    a = rnd(6 * MiB, 1)
+    b = rnd(5 * MiB, 2)
+    (tmp_path / "a.bin").write_bytes(a)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b/model.bin").write_bytes(b)
+    push(assetfs_bin, url, tmp_path / "a.bin", "team/cached")
+    push(assetfs_bin, url, tmp_path / "a.bin", "team/cached")
+    push(assetfs_bin, url, tmp_path / "b", "team/uncached")
+    return url, sd, a, b
+
+
+def check_offline_tree(m, a, timeout_s):
+    mnt = m.mnt
+    assert sorted(os.listdir(mnt)) == ["team"]
+    assert sorted(os.listdir(mnt / "team")) == ["cached", "uncached"]
+    assert sorted(os.listdir(mnt / "team/cached")) == \
+        ["0.0", "0.1", "0.latest", "latest"]
+    assert os.readlink(mnt / "team/cached/latest") == "0.1"
+    assert read_all(mnt / "team/cached/latest") == a
+    assert read_all(mnt / "team/cached/0.1") == a
+    assert sorted(os.listdir(mnt / "team/uncached/0.0")) == ["model.bin"]
+    assert os.stat(mnt / "team/uncached/0.0/model.bin").st_size == 5 * MiB
+    t0 = time.monotonic()
+    with pytest.raises(OSError) as e:
+        read_all(mnt / "team/uncached/0.0/model.bin")
+    assert e.value.errno == errno.EIO
+    assert time.monotonic() - t0 < timeout_s + 1
+    log = m.read_log()
+    lines = [ln for ln in log.splitlines()
+             if "uncached/0.0/model.bin" in ln and "failed" in ln]
+    assert len(lines) == 1, log
+    assert "missing" in lines[0] or "unreachable" in lines[0] or \
+        "No such" in lines[0], lines[0]
+    assert "EIO" in lines[0]
+
+
+def test_offline_serves_cached_and_fails_uncached(offline_setup, mounter,
+                                                  tmp_path):
+    url, sd, a, b = offline_setup
+    cache_dir = tmp_path / "cache"
+    m = mounter(url, cache_dir=cache_dir, versions_ttl=1, timeout=5)
+    # browse everything, read only team/cached
+    assert read_all(m.mnt / "team/cached/latest") == a
+    assert read_all(m.mnt / "team/cached/0.0") == a
+    assert sorted(os.listdir(m.mnt / "team/uncached/0.0")) == ["model.bin"]
+    away = sd.parent / "moved-away"
+    os.rename(sd, away)
+    try:
+        time.sleep(1.2)  # past versions_ttl: lists are re-read and fail
+        check_offline_tree(m, a, 5)
+        assert "unreachable" in m.read_log()
+        assert m.stats()["errors"] >= 1
+    finally:
+        os.rename(away, sd)
+    # back online: the uncached file reads (after the failure memory)
+    time.sleep(3.5)
+    assert read_all(m.mnt / "team/uncached/0.0/model.bin") == b
+
+
+def test_offline_after_restart(offline_setup, mounter, tmp_path):
+    url, sd, a, b = offline_setup
+    cache_dir = tmp_path / "cache"
+    m = mounter(url, cache_dir=cache_dir, versions_ttl=1, timeout=5)
+    # browsed once while online
+    assert os.listdir(m.mnt) == ["team"]
+    assert sorted(os.listdir(m.mnt / "team")) == ["cached", "uncached"]
+    assert read_all(m.mnt / "team/cached/latest") == a
+    assert read_all(m.mnt / "team/cached/0.0") == a
+    assert sorted(os.listdir(m.mnt / "team/uncached/0.0")) == ["model.bin"]
+    m.unmount()
+    away = sd.parent / "moved-away"
+    os.rename(sd, away)
+    try:
+        m2 = mounter(url, name="mnt2", cache_dir=cache_dir, versions_ttl=1,
+                     timeout=5)
+        check_offline_tree(m2, a, 5)
+        assert m2.stats()["bytes_fetched"] == 0
+        assert m2.stats()["offline_serves"] > 0
+    finally:
+        os.rename(away, sd)

@@ -1,0 +1,288 @@
+/*
+ * test_catalog - the mount's view of a store: levels, version lists and
+ * aliases, folder trees from .meta contents, hostile documents skipped,
+ * TTL refresh, offline copies in memory and (after a restart) in the
+ * cache's documents. Against a real file:// store in a temp dir.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/fileutil.h"
+#include "common/log.h"
+#include "fs/catalog.h"
+#include "test.h"
+
+struct env {
+	char root[64];
+	char store_dir[128];
+	char url[160];
+	struct store *st;
+	struct cache *cache;
+	struct catalog *cat;
+	struct stats *stats;
+};
+
+static void put(struct env *e, const char *key, const char *text)
+{
+	char path[512], dir[512], *slash;
+
+	snprintf(path, sizeof(path), "%s/%s", e->store_dir, key);
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	*slash = '\0';
+	CHECK_INT(mkdir_p(dir, 0755), 0);
+	CHECK_INT(file_write_atomic(path, text, strlen(text), 0644, false), 0);
+}
+
+static void open_catalog(struct env *e, int ttl_ms)
+{
+	struct catalog_opts co = { .versions_ttl_ms = ttl_ms,
+				   .offline_ms = 200 };
+	struct cache_opts opts;
+	char cdir[128], err[STORE_ERR_MAX];
+
+	snprintf(cdir, sizeof(cdir), "%s/cache", e->root);
+	cache_opts_init(&opts);
+	opts.dir = cdir;
+	CHECK_INT(cache_open(&opts, &e->cache), 0);
+	CHECK_INT(store_open(e->url, NULL, &e->st, err, sizeof(err)), 0);
+	e->stats = stats_new();
+	CHECK_INT(catalog_new(e->st, e->cache, e->stats, &co, &e->cat), 0);
+}
+
+static void close_catalog(struct env *e)
+{
+	catalog_free(e->cat);
+	store_close(&e->st);
+	cache_close(&e->cache);
+	stats_free(e->stats);
+	e->cat = NULL;
+}
+
+#define META_FILE "{\"push_date\": \"2026-01-02T03:04:05Z\", " \
+		  "\"is_directory\": false}"
+#define META_DIR(contents) \
+	"{\"push_date\": \"2026-01-02T03:04:05.5\", \"is_directory\": true, " \
+	"\"contents\": " contents "}"
+
+static void setup(struct env *e, int ttl_ms)
+{
+	memset(e, 0, sizeof(*e));
+	snprintf(e->root, sizeof(e->root), "/tmp/test_catalog.XXXXXX");
+	CHECK(mkdtemp(e->root) != NULL);
+	snprintf(e->store_dir, sizeof(e->store_dir), "%s/store", e->root);
+	snprintf(e->url, sizeof(e->url), "file://%s", e->store_dir);
+	put(e, "fraud/xgb.versions",
+	    "{\"versions\": [\"0.0\", \"1.0\", \"0.1\", \"0.1\", \"10.2\"]}");
+	put(e, "fraud/xgb/0.0", "zero");
+	put(e, "fraud/xgb/0.0.meta", META_FILE);
+	put(e, "fraud/xgb/0.1/a.json", "{}");
+	put(e, "fraud/xgb/0.1/sub/deep/b.bin", "bbb");
+	put(e, "fraud/xgb/0.1.meta",
+	    META_DIR("[\"a.json\", \"/sub/deep/b.bin\"]"));
+	put(e, "fraud/xgb/1.0.meta",
+	    META_DIR("[\"../../etc/passwd\"]"));
+	put(e, "fraud/team/nlp.versions", "{\"versions\": [\"0.0\"]}");
+	put(e, "broken.versions", "not json at all");
+	put(e, "top.versions", "{\"versions\": []}");
+	open_catalog(e, ttl_ms);
+}
+
+static void teardown(struct env *e)
+{
+	char cmd[256];
+
+	close_catalog(e);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", e->root);
+	CHECK_INT(system(cmd), 0);
+}
+
+test(catalog_levels)
+{
+	struct cat_level *l = NULL;
+	struct env e;
+
+	setup(&e, 60000);
+	CHECK_INT(catalog_level(e.cat, "", &l), 0);
+	if (l) {
+		CHECK_INT(l->n_namespaces, 1);
+		CHECK_STR(l->namespaces[0], "fraud");
+		CHECK_INT(l->n_assets, 2); /* broken, top */
+	}
+	cat_level_unref(l);
+	l = NULL;
+	CHECK_INT(catalog_level(e.cat, "fraud", &l), 0);
+	if (l) {
+		CHECK_INT(l->n_assets, 1);
+		CHECK_STR(l->assets[0], "xgb");
+		CHECK_INT(l->n_namespaces, 1);
+		CHECK_STR(l->namespaces[0], "team");
+	}
+	cat_level_unref(l);
+	CHECK_INT(catalog_is_namespace(e.cat, "fraud/team"), 1);
+	CHECK_INT(catalog_is_namespace(e.cat, "nothing"), 0);
+	CHECK_INT(catalog_level(e.cat, "../x", &l), -ENOENT);
+	teardown(&e);
+}
+
+test(catalog_versions_and_aliases)
+{
+	struct cat_versions *v = NULL;
+	struct env e;
+
+	setup(&e, 60000);
+	CHECK_INT(catalog_versions(e.cat, "fraud/xgb", &v), 0);
+	if (v) {
+		CHECK_INT(v->list.n, 4);
+		CHECK_STR(v->list.v[0], "10.2");
+		CHECK_STR(cat_versions_alias(v, "latest"), "10.2");
+		CHECK_STR(cat_versions_alias(v, "10.latest"), "10.2");
+		CHECK_STR(cat_versions_alias(v, "1.latest"), "1.0");
+		CHECK_STR(cat_versions_alias(v, "0.latest"), "0.1");
+		CHECK(cat_versions_alias(v, "1") == NULL);
+		CHECK(cat_versions_alias(v, "2.latest") == NULL);
+		CHECK(cat_versions_has(v, "0.0"));
+		CHECK(!cat_versions_has(v, "0"));
+		CHECK_INT(v->n_aliases, 4);
+	}
+	cat_versions_unref(v);
+	v = NULL;
+	CHECK_INT(catalog_versions(e.cat, "top", &v), 0);
+	if (v)
+		CHECK_INT(v->n_aliases, 0);
+	cat_versions_unref(v);
+	CHECK_INT(catalog_versions(e.cat, "broken", &v), -EINVAL);
+	CHECK_INT(catalog_versions(e.cat, "nothing", &v), -ENOENT);
+	CHECK_INT(catalog_versions(e.cat, "a/../b", &v), -ENOENT);
+	CHECK_INT(catalog_versions(e.cat, "fraud//xgb", &v), -ENOENT);
+	teardown(&e);
+}
+
+test(catalog_version_trees)
+{
+	struct cat_version *cv = NULL;
+	struct env e;
+	int k;
+
+	setup(&e, 60000);
+	CHECK_INT(catalog_version(e.cat, "fraud/xgb", "0.0", &cv), 0);
+	if (cv) {
+		CHECK(!cv->nodes[0].is_dir);
+		CHECK_INT(cv->nodes[0].size, 4);
+		CHECK(cv->nodes[0].etag != NULL);
+		CHECK(cv->nodes[0].mf == NULL);
+		CHECK_INT(cv->meta.push_date, 1767323045);
+	}
+	cat_version_unref(cv);
+	cv = NULL;
+	CHECK_INT(catalog_version(e.cat, "fraud/xgb", "0.1", &cv), 0);
+	if (cv) {
+		CHECK(cv->nodes[0].is_dir);
+		CHECK_INT(cv->n_nodes, 5); /* root a.json sub sub/deep b.bin */
+		k = cat_version_find(cv, "sub/deep/b.bin");
+		CHECK(k > 0);
+		if (k > 0) {
+			CHECK_INT(cv->nodes[k].size, 3);
+			CHECK_STR(cv->nodes[k].comp, "b.bin");
+		}
+		k = cat_version_find(cv, "sub/deep");
+		CHECK(k > 0 && cv->nodes[k].is_dir);
+		CHECK_INT(cat_version_find(cv, "sub/nope"), -ENOENT);
+		CHECK_INT(cat_version_find(cv, "a.json/x"), -ENOENT);
+		CHECK_INT(cat_version_find(cv, ""), 0);
+	}
+	cat_version_unref(cv);
+	/* contents escaping the version: the version is refused */
+	CHECK_INT(catalog_version(e.cat, "fraud/xgb", "1.0", &cv), -EINVAL);
+	CHECK_INT(catalog_version(e.cat, "fraud/xgb", "9.9", &cv), -ENOENT);
+	CHECK_INT(catalog_version(e.cat, "fraud/xgb", "../x", &cv), -ENOENT);
+	teardown(&e);
+}
+
+test(catalog_ttl_refresh)
+{
+	struct cat_versions *v = NULL;
+	struct env e;
+
+	setup(&e, 100);
+	CHECK_INT(catalog_versions(e.cat, "fraud/team/nlp", &v), 0);
+	if (v)
+		CHECK_STR(cat_versions_alias(v, "latest"), "0.0");
+	cat_versions_unref(v);
+	v = NULL;
+	put(&e, "fraud/team/nlp.versions", "{\"versions\": [\"0.0\", \"0.1\"]}");
+	/* within the TTL: the old list */
+	CHECK_INT(catalog_versions(e.cat, "fraud/team/nlp", &v), 0);
+	if (v)
+		CHECK_INT(v->list.n, 1);
+	cat_versions_unref(v);
+	v = NULL;
+	usleep(150 * 1000);
+	CHECK_INT(catalog_versions(e.cat, "fraud/team/nlp", &v), 0);
+	if (v) {
+		CHECK_INT(v->list.n, 2);
+		CHECK_STR(cat_versions_alias(v, "latest"), "0.1");
+	}
+	cat_versions_unref(v);
+	teardown(&e);
+}
+
+test(catalog_offline_memory_and_restart)
+{
+	struct cat_versions *v = NULL;
+	struct cat_version *cv = NULL;
+	struct cat_level *l = NULL;
+	char away[160];
+	struct env e;
+
+	setup(&e, 50);
+	CHECK_INT(catalog_level(e.cat, "fraud", &l), 0);
+	cat_level_unref(l);
+	l = NULL;
+	CHECK_INT(catalog_version(e.cat, "fraud/xgb", "0.0", &cv), 0);
+	cat_version_unref(cv);
+	cv = NULL;
+	snprintf(away, sizeof(away), "%s/away", e.root);
+	CHECK_INT(rename(e.store_dir, away), 0);
+	usleep(80 * 1000); /* past the TTL */
+	CHECK_INT(catalog_versions(e.cat, "fraud/xgb", &v), 0);
+	if (v) {
+		CHECK(v->offline);
+		CHECK_STR(cat_versions_alias(v, "latest"), "10.2");
+	}
+	cat_versions_unref(v);
+	v = NULL;
+	CHECK_INT(catalog_level(e.cat, "fraud", &l), 0);
+	cat_level_unref(l);
+	l = NULL;
+	CHECK_INT(catalog_versions(e.cat, "never/seen", &v), -EIO);
+
+	/* restart while the store is away: the cache's documents */
+	close_catalog(&e);
+	open_catalog(&e, 50);
+	CHECK_INT(catalog_versions(e.cat, "fraud/xgb", &v), 0);
+	if (v)
+		CHECK_INT(v->list.n, 4);
+	cat_versions_unref(v);
+	CHECK_INT(catalog_level(e.cat, "fraud", &l), 0);
+	if (l) {
+		CHECK_INT(l->n_assets, 1);
+		CHECK_STR(l->assets[0], "xgb");
+	}
+	cat_level_unref(l);
+	CHECK_INT(catalog_version(e.cat, "fraud/xgb", "0.0", &cv), 0);
+	if (cv)
+		CHECK_INT(cv->nodes[0].size, 4); /* objinfo kept offline */
+	cat_version_unref(cv);
+	CHECK(stats_get(e.stats, STAT_OFFLINE_SERVES) >= 2);
+	CHECK_INT(rename(away, e.store_dir), 0);
+	teardown(&e);
+}
+
+__attribute__((constructor)) static void quiet(void)
+{
+	log_init("test_catalog", LOG_LVL_ERROR);
+}
