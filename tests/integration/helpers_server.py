@@ -178,13 +178,19 @@ def servers(server_bin, tmp_path):
 
     yield start
     bad = []
+    codes = []
     for s in started:
-        s.stop()
+        already = s.proc.poll() is not None
+        code = s.stop()
+        if not already:
+            codes.append((code, s.args))
         text = s.logtext()
         if "ERROR: AddressSanitizer" in text or "runtime error:" in text \
                 or "LeakSanitizer" in text:
             bad.append(text[-4000:])
     assert not bad, "sanitizer output in a server log:\n" + bad[0]
+    for code, args in codes:
+        assert code == 0, f"server {args} exited {code} on SIGTERM"
 
 
 def v2_body(X, datatype="FP64", name="input-0", **extra):
