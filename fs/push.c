@@ -411,15 +411,18 @@ out:
  * the system @want belongs to.
  */
 static int push_read_versions(struct push_ctx *c, const char *name,
-			      const char *want, struct version_list *vl)
+			      const char *want, struct version_list *vl,
+			      bool *is_new)
 {
 	enum versioning sys = store_versioning(c->s);
 	int ret;
 
+	*is_new = false;
 	ret = store_get_versions(c->s, name, vl, NULL, NULL, c->err,
 				 c->errlen);
 	if (ret != -ENOENT)
 		return ret;
+	*is_new = true;
 	if (sys == VERSIONING_AUTO)
 		sys = (want && version_valid(VERSIONING_SIMPLE_DATE, want)) ?
 			      VERSIONING_SIMPLE_DATE :
@@ -428,6 +431,112 @@ static int push_read_versions(struct push_ctx *c, const char *name,
 	if (ret < 0)
 		return push_fail(c, ret, "out of memory");
 	return 0;
+}
+
+/*
+ * Is @rest (a key or prefix below "<name>/") foreign to asset <name>: not
+ * "<version>", "<version>.meta" or "<version>/"?
+ */
+static bool push_foreign(const char *rest, bool is_prefix)
+{
+	char v[SPEC_VERSION_MAX + 8];
+	size_t n = strlen(rest);
+
+	if (is_prefix && n && rest[n - 1] == '/')
+		n--;
+	if (n > 5 && strncmp(rest + n - 5, STORE_META_SUFFIX, 5) == 0)
+		n -= 5;
+	if (n == 0 || n >= sizeof(v))
+		return true;
+	memcpy(v, rest, n);
+	v[n] = '\0';
+	return !version_valid(VERSIONING_MAJOR_MINOR, v) &&
+	       !version_valid(VERSIONING_SIMPLE_DATE, v);
+}
+
+/*
+ * A new asset must not nest inside another asset ("a/b" when "a" is an
+ * asset: its keys would be read as files of a's versions) nor take the
+ * name of a namespace that holds keys ("a" when "a/b" exists): in the
+ * tree, a name is either an asset or a namespace.
+ */
+static int push_check_placement(struct push_ctx *c, const char *name)
+{
+	char key[STORE_KEY_MAX];
+	struct prov_listing l = { 0 };
+	struct prov_object o = { 0 };
+	struct prov *p = store_prov(c->s);
+	size_t nl = strlen(name);
+	int ret;
+
+	for (size_t i = 0; i < nl; i++) {
+		if (name[i] != '/')
+			continue;
+		ret = snprintf(key, sizeof(key), "%.*s" STORE_VERSIONS_SUFFIX,
+			       (int)i, name);
+		if (ret < 0 || (size_t)ret >= sizeof(key))
+			return push_fail(c, -ENAMETOOLONG, "name too long");
+		ret = prov_head(p, key, &o);
+		prov_object_free(&o);
+		if (ret == 0)
+			return push_fail(c, -EEXIST, "cannot create '%s': "
+					 "'%.*s' is an asset, and assets do "
+					 "not nest", name, (int)i, name);
+		if (ret != -ENOENT)
+			return push_fail(c, ret, "cannot read %s: %s", key,
+					 push_reason(ret));
+	}
+	if (!prov_can_list(p))
+		return 0;
+	ret = snprintf(key, sizeof(key), "%s/", name);
+	if (ret < 0 || (size_t)ret >= sizeof(key))
+		return push_fail(c, -ENAMETOOLONG, "name too long");
+	ret = prov_list(p, key, true, &l);
+	if (ret < 0)
+		return push_fail(c, ret, "cannot list %s: %s", key,
+				 push_reason(ret));
+	/* Leftovers of an interrupted push of this asset (version-shaped
+	   keys) do not count; another asset or namespace does. */
+	for (size_t i = 0; i < l.n_objects && ret == 0; i++)
+		if (push_foreign(l.objects[i].key + nl + 1, false))
+			ret = push_fail(c, -EEXIST, "cannot create '%s': it "
+					"is a namespace holding '%s'", name,
+					l.objects[i].key);
+	for (size_t i = 0; i < l.n_prefixes && ret == 0; i++)
+		if (push_foreign(l.prefixes[i] + nl + 1, true))
+			ret = push_fail(c, -EEXIST, "cannot create '%s': it "
+					"is a namespace holding '%s'", name,
+					l.prefixes[i]);
+	prov_listing_free(&l);
+	return ret;
+}
+
+/*
+ * Delete what an interrupted push of this (unlisted, so invisible)
+ * version left under "<name>/<version>/", so stale files cannot mix with
+ * the new ones and a file version can replace a folder leftover.
+ */
+static int push_clear_leftovers(struct push_ctx *c, const char *name,
+				const char *version)
+{
+	char key[STORE_KEY_MAX];
+	struct prov_listing l = { 0 };
+	struct prov *p = store_prov(c->s);
+	int ret;
+
+	if (!prov_can_list(p))
+		return 0;
+	ret = snprintf(key, sizeof(key), "%s/%s/", name, version);
+	if (ret < 0 || (size_t)ret >= sizeof(key))
+		return push_fail(c, -ENAMETOOLONG, "name too long");
+	ret = prov_list(p, key, false, &l);
+	for (size_t i = 0; ret == 0 && i < l.n_objects; i++)
+		ret = prov_delete(p, l.objects[i].key);
+	if (ret < 0)
+		push_fail(c, ret, "cannot remove the leftovers of an earlier "
+			  "push under %s: %s", key, push_reason(ret));
+	prov_listing_free(&l);
+	return ret;
 }
 
 static bool push_listed(const struct version_list *vl, const char *v)
@@ -452,7 +561,7 @@ int push_asset(struct store *s, const char *path, const char *spec_text,
 	char version[SPEC_VERSION_MAX + 1], key[STORE_KEY_MAX];
 	char label[PROGRESS_LABEL_MAX];
 	struct stat st;
-	bool is_dir, published = false;
+	bool is_dir, is_new, published = false;
 	int ret;
 
 	if (!opts)
@@ -499,9 +608,14 @@ int push_asset(struct store *s, const char *path, const char *spec_text,
 		goto out;
 	}
 
-	ret = push_read_versions(&c, spec.name, spec.version, &vl);
+	ret = push_read_versions(&c, spec.name, spec.version, &vl, &is_new);
 	if (ret < 0)
 		goto out;
+	if (is_new) {
+		ret = push_check_placement(&c, spec.name);
+		if (ret < 0)
+			goto out;
+	}
 	if (spec.version) {
 		if (!version_valid(vl.sys, spec.version)) {
 			ret = push_fail(&c, -EINVAL, "invalid version '%s' "
@@ -557,6 +671,9 @@ int push_asset(struct store *s, const char *path, const char *spec_text,
 		 version);
 	progress_init(&c.prog, label, c.total,
 		      opts->progress ? PUSH_PROGRESS_MIN : UINT64_MAX);
+	ret = push_clear_leftovers(&c, spec.name, version);
+	if (ret < 0)
+		goto out;
 	for (size_t i = 0; i < c.n_files; i++) {
 		ret = push_upload(&c, &c.files[i], spec.name, version);
 		if (ret < 0)
@@ -584,7 +701,8 @@ int push_asset(struct store *s, const char *path, const char *spec_text,
 	}
 
 	/* Publish: re-read the list (someone may have pushed meanwhile). */
-	ret = push_read_versions(&c, spec.name, spec.version, &fresh);
+	ret = push_read_versions(&c, spec.name, spec.version, &fresh,
+				 &is_new);
 	if (ret < 0)
 		goto out;
 	if (push_listed(&fresh, version)) {

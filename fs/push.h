@@ -9,6 +9,10 @@
  * `.versions` deletes what was written; the store's visible state is
  * unchanged either way. A version already listed is never overwritten.
  *
+ * A new asset may not nest inside another asset nor take the name of a
+ * namespace (-EEXIST): in the tree a name is one or the other. Leftovers
+ * of an interrupted push of the same (unlisted) version are deleted first.
+ *
  * Folders: regular files below PATH, recursively; dotfiles and dot
  * directories are skipped, symlinks to files are followed, symlinks to
  * directories and special files are skipped, empty folders are refused.
@@ -54,7 +58,8 @@ struct push_result {
  * ("name" or "name:version"; a [sub] is refused). Without a version: a new
  * asset gets 0.0 (or, under simple_date, the current time), an existing
  * one the next minor, or with @opts->bump_major the next major. With a
- * version: exactly that, refused with -EEXIST if the asset lists it.
+ * version: exactly that, refused with -EEXIST if the asset lists it (or
+ * if a new name would nest, see above).
  * @opts may be NULL. Fills @res (may be NULL).
  * Returns 0; -EINVAL (bad spec, version, path or file name), -ENOENT (no
  * such @path), -EEXIST, -EROFS, or a provider error; message in @err.

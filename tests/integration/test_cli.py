@@ -292,3 +292,31 @@ def test_progress_bar(cli, tmp_path):
     digest = hashlib.sha256(f.read_bytes()).hexdigest()
     assert hashlib.sha256(cli.run("cat", "big:0.1").stdout).hexdigest() \
         == digest
+
+
+def test_assets_do_not_nest(cli, pushed, tmp_path):
+    f = tmp_path / "x.txt"
+    f.write_bytes(b"x\n")
+    before = snapshot(cli.dir)
+    assert cli.fail("push", str(f), "fraud/xgb/inner") == (
+        "assetfs push: cannot create 'fraud/xgb/inner': 'fraud/xgb' is an "
+        "asset, and assets do not nest")
+    assert cli.fail("push", str(f), "fraud") == (
+        "assetfs push: cannot create 'fraud': it is a namespace holding "
+        "'fraud/xgb.versions'")
+    assert snapshot(cli.dir) == before
+    # Leftovers of an interrupted push (no .versions) do not block it.
+    (cli.dir / "fresh" / "0.0").mkdir(parents=True)
+    (cli.dir / "fresh" / "0.0" / "partial.bin").write_bytes(b"half")
+    (cli.dir / "fresh" / "0.0.meta").write_bytes(b"{")
+    assert cli.out("push", str(f), "fresh") == \
+        "pushed fresh:0.0 (1 file, 2 bytes)\n"
+    assert cli.run("cat", "fresh").stdout == b"x\n"
+
+
+def test_store_as_a_plain_directory(cli, tmp_path):
+    f = tmp_path / "x.txt"
+    f.write_bytes(b"plain\n")
+    p = run([cli.binary, "push", "--store", str(cli.dir), str(f), "p"])
+    assert p.stdout == b"pushed p:0.0 (1 file, 6 bytes)\n"
+    assert cli.out("ls") == "p\n"
