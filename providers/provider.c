@@ -497,6 +497,17 @@ int prov_get_buf(struct prov *p, const char *key, size_t max, struct buf *out,
 
 	if (etag_out)
 		*etag_out = NULL;
+	if (p->ops->get_buf) {
+		ret = prov_check_key("GET", key, false);
+		if (ret < 0)
+			return ret;
+		ret = p->ops->get_buf(p, key, max, out, etag_out);
+		prov_count(p, ret);
+		if (ret == 0)
+			atomic_fetch_add(&p->stats.bytes_received,
+					 out->len - bs.start);
+		return ret;
+	}
 again:
 	ret = prov_head(p, key, &obj);
 	if (ret < 0)

@@ -444,3 +444,74 @@ test(store_url_precedence)
 	unsetenv("MODELKIT_STORAGE_PROVIDER");
 	unsetenv("MODELKIT_STORAGE_BUCKET");
 }
+
+/* A backend that answers from memory, counting calls. */
+static int fake_heads, fake_gets, fake_get_bufs;
+
+static int fake_head(struct prov *p, const char *key, struct prov_object *out)
+{
+	fake_heads++;
+	out->key = strdup(key);
+	out->etag = strdup("e1");
+	out->size = 3;
+	return 0;
+}
+
+static int64_t fake_get(struct prov *p, const char *key, uint64_t off,
+			uint64_t len, const char *if_match, prov_sink_fn sink,
+			void *arg)
+{
+	int ret;
+
+	fake_gets++;
+	if (if_match && strcmp(if_match, "e1") != 0)
+		return -ESTALE;
+	ret = sink(arg, "abc", 3);
+	return ret < 0 ? ret : 3;
+}
+
+static int fake_get_buf(struct prov *p, const char *key, size_t max,
+			struct buf *out, char **etag)
+{
+	fake_get_bufs++;
+	if (max < 3)
+		return -EFBIG;
+	if (etag)
+		*etag = strdup("e1");
+	return buf_append(out, "abc", 3);
+}
+
+test(get_buf_uses_one_request_when_the_backend_can)
+{
+	struct prov_ops ops = { .scheme = "fake", .head = fake_head,
+				.get = fake_get };
+	struct prov p = { .ops = &ops, .url = "fake://x" };
+	struct prov_stats st;
+	char *etag = NULL;
+	struct buf b;
+
+	buf_init(&b, 0);
+	/* Without get_buf: HEAD, then GET pinned to the ETag. */
+	CHECK_INT(prov_get_buf(&p, "k", 10, &b, &etag), 0);
+	CHECK_INT(fake_heads, 1);
+	CHECK_INT(fake_gets, 1);
+	CHECK_STR(b.data, "abc");
+	CHECK_STR(etag, "e1");
+	free(etag);
+	etag = NULL;
+	/* With it: one request. */
+	ops.get_buf = fake_get_buf;
+	buf_reset(&b);
+	CHECK_INT(prov_get_buf(&p, "k", 10, &b, &etag), 0);
+	CHECK_INT(fake_get_bufs, 1);
+	CHECK_INT(fake_heads + fake_gets, 2);
+	CHECK_STR(b.data, "abc");
+	CHECK_STR(etag, "e1");
+	free(etag);
+	CHECK_INT(prov_get_buf(&p, "k", 2, &b, NULL), -EFBIG);
+	CHECK_INT(prov_get_buf(&p, "/k", 10, &b, NULL), -EINVAL);
+	prov_get_stats(&p, &st);
+	CHECK_INT(st.requests, 4);
+	CHECK_INT(st.bytes_received, 6);
+	buf_free(&b);
+}
