@@ -174,6 +174,15 @@ struct cache {
 	bool maint_stop;             /* protected by mem_lock */
 	bool dirty;                  /* protected by mem_lock: unsynced writes */
 
+	/*
+	 * Fetch-lock keys held by this process, so that our own waiters
+	 * sleep on a condvar and wake at once, instead of polling the OFD
+	 * lock (which is what waiters in other processes do).
+	 */
+	pthread_mutex_t lk_lock;     /* a leaf lock */
+	pthread_cond_t lk_cond;      /* with lk_lock; broadcast on unlock */
+	struct held_key *held;       /* protected by lk_lock */
+
 	uint64_t tmp_seq;            /* atomic */
 	uint64_t hits, misses, bytes_written, blocks_written; /* atomic */
 	uint64_t evictions, bytes_evicted, mismatches, corrupt; /* atomic */
@@ -189,7 +198,14 @@ struct cache_txn {
 	int err;
 };
 
+struct held_key {
+	uint64_t key;
+	struct held_key *next;
+};
+
 struct cache_lock {
+	struct cache *c;
+	uint64_t key;
 	int fd;
 };
 
@@ -1281,7 +1297,9 @@ int cache_open(const struct cache_opts *opts, struct cache **out)
 		pthread_condattr_init(&ca);
 		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 		pthread_cond_init(&c->maint_cond, &ca);
+		pthread_cond_init(&c->lk_cond, &ca);
 		pthread_condattr_destroy(&ca);
+		pthread_mutex_init(&c->lk_lock, NULL);
 	}
 	c->inspect = opts->inspect;
 	c->dir = strdup(dir);
@@ -1374,6 +1392,8 @@ void cache_close(struct cache **cp)
 	dset_free(&c->touch);
 	dset_free(&c->suspect);
 	pthread_cond_destroy(&c->maint_cond);
+	pthread_cond_destroy(&c->lk_cond);
+	pthread_mutex_destroy(&c->lk_lock);
 	pthread_mutex_destroy(&c->mem_lock);
 	pthread_mutex_destroy(&c->db_lock);
 	free(c->dir);
@@ -1568,6 +1588,66 @@ int cache_block_stat(struct cache *c, const struct digest *d, uint64_t *size)
 
 /* ---- fetch locks ----------------------------------------------------------- */
 
+static bool held_has(const struct cache *c, uint64_t key)
+{
+	const struct held_key *h;
+
+	for (h = c->held; h; h = h->next) {
+		if (h->key == key)
+			return true;
+	}
+	return false;
+}
+
+static void held_drop(struct cache *c, uint64_t key)
+{
+	struct held_key **pp, *h;
+
+	pthread_mutex_lock(&c->lk_lock);
+	for (pp = &c->held; (h = *pp); pp = &h->next) {
+		if (h->key == key) {
+			*pp = h->next;
+			free(h);
+			break;
+		}
+	}
+	pthread_cond_broadcast(&c->lk_cond);
+	pthread_mutex_unlock(&c->lk_lock);
+}
+
+/*
+ * Wait (until @deadline, CLOCK_MONOTONIC ms) for no thread of ours to hold
+ * @key, then claim it in c->held. Returns 0 or -ETIMEDOUT / -ENOMEM.
+ */
+static int held_claim(struct cache *c, uint64_t key, int64_t deadline)
+{
+	struct held_key *h;
+	struct timespec ts;
+	int ret = 0;
+
+	pthread_mutex_lock(&c->lk_lock);
+	while (held_has(c, key)) {
+		if (mono_ms() >= deadline) {
+			ret = -ETIMEDOUT;
+			goto out;
+		}
+		ts.tv_sec = deadline / 1000;
+		ts.tv_nsec = (deadline % 1000) * 1000000;
+		pthread_cond_timedwait(&c->lk_cond, &c->lk_lock, &ts);
+	}
+	h = malloc(sizeof(*h));
+	if (!h) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	h->key = key;
+	h->next = c->held;
+	c->held = h;
+out:
+	pthread_mutex_unlock(&c->lk_lock);
+	return ret;
+}
+
 static int lock_at(struct cache *c, uint64_t key, unsigned timeout_ms,
 		   struct cache_lock **out)
 {
@@ -1580,12 +1660,20 @@ static int lock_at(struct cache *c, uint64_t key, unsigned timeout_ms,
 	int64_t deadline = mono_ms() + timeout_ms;
 	long delay_us = 100;
 	struct cache_lock *lk;
-	int fd, ret;
+	struct timespec ts;
+	int64_t left;
+	int fd = -1, ret;
 
 	*out = NULL;
+	ret = held_claim(c, key, deadline);
+	if (ret < 0)
+		return ret;
 	fd = open(c->lock_path, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	/* Only another process can hold it now: poll with backoff. */
 	for (;;) {
 		if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
 			break;
@@ -1593,16 +1681,15 @@ static int lock_at(struct cache *c, uint64_t key, unsigned timeout_ms,
 			ret = -errno;
 			goto fail;
 		}
-		int64_t left = deadline - mono_ms();
-
+		left = deadline - mono_ms();
 		if (left <= 0) {
 			ret = -ETIMEDOUT;
 			goto fail;
 		}
 		if (delay_us > left * 1000)
 			delay_us = (long)left * 1000;
-		struct timespec ts = { 0, delay_us * 1000 };
-
+		ts.tv_sec = 0;
+		ts.tv_nsec = delay_us * 1000;
 		nanosleep(&ts, NULL);
 		if (delay_us < 5000)
 			delay_us *= 2;
@@ -1612,11 +1699,15 @@ static int lock_at(struct cache *c, uint64_t key, unsigned timeout_ms,
 		ret = -ENOMEM;
 		goto fail;
 	}
+	lk->c = c;
+	lk->key = key;
 	lk->fd = fd;
 	*out = lk;
 	return 0;
 fail:
-	close(fd);
+	if (fd >= 0)
+		close(fd);
+	held_drop(c, key);
 	return ret;
 }
 
@@ -1634,6 +1725,7 @@ void cache_unlock(struct cache_lock **lkp)
 		return;
 	*lkp = NULL;
 	close(lk->fd); /* drops the OFD lock */
+	held_drop(lk->c, lk->key);
 	free(lk);
 }
 

@@ -130,7 +130,9 @@ int cache_block_stat(struct cache *c, const struct digest *d, uint64_t *size);
  * @timeout_ms (0: try once). Exclusive across threads and processes that
  * share the cache dir (an OFD lock on locks/blocks.lock at an offset
  * derived from the key, on a private open file description; released by
- * the kernel if the holder dies). The protocol for a miss:
+ * the kernel if the holder dies). Waiters in the holder's process sleep on
+ * a condvar and wake at once on cache_unlock(); waiters in other processes
+ * poll the OFD lock with a backoff capped at 5 ms. The protocol for a miss:
  *
  *     if (cache_block_open(c, d, &fd, NULL) == -ENOENT) {
  *             cache_lock_block(c, d, CACHE_LOCK_TIMEOUT_MS, &lk);
