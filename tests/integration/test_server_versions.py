@@ -2,66 +2,14 @@
 client threads a new version is loaded beside the old one and swapped in
 with zero failed requests; a broken version leaves the old one serving;
 in a plain directory (no alias symlinks) the newest version listed wins."""
-import threading
 import time
 
 import numpy as np
-import requests
 
-from helpers_server import (alias, metric, models, servers, v2_body,  # noqa
-                            v2_output)
+from helpers_server import (Load, alias, metric, models, servers,  # noqa
+                            v2_body, v2_output)
 
 TOL = 1e-6
-
-
-class Load:
-    """@n threads posting V2 infer requests until stopped."""
-
-    def __init__(self, srv, X, n=4):
-        self.srv, self.X = srv, X
-        self.results = []   # (status, version, proba or text)
-        self.lock = threading.Lock()
-        self.stop_flag = threading.Event()
-        self.threads = [threading.Thread(target=self.run) for _ in range(n)]
-        for t in self.threads:
-            t.start()
-
-    def run(self):
-        s = requests.Session()
-        body = v2_body(self.X)
-        while not self.stop_flag.is_set():
-            try:
-                r = s.post(self.srv.url + "/v2/models/iris/infer",
-                           json=body, timeout=10)
-                if r.status_code == 200:
-                    j = r.json()
-                    res = (200, j["model_version"],
-                           np.asarray(j["outputs"][0]["data"]))
-                else:
-                    res = (r.status_code, None, r.text)
-            except requests.RequestException as e:
-                res = (0, None, repr(e))
-            with self.lock:
-                self.results.append(res)
-
-    def versions_seen(self):
-        with self.lock:
-            return [r[1] for r in self.results]
-
-    def wait_version(self, v, timeout=15):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                if self.results and self.results[-1][1] == v:
-                    return
-            time.sleep(0.05)
-        raise AssertionError(f"never switched to {v}")
-
-    def finish(self):
-        self.stop_flag.set()
-        for t in self.threads:
-            t.join(timeout=30)
-        return self.results
 
 
 def test_swap_under_load_with_zero_failures(servers, tmp_path, models):
