@@ -37,8 +37,8 @@ static void progress_draw(struct progress *p)
 	char line[256], bar[PROGRESS_BAR_WIDTH + 1];
 	int64_t ms = time_mono_ms() - p->start_ms;
 	double mib = 1024.0 * 1024.0;
-	double rate = ms > 0 ? (double)p->done / mib / ((double)ms / 1000.0) :
-			       0.0;
+	double rate =
+	    ms > 0 ? (double)p->done / mib / ((double)ms / 1000.0) : 0.0;
 	int n;
 
 	if (p->total) {
@@ -50,16 +50,15 @@ static void progress_draw(struct progress *p)
 		bar[PROGRESS_BAR_WIDTH] = '\0';
 		n = snprintf(line, sizeof(line),
 			     "\r%s  [%s] %3u%%  %.1f/%.1f MiB  %.1f MiB/s ",
-			     p->label, bar,
-			     (unsigned)(done * 100 / p->total),
+			     p->label, bar, (unsigned)(done * 100 / p->total),
 			     (double)done / mib, (double)p->total / mib, rate);
 	} else {
 		n = snprintf(line, sizeof(line), "\r%s  %.1f MiB  %.1f MiB/s ",
 			     p->label, (double)p->done / mib, rate);
 	}
 	if (n > 0) {
-		size_t len = (size_t)n < sizeof(line) ? (size_t)n :
-							sizeof(line) - 1;
+		size_t len =
+		    (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
 
 		if (write(STDERR_FILENO, line, len) < 0) {
 			/* nothing useful to do */

@@ -2,7 +2,7 @@
  * progress - a one-line progress bar on stderr for long transfers
  * (`assetfs push`, the server's batch command).
  *
- *   pushing fraud/xgb:1.3  [#########-----------]  45%  12.0/26.7 MiB  85.2 MiB/s
+ *   pushing fraud/xgb:1.3  [######------]  45%  12.0/26.7 MiB  85.2 MiB/s
  *
  * The bar is drawn only when stderr is a terminal (or ASSETFS_PROGRESS=1
  * forces it; ASSETFS_PROGRESS=0 turns it off), at most ten times a second,
@@ -22,11 +22,11 @@
 
 struct progress {
 	char label[PROGRESS_LABEL_MAX]; /* truncated copy */
-	uint64_t total;  /* 0: unknown (no percentage or bar) */
+	uint64_t total; /* 0: unknown (no percentage or bar) */
 	uint64_t done;
 	int64_t start_ms, last_ms;
-	bool active;	 /* drawing at all */
-	bool drawn;	 /* something is on the line */
+	bool active; /* drawing at all */
+	bool drawn;  /* something is on the line */
 };
 
 /*

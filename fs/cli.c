@@ -33,19 +33,19 @@ struct cli_common {
 };
 
 static const char cli_store_help[] =
-	"  --store URL         the store: file:///dir, s3://bucket/prefix,\n"
-	"                      gs://..., az://..., http(s)://host/prefix\n"
-	"                      (default: $ASSETFS_STORE, else\n"
-	"                      MODELKIT_STORAGE_PROVIDER=local|s3|gcs|az with\n"
-	"                      MODELKIT_STORAGE_BUCKET and\n"
-	"                      MODELKIT_STORAGE_PREFIX, default "
-	"modelkit-assets)\n"
-	"  --versioning SYS    major_minor, simple_date or auto (default:\n"
-	"                      $MODELKIT_ASSETS_VERSIONING_SYSTEM, else auto)\n"
-	"  -h, --help          this help\n";
+    "  --store URL         the store: file:///dir, s3://bucket/prefix,\n"
+    "                      gs://..., az://..., http(s)://host/prefix\n"
+    "                      (default: $ASSETFS_STORE, else\n"
+    "                      MODELKIT_STORAGE_PROVIDER=local|s3|gcs|az with\n"
+    "                      MODELKIT_STORAGE_BUCKET and\n"
+    "                      MODELKIT_STORAGE_PREFIX, default "
+    "modelkit-assets)\n"
+    "  --versioning SYS    major_minor, simple_date or auto (default:\n"
+    "                      $MODELKIT_ASSETS_VERSIONING_SYSTEM, else auto)\n"
+    "  -h, --help          this help\n";
 
 static void cli_err(const char *cmd, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static void cli_err(const char *cmd, const char *fmt, ...)
 {
@@ -65,7 +65,7 @@ static void cli_err(const char *cmd, const char *fmt, ...)
 }
 
 static int cli_usage(const char *cmd, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static int cli_usage(const char *cmd, const char *fmt, ...)
 {
@@ -92,14 +92,14 @@ static int cli_parse(int argc, char **argv, struct cli_common *cc,
 	size_t n = 0;
 	int o;
 
-	opts[n++] = (struct option){ "store", required_argument, NULL,
-				     OPT_STORE };
-	opts[n++] = (struct option){ "versioning", required_argument, NULL,
-				     OPT_VERSIONING };
-	opts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	opts[n++] =
+	    (struct option){"store", required_argument, NULL, OPT_STORE};
+	opts[n++] = (struct option){"versioning", required_argument, NULL,
+				    OPT_VERSIONING};
+	opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
 	for (size_t i = 0; i < n_extra && n < 7; i++)
 		opts[n++] = extra[i];
-	opts[n] = (struct option){ NULL, 0, NULL, 0 };
+	opts[n] = (struct option){NULL, 0, NULL, 0};
 	memset(cc, 0, sizeof(*cc));
 	optind = 0; /* GNU: full re-initialisation */
 	opterr = 0;
@@ -125,8 +125,10 @@ static int cli_parse(int argc, char **argv, struct cli_common *cc,
 					 argv[optind - 1]);
 		default:
 			if (optopt && optopt < 256)
-				return cli_usage(argv[0], "unknown option "
-						 "'-%c'", optopt);
+				return cli_usage(argv[0],
+						 "unknown option "
+						 "'-%c'",
+						 optopt);
 			return cli_usage(argv[0], "unknown option '%s'",
 					 argv[optind - 1]);
 		}
@@ -138,7 +140,7 @@ static int cli_open(const char *cmd, const struct cli_common *cc,
 		    struct store **s)
 {
 	char url[PROV_URL_MAX], err[STORE_ERR_MAX];
-	struct store_opts so = { .versioning = cc->versioning };
+	struct store_opts so = {.versioning = cc->versioning};
 	int ret;
 
 	ret = prov_store_url(cc->store, url, sizeof(url));
@@ -153,34 +155,34 @@ static int cli_open(const char *cmd, const struct cli_common *cc,
 }
 
 static const char push_help[] =
-	"usage: assetfs push [OPTIONS] PATH SPEC\n"
-	"\n"
-	"Push the file or folder PATH as a new version of an asset.\n"
-	"SPEC is NAME or NAME:VERSION. Without a version a new asset gets\n"
-	"0.0 and an existing one its next minor version (or, with\n"
-	"--bump-major, its next major). Versions are immutable: pushing a\n"
-	"version that exists fails. Folders are pushed recursively;\n"
-	"dotfiles are skipped. Data is written first, then NAME/VERSION.meta\n"
-	"(with the SHA-256 manifest), then NAME.versions, then assets.index.\n"
-	"Prints 'pushed NAME:VERSION (N files, B bytes)'.\n"
-	"\n"
-	"Options:\n"
-	"  --bump-major        push the next major version (1.3 -> 2.0)\n"
-	"  --dry-run           show what would be pushed, write nothing\n";
+    "usage: assetfs push [OPTIONS] PATH SPEC\n"
+    "\n"
+    "Push the file or folder PATH as a new version of an asset.\n"
+    "SPEC is NAME or NAME:VERSION. Without a version a new asset gets\n"
+    "0.0 and an existing one its next minor version (or, with\n"
+    "--bump-major, its next major). Versions are immutable: pushing a\n"
+    "version that exists fails. Folders are pushed recursively;\n"
+    "dotfiles are skipped. Data is written first, then NAME/VERSION.meta\n"
+    "(with the SHA-256 manifest), then NAME.versions, then assets.index.\n"
+    "Prints 'pushed NAME:VERSION (N files, B bytes)'.\n"
+    "\n"
+    "Options:\n"
+    "  --bump-major        push the next major version (1.3 -> 2.0)\n"
+    "  --dry-run           show what would be pushed, write nothing\n";
 
 int cmd_push(int argc, char **argv)
 {
 	static const struct option extra[] = {
-		{ "bump-major", no_argument, NULL, OPT_BUMP_MAJOR },
-		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	    {"bump-major", no_argument, NULL, OPT_BUMP_MAJOR},
+	    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
 	};
 	char help[sizeof(push_help) + sizeof(cli_store_help)];
 	char err[STORE_ERR_MAX];
-	struct push_opts po = { .progress = true };
+	struct push_opts po = {.progress = true};
 	struct push_result res;
 	struct cli_common cc;
 	struct store *s = NULL;
-	bool flags[2] = { false, false };
+	bool flags[2] = {false, false};
 	int ret;
 
 	snprintf(help, sizeof(help), "%s%s", push_help, cli_store_help);
@@ -188,9 +190,9 @@ int cmd_push(int argc, char **argv)
 	if (ret >= 0)
 		return ret;
 	if (argc - optind != 2)
-		return cli_usage("push", argc - optind < 2 ?
-					 "expected PATH and SPEC" :
-					 "too many arguments");
+		return cli_usage("push", argc - optind < 2
+					     ? "expected PATH and SPEC"
+					     : "too many arguments");
 	po.bump_major = flags[0];
 	po.dry_run = flags[1];
 	if (cli_open("push", &cc, &s) < 0)
@@ -212,19 +214,19 @@ int cmd_push(int argc, char **argv)
 }
 
 static const char ls_help[] =
-	"usage: assetfs ls [OPTIONS] [NAME]\n"
-	"\n"
-	"Without NAME, print every asset name in the store, one per line\n"
-	"(from a listing, or assets.index where the store cannot list).\n"
-	"With NAME, print its versions, newest first. If NAME is not an\n"
-	"asset but a namespace (a prefix such as 'fraud'), print the assets\n"
-	"and namespaces directly below it, namespaces with a trailing '/'.\n"
-	"\n"
-	"Options:\n";
+    "usage: assetfs ls [OPTIONS] [NAME]\n"
+    "\n"
+    "Without NAME, print every asset name in the store, one per line\n"
+    "(from a listing, or assets.index where the store cannot list).\n"
+    "With NAME, print its versions, newest first. If NAME is not an\n"
+    "asset but a namespace (a prefix such as 'fraud'), print the assets\n"
+    "and namespaces directly below it, namespaces with a trailing '/'.\n"
+    "\n"
+    "Options:\n";
 
 static int cli_ls_namespace(struct store *s, const char *ns, bool *found)
 {
-	struct store_level lv = { 0 };
+	struct store_level lv = {0};
 	char err[STORE_ERR_MAX];
 	int ret;
 
@@ -258,8 +260,8 @@ int cmd_ls(int argc, char **argv)
 {
 	char help[sizeof(ls_help) + sizeof(cli_store_help)];
 	char err[STORE_ERR_MAX];
-	struct version_list vl = { 0 };
-	struct assets_index ix = { 0 };
+	struct version_list vl = {0};
+	struct assets_index ix = {0};
 	struct cli_common cc;
 	struct store *s = NULL;
 	int ret, status = CLI_EXIT_FAIL;
@@ -316,7 +318,7 @@ static int cli_resolve(const char *cmd, struct store *s, const char *text,
 		       struct store_resolved *r)
 {
 	char err[STORE_ERR_MAX];
-	struct spec spec = { 0 };
+	struct spec spec = {0};
 	int ret;
 
 	ret = spec_parse(text, &spec, err, sizeof(err));
@@ -329,21 +331,21 @@ static int cli_resolve(const char *cmd, struct store *s, const char *text,
 }
 
 static const char resolve_help[] =
-	"usage: assetfs resolve [OPTIONS] SPEC\n"
-	"\n"
-	"Resolve SPEC (NAME[:VERSION][[sub/path]]; no version: the newest;\n"
-	"a major such as NAME:1: the newest 1.x) and print the resolved\n"
-	"NAME:VERSION[sub/path] on the first line and the URL of the object\n"
-	"(or, for a folder version without [sub/path], of its prefix) on\n"
-	"the second.\n"
-	"\n"
-	"Options:\n";
+    "usage: assetfs resolve [OPTIONS] SPEC\n"
+    "\n"
+    "Resolve SPEC (NAME[:VERSION][[sub/path]]; no version: the newest;\n"
+    "a major such as NAME:1: the newest 1.x) and print the resolved\n"
+    "NAME:VERSION[sub/path] on the first line and the URL of the object\n"
+    "(or, for a folder version without [sub/path], of its prefix) on\n"
+    "the second.\n"
+    "\n"
+    "Options:\n";
 
 int cmd_resolve(int argc, char **argv)
 {
 	char help[sizeof(resolve_help) + sizeof(cli_store_help)];
 	char url[PROV_URL_MAX + STORE_KEY_MAX];
-	struct store_resolved r = { 0 };
+	struct store_resolved r = {0};
 	struct cli_common cc;
 	struct store *s = NULL;
 	int ret, status = CLI_EXIT_FAIL;
@@ -353,9 +355,8 @@ int cmd_resolve(int argc, char **argv)
 	if (ret >= 0)
 		return ret;
 	if (argc - optind != 1)
-		return cli_usage("resolve", argc - optind ?
-					    "too many arguments" :
-					    "expected SPEC");
+		return cli_usage("resolve", argc - optind ? "too many arguments"
+							  : "expected SPEC");
 	if (cli_open("resolve", &cc, &s) < 0)
 		return CLI_EXIT_FAIL;
 	if (cli_resolve("resolve", s, argv[optind], &r) < 0)
@@ -395,21 +396,21 @@ static int cat_write(void *arg, const void *data, size_t len)
 }
 
 static const char cat_help[] =
-	"usage: assetfs cat [OPTIONS] SPEC\n"
-	"\n"
-	"Write the bytes of a file asset, or of the [sub/path] file of a\n"
-	"folder asset, to stdout (streamed). When the version has a\n"
-	"manifest, the bytes are checked against its SHA-256 and a mismatch\n"
-	"fails the command.\n"
-	"\n"
-	"Options:\n";
+    "usage: assetfs cat [OPTIONS] SPEC\n"
+    "\n"
+    "Write the bytes of a file asset, or of the [sub/path] file of a\n"
+    "folder asset, to stdout (streamed). When the version has a\n"
+    "manifest, the bytes are checked against its SHA-256 and a mismatch\n"
+    "fails the command.\n"
+    "\n"
+    "Options:\n";
 
 int cmd_cat(int argc, char **argv)
 {
 	char help[sizeof(cat_help) + sizeof(cli_store_help)];
 	const struct manifest_file *mf = NULL;
-	struct store_resolved r = { 0 };
-	struct cat_sink cs = { 0 };
+	struct store_resolved r = {0};
+	struct cat_sink cs = {0};
 	struct cli_common cc;
 	struct store *s = NULL;
 	struct digest got;
@@ -421,17 +422,18 @@ int cmd_cat(int argc, char **argv)
 	if (ret >= 0)
 		return ret;
 	if (argc - optind != 1)
-		return cli_usage("cat", argc - optind ? "too many arguments" :
-							"expected SPEC");
+		return cli_usage("cat", argc - optind ? "too many arguments"
+						      : "expected SPEC");
 	if (cli_open("cat", &cc, &s) < 0)
 		return CLI_EXIT_FAIL;
 	if (cli_resolve("cat", s, argv[optind], &r) < 0)
 		goto out;
 	if (r.meta.is_directory && !r.sub) {
-		cli_err("cat", "'%s:%s' is a folder asset: name one of its "
-			"files, e.g. '%s:%s[%s]'", r.name, r.version, r.name,
-			r.version, r.meta.n_contents ? r.meta.contents[0] :
-						       "file");
+		cli_err("cat",
+			"'%s:%s' is a folder asset: name one of its "
+			"files, e.g. '%s:%s[%s]'",
+			r.name, r.version, r.name, r.version,
+			r.meta.n_contents ? r.meta.contents[0] : "file");
 		goto out;
 	}
 	mf = manifest_find(r.meta.manifest, r.sub ? r.sub : "");
@@ -442,18 +444,18 @@ int cmd_cat(int argc, char **argv)
 			goto out;
 		}
 	}
-	n = prov_get(store_prov(s), r.key, 0, PROV_WHOLE, NULL, cat_write,
-		     &cs);
+	n = prov_get(store_prov(s), r.key, 0, PROV_WHOLE, NULL, cat_write, &cs);
 	if (n < 0) {
 		cli_err("cat", "cannot read %s: %s", r.key,
-			*prov_last_error() ? prov_last_error() :
-					     strerror((int)-n));
+			*prov_last_error() ? prov_last_error()
+					   : strerror((int)-n));
 		goto out;
 	}
 	if (mf) {
 		if (cs.n != mf->size || hasher_final(cs.h, &got) < 0 ||
 		    !digest_equal(&got, &mf->sha256)) {
-			cli_err("cat", "%s does not match its manifest (size "
+			cli_err("cat",
+				"%s does not match its manifest (size "
 				"or SHA-256 differ): the store is corrupt",
 				r.key);
 			goto out;
@@ -468,19 +470,19 @@ out:
 }
 
 static const char index_help[] =
-	"usage: assetfs index [OPTIONS]\n"
-	"\n"
-	"Rebuild assets.index (the list of asset names that lets stores\n"
-	"which cannot list, such as plain HTTP, be browsed) from a listing\n"
-	"of the store. Prints 'assets.index: N assets'.\n"
-	"\n"
-	"Options:\n";
+    "usage: assetfs index [OPTIONS]\n"
+    "\n"
+    "Rebuild assets.index (the list of asset names that lets stores\n"
+    "which cannot list, such as plain HTTP, be browsed) from a listing\n"
+    "of the store. Prints 'assets.index: N assets'.\n"
+    "\n"
+    "Options:\n";
 
 int cmd_index(int argc, char **argv)
 {
 	char help[sizeof(index_help) + sizeof(cli_store_help)];
 	char err[STORE_ERR_MAX];
-	struct assets_index ix = { 0 };
+	struct assets_index ix = {0};
 	struct cli_common cc;
 	struct store *s = NULL;
 	int ret, status = CLI_EXIT_FAIL;
@@ -495,8 +497,10 @@ int cmd_index(int argc, char **argv)
 	if (cli_open("index", &cc, &s) < 0)
 		return CLI_EXIT_FAIL;
 	if (!prov_can_list(store_prov(s))) {
-		cli_err("index", "cannot rebuild " STORE_INDEX_KEY ": %s "
-			"cannot be listed", prov_url(store_prov(s)));
+		cli_err("index",
+			"cannot rebuild " STORE_INDEX_KEY ": %s "
+			"cannot be listed",
+			prov_url(store_prov(s)));
 		goto out;
 	}
 	ret = store_list_assets(s, &ix, err, sizeof(err));

@@ -18,37 +18,35 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{ "push", cmd_push, "push a file or folder as a new asset version" },
-	{ "ls", cmd_ls, "list assets, or the versions of one asset" },
-	{ "resolve", cmd_resolve, "print the version and object a spec names" },
-	{ "cat", cmd_cat, "write a file of an asset version to stdout" },
-	{ "index", cmd_index, "rebuild assets.index from a listing" },
-	{ "mount", cmd_mount, "mount a store as a read-only tree" },
-	{ "stats", cmd_stats, "print the counters of a mount" },
-	{ "cache", cmd_cache, "inspect or clean the block cache" },
+    {"push", cmd_push, "push a file or folder as a new asset version"},
+    {"ls", cmd_ls, "list assets, or the versions of one asset"},
+    {"resolve", cmd_resolve, "print the version and object a spec names"},
+    {"cat", cmd_cat, "write a file of an asset version to stdout"},
+    {"index", cmd_index, "rebuild assets.index from a listing"},
+    {"mount", cmd_mount, "mount a store as a read-only tree"},
+    {"stats", cmd_stats, "print the counters of a mount"},
+    {"cache", cmd_cache, "inspect or clean the block cache"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: assetfs COMMAND [OPTIONS] [ARGS]\n"
-		"\n"
-		"assetfs mounts a store of versioned model assets (modelkit "
-		"layout)\nas a read-only tree and manages the store.\n"
-		"\n"
-		"Commands:\n");
+	fprintf(f, "usage: assetfs COMMAND [OPTIONS] [ARGS]\n"
+		   "\n"
+		   "assetfs mounts a store of versioned model assets (modelkit "
+		   "layout)\nas a read-only tree and manages the store.\n"
+		   "\n"
+		   "Commands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		fprintf(f, "  %-9s %s\n", commands[i].name,
 			commands[i].summary);
-	fprintf(f,
-		"\n"
-		"Specs are NAME[:VERSION][[sub/path]], e.g. "
-		"'fraud/xgb:1.2[model.json]'.\n"
-		"The store is --store URL, else $ASSETFS_STORE, else\n"
-		"MODELKIT_STORAGE_PROVIDER / _BUCKET / _PREFIX.\n"
-		"Run 'assetfs COMMAND --help' for a command's options.\n");
+	fprintf(f, "\n"
+		   "Specs are NAME[:VERSION][[sub/path]], e.g. "
+		   "'fraud/xgb:1.2[model.json]'.\n"
+		   "The store is --store URL, else $ASSETFS_STORE, else\n"
+		   "MODELKIT_STORAGE_PROVIDER / _BUCKET / _PREFIX.\n"
+		   "Run 'assetfs COMMAND --help' for a command's options.\n");
 }
 
 int main(int argc, char **argv)
@@ -73,7 +71,9 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		if (strcmp(name, commands[i].name) == 0)
 			return commands[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "assetfs: unknown command '%s' (see 'assetfs "
-		"--help')\n", name);
+	fprintf(stderr,
+		"assetfs: unknown command '%s' (see 'assetfs "
+		"--help')\n",
+		name);
 	return 2;
 }

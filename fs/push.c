@@ -53,7 +53,7 @@ struct push_ctx {
 };
 
 static int push_fail(struct push_ctx *c, int ret, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int push_fail(struct push_ctx *c, int ret, const char *fmt, ...)
 {
@@ -74,8 +74,8 @@ static const char *push_reason(int ret)
 	return (m && *m) ? m : strerror(-ret);
 }
 
-static int push_add_file(struct push_ctx *c, const char *rel,
-			 const char *path, const struct stat *st)
+static int push_add_file(struct push_ctx *c, const char *rel, const char *path,
+			 const struct stat *st)
 {
 	struct push_file *f;
 
@@ -131,11 +131,13 @@ static int push_walk(struct push_ctx *c, const char *dir, const char *rel,
 		if (n[0] == '.')
 			continue; /* dotfiles, ".", ".." */
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, n) >=
-			    sizeof(path) ||
+			sizeof(path) ||
 		    (size_t)snprintf(sub, sizeof(sub), "%s%s", rel, n) >=
-			    SPEC_PATH_MAX) {
-			ret = push_fail(c, -ENAMETOOLONG, "path too long: "
-					"%s/%s", dir, n);
+			SPEC_PATH_MAX) {
+			ret = push_fail(c, -ENAMETOOLONG,
+					"path too long: "
+					"%s/%s",
+					dir, n);
 			break;
 		}
 		if (lstat(path, &lst) < 0) {
@@ -203,16 +205,16 @@ static int push_hash(struct push_ctx *c, const struct push_file *f,
 		goto out;
 	}
 	for (uint64_t i = 0; i < n_blocks; i++) {
-		size_t want = f->size - off < MANIFEST_BLOCK_SIZE ?
-				      (size_t)(f->size - off) :
-				      MANIFEST_BLOCK_SIZE;
+		size_t want = f->size - off < MANIFEST_BLOCK_SIZE
+				  ? (size_t)(f->size - off)
+				  : MANIFEST_BLOCK_SIZE;
 		ssize_t got = pread_all(fd, block, want, (off_t)off);
 
 		if (got < 0 || (size_t)got != want) {
 			ret = got < 0 ? (int)got : -EIO;
 			push_fail(c, ret, "cannot read %s: %s", f->path,
-				  got < 0 ? strerror(-ret) :
-					    "the file shrank while pushing");
+				  got < 0 ? strerror(-ret)
+					  : "the file shrank while pushing");
 			goto out;
 		}
 		hasher_update(h, block, want);
@@ -256,8 +258,8 @@ static void push_cleanup(struct push_ctx *c)
 {
 	for (size_t i = c->n_written; i-- > 0;) {
 		if (prov_delete(store_prov(c->s), c->written[i]) < 0)
-			log_warn("push: could not remove %s: %s",
-				 c->written[i], prov_last_error());
+			log_warn("push: could not remove %s: %s", c->written[i],
+				 prov_last_error());
 	}
 }
 
@@ -285,8 +287,7 @@ static int push_upload(struct push_ctx *c, const struct push_file *f,
 
 	ret = store_key_file(name, version, f->rel, key, sizeof(key));
 	if (ret < 0)
-		return push_fail(c, ret, "object key too long for %s",
-				 f->path);
+		return push_fail(c, ret, "object key too long for %s", f->path);
 	fd = open(f->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
@@ -294,8 +295,8 @@ static int push_upload(struct push_ctx *c, const struct push_file *f,
 				 strerror(-ret));
 	}
 	if (fstat(fd, &st) < 0 || !push_same_file(&st, f)) {
-		ret = push_fail(c, -EAGAIN, "%s changed while pushing",
-				f->path);
+		ret =
+		    push_fail(c, -EAGAIN, "%s changed while pushing", f->path);
 		goto out;
 	}
 	ret = push_record(c, key);
@@ -303,15 +304,15 @@ static int push_upload(struct push_ctx *c, const struct push_file *f,
 		push_fail(c, ret, "out of memory");
 		goto out;
 	}
-	ret = prov_put_file(store_prov(c->s), key, fd, f->size, push_progress,
-			    c);
+	ret =
+	    prov_put_file(store_prov(c->s), key, fd, f->size, push_progress, c);
 	if (ret < 0) {
 		push_fail(c, ret, "cannot write %s: %s", key, push_reason(ret));
 		goto out;
 	}
 	if (fstat(fd, &st) < 0 || !push_same_file(&st, f))
-		ret = push_fail(c, -EAGAIN, "%s changed while pushing",
-				f->path);
+		ret =
+		    push_fail(c, -EAGAIN, "%s changed while pushing", f->path);
 out:
 	close(fd);
 	return ret;
@@ -372,7 +373,7 @@ out:
 static void push_update_index(struct push_ctx *c, const char *name,
 			      struct push_result *res)
 {
-	struct assets_index ix = { 0 };
+	struct assets_index ix = {0};
 	char err[STORE_ERR_MAX / 2];
 	int ret;
 
@@ -400,7 +401,8 @@ static void push_update_index(struct push_ctx *c, const char *name,
 fail:
 	snprintf(res->warning, sizeof(res->warning),
 		 "pushed, but " STORE_INDEX_KEY " was not updated (%s); run "
-		 "`assetfs index`", err);
+		 "`assetfs index`",
+		 err);
 out:
 	assets_index_clear(&ix);
 }
@@ -418,15 +420,14 @@ static int push_read_versions(struct push_ctx *c, const char *name,
 	int ret;
 
 	*is_new = false;
-	ret = store_get_versions(c->s, name, vl, NULL, NULL, c->err,
-				 c->errlen);
+	ret = store_get_versions(c->s, name, vl, NULL, NULL, c->err, c->errlen);
 	if (ret != -ENOENT)
 		return ret;
 	*is_new = true;
 	if (sys == VERSIONING_AUTO)
-		sys = (want && version_valid(VERSIONING_SIMPLE_DATE, want)) ?
-			      VERSIONING_SIMPLE_DATE :
-			      VERSIONING_MAJOR_MINOR;
+		sys = (want && version_valid(VERSIONING_SIMPLE_DATE, want))
+			  ? VERSIONING_SIMPLE_DATE
+			  : VERSIONING_MAJOR_MINOR;
 	ret = version_list_from(NULL, 0, sys, vl);
 	if (ret < 0)
 		return push_fail(c, ret, "out of memory");
@@ -463,8 +464,8 @@ static bool push_foreign(const char *rest, bool is_prefix)
 static int push_check_placement(struct push_ctx *c, const char *name)
 {
 	char key[STORE_KEY_MAX];
-	struct prov_listing l = { 0 };
-	struct prov_object o = { 0 };
+	struct prov_listing l = {0};
+	struct prov_object o = {0};
 	struct prov *p = store_prov(c->s);
 	size_t nl = strlen(name);
 	int ret;
@@ -479,9 +480,11 @@ static int push_check_placement(struct push_ctx *c, const char *name)
 		ret = prov_head(p, key, &o);
 		prov_object_free(&o);
 		if (ret == 0)
-			return push_fail(c, -EEXIST, "cannot create '%s': "
+			return push_fail(c, -EEXIST,
+					 "cannot create '%s': "
 					 "'%.*s' is an asset, and assets do "
-					 "not nest", name, (int)i, name);
+					 "not nest",
+					 name, (int)i, name);
 		if (ret != -ENOENT)
 			return push_fail(c, ret, "cannot read %s: %s", key,
 					 push_reason(ret));
@@ -499,14 +502,16 @@ static int push_check_placement(struct push_ctx *c, const char *name)
 	   keys) do not count; another asset or namespace does. */
 	for (size_t i = 0; i < l.n_objects && ret == 0; i++)
 		if (push_foreign(l.objects[i].key + nl + 1, false))
-			ret = push_fail(c, -EEXIST, "cannot create '%s': it "
-					"is a namespace holding '%s'", name,
-					l.objects[i].key);
+			ret = push_fail(c, -EEXIST,
+					"cannot create '%s': it "
+					"is a namespace holding '%s'",
+					name, l.objects[i].key);
 	for (size_t i = 0; i < l.n_prefixes && ret == 0; i++)
 		if (push_foreign(l.prefixes[i] + nl + 1, true))
-			ret = push_fail(c, -EEXIST, "cannot create '%s': it "
-					"is a namespace holding '%s'", name,
-					l.prefixes[i]);
+			ret = push_fail(c, -EEXIST,
+					"cannot create '%s': it "
+					"is a namespace holding '%s'",
+					name, l.prefixes[i]);
 	prov_listing_free(&l);
 	return ret;
 }
@@ -520,7 +525,7 @@ static int push_clear_leftovers(struct push_ctx *c, const char *name,
 				const char *version)
 {
 	char key[STORE_KEY_MAX];
-	struct prov_listing l = { 0 };
+	struct prov_listing l = {0};
 	struct prov *p = store_prov(c->s);
 	int ret;
 
@@ -533,8 +538,10 @@ static int push_clear_leftovers(struct push_ctx *c, const char *name,
 	for (size_t i = 0; ret == 0 && i < l.n_objects; i++)
 		ret = prov_delete(p, l.objects[i].key);
 	if (ret < 0)
-		push_fail(c, ret, "cannot remove the leftovers of an earlier "
-			  "push under %s: %s", key, push_reason(ret));
+		push_fail(c, ret,
+			  "cannot remove the leftovers of an earlier "
+			  "push under %s: %s",
+			  key, push_reason(ret));
 	prov_listing_free(&l);
 	return ret;
 }
@@ -548,15 +555,15 @@ static bool push_listed(const struct version_list *vl, const char *v)
 }
 
 int push_asset(struct store *s, const char *path, const char *spec_text,
-	       const struct push_opts *opts, struct push_result *res,
-	       char *err, size_t errlen)
+	       const struct push_opts *opts, struct push_result *res, char *err,
+	       size_t errlen)
 {
-	static const struct push_opts defaults = { 0 };
-	struct push_ctx c = { .s = s, .err = err, .errlen = errlen };
-	struct version_list vl = { 0 }, fresh = { 0 };
+	static const struct push_opts defaults = {0};
+	struct push_ctx c = {.s = s, .err = err, .errlen = errlen};
+	struct version_list vl = {0}, fresh = {0};
 	struct push_result dummy;
-	struct spec spec = { 0 };
-	struct meta m = { 0 };
+	struct spec spec = {0};
+	struct meta m = {0};
 	struct buf doc;
 	char version[SPEC_VERSION_MAX + 1], key[STORE_KEY_MAX];
 	char label[PROGRESS_LABEL_MAX];
@@ -576,9 +583,11 @@ int push_asset(struct store *s, const char *path, const char *spec_text,
 	if (ret < 0)
 		goto out;
 	if (spec.sub) {
-		ret = push_fail(&c, -EINVAL, "cannot push to '%s': a push "
+		ret = push_fail(&c, -EINVAL,
+				"cannot push to '%s': a push "
 				"spec names an asset and optionally a version, "
-				"not a [file]", spec_text);
+				"not a [file]",
+				spec_text);
 		goto out;
 	}
 	if (stat(path, &st) < 0) {
@@ -592,9 +601,11 @@ int push_asset(struct store *s, const char *path, const char *spec_text,
 		if (ret < 0)
 			goto out;
 		if (c.n_files == 0) {
-			ret = push_fail(&c, -EINVAL, "cannot push %s: the "
+			ret = push_fail(&c, -EINVAL,
+					"cannot push %s: the "
 					"folder has no files (dotfiles are "
-					"skipped)", path);
+					"skipped)",
+					path);
 			goto out;
 		}
 		qsort(c.files, c.n_files, sizeof(*c.files), push_cmp_file);
@@ -603,8 +614,10 @@ int push_asset(struct store *s, const char *path, const char *spec_text,
 		if (ret < 0)
 			goto out;
 	} else {
-		ret = push_fail(&c, -EINVAL, "cannot push %s: not a file or "
-				"folder", path);
+		ret = push_fail(&c, -EINVAL,
+				"cannot push %s: not a file or "
+				"folder",
+				path);
 		goto out;
 	}
 
@@ -618,16 +631,18 @@ int push_asset(struct store *s, const char *path, const char *spec_text,
 	}
 	if (spec.version) {
 		if (!version_valid(vl.sys, spec.version)) {
-			ret = push_fail(&c, -EINVAL, "invalid version '%s' "
-					"for %s versioning%s", spec.version,
-					versioning_name(vl.sys),
-					vl.sys == VERSIONING_MAJOR_MINOR ?
-						" (expected MAJOR.MINOR)" :
-						"");
+			ret = push_fail(&c, -EINVAL,
+					"invalid version '%s' "
+					"for %s versioning%s",
+					spec.version, versioning_name(vl.sys),
+					vl.sys == VERSIONING_MAJOR_MINOR
+					    ? " (expected MAJOR.MINOR)"
+					    : "");
 			goto out;
 		}
 		if (opts->bump_major) {
-			ret = push_fail(&c, -EINVAL, "--bump-major and an "
+			ret = push_fail(&c, -EINVAL,
+					"--bump-major and an "
 					"explicit version ('%s') conflict",
 					spec.version);
 			goto out;
@@ -637,15 +652,18 @@ int push_asset(struct store *s, const char *path, const char *spec_text,
 		ret = version_next(&vl, opts->bump_major, version,
 				   sizeof(version));
 		if (ret < 0) {
-			push_fail(&c, ret, "cannot pick the next version of "
-				  "'%s': %s", spec.name, strerror(-ret));
+			push_fail(&c, ret,
+				  "cannot pick the next version of "
+				  "'%s': %s",
+				  spec.name, strerror(-ret));
 			goto out;
 		}
 	}
 	if (push_listed(&vl, version)) {
-		ret = push_fail(&c, -EEXIST, "version '%s' of '%s' already "
-				"exists; versions are immutable", version,
-				spec.name);
+		ret = push_fail(&c, -EEXIST,
+				"version '%s' of '%s' already "
+				"exists; versions are immutable",
+				version, spec.name);
 		goto out;
 	}
 	snprintf(res->name, sizeof(res->name), "%s", spec.name);
@@ -658,8 +676,10 @@ int push_asset(struct store *s, const char *path, const char *spec_text,
 		goto out;
 	}
 	if (!prov_can_put(store_prov(s))) {
-		ret = push_fail(&c, -EROFS, "cannot push to %s: the store is "
-				"read-only", prov_url(store_prov(s)));
+		ret = push_fail(&c, -EROFS,
+				"cannot push to %s: the store is "
+				"read-only",
+				prov_url(store_prov(s)));
 		goto out;
 	}
 
@@ -701,14 +721,14 @@ int push_asset(struct store *s, const char *path, const char *spec_text,
 	}
 
 	/* Publish: re-read the list (someone may have pushed meanwhile). */
-	ret = push_read_versions(&c, spec.name, spec.version, &fresh,
-				 &is_new);
+	ret = push_read_versions(&c, spec.name, spec.version, &fresh, &is_new);
 	if (ret < 0)
 		goto out;
 	if (push_listed(&fresh, version)) {
-		ret = push_fail(&c, -EEXIST, "version '%s' of '%s' was "
-				"pushed by someone else meanwhile", version,
-				spec.name);
+		ret = push_fail(&c, -EEXIST,
+				"version '%s' of '%s' was "
+				"pushed by someone else meanwhile",
+				version, spec.name);
 		goto out;
 	}
 	if (fresh.n_invalid)

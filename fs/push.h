@@ -65,7 +65,7 @@ struct push_result {
  * such @path), -EEXIST, -EROFS, or a provider error; message in @err.
  */
 int push_asset(struct store *s, const char *path, const char *spec_text,
-	       const struct push_opts *opts, struct push_result *res,
-	       char *err, size_t errlen);
+	       const struct push_opts *opts, struct push_result *res, char *err,
+	       size_t errlen);
 
 #endif

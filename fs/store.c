@@ -24,7 +24,7 @@ struct store {
 };
 
 static void store_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void store_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -48,7 +48,8 @@ int store_from_prov(struct prov *prov, const char *versioning,
 	if (versioning) {
 		ret = versioning_parse(versioning, &sys);
 		if (ret < 0)
-			store_err(err, errlen, "unknown versioning system '%s' "
+			store_err(err, errlen,
+				  "unknown versioning system '%s' "
 				  "(expected auto, major_minor or simple_date)",
 				  versioning);
 	} else {
@@ -84,8 +85,9 @@ int store_open(const char *url, const struct store_opts *opts,
 	*out = NULL;
 	ret = prov_open(url, opts ? opts->prov : NULL, &p);
 	if (ret < 0) {
-		store_err(err, errlen, "%s", *prov_last_error() ?
-			  prov_last_error() : strerror(-ret));
+		store_err(err, errlen, "%s",
+			  *prov_last_error() ? prov_last_error()
+					     : strerror(-ret));
 		return ret;
 	}
 	return store_from_prov(p, opts ? opts->versioning : NULL, out, err,
@@ -112,7 +114,7 @@ enum versioning store_versioning(const struct store *s)
 }
 
 static int store_fmt(char *buf, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int store_fmt(char *buf, size_t len, const char *fmt, ...)
 {
@@ -132,14 +134,13 @@ int store_key_versions(const char *name, char *buf, size_t len)
 	return store_fmt(buf, len, "%s" STORE_VERSIONS_SUFFIX, name);
 }
 
-int store_key_meta(const char *name, const char *version, char *buf,
-		   size_t len)
+int store_key_meta(const char *name, const char *version, char *buf, size_t len)
 {
 	return store_fmt(buf, len, "%s/%s" STORE_META_SUFFIX, name, version);
 }
 
-int store_key_file(const char *name, const char *version,
-		   const char *relpath, char *buf, size_t len)
+int store_key_file(const char *name, const char *version, const char *relpath,
+		   char *buf, size_t len)
 {
 	if (!relpath || !*relpath)
 		return store_fmt(buf, len, "%s/%s", name, version);
@@ -165,9 +166,8 @@ static const char *store_prov_reason(int ret)
 	return (m && *m) ? m : strerror(-ret);
 }
 
-int store_parse_versions(const struct store *s, const char *json,
-			 size_t len, struct version_list *out, char *err,
-			 size_t errlen)
+int store_parse_versions(const struct store *s, const char *json, size_t len,
+			 struct version_list *out, char *err, size_t errlen)
 {
 	return versions_parse(json, len, s->sys, out, err, errlen);
 }
@@ -373,8 +373,8 @@ static bool store_name_ok(const char *name)
 int store_list_level(struct store *s, const char *ns, struct store_level *out,
 		     char *err, size_t errlen)
 {
-	struct strvec assets = { 0 }, spaces = { 0 };
-	struct prov_listing l = { 0 };
+	struct strvec assets = {0}, spaces = {0};
+	struct prov_listing l = {0};
 	char prefix[SPEC_NAME_MAX + 2];
 	size_t pl;
 	int ret;
@@ -395,8 +395,8 @@ int store_list_level(struct store *s, const char *ns, struct store_level *out,
 	pl = (size_t)ret;
 	ret = prov_list(s->prov, prefix, true, &l);
 	if (ret < 0) {
-		store_err(err, errlen, "cannot list '%s': %s",
-			  *ns ? ns : "/", store_prov_reason(ret));
+		store_err(err, errlen, "cannot list '%s': %s", *ns ? ns : "/",
+			  store_prov_reason(ret));
 		return ret;
 	}
 	for (size_t i = 0; i < l.n_objects; i++) {
@@ -467,8 +467,7 @@ void store_level_clear(struct store_level *l)
 }
 
 /* Does a proper ancestor of @name ("a" or "a/b" of "a/b/c") appear in @sv? */
-static bool store_has_asset_ancestor(const struct strvec *sv,
-				     const char *name)
+static bool store_has_asset_ancestor(const struct strvec *sv, const char *name)
 {
 	char anc[SPEC_NAME_MAX + 1];
 	size_t nl = strlen(name);
@@ -491,8 +490,8 @@ static bool store_has_asset_ancestor(const struct strvec *sv,
 int store_list_assets(struct store *s, struct assets_index *out, char *err,
 		      size_t errlen)
 {
-	struct prov_listing l = { 0 };
-	struct strvec cand = { 0 };
+	struct prov_listing l = {0};
+	struct strvec cand = {0};
 	size_t invalid = 0, j = 0;
 	bool *inside = NULL;
 	int ret;
@@ -565,8 +564,8 @@ int store_read_index(struct store *s, struct assets_index *out, char *err,
 
 	memset(out, 0, sizeof(*out));
 	buf_init(&b, ASSETS_INDEX_MAX_BYTES);
-	ret = prov_get_buf(s->prov, STORE_INDEX_KEY, ASSETS_INDEX_MAX_BYTES,
-			   &b, NULL);
+	ret = prov_get_buf(s->prov, STORE_INDEX_KEY, ASSETS_INDEX_MAX_BYTES, &b,
+			   NULL);
 	if (ret == -ENOENT) {
 		store_err(err, errlen, "the store has no " STORE_INDEX_KEY);
 		goto out;
@@ -585,8 +584,8 @@ out:
 	return ret;
 }
 
-int store_write_index(struct store *s, const struct assets_index *ix,
-		      char *err, size_t errlen)
+int store_write_index(struct store *s, const struct assets_index *ix, char *err,
+		      size_t errlen)
 {
 	struct buf b;
 	int ret;
@@ -598,8 +597,8 @@ int store_write_index(struct store *s, const struct assets_index *ix,
 			  strerror(-ret));
 		goto out;
 	}
-	ret = prov_put_buf(s->prov, STORE_INDEX_KEY, b.data ? b.data : "",
-			   b.len);
+	ret =
+	    prov_put_buf(s->prov, STORE_INDEX_KEY, b.data ? b.data : "", b.len);
 	if (ret < 0)
 		store_err(err, errlen, "cannot write " STORE_INDEX_KEY ": %s",
 			  store_prov_reason(ret));
@@ -628,7 +627,7 @@ static bool store_is_subdir(const struct meta *m, const char *sub)
 int store_resolve(struct store *s, const struct spec *spec,
 		  struct store_resolved *out, char *err, size_t errlen)
 {
-	struct version_list vl = { 0 };
+	struct version_list vl = {0};
 	const char *v = NULL, *sub = NULL;
 	int ret;
 
@@ -655,8 +654,10 @@ int store_resolve(struct store *s, const struct spec *spec,
 		while (*sub == '/')
 			sub++;
 		if (!out->meta.is_directory) {
-			store_err(err, errlen, "'%s:%s' is a file asset: it has "
-				  "no file '%s'", spec->name, v, sub);
+			store_err(err, errlen,
+				  "'%s:%s' is a file asset: it "
+				  "has no file '%s'",
+				  spec->name, v, sub);
 			ret = -ENOTDIR;
 			goto out;
 		}
@@ -678,8 +679,8 @@ int store_resolve(struct store *s, const struct spec *spec,
 			goto out;
 		}
 	}
-	ret = store_key_file(spec->name, v, out->sub, out->key,
-			     sizeof(out->key));
+	ret =
+	    store_key_file(spec->name, v, out->sub, out->key, sizeof(out->key));
 	if (ret < 0) {
 		store_err(err, errlen, "object key too long");
 		goto out;

@@ -90,8 +90,8 @@ enum versioning store_versioning(const struct store *s);
 int store_key_versions(const char *name, char *buf, size_t len);
 int store_key_meta(const char *name, const char *version, char *buf,
 		   size_t len);
-int store_key_file(const char *name, const char *version,
-		   const char *relpath, char *buf, size_t len);
+int store_key_file(const char *name, const char *version, const char *relpath,
+		   char *buf, size_t len);
 
 /*
  * "<store url>/<key>" for messages and `assetfs resolve`. Returns the
@@ -117,9 +117,8 @@ int store_get_versions(struct store *s, const char *name,
  * Parse a `.versions` document held elsewhere (the mount's offline copy)
  * exactly as store_get_versions() would. Same returns, minus I/O errors.
  */
-int store_parse_versions(const struct store *s, const char *json,
-			 size_t len, struct version_list *out, char *err,
-			 size_t errlen);
+int store_parse_versions(const struct store *s, const char *json, size_t len,
+			 struct version_list *out, char *err, size_t errlen);
 
 /*
  * Fetch and parse `<name>/<version>.meta`. @raw and @etag as for
@@ -133,12 +132,12 @@ int store_get_meta(struct store *s, const char *name, const char *version,
 
 /* One namespace level: what `ls` of a directory of the tree shows. */
 struct store_level {
-	char **assets;	   /* owned full names ("fraud/xgb"), sorted */
+	char **assets; /* owned full names ("fraud/xgb"), sorted */
 	size_t n_assets;
 	char **namespaces; /* owned full names ("fraud/team"), sorted; a
 			      prefix that is also an asset is not listed */
 	size_t n_namespaces;
-	size_t n_skipped;  /* entries skipped as invalid names */
+	size_t n_skipped; /* entries skipped as invalid names */
 };
 
 /*
@@ -170,15 +169,15 @@ int store_read_index(struct store *s, struct assets_index *out, char *err,
 		     size_t errlen);
 
 /* Write `assets.index` atomically. Returns 0, -EROFS or an error. */
-int store_write_index(struct store *s, const struct assets_index *ix,
-		      char *err, size_t errlen);
+int store_write_index(struct store *s, const struct assets_index *ix, char *err,
+		      size_t errlen);
 
 /* A spec resolved against the store. */
 struct store_resolved {
-	char *name;	  /* owned */
-	char *version;	  /* owned, complete */
-	char *sub;	  /* owned normalised relpath, or NULL */
-	struct meta meta; /* the version's parsed .meta */
+	char *name;		 /* owned */
+	char *version;		 /* owned, complete */
+	char *sub;		 /* owned normalised relpath, or NULL */
+	struct meta meta;	 /* the version's parsed .meta */
 	char key[STORE_KEY_MAX]; /* the object key: the file asset, the
 				    [sub] file, or for a folder version
 				    without [sub] "<name>/<version>" */

@@ -81,7 +81,7 @@ static char *file_etag(const struct stat *st)
 		 (unsigned long long)st->st_ino,
 		 (unsigned long long)st->st_size,
 		 (unsigned long long)st->st_mtim.tv_sec * 1000000000ull +
-			 (unsigned long long)st->st_mtim.tv_nsec);
+		     (unsigned long long)st->st_mtim.tv_nsec);
 	return strdup(tag);
 }
 
@@ -186,9 +186,9 @@ static int file_list_dir(struct file_lister *fl, const char *dir,
 		if (strncmp(n, start, strlen(start)) != 0)
 			continue;
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, n) >=
-			    sizeof(path) ||
+			sizeof(path) ||
 		    (size_t)snprintf(key, sizeof(key), "%s%s", keypre, n) >=
-			    sizeof(key))
+			sizeof(key))
 			continue; /* unreachable by any valid key */
 		if (stat(path, &st) < 0)
 			continue; /* vanished or dangling: not an object */
@@ -229,7 +229,7 @@ static int file_list(struct prov *p, const char *prefix, bool delimited,
 		     struct prov_listing *out)
 {
 	char dir[PATH_MAX], keypre[PATH_MAX];
-	struct file_lister fl = { out, 0, 0 };
+	struct file_lister fl = {out, 0, 0};
 	const char *slash, *start;
 	size_t dl;
 	int ret;
@@ -266,8 +266,8 @@ static int file_list(struct prov *p, const char *prefix, bool delimited,
 		qsort(out->objects, out->n_objects, sizeof(out->objects[0]),
 		      file_cmp_obj);
 	if (out->n_prefixes > 1)
-		qsort(out->prefixes, out->n_prefixes,
-		      sizeof(out->prefixes[0]), file_cmp_str);
+		qsort(out->prefixes, out->n_prefixes, sizeof(out->prefixes[0]),
+		      file_cmp_str);
 	return 0;
 }
 
@@ -289,8 +289,8 @@ static int file_head(struct prov *p, const char *key, struct prov_object *out)
 		ret = -ENOENT; /* a directory is a prefix, not an object */
 	if (ret < 0) {
 		prov_set_error("HEAD %s: %s", key,
-			       ret == -ENOENT ? "no such object" :
-						strerror(-ret));
+			       ret == -ENOENT ? "no such object"
+					      : strerror(-ret));
 		return ret;
 	}
 	return file_fill_object(key, &st, out);
@@ -317,8 +317,8 @@ static int64_t file_get(struct prov *p, const char *key, uint64_t off,
 	if (fd < 0) {
 		ret = (errno == ENOENT || errno == ENOTDIR) ? -ENOENT : -errno;
 		prov_set_error("GET %s: %s", key,
-			       ret == -ENOENT ? "no such object" :
-						strerror((int)-ret));
+			       ret == -ENOENT ? "no such object"
+					      : strerror((int)-ret));
 		goto out;
 	}
 	if (fstat(fd, &st) < 0) {
@@ -340,7 +340,8 @@ static int64_t file_get(struct prov *p, const char *key, uint64_t off,
 		if (strcmp(etag, if_match) != 0) {
 			ret = -ESTALE;
 			prov_set_error("GET %s: the object changed (ETag %s, "
-				       "expected %s)", key, etag, if_match);
+				       "expected %s)",
+				       key, etag, if_match);
 			goto out;
 		}
 	}
@@ -537,7 +538,8 @@ static int file_del(struct prov *p, const char *key)
 	}
 	/* Remove directories left empty, up to (not including) the root. */
 	rootlen = strlen(p->bucket);
-	while ((slash = strrchr(path, '/')) && (size_t)(slash - path) > rootlen) {
+	while ((slash = strrchr(path, '/')) &&
+	       (size_t)(slash - path) > rootlen) {
 		*slash = '\0';
 		if (rmdir(path) < 0)
 			break;
@@ -546,15 +548,15 @@ static int file_del(struct prov *p, const char *key)
 }
 
 const struct prov_ops prov_file_ops = {
-	.scheme = "file",
-	.can_list = true,
-	.can_put = true,
-	.open = file_open,
-	.close = file_close,
-	.list = file_list,
-	.head = file_head,
-	.get = file_get,
-	.put_buf = file_put_buf,
-	.put_file = file_put_file,
-	.del = file_del,
+    .scheme = "file",
+    .can_list = true,
+    .can_put = true,
+    .open = file_open,
+    .close = file_close,
+    .list = file_list,
+    .head = file_head,
+    .get = file_get,
+    .put_buf = file_put_buf,
+    .put_file = file_put_file,
+    .del = file_del,
 };

@@ -37,12 +37,9 @@ struct prov_scheme {
 
 /* The scheme table: add backends here. */
 static const struct prov_scheme prov_schemes[] = {
-	{ "file", &prov_file_ops },
-	{ "http", &prov_http_ops },
-	{ "https", &prov_http_ops },
-	{ "s3", &prov_s3_ops },
-	{ "gs", &prov_gs_ops },
-	{ "az", &prov_az_ops },
+    {"file", &prov_file_ops},  {"http", &prov_http_ops},
+    {"https", &prov_http_ops}, {"s3", &prov_s3_ops},
+    {"gs", &prov_gs_ops},      {"az", &prov_az_ops},
 };
 
 static __thread char prov_err[PROV_ERR_MAX];
@@ -96,7 +93,8 @@ static char *prov_norm_prefix(const char *s, size_t n, const char *url,
 		if (n && (sl == 0 || (sl == 1 && seg[0] == '.') ||
 			  (sl == 2 && seg[0] == '.' && seg[1] == '.'))) {
 			prov_set_error("invalid store URL '%s': bad path "
-				       "segment in the prefix", url);
+				       "segment in the prefix",
+				       url);
 			*ret = -EINVAL;
 			return NULL;
 		}
@@ -150,7 +148,8 @@ int prov_parse_url(const char *url, struct prov *p)
 	rest = sep + 3;
 	if (strchr(rest, '?') || strchr(rest, '#')) {
 		prov_set_error("invalid store URL '%s': query or fragment "
-			       "not allowed", url);
+			       "not allowed",
+			       url);
 		ret = -EINVAL;
 		goto out;
 	}
@@ -223,8 +222,7 @@ static void prov_free_fields(struct prov *p)
 	free(p->prefix);
 }
 
-int prov_open(const char *url, const struct prov_opts *opts,
-	      struct prov **out)
+int prov_open(const char *url, const struct prov_opts *opts, struct prov **out)
 {
 	const struct prov_scheme *sch;
 	struct prov *p;
@@ -242,7 +240,8 @@ int prov_open(const char *url, const struct prov_opts *opts,
 	sch = prov_find_scheme(p->scheme);
 	if (!sch || !sch->ops) {
 		prov_set_error("store URL '%s': the %s backend is not built "
-			       "in", url, p->scheme);
+			       "in",
+			       url, p->scheme);
 		ret = -EINVAL;
 		goto fail;
 	}
@@ -304,8 +303,7 @@ bool prov_can_put(const struct prov *p)
 	return p->ops->can_put && p->ops->put_buf;
 }
 
-int prov_full_key(const struct prov *p, const char *key, char *buf,
-		  size_t len)
+int prov_full_key(const struct prov *p, const char *key, char *buf, size_t len)
 {
 	int n;
 
@@ -349,8 +347,7 @@ static int prov_check_key(const char *op, const char *key, bool is_prefix)
 	}
 	seg = key;
 	for (size_t i = 0; i <= n; i++) {
-		if (i < n && ((unsigned char)key[i] < 0x20 ||
-			      key[i] == 0x7f)) {
+		if (i < n && ((unsigned char)key[i] < 0x20 || key[i] == 0x7f)) {
 			prov_set_error("%s: invalid key: control character",
 				       op);
 			return -EINVAL;
@@ -369,7 +366,8 @@ static int prov_check_key(const char *op, const char *key, bool is_prefix)
 			/* A partial last segment of a prefix ("a/.") could
 			   be a string prefix of "a/.x"; still refuse it. */
 			prov_set_error("%s: invalid key '%s': '.' or '..' "
-				       "segment", op, key);
+				       "segment",
+				       op, key);
 			return -EINVAL;
 		}
 		seg = key + i + 1;
@@ -458,7 +456,7 @@ static int prov_count_sink_fn(void *arg, const void *data, size_t len)
 int64_t prov_get(struct prov *p, const char *key, uint64_t off, uint64_t len,
 		 const char *if_match, prov_sink_fn sink, void *arg)
 {
-	struct prov_count_sink cs = { p, sink, arg };
+	struct prov_count_sink cs = {p, sink, arg};
 	int64_t ret;
 
 	ret = prov_check_key("GET", key, false);
@@ -490,8 +488,8 @@ static int prov_buf_sink_fn(void *arg, const void *data, size_t len)
 int prov_get_buf(struct prov *p, const char *key, size_t max, struct buf *out,
 		 char **etag_out)
 {
-	struct prov_object obj = { 0 };
-	struct prov_buf_sink bs = { out, out->len, max };
+	struct prov_object obj = {0};
+	struct prov_buf_sink bs = {out, out->len, max};
 	int64_t got;
 	int ret, tries = 0;
 
@@ -518,8 +516,7 @@ again:
 		ret = -EFBIG;
 		goto out;
 	}
-	got = prov_get(p, key, 0, PROV_WHOLE, obj.etag, prov_buf_sink_fn,
-		       &bs);
+	got = prov_get(p, key, 0, PROV_WHOLE, obj.etag, prov_buf_sink_fn, &bs);
 	if (got == -ESTALE && ++tries < 3) {
 		/* Replaced between HEAD and GET: read the new one. */
 		out->len = bs.start;
@@ -562,8 +559,7 @@ static int prov_check_put(struct prov *p, const char *op, const char *key)
 	return 0;
 }
 
-int prov_put_buf(struct prov *p, const char *key, const void *data,
-		 size_t len)
+int prov_put_buf(struct prov *p, const char *key, const void *data, size_t len)
 {
 	int ret;
 
@@ -643,7 +639,7 @@ static int prov_abs_path(const char *path, char *buf, size_t len)
 }
 
 static int prov_put_url(char *buf, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int prov_put_url(char *buf, size_t len, const char *fmt, ...)
 {
@@ -698,13 +694,15 @@ int prov_store_url(const char *arg, char *buf, size_t len)
 		scheme = "az";
 	else {
 		prov_set_error("MODELKIT_STORAGE_PROVIDER='%s': expected "
-			       "local, s3, gcs or az", env);
+			       "local, s3, gcs or az",
+			       env);
 		return -EINVAL;
 	}
 	bucket = getenv("MODELKIT_STORAGE_BUCKET");
 	if (!bucket || !*bucket) {
 		prov_set_error("MODELKIT_STORAGE_PROVIDER=%s needs "
-			       "MODELKIT_STORAGE_BUCKET", env);
+			       "MODELKIT_STORAGE_BUCKET",
+			       env);
 		return -EINVAL;
 	}
 	prefix = getenv("MODELKIT_STORAGE_PREFIX");

@@ -23,42 +23,41 @@ struct url_case {
 };
 
 static const struct url_case url_cases[] = {
-	{ "file:///srv/store/modelkit-assets", 0, "file",
-	  "/srv/store/modelkit-assets", "" },
-	{ "file:///srv/store/", 0, "file", "/srv/store", "" },
-	{ "file://localhost/srv/x", 0, "file", "/srv/x", "" },
-	{ "file:///", 0, "file", "/", "" },
-	{ "s3://bucket/prefix", 0, "s3", "bucket", "prefix" },
-	{ "s3://bucket/a/b/", 0, "s3", "bucket", "a/b" },
-	{ "s3://b", 0, "s3", "b", "" },
-	{ "s3://b/", 0, "s3", "b", "" },
-	{ "S3://b/p", 0, "s3", "b", "p" },
-	{ "gs://bkt/modelkit-assets", 0, "gs", "bkt", "modelkit-assets" },
-	{ "az://container/p/q", 0, "az", "container", "p/q" },
-	{ "http://127.0.0.1:8080/assets", 0, "http", "127.0.0.1:8080",
-	  "assets" },
-	{ "https://example.com", 0, "https", "example.com", "" },
-	{ "", -EINVAL, NULL, NULL, NULL },
-	{ "/srv/store", -EINVAL, NULL, NULL, NULL },
-	{ "ftp://host/x", -EINVAL, NULL, NULL, NULL },
-	{ "://x", -EINVAL, NULL, NULL, NULL },
-	{ "file://host/x", -EINVAL, NULL, NULL, NULL },
-	{ "file://relative", -EINVAL, NULL, NULL, NULL },
-	{ "s3://", -EINVAL, NULL, NULL, NULL },
-	{ "s3:///prefix", -EINVAL, NULL, NULL, NULL },
-	{ "s3://b/a//c", -EINVAL, NULL, NULL, NULL },
-	{ "s3://b/a/../c", -EINVAL, NULL, NULL, NULL },
-	{ "file:///srv/../etc", -EINVAL, NULL, NULL, NULL },
-	{ "http://user:pw@host/x", -EINVAL, NULL, NULL, NULL },
-	{ "http://host/x?y=1", -EINVAL, NULL, NULL, NULL },
-	{ "s3://b/p\n", -EINVAL, NULL, NULL, NULL },
+    {"file:///srv/store/modelkit-assets", 0, "file",
+     "/srv/store/modelkit-assets", ""},
+    {"file:///srv/store/", 0, "file", "/srv/store", ""},
+    {"file://localhost/srv/x", 0, "file", "/srv/x", ""},
+    {"file:///", 0, "file", "/", ""},
+    {"s3://bucket/prefix", 0, "s3", "bucket", "prefix"},
+    {"s3://bucket/a/b/", 0, "s3", "bucket", "a/b"},
+    {"s3://b", 0, "s3", "b", ""},
+    {"s3://b/", 0, "s3", "b", ""},
+    {"S3://b/p", 0, "s3", "b", "p"},
+    {"gs://bkt/modelkit-assets", 0, "gs", "bkt", "modelkit-assets"},
+    {"az://container/p/q", 0, "az", "container", "p/q"},
+    {"http://127.0.0.1:8080/assets", 0, "http", "127.0.0.1:8080", "assets"},
+    {"https://example.com", 0, "https", "example.com", ""},
+    {"", -EINVAL, NULL, NULL, NULL},
+    {"/srv/store", -EINVAL, NULL, NULL, NULL},
+    {"ftp://host/x", -EINVAL, NULL, NULL, NULL},
+    {"://x", -EINVAL, NULL, NULL, NULL},
+    {"file://host/x", -EINVAL, NULL, NULL, NULL},
+    {"file://relative", -EINVAL, NULL, NULL, NULL},
+    {"s3://", -EINVAL, NULL, NULL, NULL},
+    {"s3:///prefix", -EINVAL, NULL, NULL, NULL},
+    {"s3://b/a//c", -EINVAL, NULL, NULL, NULL},
+    {"s3://b/a/../c", -EINVAL, NULL, NULL, NULL},
+    {"file:///srv/../etc", -EINVAL, NULL, NULL, NULL},
+    {"http://user:pw@host/x", -EINVAL, NULL, NULL, NULL},
+    {"http://host/x?y=1", -EINVAL, NULL, NULL, NULL},
+    {"s3://b/p\n", -EINVAL, NULL, NULL, NULL},
 };
 
 test(url_parsing_table)
 {
 	for (size_t i = 0; i < sizeof(url_cases) / sizeof(url_cases[0]); i++) {
 		const struct url_case *c = &url_cases[i];
-		struct prov p = { 0 };
+		struct prov p = {0};
 		int ret = prov_parse_url(c->url, &p);
 
 		if (ret != c->ret) {
@@ -122,7 +121,7 @@ static int sink_buf(void *arg, const void *data, size_t len)
 test(key_validation)
 {
 	static const char *const bad[] = {
-		"/abs", "a/../b", "..", "a/./b", "a//b", "a/", "", "a/\x01",
+	    "/abs", "a/../b", "..", "a/./b", "a//b", "a/", "", "a/\x01",
 	};
 	struct prov_object o;
 	char dir[256];
@@ -135,12 +134,16 @@ test(key_validation)
 		int ret = prov_head(p, bad[i], &o);
 
 		if (ret != -EINVAL)
-			test_fail(__FILE__, __LINE__, "HEAD '%s' = %d, want "
-				  "-EINVAL", bad[i], ret);
+			test_fail(__FILE__, __LINE__,
+				  "HEAD '%s' = %d, want "
+				  "-EINVAL",
+				  bad[i], ret);
 		ret = prov_put_buf(p, bad[i], "x", 1);
 		if (ret != -EINVAL)
-			test_fail(__FILE__, __LINE__, "PUT '%s' = %d, want "
-				  "-EINVAL", bad[i], ret);
+			test_fail(__FILE__, __LINE__,
+				  "PUT '%s' = %d, want "
+				  "-EINVAL",
+				  bad[i], ret);
 	}
 	CHECK_INT(prov_head(p, "..x", &o), -ENOENT); /* a legal name */
 	prov_close(&p);
@@ -149,7 +152,7 @@ test(key_validation)
 
 test(file_put_get_ranges_and_if_match)
 {
-	struct prov_object o = { 0 }, o2 = { 0 };
+	struct prov_object o = {0}, o2 = {0};
 	struct buf b;
 	char dir[256];
 	struct prov *p = open_tmp_store(dir, sizeof(dir));
@@ -256,8 +259,7 @@ test(file_put_file_atomic_and_progress)
 	CHECK_INT(file_write_atomic(src, data, n, 0600, false), 0);
 	fd = open(src, O_RDONLY);
 	CHECK(fd >= 0);
-	CHECK_INT(prov_put_file(p, "deep/er/f.bin", fd, n, progress, &last),
-		  0);
+	CHECK_INT(prov_put_file(p, "deep/er/f.bin", fd, n, progress, &last), 0);
 	CHECK_INT(last, n);
 	close(fd);
 	buf_init(&b, 0);
@@ -289,9 +291,9 @@ test(file_put_file_atomic_and_progress)
 test(file_list_delimited_and_full)
 {
 	static const char *const keys[] = {
-		"a.versions", "a/0.0", "a/0.0.meta", "ns/b.versions",
-		"ns/b/1.0/x.json", "ns/b/1.0/sub/y.bin", "ns/b/1.0.meta",
-		"ns/c.versions", "assets.index",
+	    "a.versions",    "a/0.0",		"a/0.0.meta",
+	    "ns/b.versions", "ns/b/1.0/x.json", "ns/b/1.0/sub/y.bin",
+	    "ns/b/1.0.meta", "ns/c.versions",	"assets.index",
 	};
 	struct prov_listing l;
 	char dir[256], tmp[400];
@@ -303,8 +305,7 @@ test(file_list_delimited_and_full)
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		CHECK_INT(prov_put_buf(p, keys[i], "{}", 2), 0);
 	/* A stray temp file from a killed writer is not an object. */
-	snprintf(tmp, sizeof(tmp), "%s/ns/.c.versions.assetfs-tmp.abc123",
-		 dir);
+	snprintf(tmp, sizeof(tmp), "%s/ns/.c.versions.assetfs-tmp.abc123", dir);
 	CHECK_INT(file_write_atomic(tmp, "x", 1, 0644, false), 0);
 
 	CHECK_INT(prov_list(p, "", true, &l), 0);
@@ -483,9 +484,9 @@ static int fake_get_buf(struct prov *p, const char *key, size_t max,
 
 test(get_buf_uses_one_request_when_the_backend_can)
 {
-	struct prov_ops ops = { .scheme = "fake", .head = fake_head,
-				.get = fake_get };
-	struct prov p = { .ops = &ops, .url = "fake://x" };
+	struct prov_ops ops = {
+	    .scheme = "fake", .head = fake_head, .get = fake_get};
+	struct prov p = {.ops = &ops, .url = "fake://x"};
 	struct prov_stats st;
 	char *etag = NULL;
 	struct buf b;

@@ -44,33 +44,35 @@ static void drop_store(struct store **s)
 		fprintf(stderr, "cleanup failed\n");
 }
 
-#define META_FILE "{\"push_date\": \"2021-05-04T10:00:00.123456\", " \
-		  "\"is_directory\": false}"
-#define META_DIR "{\"push_date\": \"2021-05-04T10:00:00Z\", " \
-		 "\"is_directory\": true, \"contents\": [\"/model.json\", " \
-		 "\"/sub/b.bin\"]}"
+#define META_FILE                                                              \
+	"{\"push_date\": \"2021-05-04T10:00:00.123456\", "                     \
+	"\"is_directory\": false}"
+#define META_DIR                                                               \
+	"{\"push_date\": \"2021-05-04T10:00:00Z\", "                           \
+	"\"is_directory\": true, \"contents\": [\"/model.json\", "             \
+	"\"/sub/b.bin\"]}"
 
 static const char *const objs[][2] = {
-	{ "fraud/xgb.versions",
-	  "{\"versions\": [\"1.10\", \"10.0\", \"1.2\", \"1.0\", \"1.2\"]}" },
-	{ "fraud/xgb/1.10.meta", META_DIR },
-	{ "fraud/xgb/1.10/model.json", "{}" },
-	{ "fraud/xgb/1.10/sub/b.bin", "bb" },
-	{ "fraud/xgb/1.10/sub/odd.versions", "{}" }, /* a file, not an asset */
-	{ "fraud/xgb/10.0.meta", META_FILE },
-	{ "fraud/xgb/10.0", "ten" },
-	{ "fraud/xgb/1.2.meta", META_FILE },
-	{ "fraud/xgb/1.2", "one-two" },
-	{ "fraud/team/lr.versions", "{\"versions\": [\"0.0\"]}" },
-	{ "fraud/team/lr/0.0.meta", META_FILE },
-	{ "fraud/team/lr/0.0", "lr" },
-	{ "top.versions", "{\"versions\": [\"2021-01-01T00-00-00Z\", "
-			  "\"2022-03-04T05-06-07Z\"]}" },
-	{ "top/2022-03-04T05-06-07Z.meta", META_FILE },
-	{ "top/2022-03-04T05-06-07Z", "dated" },
-	{ "_bad.versions", "{\"versions\": []}" },
-	{ "broken.versions", "{\"versions\": 3" },
-	{ "assets.index", "{\"assets\": [\"fraud/xgb\", \"top\"]}" },
+    {"fraud/xgb.versions",
+     "{\"versions\": [\"1.10\", \"10.0\", \"1.2\", \"1.0\", \"1.2\"]}"},
+    {"fraud/xgb/1.10.meta", META_DIR},
+    {"fraud/xgb/1.10/model.json", "{}"},
+    {"fraud/xgb/1.10/sub/b.bin", "bb"},
+    {"fraud/xgb/1.10/sub/odd.versions", "{}"}, /* a file, not an asset */
+    {"fraud/xgb/10.0.meta", META_FILE},
+    {"fraud/xgb/10.0", "ten"},
+    {"fraud/xgb/1.2.meta", META_FILE},
+    {"fraud/xgb/1.2", "one-two"},
+    {"fraud/team/lr.versions", "{\"versions\": [\"0.0\"]}"},
+    {"fraud/team/lr/0.0.meta", META_FILE},
+    {"fraud/team/lr/0.0", "lr"},
+    {"top.versions", "{\"versions\": [\"2021-01-01T00-00-00Z\", "
+		     "\"2022-03-04T05-06-07Z\"]}"},
+    {"top/2022-03-04T05-06-07Z.meta", META_FILE},
+    {"top/2022-03-04T05-06-07Z", "dated"},
+    {"_bad.versions", "{\"versions\": []}"},
+    {"broken.versions", "{\"versions\": 3"},
+    {"assets.index", "{\"assets\": [\"fraud/xgb\", \"top\"]}"},
 };
 
 #define N_OBJS (sizeof(objs) / sizeof(objs[0]))
@@ -102,7 +104,7 @@ test(store_keys_and_urls)
 test(store_open_errors)
 {
 	char err[STORE_ERR_MAX];
-	struct store_opts so = { .versioning = "semver" };
+	struct store_opts so = {.versioning = "semver"};
 	struct store *s = NULL;
 
 	CHECK_INT(store_open("ftp://x", NULL, &s, err, sizeof(err)), -EINVAL);
@@ -129,7 +131,7 @@ test(store_open_errors)
 test(store_versions_raw_etag_and_errors)
 {
 	char err[STORE_ERR_MAX];
-	struct version_list vl = { 0 };
+	struct version_list vl = {0};
 	struct buf raw;
 	char *etag = NULL;
 	struct store *s = make_store(objs, N_OBJS);
@@ -139,7 +141,8 @@ test(store_versions_raw_etag_and_errors)
 		return;
 	buf_init(&raw, 0);
 	CHECK_INT(store_get_versions(s, "fraud/xgb", &vl, &raw, &etag, err,
-				     sizeof(err)), 0);
+				     sizeof(err)),
+		  0);
 	CHECK_INT(vl.n, 4);
 	if (vl.n == 4) {
 		CHECK_STR(vl.v[0], "10.0");
@@ -152,8 +155,8 @@ test(store_versions_raw_etag_and_errors)
 	free(etag);
 	version_list_clear(&vl);
 
-	CHECK_INT(store_get_versions(s, "top", &vl, NULL, NULL, err,
-				     sizeof(err)), 0);
+	CHECK_INT(
+	    store_get_versions(s, "top", &vl, NULL, NULL, err, sizeof(err)), 0);
 	CHECK_INT(vl.sys, VERSIONING_SIMPLE_DATE);
 	CHECK_STR(vl.n ? vl.v[0] : NULL, "2022-03-04T05-06-07Z");
 	version_list_clear(&vl);
@@ -161,20 +164,24 @@ test(store_versions_raw_etag_and_errors)
 	buf_reset(&raw);
 	etag = NULL;
 	CHECK_INT(store_get_versions(s, "fraud/nope", &vl, &raw, &etag, err,
-				     sizeof(err)), -ENOENT);
+				     sizeof(err)),
+		  -ENOENT);
 	CHECK_STR(err, "no such asset 'fraud/nope'");
 	CHECK(etag == NULL);
 	CHECK_INT(raw.len, 0);
-	CHECK_INT(store_get_versions(s, "broken", &vl, NULL, NULL, err,
-				     sizeof(err)), -EINVAL);
+	CHECK_INT(
+	    store_get_versions(s, "broken", &vl, NULL, NULL, err, sizeof(err)),
+	    -EINVAL);
 	CHECK_STR_CONTAINS(err, "broken.versions");
-	CHECK_INT(store_get_versions(s, "a//b", &vl, NULL, NULL, err,
-				     sizeof(err)), -EINVAL);
+	CHECK_INT(
+	    store_get_versions(s, "a//b", &vl, NULL, NULL, err, sizeof(err)),
+	    -EINVAL);
 	CHECK_STR_CONTAINS(err, "empty segment");
 
 	/* The offline path parses the same bytes the same way. */
 	CHECK_INT(store_parse_versions(s, objs[0][1], strlen(objs[0][1]), &vl,
-				       err, sizeof(err)), 0);
+				       err, sizeof(err)),
+		  0);
 	CHECK_INT(vl.n, 4);
 	version_list_clear(&vl);
 	buf_free(&raw);
@@ -184,7 +191,7 @@ test(store_versions_raw_etag_and_errors)
 test(store_meta_modelkit_layout)
 {
 	char err[STORE_ERR_MAX];
-	struct meta m = { 0 };
+	struct meta m = {0};
 	struct buf raw;
 	struct store *s = make_store(objs, N_OBJS);
 
@@ -193,7 +200,8 @@ test(store_meta_modelkit_layout)
 		return;
 	buf_init(&raw, 0);
 	CHECK_INT(store_get_meta(s, "fraud/xgb", "1.10", &m, &raw, NULL, err,
-				 sizeof(err)), 0);
+				 sizeof(err)),
+		  0);
 	CHECK(m.is_directory);
 	CHECK_INT(m.n_contents, 2);
 	if (m.n_contents == 2) {
@@ -204,7 +212,8 @@ test(store_meta_modelkit_layout)
 	CHECK_STR(raw.data, META_DIR);
 	meta_clear(&m);
 	CHECK_INT(store_get_meta(s, "fraud/xgb", "1.0", &m, NULL, NULL, err,
-				 sizeof(err)), -ENOENT);
+				 sizeof(err)),
+		  -ENOENT);
 	CHECK_STR(err, "no .meta for 'fraud/xgb:1.0'");
 	buf_free(&raw);
 	drop_store(&s);
@@ -213,7 +222,7 @@ test(store_meta_modelkit_layout)
 test(store_levels)
 {
 	char err[STORE_ERR_MAX];
-	struct store_level lv = { 0 };
+	struct store_level lv = {0};
 	struct store *s = make_store(objs, N_OBJS);
 
 	CHECK(s != NULL);
@@ -238,8 +247,7 @@ test(store_levels)
 	CHECK_STR(lv.n_namespaces ? lv.namespaces[0] : NULL, "fraud/team");
 	store_level_clear(&lv);
 
-	CHECK_INT(store_list_level(s, "fraud/team", &lv, err, sizeof(err)),
-		  0);
+	CHECK_INT(store_list_level(s, "fraud/team", &lv, err, sizeof(err)), 0);
 	CHECK_INT(lv.n_assets, 1);
 	CHECK_STR(lv.n_assets ? lv.assets[0] : NULL, "fraud/team/lr");
 	CHECK_INT(lv.n_namespaces, 0);
@@ -247,15 +255,14 @@ test(store_levels)
 
 	CHECK_INT(store_list_level(s, "nothing", &lv, err, sizeof(err)), 0);
 	CHECK_INT(lv.n_assets + lv.n_namespaces, 0);
-	CHECK_INT(store_list_level(s, "../x", &lv, err, sizeof(err)),
-		  -EINVAL);
+	CHECK_INT(store_list_level(s, "../x", &lv, err, sizeof(err)), -EINVAL);
 	drop_store(&s);
 }
 
 test(store_all_assets_and_index)
 {
 	char err[STORE_ERR_MAX];
-	struct assets_index ix = { 0 };
+	struct assets_index ix = {0};
 	struct store *s = make_store(objs, N_OBJS);
 
 	CHECK(s != NULL);
@@ -281,10 +288,10 @@ test(store_all_assets_and_index)
 	drop_store(&s);
 }
 
-static int resolve(struct store *s, const char *text,
-		   struct store_resolved *r, char *err, size_t errlen)
+static int resolve(struct store *s, const char *text, struct store_resolved *r,
+		   char *err, size_t errlen)
 {
-	struct spec sp = { 0 };
+	struct spec sp = {0};
 	int ret;
 
 	ret = spec_parse(text, &sp, err, errlen);
@@ -297,7 +304,7 @@ static int resolve(struct store *s, const char *text,
 test(store_resolution)
 {
 	char err[STORE_ERR_MAX];
-	struct store_resolved r = { 0 };
+	struct store_resolved r = {0};
 	struct store *s = make_store(objs, N_OBJS);
 
 	CHECK(s != NULL);
@@ -329,8 +336,8 @@ test(store_resolution)
 	CHECK_INT(resolve(s, "fraud/xgb:3", &r, err, sizeof(err)), -ENOENT);
 	CHECK_STR_CONTAINS(err, "'3'");
 	CHECK(r.name == NULL);
-	CHECK_INT(resolve(s, "fraud/xgb:1.10[nope.txt]", &r, err,
-			  sizeof(err)), -ENOENT);
+	CHECK_INT(resolve(s, "fraud/xgb:1.10[nope.txt]", &r, err, sizeof(err)),
+		  -ENOENT);
 	CHECK_STR(err, "no file 'nope.txt' in 'fraud/xgb:1.10'");
 	CHECK_INT(resolve(s, "fraud/xgb:1.10[sub]", &r, err, sizeof(err)),
 		  -EISDIR);
@@ -348,8 +355,8 @@ test(store_resolution)
 test(store_missing_directory_is_not_enoent)
 {
 	char err[STORE_ERR_MAX], moved[300];
-	struct version_list vl = { 0 };
-	struct store_level lv = { 0 };
+	struct version_list vl = {0};
+	struct store_level lv = {0};
 	struct store *s = make_store(objs, 1);
 
 	CHECK(s != NULL);
@@ -358,12 +365,14 @@ test(store_missing_directory_is_not_enoent)
 	snprintf(moved, sizeof(moved), "%s.away", store_dir);
 	CHECK_INT(rename(store_dir, moved), 0);
 	CHECK_INT(store_get_versions(s, "fraud/xgb", &vl, NULL, NULL, err,
-				     sizeof(err)), -EIO);
+				     sizeof(err)),
+		  -EIO);
 	CHECK_STR_CONTAINS(err, "missing");
 	CHECK_INT(store_list_level(s, "", &lv, err, sizeof(err)), -EIO);
 	CHECK_INT(rename(moved, store_dir), 0);
 	CHECK_INT(store_get_versions(s, "fraud/xgb", &vl, NULL, NULL, err,
-				     sizeof(err)), 0);
+				     sizeof(err)),
+		  0);
 	version_list_clear(&vl);
 	drop_store(&s);
 }
