@@ -288,6 +288,14 @@ fail:
 	return ret;
 }
 
+/* How long a version that failed to load is left alone. */
+static int64_t retry_ms(const struct registry *r)
+{
+	int64_t ms = (int64_t)r->o.poll_ms * 6;
+
+	return ms < 2000 ? 2000 : ms;
+}
+
 /*
  * Resolve @m, and load and swap in the result if it is not what serves.
  * Returns 0 (serving something) or a negative errno with @err set.
@@ -305,8 +313,15 @@ static int refresh(struct registry *r, struct model *m, char *err,
 	if (ret < 0)
 		goto out;
 	pthread_mutex_lock(&m->lock);
+	/*
+	 * A version that failed is tried again only after a while: it may
+	 * have been caught half-copied into a plain directory, but a truly
+	 * broken one must not be reloaded (and logged) every poll.
+	 */
 	same = (m->cur && strcmp(m->cur->version, version) == 0) ||
-	       (m->failed_version && strcmp(m->failed_version, version) == 0);
+	       (m->failed_version &&
+		strcmp(m->failed_version, version) == 0 &&
+		time_mono_ms() - m->failed_at_ms < retry_ms(r));
 	if (!same && m->loading)
 		same = true; /* a lazy load is in progress; it will do */
 	if (!same)

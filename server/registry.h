@@ -12,8 +12,9 @@
  * thread re-resolves it every poll interval (alias symlink or directory
  * listing, see assetdir.h), loads a new version beside the old one and
  * swaps. A version that fails to load leaves the old one serving; the
- * failure is logged and counted once per version. With lazy loading a
- * model is loaded by its first request.
+ * failure is logged and counted, and the same version is tried again only
+ * after six poll intervals (at least 2 s). With lazy loading a model is
+ * loaded by its first request.
  *
  * Lock order: model->lock is a leaf (never held while loading).
  * Errors: 0 or a negative errno with a message in @err.

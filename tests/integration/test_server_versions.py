@@ -2,6 +2,7 @@
 client threads a new version is loaded beside the old one and swapped in
 with zero failed requests; a broken version leaves the old one serving;
 in a plain directory (no alias symlinks) the newest version listed wins."""
+import os
 import time
 
 import numpy as np
@@ -72,6 +73,13 @@ def test_swap_under_load_with_zero_failures(servers, tmp_path, models):
     assert metric(m, "assetfs_server_requests_total", model="iris",
                   version="1.0", protocol="v2", status="200") == \
         seen.count("1.0")
+    # the broken version is retried after a while (it may have been caught
+    # half-copied): repaired in place, it is picked up
+    models.save(models.clf2, root / "iris" / "1.2")
+    deadline = time.monotonic() + 10
+    while srv.get("/v2/models/iris").json()["versions"] != ["1.2"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     # a fixed version after the broken one is picked up
     models.save(models.clf, root / "iris" / "1.3")
     alias(root / "iris", "1.latest", "1.3")
@@ -95,8 +103,10 @@ def test_plain_directory_resolves_newest_and_majors(servers, tmp_path,
     assert v("m1") == ["1.2"]
     assert v("newest") == ["10.0"]
     assert v("pinned") == ["0.9"]
-    # a new directory appears: floating specs follow it, a pinned one not
-    models.save(models.clf2, root / "iris" / "1.10")
+    # a new directory appears (complete: renamed into place), floating
+    # specs follow it, a pinned one does not
+    models.save(models.clf2, tmp_path / "staging" / "1.10")
+    os.rename(tmp_path / "staging" / "1.10", root / "iris" / "1.10")
     deadline = time.monotonic() + 10
     while v("m1") != ["1.10"]:
         assert time.monotonic() < deadline
