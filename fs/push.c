@@ -224,6 +224,8 @@ static int push_hash(struct push_ctx *c, const struct push_file *f,
 			goto out;
 		}
 		off += want;
+		c->base += want;
+		progress_update(&c->prog, c->base);
 	}
 	ret = hasher_final(h, &mf->sha256);
 	if (ret < 0)
@@ -683,10 +685,16 @@ int push_asset(struct store *s, const char *path, const char *spec_text,
 		goto out;
 	}
 
-	/* Hash, then upload data and .meta. */
+	/* Hash (the manifest), then upload data and .meta. */
+	snprintf(label, sizeof(label), "hashing %.36s:%.18s", spec.name,
+		 version);
+	progress_init(&c.prog, label, c.total,
+		      opts->progress ? PUSH_PROGRESS_MIN : UINT64_MAX);
 	ret = push_build_meta(&c, is_dir, &m);
 	if (ret < 0)
 		goto out;
+	progress_finish(&c.prog);
+	c.base = 0;
 	snprintf(label, sizeof(label), "pushing %.36s:%.18s", spec.name,
 		 version);
 	progress_init(&c.prog, label, c.total,
