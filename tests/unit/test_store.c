@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "fs/store.h"
+#include "providers/provider_int.h"
 #include "tests/unit/test.h"
 
 static char store_dir[256];
@@ -374,5 +375,41 @@ test(store_missing_directory_is_not_enoent)
 				     sizeof(err)),
 		  0);
 	version_list_clear(&vl);
+	drop_store(&s);
+}
+
+test(store_without_listing_uses_the_index)
+{
+	char err[STORE_ERR_MAX], url[PROV_URL_MAX];
+	struct assets_index ix = {0};
+	struct store_level lv = {0};
+	struct prov_ops no_list;
+	struct store *s = make_store(objs, N_OBJS), *s2 = NULL;
+	struct prov *p = NULL;
+
+	CHECK(s != NULL);
+	if (!s)
+		return;
+	/* The same directory behind a backend that cannot list, as plain
+	   HTTP is. */
+	no_list = prov_file_ops;
+	no_list.can_list = false;
+	snprintf(url, sizeof(url), "file://%s", store_dir);
+	CHECK_INT(prov_open(url, NULL, &p), 0);
+	p->ops = &no_list;
+	CHECK_INT(store_from_prov(p, NULL, &s2, err, sizeof(err)), 0);
+	CHECK_INT(store_list_assets(s2, &ix, err, sizeof(err)), 0);
+	CHECK_INT(ix.n, 2);
+	if (ix.n == 2) {
+		CHECK_STR(ix.names[0], "fraud/xgb");
+		CHECK_STR(ix.names[1], "top");
+	}
+	assets_index_clear(&ix);
+	CHECK_INT(store_list_level(s2, "", &lv, err, sizeof(err)), -ENOTSUP);
+	/* Without an index: an empty store, not an error. */
+	CHECK_INT(prov_delete(store_prov(s), STORE_INDEX_KEY), 0);
+	CHECK_INT(store_list_assets(s2, &ix, err, sizeof(err)), 0);
+	CHECK_INT(ix.n, 0);
+	store_close(&s2);
 	drop_store(&s);
 }
