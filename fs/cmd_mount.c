@@ -54,6 +54,8 @@ static void mount_usage(FILE *f)
 		"versioning=auto|major_minor|simple_date\n"
 		"         allow_other uid=N gid=N metrics_port=N "
 		"readahead=BLOCKS (8) threads=N (16)\n"
+		"         readahead_kb=KiB (16384; kernel read-ahead, root "
+		"only; 0: kernel default)\n"
 		"         log=FILE (daemon log; default: discarded)\n"
 		"         any other option goes to libfuse\n");
 }
@@ -148,6 +150,9 @@ static int one_opt(struct mount_cli *c, char *item)
 	} else if (IS("readahead") && val) {
 		ret = parse_uint(val, 64, &n);
 		c->o.readahead = (int)n;
+	} else if (IS("readahead_kb") && val) {
+		ret = parse_uint(val, 1 << 20, &n);
+		c->o.readahead_kb = (int)n;
 	} else if (IS("threads") && val) {
 		ret = parse_uint(val, 256, &n);
 		if (ret == 0 && n < 1)
@@ -253,6 +258,7 @@ int cmd_mount(int argc, char **argv)
 
 	memset(&c, 0, sizeof(c));
 	cache_opts_init(&c.o.cache);
+	c.o.readahead_kb = 16384;
 	c.o.uid = getuid();
 	c.o.gid = getgid();
 	for (i = 1; i < argc; i++) {

@@ -357,6 +357,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	conn->want &= ~(unsigned)FUSE_CAP_CACHE_SYMLINKS;
+	/* content never changes: no attribute checks on cached reads */
+	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
 }
@@ -1258,6 +1260,45 @@ static int build_args(const struct mount_opts *o, struct fuse_args *args)
 	return 0;
 }
 
+/*
+ * Raise the kernel read-ahead of our mount's bdi (FUSE starts at 128 KiB,
+ * which leaves a sequential reader waiting on small requests). Best
+ * effort: only root may write sysfs. The bdi is named after the mount's
+ * device number, found in /proc/self/mountinfo (a stat of the mountpoint
+ * would need the session loop running).
+ */
+static void set_readahead(const char *mountpoint, int kb)
+{
+	char line[8192], dev[64] = "", path[128], val[32];
+	FILE *f;
+
+	if (kb <= 0)
+		return;
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char mdev[64], mp[4096];
+
+		if (sscanf(line, "%*u %*u %63s %*s %4095s", mdev, mp) == 2 &&
+		    strcmp(mp, mountpoint) == 0)
+			snprintf(dev, sizeof(dev), "%s", mdev);
+	}
+	fclose(f);
+	if (!*dev)
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+	snprintf(val, sizeof(val), "%d", kb);
+	f = fopen(path, "we");
+	if (!f) {
+		log_debug("cannot set %s: %s", path, strerror(errno));
+		return;
+	}
+	fputs(val, f);
+	if (fclose(f) != 0)
+		log_debug("cannot set %s: %s", path, strerror(errno));
+}
+
 static void say_ready(const struct mount_opts *o, int status)
 {
 	if (o->ready)
@@ -1343,6 +1384,8 @@ int mount_run(const struct mount_opts *o)
 		goto out;
 	}
 	mounted = true;
+	set_readahead(o->mountpoint,
+		      o->readahead_kb >= 0 ? o->readahead_kb : 0);
 	if (o->metrics_port > 0) {
 		ret = metrics_start(o->metrics_port, m.stats, m.cache,
 				    store_prov(m.st), &mx);

@@ -35,6 +35,8 @@ struct mount_opts {
 	int readahead;	     /* blocks fetched ahead and GETs in flight;
 				0 -> 8 */
 	int threads;	     /* max FUSE worker threads; 0 -> 16 */
+	int readahead_kb;    /* kernel read-ahead of the mount (root only);
+				0: leave the kernel's default */
 	int metrics_port;    /* 0: none */
 	const char *versioning; /* NULL: environment / auto */
 	const char *fuse_opts;	/* extra -o options for libfuse, or NULL */
