@@ -8,8 +8,17 @@
  *
  * Everything here comes from the store and is hostile: sizes are capped,
  * contents paths are validated with spec_check_relpath() after removing
- * one leading '/', and a manifest must agree with itself (block counts,
- * sizes, paths that match contents). Unknown keys are ignored.
+ * one leading '/' (duplicates are merged; a path that is both a file and a
+ * directory, "a" and "a/b", is an error), and a manifest must agree with
+ * itself (block counts, sizes, paths that match contents). Unknown keys
+ * are ignored.
+ *
+ * Details: a file asset (is_directory false) never has contents, whatever
+ * the document says. "assetfs": null is no manifest; a manifest "format"
+ * above MANIFEST_FORMAT is ignored (read as a version without one), so a
+ * newer writer does not make old readers fail. Manifest paths may also
+ * start with one '/'. Sizes are integers up to 2^53. A one-block file's
+ * sha256 must equal its block's, an empty file's the SHA-256 of nothing.
  *
  * Pure functions, no I/O, thread-safe. Errors: 0 or a negative errno with a
  * message in @err.
@@ -78,7 +87,8 @@ uint64_t manifest_block_count(uint64_t size, uint32_t block_size);
 /*
  * Serialise @m as a `.meta` document (push_date in ISO-8601 UTC with
  * microseconds; contents and the manifest when present) into @out.
- * Returns 0 or -ENOMEM.
+ * Returns 0, -EINVAL for a push_date outside the years 0000..9999, -EFBIG
+ * past @out's cap, or -ENOMEM.
  */
 int meta_format(const struct meta *m, struct buf *out);
 

@@ -6,7 +6,8 @@
  * alphanumeric, joined by single '/', at most SPEC_NAME_MAX bytes: it is a
  * path in the mount, so it can never be "." or ".." or escape the tree.
  * A sub path is relative: non-empty segments, none "." or "..", no leading
- * '/', no NUL, at most SPEC_PATH_MAX bytes.
+ * or trailing '/', no NUL and no other control character (bytes below 0x20
+ * and 0x7f), at most SPEC_PATH_MAX bytes. Any other byte is allowed.
  *
  * Pure functions, no I/O, thread-safe. Errors: 0 or -EINVAL (with a message
  * naming the bad part in @err, e.g. "invalid asset name 'a//b': empty

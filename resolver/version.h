@@ -1,9 +1,10 @@
 /*
  * version - versioning systems, version lists and resolution (DESIGN §3).
  *
- * major_minor: "MAJOR.MINOR", digits only, no sign, each part fits in 31
- * bits; a partial "MAJOR" names the newest version with exactly that major
- * (never 10.x for "1"). simple_date: "YYYY-MM-DDTHH-MM-SSZ", ordered as
+ * major_minor: "MAJOR.MINOR", digits only, no sign, no leading zero ("01.0"
+ * is not a spelling of "1.0"), each part fits in 31 bits (larger values are
+ * invalid, never wrapped); a partial "MAJOR" names the newest version with
+ * exactly that major (never 10.x for "1"). simple_date: "YYYY-MM-DDTHH-MM-SSZ", ordered as
  * strings, no partials. A version list is always de-duplicated and sorted
  * newest first whatever the order and duplicates of the `.versions`
  * document it came from.
@@ -37,7 +38,7 @@ const char *versioning_name(enum versioning v);
  */
 int versioning_from_env(enum versioning *out);
 
-/* Is @v a complete version under @sys (not AUTO)? */
+/* Is @v a complete version under @sys? (AUTO: under either system.) */
 bool version_valid(enum versioning sys, const char *v);
 
 /* Is @v a partial major_minor version ("1")? */

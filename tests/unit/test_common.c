@@ -335,6 +335,13 @@ test(iso8601_format_round_trip)
 	}
 	CHECK_INT(time_format_iso8601(0, 0, buf, 27), -ENOSPC);
 	CHECK_INT(time_format_iso8601(0, 0, buf, 28), 27);
+	/* Years that would not read back as ISO-8601 are refused. */
+	CHECK_INT(time_format_iso8601(-62167219200ll, 0, buf, sizeof(buf)), 27);
+	CHECK_STR(buf, "0000-01-01T00:00:00.000000Z");
+	CHECK_INT(time_format_iso8601(-62167219201ll, 0, buf, sizeof(buf)),
+		  -EINVAL);
+	CHECK_INT(time_format_iso8601(253402300800ll, 0, buf, sizeof(buf)),
+		  -EINVAL);
 }
 
 test(clocks_move_forward)

@@ -785,3 +785,25 @@ test(large_sizes_round_trip)
 		buf_free(&b2);
 	}
 }
+
+test(format_refuses_unwritable_dates)
+{
+	/* Parsable, but an hour before year 0: cannot be written back as a
+	 * four-digit year, so meta_format() refuses instead of writing a
+	 * document meta_parse() would reject. */
+	struct meta m;
+	char err[SPEC_ERR_MAX];
+	struct buf b;
+
+	CHECK_INT(parse("{\"push_date\": \"0000-01-01T00:00:00+01:00\", "
+			"\"is_directory\": false}", &m, err), 0);
+	buf_init(&b, 0);
+	CHECK_INT(meta_format(&m, &b), -EINVAL);
+	CHECK_INT(b.len, 0);
+	meta_clear(&m);
+	CHECK_INT(parse("{\"push_date\": \"9999-12-31T23:59:59-01:00\", "
+			"\"is_directory\": false}", &m, err), 0);
+	CHECK_INT(meta_format(&m, &b), -EINVAL);
+	meta_clear(&m);
+	buf_free(&b);
+}
