@@ -26,7 +26,7 @@
  * same dir at once: the index is the shared quota, sqlite serialises writes.
  *
  * Errors: 0 (or a count) on success, a negative errno on failure. SQLITE_*
- * codes are mapped in one place (cache.c: cache_sqlite_err()).
+ * codes are mapped in one place (cache_index.c: cache_sqlite_err()).
  */
 #ifndef ASSETFS_FS_CACHE_H
 #define ASSETFS_FS_CACHE_H
@@ -39,9 +39,9 @@
 #include "common/digest.h"
 
 #define CACHE_DEFAULT_SIZE (10ULL << 30) /* cache_size default: 10 GiB */
-#define CACHE_DEFAULT_MIN_FREE_PCT 5     /* cache_min_free default: 5% */
-#define CACHE_LOCK_TIMEOUT_MS 60000      /* a sane bound for fetch locks */
-#define CACHE_DOC_MAX (16u << 20)        /* largest document stored */
+#define CACHE_DEFAULT_MIN_FREE_PCT 5	 /* cache_min_free default: 5% */
+#define CACHE_LOCK_TIMEOUT_MS 60000	 /* a sane bound for fetch locks */
+#define CACHE_DOC_MAX (16u << 20)	 /* largest document stored */
 #define CACHE_PATH_MAX 4096
 
 struct cache;
@@ -58,8 +58,8 @@ struct cache_size {
 };
 
 struct cache_opts {
-	const char *dir;            /* borrowed; NULL: cache_default_dir() */
-	struct cache_size max;      /* cache_size: total bytes of blocks */
+	const char *dir;	    /* borrowed; NULL: cache_default_dir() */
+	struct cache_size max;	    /* cache_size: total bytes of blocks */
 	struct cache_size min_free; /* cache_min_free: free disk to keep */
 	/*
 	 * CLI tools (`assetfs cache ...`): no maintenance thread, and max /
@@ -250,19 +250,19 @@ struct cache_stats {
 	/* this process, since cache_open() */
 	uint64_t hits;
 	uint64_t misses;
-	uint64_t bytes_written;     /* bytes of blocks committed */
+	uint64_t bytes_written; /* bytes of blocks committed */
 	uint64_t blocks_written;
-	uint64_t evictions;         /* blocks evicted by this process */
+	uint64_t evictions; /* blocks evicted by this process */
 	uint64_t bytes_evicted;
 	uint64_t digest_mismatches; /* commits refused: wrong bytes */
 	uint64_t corrupt_blocks;    /* on-disk blocks failing re-checks */
 	/* the shared index, all processes */
 	uint64_t blocks;
 	uint64_t bytes;
-	uint64_t max_bytes;         /* resolved cache_size */
-	uint64_t min_free_bytes;    /* resolved cache_min_free */
-	uint64_t disk_free_bytes;   /* statvfs f_bavail of the cache fs */
-	uint64_t suspect_blocks;    /* still to be re-checked after a crash */
+	uint64_t max_bytes;	  /* resolved cache_size */
+	uint64_t min_free_bytes;  /* resolved cache_min_free */
+	uint64_t disk_free_bytes; /* statvfs f_bavail of the cache fs */
+	uint64_t suspect_blocks;  /* still to be re-checked after a crash */
 	uint64_t docs;
 	uint64_t objblocks;
 };
@@ -279,11 +279,11 @@ int cache_get_stats(struct cache *c, struct cache_stats *st);
 int cache_gc(struct cache *c, uint64_t target, uint64_t *evicted);
 
 struct cache_verify_report {
-	uint64_t checked;  /* block files re-hashed */
-	uint64_t bytes;    /* their bytes */
-	uint64_t bad;      /* wrong content, wrong name: removed */
-	uint64_t missing;  /* index rows without a file: dropped */
-	uint64_t orphans;  /* files not in the index: added */
+	uint64_t checked; /* block files re-hashed */
+	uint64_t bytes;	  /* their bytes */
+	uint64_t bad;	  /* wrong content, wrong name: removed */
+	uint64_t missing; /* index rows without a file: dropped */
+	uint64_t orphans; /* files not in the index: added */
 	/* called for each bad block (hex name, reason), may be NULL */
 	void (*on_bad)(const char *hex, const char *why, void *arg);
 	void *arg;
@@ -298,7 +298,7 @@ struct cache_verify_report {
 int cache_verify(struct cache *c, struct cache_verify_report *r);
 
 /* Write the path of block @d into @out. Returns 0 or -ENAMETOOLONG. */
-int cache_block_path(const struct cache *c, const struct digest *d,
-		     char *out, size_t len);
+int cache_block_path(const struct cache *c, const struct digest *d, char *out,
+		     size_t len);
 
 #endif

@@ -21,22 +21,23 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: assetfs cache stat|gc|verify [--cache-dir D] [--json]\n"
-		"       assetfs cache gc [--target SIZE]\n"
-		"\n"
-		"  stat     print the cache's size, limits and counts\n"
-		"  gc       evict least recently used blocks down to SIZE\n"
-		"           (default: the cache_size of the last mount), remove\n"
-		"           stale temp files, reconcile the index\n"
-		"  verify   re-hash every block; remove and list bad ones;\n"
-		"           exit 1 if any was bad\n"
-		"\n"
-		"  --cache-dir D   the cache dir (default: $XDG_CACHE_HOME/"
-		"assetfs,\n"
-		"                  ~/.cache/assetfs, /var/cache/assetfs for "
-		"root)\n"
-		"  --json          one JSON object instead of key value lines\n");
+	fprintf(
+	    f,
+	    "usage: assetfs cache stat|gc|verify [--cache-dir D] [--json]\n"
+	    "       assetfs cache gc [--target SIZE]\n"
+	    "\n"
+	    "  stat     print the cache's size, limits and counts\n"
+	    "  gc       evict least recently used blocks down to SIZE\n"
+	    "           (default: the cache_size of the last mount), remove\n"
+	    "           stale temp files, reconcile the index\n"
+	    "  verify   re-hash every block; remove and list bad ones;\n"
+	    "           exit 1 if any was bad\n"
+	    "\n"
+	    "  --cache-dir D   the cache dir (default: $XDG_CACHE_HOME/"
+	    "assetfs,\n"
+	    "                  ~/.cache/assetfs, /var/cache/assetfs for "
+	    "root)\n"
+	    "  --json          one JSON object instead of key value lines\n");
 }
 
 struct kv_out {
@@ -103,15 +104,15 @@ static void print_bad(const char *hex, const char *why, void *arg)
 int cmd_cache(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "cache-dir", required_argument, NULL, 'd' },
-		{ "target", required_argument, NULL, 't' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"cache-dir", required_argument, NULL, 'd'},
+	    {"target", required_argument, NULL, 't'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	char defdir[CACHE_PATH_MAX];
-	struct cache_size target = { 0 };
-	struct kv_out o = { 0 };
+	struct cache_size target = {0};
+	struct kv_out o = {0};
 	struct cache_opts opts;
 	struct cache_stats st;
 	struct cache *c = NULL;
@@ -131,8 +132,10 @@ int cmd_cache(int argc, char **argv)
 	}
 	if (strcmp(action, "stat") && strcmp(action, "gc") &&
 	    strcmp(action, "verify")) {
-		fprintf(stderr, "assetfs: cache: unknown action \"%s\" (want"
-			" stat, gc or verify)\n", action);
+		fprintf(stderr,
+			"assetfs: cache: unknown action \"%s\" (want"
+			" stat, gc or verify)\n",
+			action);
 		return 2;
 	}
 	optind = 0; /* restart GNU getopt: main may have used it */
@@ -145,7 +148,8 @@ int cmd_cache(int argc, char **argv)
 		case 't':
 			if (cache_parse_size(optarg, &target) < 0 ||
 			    target.pct) {
-				fprintf(stderr, "assetfs: cache: --target: bad"
+				fprintf(stderr,
+					"assetfs: cache: --target: bad"
 					" size \"%s\" (want e.g. 10G, 512M)\n",
 					optarg);
 				return 2;
@@ -175,7 +179,8 @@ int cmd_cache(int argc, char **argv)
 	if (!dir) {
 		ret = cache_default_dir(defdir, sizeof(defdir));
 		if (ret < 0) {
-			fprintf(stderr, "assetfs: cache: no --cache-dir and no"
+			fprintf(stderr,
+				"assetfs: cache: no --cache-dir and no"
 				" default (set HOME or XDG_CACHE_HOME)\n");
 			return 2;
 		}
@@ -199,7 +204,7 @@ int cmd_cache(int argc, char **argv)
 	}
 
 	if (!strcmp(action, "verify")) {
-		struct cache_verify_report r = { 0 };
+		struct cache_verify_report r = {0};
 
 		r.on_bad = print_bad;
 		r.arg = &o;
@@ -219,7 +224,8 @@ int cmd_cache(int argc, char **argv)
 		out_end(&o);
 		fflush(stdout);
 		if (r.bad) {
-			fprintf(stderr, "assetfs: cache verify: %" PRIu64
+			fprintf(stderr,
+				"assetfs: cache verify: %" PRIu64
 				" bad block(s) found in %s and removed\n",
 				r.bad, dir);
 			goto out;
@@ -233,8 +239,9 @@ int cmd_cache(int argc, char **argv)
 
 		ret = cache_get_stats(c, &st);
 		if (ret == 0)
-			ret = cache_gc(c, have_target ? target.bytes :
-				       st.max_bytes, &evicted);
+			ret = cache_gc(
+			    c, have_target ? target.bytes : st.max_bytes,
+			    &evicted);
 		if (ret < 0) {
 			fprintf(stderr, "assetfs: cache gc: %s: %s\n", dir,
 				strerror(-ret));

@@ -124,8 +124,9 @@ test(cache_commit_and_read_back)
 	CHECK_INT(cache_txn_begin(c, &t), 0);
 	CHECK_INT(cache_txn_write(t, data, 1000), 0);
 	CHECK_INT(cache_txn_write(t, data + 1000, BLK), 0);
-	CHECK_INT(cache_txn_write(t, data + 1000 + BLK,
-				  sizeof(data) - 1000 - BLK), 0);
+	CHECK_INT(
+	    cache_txn_write(t, data + 1000 + BLK, sizeof(data) - 1000 - BLK),
+	    0);
 	CHECK_INT(cache_txn_commit(c, t, &want, &got), 0);
 	CHECK(digest_equal(&want, &got));
 
@@ -217,7 +218,8 @@ test(cache_killed_writer_leaves_temp_removed_at_open)
 		struct cache *cc = NULL;
 		struct cache_txn *t = NULL;
 
-		if (open_cache(dir, 0, &cc) < 0 || cache_txn_begin(cc, &t) < 0 ||
+		if (open_cache(dir, 0, &cc) < 0 ||
+		    cache_txn_begin(cc, &t) < 0 ||
 		    cache_txn_write(t, data, BLK / 2) < 0)
 			_exit(1);
 		_exit(0); /* killed mid-transaction: no commit, no close */
@@ -252,7 +254,7 @@ struct sf {
 	struct cache *c;
 	struct digest d;
 	const uint8_t *data;
-	int count_fd;            /* O_APPEND file: one byte per fetch */
+	int count_fd; /* O_APPEND file: one byte per fetch */
 	pthread_barrier_t *bar;
 	int result;
 };
@@ -275,20 +277,19 @@ static void *sf_reader(void *arg)
 			goto out;
 		ret = cache_block_recheck(s->c, &s->d, &fd, NULL);
 		if (ret == -ENOENT) {
-			struct timespec ts = { 0, 100 * 1000 * 1000 };
+			struct timespec ts = {0, 100 * 1000 * 1000};
 
 			if (write(s->count_fd, "f", 1) != 1) {
 				ret = -EIO;
 				goto unlock;
 			}
 			nanosleep(&ts, NULL); /* the store is slow */
-			ret = cache_put_block(s->c, s->data, BLK, &s->d,
-					      NULL);
+			ret = cache_put_block(s->c, s->data, BLK, &s->d, NULL);
 			if (ret == 0)
-				ret = cache_block_recheck(s->c, &s->d, &fd,
-							  NULL);
+				ret =
+				    cache_block_recheck(s->c, &s->d, &fd, NULL);
 		}
-unlock:
+	unlock:
 		cache_unlock(&lk);
 	}
 	if (ret == 0) {
@@ -316,8 +317,11 @@ static int run_readers(const char *dir, const struct digest *d,
 		return ret;
 	pthread_barrier_init(&bar, NULL, (unsigned)nthreads);
 	for (i = 0; i < nthreads; i++) {
-		s[i] = (struct sf){ .c = c, .d = *d, .data = data,
-				    .count_fd = count_fd, .bar = &bar };
+		s[i] = (struct sf){.c = c,
+				   .d = *d,
+				   .data = data,
+				   .count_fd = count_fd,
+				   .bar = &bar};
 		pthread_create(&th[i], NULL, sf_reader, &s[i]);
 	}
 	for (i = 0; i < nthreads; i++) {
@@ -418,7 +422,7 @@ test(cache_lock_bounded_wait)
 	char *dir = tmpdir();
 	struct cache *c = NULL;
 	struct cache_lock *a = NULL, *b = NULL;
-	struct cache_objkey k = { "s3://b/p", "x/1.0", "\"e1\"", BLK, 3 };
+	struct cache_objkey k = {"s3://b/p", "x/1.0", "\"e1\"", BLK, 3};
 	struct digest d;
 	struct timespec t0, t1;
 	long ms;
@@ -429,7 +433,8 @@ test(cache_lock_bounded_wait)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	CHECK_INT(cache_lock_block(c, &d, 200, &b), -ETIMEDOUT);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 +
+	     (t1.tv_nsec - t0.tv_nsec) / 1000000;
 	CHECK(ms >= 190 && ms < 1000);
 	CHECK(b == NULL);
 	cache_unlock(&a);
@@ -457,7 +462,8 @@ static uint64_t du_blocks(const char *dir)
 
 	snprintf(cmd, sizeof(cmd),
 		 "find %s/blocks -type f -printf '%%s\\n' |"
-		 " awk '{s+=$1} END {print s+0}'", dir);
+		 " awk '{s+=$1} END {print s+0}'",
+		 dir);
 	p = popen(cmd, "r");
 	if (!p)
 		return UINT64_MAX;
@@ -571,7 +577,8 @@ test(cache_quota_shared_by_two_processes)
 	free(dir);
 }
 
-/* ---- index loss and unclean shutdown --------------------------------------- */
+/* ---- index loss and unclean shutdown ---------------------------------------
+ */
 
 static void put_three(const char *dir, struct digest d[3], bool close_it)
 {
@@ -582,8 +589,8 @@ static void put_three(const char *dir, struct digest d[3], bool close_it)
 	CHECK_INT(open_cache(dir, 0, &c), 0);
 	for (i = 0; i < 3; i++) {
 		fill(data, sizeof(data), 200 + (unsigned)i);
-		CHECK_INT(cache_put_block(c, data, BLK - (size_t)i, NULL, &d[i]),
-			  0);
+		CHECK_INT(
+		    cache_put_block(c, data, BLK - (size_t)i, NULL, &d[i]), 0);
 	}
 	if (close_it)
 		cache_close(&c);
@@ -694,8 +701,8 @@ static void set_boot_id(const char *dir, const char *v)
 	snprintf(path, sizeof(path), "%s/index.db", dir);
 	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
 	sqlite3_busy_timeout(db, 5000);
-	snprintf(sql, sizeof(sql),
-		 "UPDATE meta SET v='%s' WHERE k='boot_id'", v);
+	snprintf(sql, sizeof(sql), "UPDATE meta SET v='%s' WHERE k='boot_id'",
+		 v);
 	CHECK_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	CHECK_INT(sqlite3_changes(db), 1);
 	sqlite3_close(db);
@@ -749,7 +756,8 @@ test(cache_unclean_shutdown_rechecks_by_xxh3)
 	free(dir);
 }
 
-/* ---- documents and TOFU ------------------------------------------------------ */
+/* ---- documents and TOFU
+ * ------------------------------------------------------ */
 
 test(cache_documents_round_trip)
 {
@@ -768,17 +776,20 @@ test(cache_documents_round_trip)
 	CHECK_INT(cache_doc_get(c, "file:///s", "a.versions", &b, &etag, NULL),
 		  -ENOENT);
 	CHECK_INT(cache_doc_put(c, "file:///s", "a.versions", v1, strlen(v1),
-				"\"e1\""), 0);
+				"\"e1\""),
+		  0);
 	CHECK_INT(cache_doc_put(c, "file:///s", "a.versions", v2, strlen(v2),
-				"\"e2\""), 0);
-	CHECK_INT(cache_doc_put(c, "file:///t", "a.versions", v1, strlen(v1),
-				NULL), 0);
+				"\"e2\""),
+		  0);
+	CHECK_INT(
+	    cache_doc_put(c, "file:///t", "a.versions", v1, strlen(v1), NULL),
+	    0);
 	cache_close(&c);
 
 	/* survives a restart: that is what offline mode needs */
 	CHECK_INT(open_cache(dir, 0, &c), 0);
-	CHECK_INT(cache_doc_get(c, "file:///s", "a.versions", &b, &etag,
-				&when), 0);
+	CHECK_INT(cache_doc_get(c, "file:///s", "a.versions", &b, &etag, &when),
+		  0);
 	CHECK_STR(b.data, v2);
 	CHECK_STR(etag, "\"e2\"");
 	CHECK(when > time(NULL) - 60 && when <= time(NULL));
@@ -790,8 +801,9 @@ test(cache_documents_round_trip)
 	CHECK_STR(b.data, v1);
 	CHECK(etag == NULL);
 	/* the reader's cap holds; the writer's cap holds */
-	CHECK_INT(cache_doc_get(c, "file:///s", "a.versions", &small, NULL,
-				NULL), -EFBIG);
+	CHECK_INT(
+	    cache_doc_get(c, "file:///s", "a.versions", &small, NULL, NULL),
+	    -EFBIG);
 	CHECK_INT(cache_doc_put(c, "file:///s", "big", big, sizeof(big), NULL),
 		  -EFBIG);
 	/* binary content with NULs */
@@ -811,8 +823,8 @@ test(cache_tofu_mapping_keyed_by_etag)
 {
 	char *dir = tmpdir();
 	struct cache *c = NULL;
-	struct cache_objkey k = { "s3://b/modelkit-assets", "fraud/xgb/0.0",
-				  "\"abc\"", 4194304, 2 };
+	struct cache_objkey k = {"s3://b/modelkit-assets", "fraud/xgb/0.0",
+				 "\"abc\"", 4194304, 2};
 	struct digest d1, d2, out;
 	struct cache_stats st;
 
@@ -847,7 +859,8 @@ test(cache_tofu_mapping_keyed_by_etag)
 	free(dir);
 }
 
-/* ---- sizes and defaults ---------------------------------------------------- */
+/* ---- sizes and defaults ----------------------------------------------------
+ */
 
 test(cache_parse_size_table)
 {
@@ -857,25 +870,25 @@ test(cache_parse_size_table)
 		uint64_t bytes;
 		unsigned pct;
 	} t[] = {
-		{ "10G", 0, 10ULL << 30, 0 },
-		{ "512M", 0, 512ULL << 20, 0 },
-		{ "512MiB", 0, 512ULL << 20, 0 },
-		{ "4k", 0, 4096, 0 },
-		{ "1.5G", 0, 3ULL << 29, 0 },
-		{ "123", 0, 123, 0 },
-		{ "123B", 0, 123, 0 },
-		{ "5%", 0, 0, 5 },
-		{ "100%", 0, 0, 100 },
-		{ "101%", -EINVAL, 0, 0 },
-		{ "1.5%", -EINVAL, 0, 0 },
-		{ "", -EINVAL, 0, 0 },
-		{ "G", -EINVAL, 0, 0 },
-		{ "10X", -EINVAL, 0, 0 },
-		{ "-1G", -EINVAL, 0, 0 },
-		{ "10G ", -EINVAL, 0, 0 },
-		{ "1.5", -EINVAL, 0, 0 },
-		{ "99999999999999999999", -EINVAL, 0, 0 },
-		{ "17179869184T", -EINVAL, 0, 0 },
+	    {"10G", 0, 10ULL << 30, 0},
+	    {"512M", 0, 512ULL << 20, 0},
+	    {"512MiB", 0, 512ULL << 20, 0},
+	    {"4k", 0, 4096, 0},
+	    {"1.5G", 0, 3ULL << 29, 0},
+	    {"123", 0, 123, 0},
+	    {"123B", 0, 123, 0},
+	    {"5%", 0, 0, 5},
+	    {"100%", 0, 0, 100},
+	    {"101%", -EINVAL, 0, 0},
+	    {"1.5%", -EINVAL, 0, 0},
+	    {"", -EINVAL, 0, 0},
+	    {"G", -EINVAL, 0, 0},
+	    {"10X", -EINVAL, 0, 0},
+	    {"-1G", -EINVAL, 0, 0},
+	    {"10G ", -EINVAL, 0, 0},
+	    {"1.5", -EINVAL, 0, 0},
+	    {"99999999999999999999", -EINVAL, 0, 0},
+	    {"17179869184T", -EINVAL, 0, 0},
 	};
 	struct cache_size out;
 	size_t i;
@@ -887,7 +900,8 @@ test(cache_parse_size_table)
 		if (ret != t[i].ret)
 			test_fail(__FILE__, __LINE__, "\"%s\": %d, want %d",
 				  t[i].s, ret, t[i].ret);
-		if (ret == 0 && (out.bytes != t[i].bytes || out.pct != t[i].pct))
+		if (ret == 0 &&
+		    (out.bytes != t[i].bytes || out.pct != t[i].pct))
 			test_fail(__FILE__, __LINE__, "\"%s\": %llu/%u", t[i].s,
 				  (unsigned long long)out.bytes, out.pct);
 	}
@@ -904,12 +918,12 @@ test(cache_default_dir_follows_xdg)
 	setenv("XDG_CACHE_HOME", "/x/cache", 1);
 	setenv("HOME", "/home/u", 1);
 	CHECK_INT(cache_default_dir(out, sizeof(out)), 0);
-	CHECK_STR(out, geteuid() == 0 ? "/var/cache/assetfs" :
-		  "/x/cache/assetfs");
+	CHECK_STR(out,
+		  geteuid() == 0 ? "/var/cache/assetfs" : "/x/cache/assetfs");
 	unsetenv("XDG_CACHE_HOME");
 	CHECK_INT(cache_default_dir(out, sizeof(out)), 0);
-	CHECK_STR(out, geteuid() == 0 ? "/var/cache/assetfs" :
-		  "/home/u/.cache/assetfs");
+	CHECK_STR(out, geteuid() == 0 ? "/var/cache/assetfs"
+				      : "/home/u/.cache/assetfs");
 	CHECK_INT(cache_default_dir(out, 4), -ENAMETOOLONG);
 	if (old_x)
 		setenv("XDG_CACHE_HOME", old_x, 1);
@@ -924,7 +938,7 @@ test(cache_verify_finds_and_removes_bad_blocks)
 	char *dir = tmpdir();
 	char bp[CACHE_PATH_MAX], hex[DIGEST_HEX_LEN + 1];
 	struct cache *c = NULL;
-	struct cache_verify_report r = { 0 };
+	struct cache_verify_report r = {0};
 	struct cache_stats st;
 	struct digest d[3];
 

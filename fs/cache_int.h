@@ -1,0 +1,243 @@
+/*
+ * cache_int - internals shared by cache.c (process side: open/close, hits,
+ * locks, writes), cache_index.c (the sqlite index) and cache_admin.c
+ * (walks over the block files). Not part of the contract: see cache.h.
+ *
+ * Moving parts:
+ *
+ * - The index (sqlite, WAL, synchronous=NORMAL) holds one row per block
+ *   (size, xxh3, last access, write time, state) and running totals kept by
+ *   triggers, so the shared quota is one cheap read. Every change to blocks
+ *   happens in a BEGIN IMMEDIATE transaction, which serialises eviction and
+ *   publication across all processes using the dir.
+ * - Block state: 0 = written in this boot, not yet known durable; 1 =
+ *   durable (a syncfs() ran after it was written, or it was re-hashed);
+ *   2 = suspect (state 0 from a previous boot, or found on disk without an
+ *   index row): checked before it is served.
+ * - The hit path opens the file and records the access in an in-memory
+ *   table (c->touch, under c->mem_lock); the maintenance thread flushes it
+ *   every CACHE_FLUSH_MS, and commits flush it before choosing victims.
+ *   Suspect digests are mirrored in memory (c->suspect) so a hit needs no
+ *   sqlite unless the block is suspect.
+ * - Fetch locks are OFD byte-range locks on locks/blocks.lock: one file,
+ *   nothing to clean up, released by the kernel when the holder dies,
+ *   exclusive between threads because each lock has its own open file
+ *   description.
+ *
+ * Locks: c->db_lock (the sqlite connection and its statements) may be held
+ * while taking c->mem_lock, never the reverse; c->lk_lock is a leaf.
+ * Counters are atomics. The helpers below are internal: same errno
+ * convention as cache.h; *_locked ones expect c->db_lock held.
+ */
+#ifndef ASSETFS_FS_CACHE_INT_H
+#define ASSETFS_FS_CACHE_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/statvfs.h>
+
+#include <sqlite3.h>
+#include <xxhash.h>
+
+#include "fs/cache.h"
+
+#define CACHE_FLUSH_MS 2000	   /* batched access times */
+#define CACHE_SYNC_MS 30000	   /* syncfs + mark durable */
+#define CACHE_TOUCH_MAX (1u << 16) /* touches kept between flushes */
+#define CACHE_TMP_MIN_AGE 1	   /* s: empty temp files younger are live */
+#define CACHE_BUSY_MS 10000	   /* sqlite busy timeout */
+#define CACHE_IO_CHUNK (1u << 20)
+
+enum { BLK_FRESH = 0, BLK_DURABLE = 1, BLK_SUSPECT = 2 };
+
+enum cache_stmt {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_TOUCH,
+	ST_GET_BLOCK,
+	ST_PUT_BLOCK,
+	ST_DEL_BLOCK,
+	ST_VICTIMS,
+	ST_TOTALS,
+	ST_SET_STATE,
+	ST_OBJ_GET,
+	ST_OBJ_PUT,
+	ST_DOC_GET,
+	ST_DOC_PUT,
+	ST_META_GET,
+	ST_META_PUT,
+	ST_COUNT_SUSPECT,
+	ST_COUNT_DOCS,
+	ST_COUNT_OBJ,
+	ST__N,
+};
+
+/* An open-addressing digest -> value table; value 0 marks a free slot. */
+struct dent {
+	struct digest d;
+	int64_t v;
+};
+
+struct dset {
+	struct dent *e;
+	size_t cap; /* power of two, or 0 */
+	size_t n;
+};
+
+struct cache {
+	char *dir;
+	char lock_path[CACHE_PATH_MAX];
+	char boot_id[64];
+	uint64_t max_bytes;
+	uint64_t min_free_bytes;
+	bool inspect;
+
+	pthread_mutex_t db_lock;
+	sqlite3 *db;		 /* protected by db_lock */
+	sqlite3_stmt *st[ST__N]; /* protected by db_lock */
+	int64_t last_time;	 /* protected by db_lock */
+
+	pthread_mutex_t mem_lock;
+	struct dset touch;   /* protected by mem_lock */
+	struct dset suspect; /* protected by mem_lock; 1 / -1 done */
+	size_t suspect_live; /* protected by mem_lock */
+
+	pthread_t maint;
+	bool maint_running;
+	pthread_cond_t maint_cond; /* with mem_lock */
+	bool maint_stop;	   /* protected by mem_lock */
+	bool dirty;		   /* protected by mem_lock: unsynced writes */
+
+	/*
+	 * Fetch-lock keys held by this process, so that our own waiters
+	 * sleep on a condvar and wake at once, instead of polling the OFD
+	 * lock (which is what waiters in other processes do).
+	 */
+	pthread_mutex_t lk_lock; /* a leaf lock */
+	pthread_cond_t lk_cond;	 /* with lk_lock; broadcast on unlock */
+	struct held_key *held;	 /* protected by lk_lock */
+
+	uint64_t tmp_seq;					/* atomic */
+	uint64_t hits, misses, bytes_written, blocks_written;	/* atomic */
+	uint64_t evictions, bytes_evicted, mismatches, corrupt; /* atomic */
+};
+
+struct cache_txn {
+	struct cache *c;
+	int fd;
+	char path[CACHE_PATH_MAX];
+	struct hasher *sha;
+	XXH3_state_t *xxh;
+	uint64_t len;
+	int err;
+};
+
+struct held_key {
+	uint64_t key;
+	struct held_key *next;
+};
+
+struct cache_lock {
+	struct cache *c;
+	uint64_t key;
+	int fd;
+};
+
+#define ATOMIC_ADD(p, n) __atomic_add_fetch((p), (n), __ATOMIC_RELAXED)
+#define ATOMIC_GET(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+
+/* The one place SQLITE_* result codes become errno values. */
+int cache_sqlite_err(int rc);
+
+int64_t cache_now_us(void);
+
+int64_t cache_mono_ms(void);
+
+struct dent *cache_dset_find(const struct dset *s, const struct digest *d);
+
+/*
+ * Set @d to @v (non-zero), keeping the larger value when present. Grows at
+ * half load up to @limit entries. Returns 0, -ENOSPC at the limit, -ENOMEM.
+ */
+int cache_dset_put(struct dset *s, const struct digest *d, int64_t v,
+		   size_t limit);
+
+void cache_dset_free(struct dset *s);
+
+/* snprintf into @out; -ENAMETOOLONG if it does not fit. */
+int cache_path_fmt(char *out, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+uint64_t cache_size_resolve(const struct cache_size *s,
+			    const struct statvfs *v);
+
+uint64_t cache_disk_free(const struct cache *c);
+
+/* Caller holds c->db_lock. Returns a reset statement or NULL (logged). */
+sqlite3_stmt *cache_st(struct cache *c, enum cache_stmt id);
+
+/* Run a statement that returns no rows; resets it. Returns 0 or -errno. */
+int cache_st_done(struct cache *c, sqlite3_stmt *s);
+
+int cache_db_begin(struct cache *c);
+
+int cache_db_end(struct cache *c, int ret);
+
+/* Strictly increasing per process, so LRU order of our own writes holds. */
+int64_t cache_now(struct cache *c);
+
+int cache_flush_touches(struct cache *c);
+
+int cache_del_block_locked(struct cache *c, const struct digest *d);
+
+/*
+ * Evict least recently used blocks until @need more bytes fit under
+ * @target and the disk keeps min_free after writing them. Caller holds
+ * db_lock inside a write txn. Returns 0, -ENOSPC if the index runs out of
+ * blocks first, or -errno. Victims are unlinked at once: a reader with the
+ * file open keeps its bytes.
+ */
+int cache_evict_locked(struct cache *c, uint64_t need, uint64_t target);
+
+/*
+ * Remove temp files of dead writers: a live writer holds flock() on its
+ * temp file from just after creating it, so a file we can lock is dead,
+ * unless it is empty and new (a writer between open and flock).
+ */
+int cache_clean_tmp(struct cache *c, uint64_t *removed);
+
+void cache_db_close(struct cache *c);
+
+/* Open index.db and create the schema. Returns 0, -EUCLEAN if corrupt. */
+int cache_db_open(struct cache *c, bool *created);
+
+/* Move a corrupt index aside (index.db.corrupt) so a fresh one is built. */
+void cache_db_discard(struct cache *c);
+
+int cache_block_row_exists(struct cache *c, const struct digest *d);
+
+int cache_put_block_row(struct cache *c, const struct digest *d, uint64_t size,
+			const uint64_t *xxh, int64_t atime, int state);
+
+/*
+ * Make the index match the block files: add rows for files it lacks (as
+ * suspect: we do not know whether they were durable) and drop rows whose
+ * file is gone. Runs in one write txn so no commit slips between the walk
+ * and the row scan. Caller holds db_lock.
+ */
+int cache_reconcile_locked(struct cache *c, uint64_t *orphans,
+			   uint64_t *missing);
+
+/* After a reboot: unsynced blocks of the last boot become suspect. */
+int cache_boot_check_locked(struct cache *c);
+
+int cache_load_suspects_locked(struct cache *c);
+
+int cache_limits_locked(struct cache *c, const struct cache_opts *o);
+
+/* Mark what was written before @t0 durable: a syncfs() ran after it. */
+int cache_sync_and_mark(struct cache *c);
+
+#endif
