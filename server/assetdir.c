@@ -98,7 +98,7 @@ int assetdir_resolve(const char *root, const char *name, const char *want,
 		     enum versioning sys, char **version, char *err,
 		     size_t errlen)
 {
-	struct version_list l = { 0 };
+	struct version_list l = {0};
 	char adir[PATH_MAX], alias[SPEC_VERSION_MAX + 16], path[PATH_MAX];
 	const char *got = NULL;
 	struct stat st;
@@ -117,7 +117,7 @@ int assetdir_resolve(const char *root, const char *name, const char *want,
 	if (want && !version_is_major(want)) {
 		/* a complete version names itself */
 		if (snprintf(path, sizeof(path), "%s/%s", adir, want) >=
-			    (int)sizeof(path) ||
+			(int)sizeof(path) ||
 		    want[0] == '.' || strchr(want, '/') ||
 		    stat(path, &st) < 0) {
 			snprintf(err, errlen, "no such version '%s' of '%s'",
@@ -191,11 +191,11 @@ int assetdir_model_file(const char *vpath, const char *hint,
 			const char *runtime, char **out, char *err,
 			size_t errlen)
 {
-	static const char *const xgb_names[] = { "model.json", "model.ubj",
-						 NULL };
-	static const char *const xgb_exts[] = { ".json", ".ubj", NULL };
-	static const char *const so_names[] = { "model.so", NULL };
-	static const char *const so_exts[] = { ".so", NULL };
+	static const char *const xgb_names[] = {"model.json", "model.ubj",
+						NULL};
+	static const char *const xgb_exts[] = {".json", ".ubj", NULL};
+	static const char *const so_names[] = {"model.so", NULL};
+	static const char *const so_exts[] = {".so", NULL};
 	bool plugin = strcmp(runtime, "plugin") == 0;
 	const char *const *names = plugin ? so_names : xgb_names;
 	char path[PATH_MAX];
@@ -217,7 +217,7 @@ int assetdir_model_file(const char *vpath, const char *hint,
 		if (spec_check_relpath(hint, err, errlen) < 0)
 			return -EINVAL;
 		if (snprintf(path, sizeof(path), "%s/%s", vpath, hint) >=
-			    (int)sizeof(path) ||
+			(int)sizeof(path) ||
 		    stat(path, &st) < 0 || S_ISDIR(st.st_mode)) {
 			snprintf(err, errlen, "no file '%s' in %s", hint,
 				 vpath);
@@ -235,8 +235,9 @@ int assetdir_model_file(const char *vpath, const char *hint,
 	}
 	ret = find_one(vpath, plugin ? so_exts : xgb_exts, out);
 	if (ret == -ENOENT || ret == -EEXIST)
-		snprintf(err, errlen, "%s model file in %s (name it with "
-			 "file=)", ret == -ENOENT ? "no" : "more than one",
-			 vpath);
+		snprintf(err, errlen,
+			 "%s model file in %s (name it with "
+			 "file=)",
+			 ret == -ENOENT ? "no" : "more than one", vpath);
 	return ret;
 }

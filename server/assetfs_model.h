@@ -29,8 +29,8 @@
 
 /* What a loaded model tells the server about itself. */
 struct assetfs_model_info {
-	int64_t n_features; /* columns predict() expects, or -1 for any */
-	uint32_t n_outputs; /* doubles written per row by predict(), >= 1 */
+	int64_t n_features;	/* columns predict() expects, or -1 for any */
+	uint32_t n_outputs;	/* doubles written per row by predict(), >= 1 */
 	uint32_t is_classifier; /* 1: outputs are class probabilities */
 };
 

@@ -22,8 +22,8 @@
 static int record(const cJSON *j, struct matrix *x, double *label,
 		  bool *has_label, char *err, size_t errlen)
 {
-	static const char *const fkeys[] = { "features", "instances",
-					     "inputs", "x", NULL };
+	static const char *const fkeys[] = {"features", "instances", "inputs",
+					    "x", NULL};
 	const cJSON *f = j, *l = NULL;
 	size_t i;
 
@@ -51,8 +51,8 @@ static int record(const cJSON *j, struct matrix *x, double *label,
 	return matrix_from_rows(f, "features", x, err, errlen);
 }
 
-static int append_rows(struct matrix *all, const struct matrix *x,
-		       char *err, size_t errlen)
+static int append_rows(struct matrix *all, const struct matrix *x, char *err,
+		       size_t errlen)
 {
 	double *nx;
 
@@ -64,8 +64,7 @@ static int append_rows(struct matrix *all, const struct matrix *x,
 	nx = realloc(all->x, (all->rows + x->rows) * x->cols * sizeof(*nx));
 	if (!nx)
 		return -ENOMEM;
-	memcpy(nx + all->rows * x->cols, x->x,
-	       x->rows * x->cols * sizeof(*nx));
+	memcpy(nx + all->rows * x->cols, x->x, x->rows * x->cols * sizeof(*nx));
 	all->x = nx;
 	all->rows += x->rows;
 	all->cols = x->cols;
@@ -74,11 +73,11 @@ static int append_rows(struct matrix *all, const struct matrix *x,
 
 int batch_run(const struct server_opts *o)
 {
-	struct registry_opts ro = { 0 };
+	struct registry_opts ro = {0};
 	struct registry *reg = NULL;
 	struct model_version *v = NULL;
 	struct model *m;
-	struct matrix all = { 0 };
+	struct matrix all = {0};
 	double *labels = NULL;
 	size_t nlabels = 0, records = 0, failed = 0, lineno = 0;
 	char err[ERR_MAX], tmp[4096];
@@ -121,14 +120,14 @@ int batch_run(const struct server_opts *o)
 		goto out;
 	}
 	while ((len = getline(&line, &cap, in)) >= 0) {
-		struct matrix x = { 0 };
+		struct matrix x = {0};
 		double label = 0, *y = NULL;
 		bool has_label;
 		cJSON *j = NULL;
 
 		lineno++;
-		while (len > 0 && (line[len - 1] == '\n' ||
-				   line[len - 1] == '\r'))
+		while (len > 0 &&
+		       (line[len - 1] == '\n' || line[len - 1] == '\r'))
 			line[--len] = '\0';
 		if (len == 0)
 			continue;
@@ -138,25 +137,26 @@ int batch_run(const struct server_opts *o)
 			snprintf(err, sizeof(err), "line longer than %u bytes",
 				 BATCH_LINE_MAX);
 			ret = -EINVAL;
-		} else if (!json_depth_ok(line, (size_t)len,
-					  PROTO_MAX_DEPTH)) {
+		} else if (!json_depth_ok(line, (size_t)len, PROTO_MAX_DEPTH)) {
 			snprintf(err, sizeof(err), "JSON nested too deep");
 			ret = -EINVAL;
 		} else if (!(j = cJSON_ParseWithLength(line, (size_t)len))) {
 			snprintf(err, sizeof(err), "malformed JSON");
 			ret = -EINVAL;
 		} else {
-			ret = record(j, &x, &label, &has_label, err,
-				     sizeof(err));
+			ret =
+			    record(j, &x, &label, &has_label, err, sizeof(err));
 		}
 		if (ret == 0 && o->metrics_job) {
 			if (has_label && x.rows != 1) {
-				snprintf(err, sizeof(err), "a labelled record "
+				snprintf(err, sizeof(err),
+					 "a labelled record "
 					 "must hold one row");
 				ret = -EINVAL;
 			} else if (records > 1 && (has_label != (nlabels > 0) ||
 						   (!has_label && labels))) {
-				snprintf(err, sizeof(err), "records must all "
+				snprintf(err, sizeof(err),
+					 "records must all "
 					 "have labels or none");
 				ret = -EINVAL;
 			}
@@ -164,7 +164,7 @@ int batch_run(const struct server_opts *o)
 				ret = append_rows(&all, &x, err, sizeof(err));
 			if (ret == 0 && has_label) {
 				double *nl = realloc(labels, (nlabels + 1) *
-							     sizeof(*nl));
+								 sizeof(*nl));
 
 				if (!nl) {
 					ret = -ENOMEM;
@@ -174,11 +174,13 @@ int batch_run(const struct server_opts *o)
 				}
 			}
 		} else if (ret == 0) {
-			ret = model_predict(reg, m, v, &x, &y, err,
-					    sizeof(err));
+			ret =
+			    model_predict(reg, m, v, &x, &y, err, sizeof(err));
 			if (ret == 0) {
-				buf_printf(&b, "{\"line\": %zu, "
-					   "\"predictions\": ", lineno);
+				buf_printf(&b,
+					   "{\"line\": %zu, "
+					   "\"predictions\": ",
+					   lineno);
 				proto_write_rows(&b, y, x.rows,
 						 v->info.n_outputs,
 						 proto_fp32(v), true);
@@ -203,18 +205,19 @@ int batch_run(const struct server_opts *o)
 	}
 	if (o->metrics_job) {
 		buf_reset(&b);
-		buf_printf(&b, "{\"records\": %zu, \"failed\": %zu, "
-			   "\"metrics\": ", records, failed);
+		buf_printf(&b,
+			   "{\"records\": %zu, \"failed\": %zu, "
+			   "\"metrics\": ",
+			   records, failed);
 		if (!v->ops->metrics) {
 			log_error("runtime %s has no metrics", v->ops->name);
 			goto out;
 		}
-		ret = all.rows ? v->ops->metrics(v->state, all.x,
-						 nlabels ? labels : NULL,
-						 all.rows, all.cols, &b, err,
-						 sizeof(err)) :
-				 (snprintf(err, sizeof(err), "no records"),
-				  -EINVAL);
+		ret = all.rows
+			  ? v->ops->metrics(v->state, all.x,
+					    nlabels ? labels : NULL, all.rows,
+					    all.cols, &b, err, sizeof(err))
+			  : (snprintf(err, sizeof(err), "no records"), -EINVAL);
 		if (ret < 0) {
 			log_error("metrics job: %s", err);
 			goto out;

@@ -29,9 +29,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 			      const char *version, const char *upload,
 			      size_t *upload_size, void **con_cls)
 {
-	static const char conf[] = "{\"type\": 0, \"training\": false, "
-		"\"iteration_begin\": 0, \"iteration_end\": 0, "
-		"\"strict_shape\": false, \"cache_id\": 0, \"missing\": NaN}";
+	static const char conf[] =
+	    "{\"type\": 0, \"training\": false, "
+	    "\"iteration_begin\": 0, \"iteration_end\": 0, "
+	    "\"strict_shape\": false, \"cache_id\": 0, \"missing\": NaN}";
 	struct req *r = *con_cls;
 	struct MHD_Response *resp;
 	const bst_ulong *shape;
@@ -64,7 +65,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 	for (e = e ? e->child : NULL; e && n < 64; e = e->next)
 		row[n++] = (float)e->valuedouble;
 	cJSON_Delete(j);
-	snprintf(arr, sizeof(arr), "{\"data\": [%lu, true], \"shape\": [1, "
+	snprintf(arr, sizeof(arr),
+		 "{\"data\": [%lu, true], \"shape\": [1, "
 		 "%d], \"typestr\": \"<f4\", \"version\": 3}",
 		 (unsigned long)(uintptr_t)row, n);
 	if (XGBoosterPredictFromDense(booster, arr, conf, NULL, &shape, &dim,
@@ -110,12 +112,11 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigprocmask(SIG_BLOCK, &set, NULL);
-	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL,
-			     (uint16_t)atoi(argv[1]), NULL, NULL, handle, NULL,
-			     MHD_OPTION_THREAD_POOL_SIZE,
-			     (unsigned)atoi(argv[3]),
-			     MHD_OPTION_NOTIFY_COMPLETED, done, NULL,
-			     MHD_OPTION_END);
+	d = MHD_start_daemon(
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL,
+	    (uint16_t)atoi(argv[1]), NULL, NULL, handle, NULL,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)atoi(argv[3]),
+	    MHD_OPTION_NOTIFY_COMPLETED, done, NULL, MHD_OPTION_END);
 	if (!d)
 		return 1;
 	sigwait(&set, &sig);

@@ -33,9 +33,9 @@
 struct conn_track {
 	struct conn_track *prev, *next; /* protected by s->lock */
 	int fd;
-	int64_t t0_ns;	 /* connection start or last request done */
-	int64_t req_ns;	 /* request line arrived; 0 when idle */
-	bool killed;	 /* protected by s->lock */
+	int64_t t0_ns;	/* connection start or last request done */
+	int64_t req_ns; /* request line arrived; 0 when idle */
+	bool killed;	/* protected by s->lock */
 };
 
 struct req_ctx {
@@ -106,7 +106,8 @@ static void on_connection(void *cls, struct MHD_Connection *c,
 		t = calloc(1, sizeof(*t));
 		if (!t)
 			return;
-		ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		ci = MHD_get_connection_info(c,
+					     MHD_CONNECTION_INFO_CONNECTION_FD);
 		t->fd = ci ? ci->connect_fd : -1;
 		t->t0_ns = time_mono_ns();
 		pthread_mutex_lock(&s->lock);
@@ -211,7 +212,6 @@ static void *watchdog_main(void *arg)
 	return NULL;
 }
 
-
 const char *http_header(const struct http_request *req, const char *name)
 {
 	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
@@ -247,8 +247,9 @@ static void access_log(struct MHD_Connection *c, const char *method,
 		     ts, addr, method, url, resp->status, resp->body.len,
 		     (double)(time_mono_ns() - start_ns) / 1e6);
 	if (n > 0)
-		(void)!write(2, line, (size_t)n < sizeof(line) ?
-			     (size_t)n : sizeof(line) - 1);
+		(void)!write(2, line,
+			     (size_t)n < sizeof(line) ? (size_t)n
+						      : sizeof(line) - 1);
 }
 
 static enum MHD_Result queue(struct http_server *s, struct MHD_Connection *c,
@@ -267,8 +268,8 @@ static enum MHD_Result queue(struct http_server *s, struct MHD_Connection *c,
 		return MHD_NO;
 	}
 	MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE,
-				resp->content_type ? resp->content_type :
-						     "application/json");
+				resp->content_type ? resp->content_type
+						   : "application/json");
 	if (atomic_load(&s->quiesced))
 		MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION,
 					"close");
@@ -299,8 +300,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		return MHD_YES;
 	if (!r->started) {
 		r->started = true;
-		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-						 MHD_HTTP_HEADER_CONTENT_LENGTH);
+		cl = MHD_lookup_connection_value(
+		    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && s->o.max_body &&
 		    strtoull(cl, NULL, 10) > s->o.max_body) {
 			memset(&resp, 0, sizeof(resp));
@@ -308,7 +309,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 			resp.status = 413;
 			buf_printf(&resp.body,
 				   "{\"error\": \"request body larger than "
-				   "%zu bytes\"}", s->o.max_body);
+				   "%zu bytes\"}",
+				   s->o.max_body);
 			r->responded = true;
 			if (s->o.access_log)
 				access_log(c, method, url, &resp, r->start_ns);
@@ -319,7 +321,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 	if (*upload_size) {
 		if (s->o.request_timeout_ms &&
 		    time_mono_ns() - r->start_ns >
-			    (int64_t)s->o.request_timeout_ms * 1000000)
+			(int64_t)s->o.request_timeout_ms * 1000000)
 			return MHD_NO;
 		if (buf_append(&r->body, upload, *upload_size) < 0)
 			return MHD_NO; /* over the cap without a length */
@@ -377,17 +379,14 @@ int http_start(const struct http_opts *o, http_handler_fn fn, void *ctx,
 		pool = o->threads > 1 ? o->threads : 0;
 	}
 	s->d = MHD_start_daemon(
-		flags, 0, NULL, NULL, on_request, s,
-		MHD_OPTION_LISTEN_SOCKET, fd,
-		MHD_OPTION_THREAD_POOL_SIZE, pool,
-		MHD_OPTION_CONNECTION_LIMIT,
-		o->conn_limit ? o->conn_limit : 1024u,
-		MHD_OPTION_CONNECTION_TIMEOUT, o->keepalive_s,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
-		MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-		MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-		MHD_OPTION_END);
+	    flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
+	    MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_CONNECTION_LIMIT,
+	    o->conn_limit ? o->conn_limit : 1024u,
+	    MHD_OPTION_CONNECTION_TIMEOUT, o->keepalive_s,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+	    MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED,
+	    on_completed, s, MHD_OPTION_END);
 	if (!s->d) {
 		ret = -EIO;
 		if (o->listen_fd < 0)

@@ -47,12 +47,12 @@ typedef void (*http_handler_fn)(void *ctx, const struct http_request *req,
 				struct http_response *resp);
 
 struct http_opts {
-	int listen_fd;	     /* a listening socket to use, or -1 */
-	int port;	     /* when listen_fd is -1: bind 0.0.0.0:port */
-	unsigned threads;    /* pool size; 0 = a thread per connection */
+	int listen_fd;	  /* a listening socket to use, or -1 */
+	int port;	  /* when listen_fd is -1: bind 0.0.0.0:port */
+	unsigned threads; /* pool size; 0 = a thread per connection */
 	bool single_threaded;
-	size_t max_body;		/* bytes */
-	unsigned keepalive_s;		/* idle keep-alive timeout */
+	size_t max_body;	     /* bytes */
+	unsigned keepalive_s;	     /* idle keep-alive timeout */
 	unsigned request_timeout_ms; /* time to receive one request */
 	unsigned conn_limit;
 	bool access_log;

@@ -53,13 +53,13 @@ static int start_metrics_server(const struct server_opts *o,
 				struct http_server **out)
 {
 	struct http_opts ho = {
-		.listen_fd = -1,
-		.port = o->metrics_port,
-		.threads = 1,
-		.max_body = 4096,
-		.keepalive_s = o->keepalive_s,
-		.request_timeout_ms = o->request_timeout_ms,
-		.conn_limit = 64,
+	    .listen_fd = -1,
+	    .port = o->metrics_port,
+	    .threads = 1,
+	    .max_body = 4096,
+	    .keepalive_s = o->keepalive_s,
+	    .request_timeout_ms = o->request_timeout_ms,
+	    .conn_limit = 64,
 	};
 	int ret;
 
@@ -90,13 +90,13 @@ static void drain(struct http_server *h, const struct server_opts *o)
 static int run_worker(const struct server_opts *o, unsigned slot, int fd,
 		      struct metrics *met, bool standalone)
 {
-	struct registry_opts ro = { 0 };
+	struct registry_opts ro = {0};
 	struct registry *reg = NULL;
 	struct pcache *cache = NULL;
 	struct http_server *h = NULL, *mh = NULL;
-	struct server_ctx ctx = { 0 };
-	struct http_opts ho = { 0 };
-	struct timespec ts = { .tv_nsec = 100 * 1000 * 1000 };
+	struct server_ctx ctx = {0};
+	struct http_opts ho = {0};
+	struct timespec ts = {.tv_nsec = 100 * 1000 * 1000};
 	unsigned long limit = 0;
 	char err[ERR_MAX];
 	sigset_t set;
@@ -166,14 +166,14 @@ static int run_worker(const struct server_opts *o, unsigned slot, int fd,
 		goto out;
 	if (o->max_requests) {
 		srand((unsigned)(getpid() ^ time_mono_ns()));
-		limit = o->max_requests +
-			(o->max_requests_jitter ?
-				 (unsigned long)rand() %
-					 (o->max_requests_jitter + 1) :
-				 0);
+		limit =
+		    o->max_requests +
+		    (o->max_requests_jitter
+			 ? (unsigned long)rand() % (o->max_requests_jitter + 1)
+			 : 0);
 	}
-	log_info("worker %u serving %zu model(s) on port %d", slot,
-		 o->n_models, o->http_port);
+	log_info("worker %u serving %zu model(s) on port %d", slot, o->n_models,
+		 o->http_port);
 	code = 0;
 	for (;;) {
 		sig = sigtimedwait(&set, NULL, &ts);
@@ -182,10 +182,11 @@ static int run_worker(const struct server_opts *o, unsigned slot, int fd,
 			break;
 		}
 		if (limit && http_requests_done(h) >= limit) {
-			union sigval sv = { .sival_int = (int)slot };
+			union sigval sv = {.sival_int = (int)slot};
 
 			log_info("worker %u: %lu requests served, handing "
-				 "over to a new worker", slot, limit);
+				 "over to a new worker",
+				 slot, limit);
 			sigqueue(getppid(), SIG_RECYCLE, sv);
 			break;
 		}
@@ -205,8 +206,8 @@ struct worker_slot {
 	bool replaced;
 };
 
-static int spawn(const struct server_opts *o, struct worker_slot *slots,
-		 int fd, struct metrics *met)
+static int spawn(const struct server_opts *o, struct worker_slot *slots, int fd,
+		 struct metrics *met)
 {
 	unsigned i;
 	pid_t pid;
@@ -236,13 +237,12 @@ static int alive(const struct worker_slot *slots)
 	return n;
 }
 
-static int run_master(const struct server_opts *o, int fd,
-		      struct metrics *met)
+static int run_master(const struct server_opts *o, int fd, struct metrics *met)
 {
-	struct worker_slot slots[MAX_WORKERS] = { 0 };
+	struct worker_slot slots[MAX_WORKERS] = {0};
 	struct http_server *mh = NULL;
-	struct server_ctx mctx = { .metrics = met };
-	struct timespec ts = { .tv_sec = 1 };
+	struct server_ctx mctx = {.metrics = met};
+	struct timespec ts = {.tv_sec = 1};
 	int64_t crash_window = 0, deadline = 0;
 	unsigned crashes = 0, i;
 	bool stopping = false;
@@ -290,8 +290,7 @@ static int run_master(const struct server_opts *o, int fd,
 				continue;
 			slots[i].pid = 0;
 			metrics_worker_gone(met, i);
-			if (WIFEXITED(st) &&
-			    WEXITSTATUS(st) == EXIT_STARTUP) {
+			if (WIFEXITED(st) && WEXITSTATUS(st) == EXIT_STARTUP) {
 				log_error("a worker could not start; stopping");
 				code = 1;
 				goto stop;
@@ -299,7 +298,8 @@ static int run_master(const struct server_opts *o, int fd,
 			if (slots[i].replaced)
 				continue;
 			log_warn("worker %u (pid %d) died (status %d); "
-				 "replacing it", i, (int)pid, st);
+				 "replacing it",
+				 i, (int)pid, st);
 			if (time_mono_ms() - crash_window > 10000) {
 				crash_window = time_mono_ms();
 				crashes = 0;
@@ -360,7 +360,8 @@ int main(int argc, char **argv)
 	}
 	if (o.log_level) {
 		if (log_level_parse(o.log_level, &lvl) < 0) {
-			fprintf(stderr, "assetfs-server: --log-level: '%s' is "
+			fprintf(stderr,
+				"assetfs-server: --log-level: '%s' is "
 				"not error, warn, info or debug\n",
 				o.log_level);
 			options_free(&o);

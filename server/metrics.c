@@ -20,10 +20,9 @@
 #define MET_SERIES 2048
 #define MET_STR 64
 
-static const double met_bounds[] = { 0.0001, 0.00025, 0.0005, 0.001,
-				     0.0025, 0.005,   0.01,   0.025,
-				     0.05,   0.1,     0.25,   0.5,
-				     1,      2.5,     10 };
+static const double met_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+				    0.005,  0.01,    0.025,  0.05,  0.1,
+				    0.25,   0.5,     1,	     2.5,   10};
 #define MET_BUCKETS (sizeof(met_bounds) / sizeof(met_bounds[0]))
 
 struct met_series {
@@ -77,8 +76,7 @@ static void copy_str(char *dst, const char *src, size_t n)
 }
 
 static bool series_match(const struct met_series *s, const char *model,
-			 const char *version, const char *protocol,
-			 int status)
+			 const char *version, const char *protocol, int status)
 {
 	return s->status == status && strncmp(s->model, model, MET_STR) == 0 &&
 	       strncmp(s->version, version, MET_STR) == 0 &&
@@ -86,8 +84,8 @@ static bool series_match(const struct met_series *s, const char *model,
 }
 
 static struct met_series *series_get(struct metrics *m, const char *model,
-				     const char *version,
-				     const char *protocol, int status)
+				     const char *version, const char *protocol,
+				     int status)
 {
 	char key[MET_STR * 3 + 32];
 	unsigned i, idx, st;
@@ -128,9 +126,8 @@ static struct met_series *series_get(struct metrics *m, const char *model,
 	return NULL;
 }
 
-void metrics_request(struct metrics *m, const char *model,
-		     const char *version, const char *protocol, int status,
-		     int64_t latency_ns)
+void metrics_request(struct metrics *m, const char *model, const char *version,
+		     const char *protocol, int status, int64_t latency_ns)
 {
 	struct met_series *s;
 	double secs = (double)latency_ns / 1e9;
@@ -202,8 +199,8 @@ void metrics_model_serving(struct metrics *m, unsigned worker, unsigned idx,
 void metrics_cache(struct metrics *m, bool hit)
 {
 	if (m)
-		atomic_fetch_add_explicit(hit ? &m->cache_hits :
-						&m->cache_misses,
+		atomic_fetch_add_explicit(hit ? &m->cache_hits
+					      : &m->cache_misses,
 					  1, memory_order_relaxed);
 }
 
@@ -308,18 +305,25 @@ static int render_models(struct metrics *m, struct buf *out)
 		}
 		if (!any)
 			continue;
-		ret = buf_puts(out, "assetfs_server_model_loads_total{model=\"");
+		ret =
+		    buf_puts(out, "assetfs_server_model_loads_total{model=\"");
 		ret = ret ? ret : label(out, first);
-		ret = ret ? ret : buf_printf(out, "\"} %llu\n"
-			"assetfs_server_model_load_failures_total{model=\"",
-			(unsigned long long)loads);
+		ret = ret ? ret
+			  : buf_printf(out,
+				       "\"} %llu\n"
+				       "assetfs_server_model_load_failures_"
+				       "total{model=\"",
+				       (unsigned long long)loads);
 		ret = ret ? ret : label(out, first);
-		ret = ret ? ret : buf_printf(out, "\"} %llu\n"
-			"assetfs_server_model_load_seconds_total{model=\"",
-			(unsigned long long)fails);
+		ret = ret ? ret
+			  : buf_printf(out,
+				       "\"} %llu\n"
+				       "assetfs_server_model_load_seconds_"
+				       "total{model=\"",
+				       (unsigned long long)fails);
 		ret = ret ? ret : label(out, first);
-		ret = ret ? ret : buf_printf(out, "\"} %.6f\n",
-					     (double)ns / 1e9);
+		ret =
+		    ret ? ret : buf_printf(out, "\"} %.6f\n", (double)ns / 1e9);
 		/* one line per distinct version served, counting workers */
 		for (w = 0; w < METRICS_MAX_WORKERS && ret == 0; w++) {
 			struct met_model *mm = &m->models[w][i];
@@ -366,10 +370,10 @@ int metrics_render(struct metrics *m, struct buf *out)
 	size_t b;
 	int ret;
 
-	ret = buf_puts(out,
-		       "# HELP assetfs_server_requests_total Requests "
-		       "answered, by model, version, protocol and status.\n"
-		       "# TYPE assetfs_server_requests_total counter\n");
+	ret =
+	    buf_puts(out, "# HELP assetfs_server_requests_total Requests "
+			  "answered, by model, version, protocol and status.\n"
+			  "# TYPE assetfs_server_requests_total counter\n");
 	for (i = 0; i < MET_SERIES && ret == 0; i++) {
 		struct met_series *s = &m->series[i];
 
@@ -377,13 +381,18 @@ int metrics_render(struct metrics *m, struct buf *out)
 			continue;
 		ret = buf_puts(out, "assetfs_server_requests_total{");
 		ret = ret ? ret : series_labels(out, s);
-		ret = ret ? ret : buf_printf(out, "} %llu\n",
-			(unsigned long long)atomic_load(&s->count));
+		ret = ret ? ret
+			  : buf_printf(
+				out, "} %llu\n",
+				(unsigned long long)atomic_load(&s->count));
 	}
-	ret = ret ? ret : buf_puts(out,
-		"# HELP assetfs_server_request_duration_seconds Time from "
-		"the request line to the response.\n"
-		"# TYPE assetfs_server_request_duration_seconds histogram\n");
+	ret = ret ? ret
+		  : buf_puts(out,
+			     "# HELP assetfs_server_request_duration_seconds "
+			     "Time from "
+			     "the request line to the response.\n"
+			     "# TYPE assetfs_server_request_duration_seconds "
+			     "histogram\n");
 	for (i = 0; i < MET_SERIES && ret == 0; i++) {
 		struct met_series *s = &m->series[i];
 		uint64_t cum = 0;
@@ -393,46 +402,63 @@ int metrics_render(struct metrics *m, struct buf *out)
 		for (b = 0; b < MET_BUCKETS && ret == 0; b++) {
 			cum += atomic_load(&s->buckets[b]);
 			ret = buf_puts(out, "assetfs_server_request_duration_"
-				       "seconds_bucket{");
+					    "seconds_bucket{");
 			ret = ret ? ret : series_labels(out, s);
-			ret = ret ? ret : buf_printf(out, ",le=\"%g\"} %llu\n",
-				met_bounds[b], (unsigned long long)cum);
+			ret = ret ? ret
+				  : buf_printf(out, ",le=\"%g\"} %llu\n",
+					       met_bounds[b],
+					       (unsigned long long)cum);
 		}
-		ret = ret ? ret : buf_puts(out, "assetfs_server_request_"
-					   "duration_seconds_bucket{");
+		ret = ret ? ret
+			  : buf_puts(out, "assetfs_server_request_"
+					  "duration_seconds_bucket{");
 		ret = ret ? ret : series_labels(out, s);
-		ret = ret ? ret : buf_printf(out, ",le=\"+Inf\"} %llu\n",
-			(unsigned long long)atomic_load(&s->count));
-		ret = ret ? ret : buf_puts(out, "assetfs_server_request_"
-					   "duration_seconds_sum{");
+		ret = ret ? ret
+			  : buf_printf(
+				out, ",le=\"+Inf\"} %llu\n",
+				(unsigned long long)atomic_load(&s->count));
+		ret = ret ? ret
+			  : buf_puts(out, "assetfs_server_request_"
+					  "duration_seconds_sum{");
 		ret = ret ? ret : series_labels(out, s);
-		ret = ret ? ret : buf_printf(out, "} %.9f\n",
-			(double)atomic_load(&s->sum_ns) / 1e9);
-		ret = ret ? ret : buf_puts(out, "assetfs_server_request_"
-					   "duration_seconds_count{");
+		ret = ret ? ret
+			  : buf_printf(out, "} %.9f\n",
+				       (double)atomic_load(&s->sum_ns) / 1e9);
+		ret = ret ? ret
+			  : buf_puts(out, "assetfs_server_request_"
+					  "duration_seconds_count{");
 		ret = ret ? ret : series_labels(out, s);
-		ret = ret ? ret : buf_printf(out, "} %llu\n",
-			(unsigned long long)atomic_load(&s->count));
+		ret = ret ? ret
+			  : buf_printf(
+				out, "} %llu\n",
+				(unsigned long long)atomic_load(&s->count));
 	}
 	ret = ret ? ret : render_models(m, out);
-	ret = ret ? ret : buf_printf(out,
-		"# HELP assetfs_server_cache_hits_total Prediction cache "
-		"hits.\n# TYPE assetfs_server_cache_hits_total counter\n"
-		"assetfs_server_cache_hits_total %llu\n"
-		"# HELP assetfs_server_cache_misses_total Prediction cache "
-		"misses.\n# TYPE assetfs_server_cache_misses_total counter\n"
-		"assetfs_server_cache_misses_total %llu\n"
-		"# HELP assetfs_server_worker_restarts_total Workers "
-		"replaced (max-requests or crash).\n"
-		"# TYPE assetfs_server_worker_restarts_total counter\n"
-		"assetfs_server_worker_restarts_total %llu\n"
-		"# HELP assetfs_server_metrics_series_dropped_total Requests "
-		"not counted because the series table was full.\n"
-		"# TYPE assetfs_server_metrics_series_dropped_total counter\n"
-		"assetfs_server_metrics_series_dropped_total %llu\n",
-		(unsigned long long)atomic_load(&m->cache_hits),
-		(unsigned long long)atomic_load(&m->cache_misses),
-		(unsigned long long)atomic_load(&m->worker_restarts),
-		(unsigned long long)atomic_load(&m->dropped));
+	ret =
+	    ret ? ret
+		: buf_printf(
+		      out,
+		      "# HELP assetfs_server_cache_hits_total Prediction cache "
+		      "hits.\n# TYPE assetfs_server_cache_hits_total counter\n"
+		      "assetfs_server_cache_hits_total %llu\n"
+		      "# HELP assetfs_server_cache_misses_total Prediction "
+		      "cache "
+		      "misses.\n# TYPE assetfs_server_cache_misses_total "
+		      "counter\n"
+		      "assetfs_server_cache_misses_total %llu\n"
+		      "# HELP assetfs_server_worker_restarts_total Workers "
+		      "replaced (max-requests or crash).\n"
+		      "# TYPE assetfs_server_worker_restarts_total counter\n"
+		      "assetfs_server_worker_restarts_total %llu\n"
+		      "# HELP assetfs_server_metrics_series_dropped_total "
+		      "Requests "
+		      "not counted because the series table was full.\n"
+		      "# TYPE assetfs_server_metrics_series_dropped_total "
+		      "counter\n"
+		      "assetfs_server_metrics_series_dropped_total %llu\n",
+		      (unsigned long long)atomic_load(&m->cache_hits),
+		      (unsigned long long)atomic_load(&m->cache_misses),
+		      (unsigned long long)atomic_load(&m->worker_restarts),
+		      (unsigned long long)atomic_load(&m->dropped));
 	return ret;
 }

@@ -30,9 +30,8 @@ int metrics_new(struct metrics **out);
 void metrics_free(struct metrics *m); /* NULL-safe; unmaps */
 
 /* Count one answered request. @model/@version may be "" (not a model). */
-void metrics_request(struct metrics *m, const char *model,
-		     const char *version, const char *protocol, int status,
-		     int64_t latency_ns);
+void metrics_request(struct metrics *m, const char *model, const char *version,
+		     const char *protocol, int status, int64_t latency_ns);
 
 /* Record a load attempt by @worker of model number @idx. */
 void metrics_model_load(struct metrics *m, unsigned worker, unsigned idx,

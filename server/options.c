@@ -18,58 +18,66 @@
 #define CONFIG_MAX_BYTES (1u << 20)
 
 const char options_usage[] =
-"Usage: assetfs-server [OPTIONS] --model NAME=SPEC[,runtime=R][,file=F]...\n"
-"       assetfs-server batch --model NAME=SPEC --input F.jsonl --output G.jsonl\n"
-"                            [--metrics-job]\n"
-"\n"
-"Serve models read from an assetfs mount (or any directory in its layout)\n"
-"over the Open Inference Protocol V2 (/v2/...), Seldon (/api/v1.0/predictions,\n"
-"/predict, /health/ping, /health/status) and TF Serving (/v1/models/...).\n"
-"\n"
-"Models:\n"
-"  --model NAME=SPEC[,runtime=xgboost|plugin][,file=REL]\n"
-"                         serve asset SPEC (name[:version][[sub/path]]) as\n"
-"                         NAME; repeatable; a partial or missing version\n"
-"                         follows the alias (or the newest version listed)\n"
-"  --config FILE          models file: {\"models\": [{\"name\", \"asset\",\n"
-"                         \"runtime\", \"file\", \"config\"}]}\n"
-"  --assets-dir DIR       where assets are (default $MODELKIT_ASSETS_DIR)\n"
-"  --poll-interval SEC    how often floating specs are re-resolved (5)\n"
-"  --lazy                 load a model on its first request (also\n"
-"                         MODELKIT_LAZY_LOADING=1)\n"
-"  --versioning SYS       major_minor, simple_date or auto (default: auto,\n"
-"                         or MODELKIT_ASSETS_VERSIONING_SYSTEM)\n"
-"\n"
-"Serving:\n"
-"  --http-port N          port to serve on (8080)\n"
-"  --metrics-port N       serve /metrics on its own port (default: on the\n"
-"                         http port)\n"
-"  --workers N            processes sharing the port (1)\n"
-"  --threads N            threads per worker; 0 = one per connection\n"
-"                         (default: number of CPUs)\n"
-"  --single-threaded      one thread does everything\n"
-"  --max-requests N       replace a worker after N requests (0 = never)\n"
-"  --max-requests-jitter N  add up to N to each worker's max-requests\n"
-"  --keepalive SEC        idle keep-alive timeout (5)\n"
-"  --request-timeout SEC  time allowed to receive a request (10)\n"
-"  --max-body BYTES       largest request body (33554432)\n"
-"  --max-connections N    open connections per worker (1024)\n"
-"  --max-json-depth N     deepest JSON nesting accepted (32)\n"
-"  --access-log           one line per request on stderr\n"
-"  --log-level LEVEL      error, warn, info (default) or debug\n"
-"\n"
-"Batch:\n"
-"  --input FILE           JSON Lines: a row [..], rows [[..]], or\n"
-"                         {\"features\": [..], \"label\": y}\n"
-"  --output FILE          one JSON line per input line\n"
-"  --metrics-job          score all records at once and write the model's\n"
-"                         metrics (xgboost: accuracy and log loss, or RMSE\n"
-"                         and MAE, when records carry labels)\n"
-"\n"
-"Environment: MODELKIT_ASSETS_DIR, MODELKIT_LAZY_LOADING,\n"
-"MODELKIT_CACHE_PROVIDER (native|redis), MODELKIT_CACHE_MAX_SIZE,\n"
-"MODELKIT_CACHE_HOST, MODELKIT_CACHE_PORT, ASSETFS_LOG.\n"
-"SIGTERM: stop accepting, finish requests in flight, exit 0.\n";
+    "Usage: assetfs-server [OPTIONS] --model "
+    "NAME=SPEC[,runtime=R][,file=F]...\n"
+    "       assetfs-server batch --model NAME=SPEC --input F.jsonl --output "
+    "G.jsonl\n"
+    "                            [--metrics-job]\n"
+    "\n"
+    "Serve models read from an assetfs mount (or any directory in its layout)\n"
+    "over the Open Inference Protocol V2 (/v2/...), Seldon "
+    "(/api/v1.0/predictions,\n"
+    "/predict, /health/ping, /health/status) and TF Serving (/v1/models/...).\n"
+    "\n"
+    "Models:\n"
+    "  --model NAME=SPEC[,runtime=xgboost|plugin][,file=REL]\n"
+    "                         serve asset SPEC (name[:version][[sub/path]]) "
+    "as\n"
+    "                         NAME; repeatable; a partial or missing version\n"
+    "                         follows the alias (or the newest version "
+    "listed)\n"
+    "  --config FILE          models file: {\"models\": [{\"name\", "
+    "\"asset\",\n"
+    "                         \"runtime\", \"file\", \"config\"}]}\n"
+    "  --assets-dir DIR       where assets are (default $MODELKIT_ASSETS_DIR)\n"
+    "  --poll-interval SEC    how often floating specs are re-resolved (5)\n"
+    "  --lazy                 load a model on its first request (also\n"
+    "                         MODELKIT_LAZY_LOADING=1)\n"
+    "  --versioning SYS       major_minor, simple_date or auto (default: "
+    "auto,\n"
+    "                         or MODELKIT_ASSETS_VERSIONING_SYSTEM)\n"
+    "\n"
+    "Serving:\n"
+    "  --http-port N          port to serve on (8080)\n"
+    "  --metrics-port N       serve /metrics on its own port (default: on the\n"
+    "                         http port)\n"
+    "  --workers N            processes sharing the port (1)\n"
+    "  --threads N            threads per worker; 0 = one per connection\n"
+    "                         (default: number of CPUs)\n"
+    "  --single-threaded      one thread does everything\n"
+    "  --max-requests N       replace a worker after N requests (0 = never)\n"
+    "  --max-requests-jitter N  add up to N to each worker's max-requests\n"
+    "  --keepalive SEC        idle keep-alive timeout (5)\n"
+    "  --request-timeout SEC  time allowed to receive a request (10)\n"
+    "  --max-body BYTES       largest request body (33554432)\n"
+    "  --max-connections N    open connections per worker (1024)\n"
+    "  --max-json-depth N     deepest JSON nesting accepted (32)\n"
+    "  --access-log           one line per request on stderr\n"
+    "  --log-level LEVEL      error, warn, info (default) or debug\n"
+    "\n"
+    "Batch:\n"
+    "  --input FILE           JSON Lines: a row [..], rows [[..]], or\n"
+    "                         {\"features\": [..], \"label\": y}\n"
+    "  --output FILE          one JSON line per input line\n"
+    "  --metrics-job          score all records at once and write the model's\n"
+    "                         metrics (xgboost: accuracy and log loss, or "
+    "RMSE\n"
+    "                         and MAE, when records carry labels)\n"
+    "\n"
+    "Environment: MODELKIT_ASSETS_DIR, MODELKIT_LAZY_LOADING,\n"
+    "MODELKIT_CACHE_PROVIDER (native|redis), MODELKIT_CACHE_MAX_SIZE,\n"
+    "MODELKIT_CACHE_HOST, MODELKIT_CACHE_PORT, ASSETFS_LOG.\n"
+    "SIGTERM: stop accepting, finish requests in flight, exit 0.\n";
 
 static char *dupn(const char *s, size_t n)
 {
@@ -148,9 +156,10 @@ int options_parse_model(const char *text, struct model_opt *mo, char *err,
 			kv += 5;
 			n -= 5;
 		} else {
-			snprintf(err, errlen, "--model '%s': unknown option "
-				 "'%.*s' (runtime= or file=)", text, (int)n,
-				 kv);
+			snprintf(err, errlen,
+				 "--model '%s': unknown option "
+				 "'%.*s' (runtime= or file=)",
+				 text, (int)n, kv);
 			ret = -EINVAL;
 			goto fail;
 		}
@@ -172,8 +181,8 @@ static char *json_dup_str(const cJSON *o, const char *key)
 	return cJSON_IsString(x) ? strdup(x->valuestring) : NULL;
 }
 
-static int config_model(const char *name, const cJSON *e,
-			struct server_opts *o, char *err, size_t errlen)
+static int config_model(const char *name, const cJSON *e, struct server_opts *o,
+			char *err, size_t errlen)
 {
 	struct model_opt *mo;
 	const cJSON *conf;
@@ -194,8 +203,10 @@ static int config_model(const char *name, const cJSON *e,
 	if (conf)
 		mo->config = cJSON_PrintUnformatted(conf);
 	if (!mo->spec) {
-		snprintf(err, errlen, "models file: model '%s' has no "
-			 "\"asset\"", mo->name ? mo->name : "?");
+		snprintf(err, errlen,
+			 "models file: model '%s' has no "
+			 "\"asset\"",
+			 mo->name ? mo->name : "?");
 		model_opt_clear(mo);
 		return -EINVAL;
 	}
@@ -230,13 +241,15 @@ int options_read_config(const char *path, struct server_opts *o, char *err,
 	}
 	list = cJSON_GetObjectItemCaseSensitive(j, "models");
 	if (cJSON_IsArray(list)) {
-		cJSON_ArrayForEach(e, list) {
+		cJSON_ArrayForEach(e, list)
+		{
 			ret = config_model(NULL, e, o, err, errlen);
 			if (ret < 0)
 				goto out;
 		}
 	} else {
-		cJSON_ArrayForEach(e, j) {
+		cJSON_ArrayForEach(e, j)
+		{
 			if (!cJSON_IsObject(e))
 				continue;
 			ret = config_model(e->string, e, o, err, errlen);
@@ -269,40 +282,60 @@ static int num(const char *opt, const char *s, double lo, double hi,
 }
 
 enum {
-	OPT_MODEL = 256, OPT_CONFIG, OPT_ASSETS, OPT_POLL, OPT_LAZY,
-	OPT_VERSIONING, OPT_PORT, OPT_MPORT, OPT_WORKERS, OPT_THREADS,
-	OPT_SINGLE, OPT_MAXREQ, OPT_JITTER, OPT_KEEPALIVE, OPT_RTIMEOUT,
-	OPT_MAXBODY, OPT_MAXCONN, OPT_DEPTH, OPT_ACCESS, OPT_LOGLEVEL,
-	OPT_INPUT, OPT_OUTPUT, OPT_MJOB, OPT_HELP, OPT_VERSION,
+	OPT_MODEL = 256,
+	OPT_CONFIG,
+	OPT_ASSETS,
+	OPT_POLL,
+	OPT_LAZY,
+	OPT_VERSIONING,
+	OPT_PORT,
+	OPT_MPORT,
+	OPT_WORKERS,
+	OPT_THREADS,
+	OPT_SINGLE,
+	OPT_MAXREQ,
+	OPT_JITTER,
+	OPT_KEEPALIVE,
+	OPT_RTIMEOUT,
+	OPT_MAXBODY,
+	OPT_MAXCONN,
+	OPT_DEPTH,
+	OPT_ACCESS,
+	OPT_LOGLEVEL,
+	OPT_INPUT,
+	OPT_OUTPUT,
+	OPT_MJOB,
+	OPT_HELP,
+	OPT_VERSION,
 };
 
 static const struct option long_opts[] = {
-	{ "model", required_argument, NULL, OPT_MODEL },
-	{ "config", required_argument, NULL, OPT_CONFIG },
-	{ "assets-dir", required_argument, NULL, OPT_ASSETS },
-	{ "poll-interval", required_argument, NULL, OPT_POLL },
-	{ "lazy", no_argument, NULL, OPT_LAZY },
-	{ "versioning", required_argument, NULL, OPT_VERSIONING },
-	{ "http-port", required_argument, NULL, OPT_PORT },
-	{ "metrics-port", required_argument, NULL, OPT_MPORT },
-	{ "workers", required_argument, NULL, OPT_WORKERS },
-	{ "threads", required_argument, NULL, OPT_THREADS },
-	{ "single-threaded", no_argument, NULL, OPT_SINGLE },
-	{ "max-requests", required_argument, NULL, OPT_MAXREQ },
-	{ "max-requests-jitter", required_argument, NULL, OPT_JITTER },
-	{ "keepalive", required_argument, NULL, OPT_KEEPALIVE },
-	{ "request-timeout", required_argument, NULL, OPT_RTIMEOUT },
-	{ "max-body", required_argument, NULL, OPT_MAXBODY },
-	{ "max-connections", required_argument, NULL, OPT_MAXCONN },
-	{ "max-json-depth", required_argument, NULL, OPT_DEPTH },
-	{ "access-log", no_argument, NULL, OPT_ACCESS },
-	{ "log-level", required_argument, NULL, OPT_LOGLEVEL },
-	{ "input", required_argument, NULL, OPT_INPUT },
-	{ "output", required_argument, NULL, OPT_OUTPUT },
-	{ "metrics-job", no_argument, NULL, OPT_MJOB },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ "version", no_argument, NULL, OPT_VERSION },
-	{ NULL, 0, NULL, 0 },
+    {"model", required_argument, NULL, OPT_MODEL},
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"assets-dir", required_argument, NULL, OPT_ASSETS},
+    {"poll-interval", required_argument, NULL, OPT_POLL},
+    {"lazy", no_argument, NULL, OPT_LAZY},
+    {"versioning", required_argument, NULL, OPT_VERSIONING},
+    {"http-port", required_argument, NULL, OPT_PORT},
+    {"metrics-port", required_argument, NULL, OPT_MPORT},
+    {"workers", required_argument, NULL, OPT_WORKERS},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"single-threaded", no_argument, NULL, OPT_SINGLE},
+    {"max-requests", required_argument, NULL, OPT_MAXREQ},
+    {"max-requests-jitter", required_argument, NULL, OPT_JITTER},
+    {"keepalive", required_argument, NULL, OPT_KEEPALIVE},
+    {"request-timeout", required_argument, NULL, OPT_RTIMEOUT},
+    {"max-body", required_argument, NULL, OPT_MAXBODY},
+    {"max-connections", required_argument, NULL, OPT_MAXCONN},
+    {"max-json-depth", required_argument, NULL, OPT_DEPTH},
+    {"access-log", no_argument, NULL, OPT_ACCESS},
+    {"log-level", required_argument, NULL, OPT_LOGLEVEL},
+    {"input", required_argument, NULL, OPT_INPUT},
+    {"output", required_argument, NULL, OPT_OUTPUT},
+    {"metrics-job", no_argument, NULL, OPT_MJOB},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
 };
 
 int options_parse(int argc, char **argv, struct server_opts *o, char *err,
@@ -324,9 +357,9 @@ int options_parse(int argc, char **argv, struct server_opts *o, char *err,
 	o->max_connections = 1024;
 	o->max_json_depth = 32;
 	o->poll_ms = 5000;
-	o->lazy = lazy && (strcmp(lazy, "1") == 0 ||
-			   strcasecmp(lazy, "true") == 0 ||
-			   strcasecmp(lazy, "yes") == 0);
+	o->lazy =
+	    lazy && (strcmp(lazy, "1") == 0 || strcasecmp(lazy, "true") == 0 ||
+		     strcasecmp(lazy, "yes") == 0);
 	if (argc > 1 && strcmp(argv[1], "batch") == 0) {
 		o->batch = true;
 		argc--;
@@ -343,23 +376,28 @@ int options_parse(int argc, char **argv, struct server_opts *o, char *err,
 					 OPTIONS_MAX_MODELS);
 				return -EINVAL;
 			}
-			ret = options_parse_model(optarg,
-						  &o->models[o->n_models], err,
-						  errlen);
+			ret = options_parse_model(
+			    optarg, &o->models[o->n_models], err, errlen);
 			if (ret == 0)
 				o->n_models++;
 			break;
 		case OPT_CONFIG:
 			ret = options_read_config(optarg, o, err, errlen);
 			break;
-		case OPT_ASSETS: o->assets_dir = optarg; break;
+		case OPT_ASSETS:
+			o->assets_dir = optarg;
+			break;
 		case OPT_POLL:
 			ret = num("--poll-interval", optarg, 0, 86400, &v, err,
 				  errlen);
 			o->poll_ms = (int)(v * 1000);
 			break;
-		case OPT_LAZY: o->lazy = true; break;
-		case OPT_VERSIONING: o->versioning = optarg; break;
+		case OPT_LAZY:
+			o->lazy = true;
+			break;
+		case OPT_VERSIONING:
+			o->versioning = optarg;
+			break;
 		case OPT_PORT:
 			ret = num("--http-port", optarg, 0, 65535, &v, err,
 				  errlen);
@@ -375,11 +413,13 @@ int options_parse(int argc, char **argv, struct server_opts *o, char *err,
 			o->workers = (unsigned)v;
 			break;
 		case OPT_THREADS:
-			ret = num("--threads", optarg, 0, 1024, &v, err,
-				  errlen);
+			ret =
+			    num("--threads", optarg, 0, 1024, &v, err, errlen);
 			o->threads = (unsigned)v;
 			break;
-		case OPT_SINGLE: o->single_threaded = true; break;
+		case OPT_SINGLE:
+			o->single_threaded = true;
+			break;
 		case OPT_MAXREQ:
 			ret = num("--max-requests", optarg, 0, 1e15, &v, err,
 				  errlen);
@@ -401,8 +441,8 @@ int options_parse(int argc, char **argv, struct server_opts *o, char *err,
 			o->request_timeout_ms = (unsigned)(v * 1000);
 			break;
 		case OPT_MAXBODY:
-			ret = num("--max-body", optarg, 1, 1e12, &v, err,
-				  errlen);
+			ret =
+			    num("--max-body", optarg, 1, 1e12, &v, err, errlen);
 			o->max_body = (size_t)v;
 			break;
 		case OPT_MAXCONN:
@@ -415,11 +455,21 @@ int options_parse(int argc, char **argv, struct server_opts *o, char *err,
 				  errlen);
 			o->max_json_depth = (int)v;
 			break;
-		case OPT_ACCESS: o->access_log = true; break;
-		case OPT_LOGLEVEL: o->log_level = optarg; break;
-		case OPT_INPUT: o->input = optarg; break;
-		case OPT_OUTPUT: o->output = optarg; break;
-		case OPT_MJOB: o->metrics_job = true; break;
+		case OPT_ACCESS:
+			o->access_log = true;
+			break;
+		case OPT_LOGLEVEL:
+			o->log_level = optarg;
+			break;
+		case OPT_INPUT:
+			o->input = optarg;
+			break;
+		case OPT_OUTPUT:
+			o->output = optarg;
+			break;
+		case OPT_MJOB:
+			o->metrics_job = true;
+			break;
 		case 'h':
 		case OPT_HELP:
 			fputs(options_usage, stdout);
@@ -428,8 +478,10 @@ int options_parse(int argc, char **argv, struct server_opts *o, char *err,
 			printf("assetfs-server %s\n", ASSETFS_VERSION);
 			return 1;
 		default:
-			snprintf(err, errlen, "unknown or incomplete option "
-				 "'%s' (see --help)", argv[optind - 1]);
+			snprintf(err, errlen,
+				 "unknown or incomplete option "
+				 "'%s' (see --help)",
+				 argv[optind - 1]);
 			return -EINVAL;
 		}
 		if (ret < 0)
@@ -441,12 +493,14 @@ int options_parse(int argc, char **argv, struct server_opts *o, char *err,
 		return -EINVAL;
 	}
 	if (o->n_models == 0) {
-		snprintf(err, errlen, "no model given: use --model NAME=SPEC "
+		snprintf(err, errlen,
+			 "no model given: use --model NAME=SPEC "
 			 "or --config FILE");
 		return -EINVAL;
 	}
 	if (!o->assets_dir || !o->assets_dir[0]) {
-		snprintf(err, errlen, "no assets dir: use --assets-dir or set "
+		snprintf(err, errlen,
+			 "no assets dir: use --assets-dir or set "
 			 "MODELKIT_ASSETS_DIR");
 		return -EINVAL;
 	}

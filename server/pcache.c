@@ -88,7 +88,8 @@ int pcache_from_env(struct pcache **out, char *err, size_t errlen)
 		s = getenv("MODELKIT_CACHE_MAX_SIZE");
 		v = s ? strtol(s, NULL, 10) : 128;
 		if (v <= 0 || v > 100000000) {
-			snprintf(err, errlen, "MODELKIT_CACHE_MAX_SIZE must be "
+			snprintf(err, errlen,
+				 "MODELKIT_CACHE_MAX_SIZE must be "
 				 "a positive number of entries");
 			goto bad;
 		}
@@ -110,19 +111,23 @@ int pcache_from_env(struct pcache **out, char *err, size_t errlen)
 		s = getenv("MODELKIT_CACHE_PORT");
 		v = s ? strtol(s, NULL, 10) : 6379;
 		if (v <= 0 || v > 65535) {
-			snprintf(err, errlen, "MODELKIT_CACHE_PORT must be a "
+			snprintf(err, errlen,
+				 "MODELKIT_CACHE_PORT must be a "
 				 "port number");
 			goto bad;
 		}
 		c->port = (int)v;
 #else
-		snprintf(err, errlen, "this server was built without hiredis: "
+		snprintf(err, errlen,
+			 "this server was built without hiredis: "
 			 "MODELKIT_CACHE_PROVIDER=redis is not available");
 		goto bad;
 #endif
 	} else {
-		snprintf(err, errlen, "MODELKIT_CACHE_PROVIDER must be native "
-			 "or redis, not '%s'", prov);
+		snprintf(err, errlen,
+			 "MODELKIT_CACHE_PROVIDER must be native "
+			 "or redis, not '%s'",
+			 prov);
 		goto bad;
 	}
 	*out = c;
@@ -191,7 +196,7 @@ static void lru_front(struct pcache *c, struct pc_entry *e)
 #ifdef HAVE_HIREDIS
 static redisContext *redis_take(struct pcache *c)
 {
-	struct timeval tv = { .tv_sec = 1 };
+	struct timeval tv = {.tv_sec = 1};
 	redisContext *r = NULL;
 
 	pthread_mutex_lock(&c->lock);
@@ -207,7 +212,8 @@ static redisContext *redis_take(struct pcache *c)
 	r = redisConnectWithTimeout(c->host, c->port, tv);
 	if (!r || r->err) {
 		log_warn("prediction cache: cannot connect to redis at %s:%d: "
-			 "%s", c->host, c->port, r ? r->errstr : "no memory");
+			 "%s",
+			 c->host, c->port, r ? r->errstr : "no memory");
 		redisFree(r);
 		pthread_mutex_lock(&c->lock);
 		c->down_until_ms = time_mono_ms() + 1000;

@@ -27,7 +27,7 @@
 struct server_ctx {
 	struct registry *reg;
 	struct metrics *metrics;
-	int max_depth;	  /* JSON nesting accepted in a body */
+	int max_depth;	   /* JSON nesting accepted in a body */
 	bool metrics_here; /* serve /metrics on the main port too */
 };
 

@@ -27,9 +27,10 @@ static void seldon_error(struct http_response *resp, int status,
 {
 	resp->status = status;
 	buf_reset(&resp->body);
-	buf_printf(&resp->body, "{\"status\": {\"status\": \"FAILURE\", "
-		   "\"code\": %d, \"reason\": \"%s\", \"info\": ", status,
-		   reason);
+	buf_printf(&resp->body,
+		   "{\"status\": {\"status\": \"FAILURE\", "
+		   "\"code\": %d, \"reason\": \"%s\", \"info\": ",
+		   status, reason);
 	jw_str(&resp->body, msg);
 	buf_puts(&resp->body, "}}");
 }
@@ -40,13 +41,14 @@ static int from_tensor(const cJSON *t, struct matrix *x, char *err,
 {
 	const cJSON *shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
 	const cJSON *values = cJSON_GetObjectItemCaseSensitive(t, "values");
-	size_t dims[2] = { 1, 0 }, nd, count;
+	size_t dims[2] = {1, 0}, nd, count;
 	long got;
 
 	memset(x, 0, sizeof(*x));
 	if (!cJSON_IsArray(shape) || !cJSON_IsArray(values) ||
 	    cJSON_GetArraySize(shape) < 1 || cJSON_GetArraySize(shape) > 2) {
-		snprintf(err, errlen, "data.tensor needs 'shape' ([rows, cols] "
+		snprintf(err, errlen,
+			 "data.tensor needs 'shape' ([rows, cols] "
 			 "or [cols]) and 'values'");
 		return -EINVAL;
 	}
@@ -57,7 +59,8 @@ static int from_tensor(const cJSON *t, struct matrix *x, char *err,
 		if (!cJSON_IsNumber(d) || d->valuedouble < 1 ||
 		    d->valuedouble > TENSOR_MAX_ELEMS ||
 		    d->valuedouble != (double)(size_t)d->valuedouble) {
-			snprintf(err, errlen, "data.tensor.shape holds an "
+			snprintf(err, errlen,
+				 "data.tensor.shape holds an "
 				 "invalid size");
 			return -EINVAL;
 		}
@@ -66,15 +69,17 @@ static int from_tensor(const cJSON *t, struct matrix *x, char *err,
 	count = dims[0] * dims[1];
 	if (count > TENSOR_MAX_ELEMS ||
 	    (size_t)cJSON_GetArraySize(values) != count) {
-		snprintf(err, errlen, "data.tensor: shape holds %zu values but "
-			 "'values' has %d", count, cJSON_GetArraySize(values));
+		snprintf(err, errlen,
+			 "data.tensor: shape holds %zu values but "
+			 "'values' has %d",
+			 count, cJSON_GetArraySize(values));
 		return -EINVAL;
 	}
 	x->x = malloc(count * sizeof(double));
 	if (!x->x)
 		return -ENOMEM;
-	got = tensor_flatten(values, DT_FP64, "data.tensor.values", x->x,
-			     count, err, errlen);
+	got = tensor_flatten(values, DT_FP64, "data.tensor.values", x->x, count,
+			     err, errlen);
 	if (got < 0) {
 		matrix_free(x);
 		return (int)got;
@@ -94,14 +99,13 @@ static void write_names(struct buf *b, size_t k)
 	buf_puts(b, "]");
 }
 
-static void seldon_predict(struct server_ctx *c,
-			   const struct http_request *req,
+static void seldon_predict(struct server_ctx *c, const struct http_request *req,
 			   struct http_response *resp, const char *name)
 {
 	char err[ERR_MAX];
 	struct model_version *v = NULL;
 	struct model *m = NULL;
-	struct matrix x = { 0 };
+	struct matrix x = {0};
 	const cJSON *data, *jd, *nd, *t, *meta;
 	enum seldon_enc enc = ENC_NDARRAY;
 	double *y = NULL;
@@ -135,7 +139,8 @@ static void seldon_predict(struct server_ctx *c,
 			enc = ENC_TENSOR;
 			ret = from_tensor(t, &x, err, sizeof(err));
 		} else {
-			snprintf(err, sizeof(err), "'data' needs 'ndarray' or "
+			snprintf(err, sizeof(err),
+				 "'data' needs 'ndarray' or "
 				 "'tensor'");
 			ret = -EINVAL;
 		}
@@ -145,7 +150,7 @@ static void seldon_predict(struct server_ctx *c,
 			nd = cJSON_GetObjectItemCaseSensitive(jd, "ndarray");
 			if (!nd)
 				nd = cJSON_GetObjectItemCaseSensitive(
-					jd, "instances");
+				    jd, "instances");
 			if (!nd)
 				nd = cJSON_GetObjectItemCaseSensitive(jd,
 								      "data");
@@ -153,7 +158,8 @@ static void seldon_predict(struct server_ctx *c,
 		}
 		ret = matrix_from_rows(jd, "jsonData", &x, err, sizeof(err));
 	} else {
-		snprintf(err, sizeof(err), "the request needs 'data' (ndarray "
+		snprintf(err, sizeof(err),
+			 "the request needs 'data' (ndarray "
 			 "or tensor) or 'jsonData'");
 		ret = -EINVAL;
 	}
@@ -163,17 +169,18 @@ static void seldon_predict(struct server_ctx *c,
 	}
 	status = proto_acquire(c, name, NULL, &m, &v, err, sizeof(err));
 	if (status != 200) {
-		seldon_error(resp, status, status == 404 ? "MODEL_NOT_FOUND" :
-			     "MICROSERVICE_NOT_READY", err);
+		seldon_error(resp, status,
+			     status == 404 ? "MODEL_NOT_FOUND"
+					   : "MICROSERVICE_NOT_READY",
+			     err);
 		goto out;
 	}
-	snprintf(resp->version, sizeof(resp->version), "%.63s",
-		 v->version);
+	snprintf(resp->version, sizeof(resp->version), "%.63s", v->version);
 	ret = model_predict(c->reg, m, v, &x, &y, err, sizeof(err));
 	if (ret < 0) {
 		seldon_error(resp, ret == -EINVAL ? 400 : 500,
-			     ret == -EINVAL ? "MICROSERVICE_BAD_DATA" :
-					      "MICROSERVICE_INTERNAL_ERROR",
+			     ret == -EINVAL ? "MICROSERVICE_BAD_DATA"
+					    : "MICROSERVICE_INTERNAL_ERROR",
 			     err);
 		goto out;
 	}
@@ -185,8 +192,8 @@ static void seldon_predict(struct server_ctx *c,
 	jw_str(b, v->version);
 	buf_puts(b, "}");
 	if (cJSON_IsObject(meta)) {
-		const cJSON *puid = cJSON_GetObjectItemCaseSensitive(meta,
-								     "puid");
+		const cJSON *puid =
+		    cJSON_GetObjectItemCaseSensitive(meta, "puid");
 
 		if (cJSON_IsString(puid)) {
 			buf_puts(b, ", \"puid\": ");
@@ -206,11 +213,15 @@ static void seldon_predict(struct server_ctx *c,
 		buf_puts(b, "\"data\": {");
 		write_names(b, k);
 		if (k == 1)
-			buf_printf(b, ", \"tensor\": {\"shape\": [%zu], "
-				   "\"values\": [", x.rows);
+			buf_printf(b,
+				   ", \"tensor\": {\"shape\": [%zu], "
+				   "\"values\": [",
+				   x.rows);
 		else
-			buf_printf(b, ", \"tensor\": {\"shape\": [%zu, %zu], "
-				   "\"values\": [", x.rows, k);
+			buf_printf(b,
+				   ", \"tensor\": {\"shape\": [%zu, %zu], "
+				   "\"values\": [",
+				   x.rows, k);
 		for (i = 0; i < x.rows * k; i++) {
 			if (i)
 				buf_puts(b, ", ");

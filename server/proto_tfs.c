@@ -34,9 +34,11 @@ static cJSON *unwrap_instances(const cJSON *inst, char *err, size_t errlen)
 	rows = cJSON_CreateArray();
 	if (!rows)
 		return NULL;
-	cJSON_ArrayForEach(e, inst) {
+	cJSON_ArrayForEach(e, inst)
+	{
 		if (!cJSON_IsObject(e) || cJSON_GetArraySize(e) != 1) {
-			snprintf(err, errlen, "instances: each object must "
+			snprintf(err, errlen,
+				 "instances: each object must "
 				 "hold exactly one input");
 			cJSON_Delete(rows);
 			return NULL;
@@ -53,7 +55,7 @@ static void tfs_predict(struct server_ctx *c, const struct http_request *req,
 	char err[ERR_MAX];
 	struct model_version *v = NULL;
 	struct model *m = NULL;
-	struct matrix x = { 0 };
+	struct matrix x = {0};
 	const cJSON *inst, *inputs, *src;
 	cJSON *j, *tmp = NULL;
 	double *y = NULL;
@@ -68,7 +70,8 @@ static void tfs_predict(struct server_ctx *c, const struct http_request *req,
 	inst = cJSON_GetObjectItemCaseSensitive(j, "instances");
 	inputs = cJSON_GetObjectItemCaseSensitive(j, "inputs");
 	if ((inst != NULL) == (inputs != NULL)) {
-		tfs_error(resp, 400, "the request needs exactly one of "
+		tfs_error(resp, 400,
+			  "the request needs exactly one of "
 			  "'instances' or 'inputs'");
 		goto out;
 	}
@@ -76,7 +79,8 @@ static void tfs_predict(struct server_ctx *c, const struct http_request *req,
 	src = columnar ? inputs : inst;
 	if (columnar && cJSON_IsObject(inputs)) {
 		if (cJSON_GetArraySize(inputs) != 1) {
-			tfs_error(resp, 400, "inputs: this model takes one "
+			tfs_error(resp, 400,
+				  "inputs: this model takes one "
 				  "named input");
 			goto out;
 		}
@@ -90,8 +94,8 @@ static void tfs_predict(struct server_ctx *c, const struct http_request *req,
 		}
 		src = tmp;
 	}
-	ret = matrix_from_rows(src, columnar ? "inputs" : "instances", &x,
-			       err, sizeof(err));
+	ret = matrix_from_rows(src, columnar ? "inputs" : "instances", &x, err,
+			       sizeof(err));
 	if (ret < 0) {
 		tfs_error(resp, 400, err);
 		goto out;
@@ -101,15 +105,14 @@ static void tfs_predict(struct server_ctx *c, const struct http_request *req,
 		tfs_error(resp, status, err);
 		goto out;
 	}
-	snprintf(resp->version, sizeof(resp->version), "%.63s",
-		 v->version);
+	snprintf(resp->version, sizeof(resp->version), "%.63s", v->version);
 	ret = model_predict(c->reg, m, v, &x, &y, err, sizeof(err));
 	if (ret < 0) {
 		tfs_error(resp, ret == -EINVAL ? 400 : 500, err);
 		goto out;
 	}
-	buf_puts(&resp->body, columnar ? "{\"outputs\": " :
-					 "{\"predictions\": ");
+	buf_puts(&resp->body,
+		 columnar ? "{\"outputs\": " : "{\"predictions\": ");
 	proto_write_rows(&resp->body, y, x.rows, v->info.n_outputs,
 			 proto_fp32(v), true);
 	if (buf_puts(&resp->body, "}") < 0)
@@ -138,11 +141,15 @@ static void tfs_status(struct server_ctx *c, struct http_response *resp,
 	buf_puts(&resp->body, "{\"model_version_status\": [{\"version\": ");
 	jw_str(&resp->body, v ? v->version : "");
 	if (v)
-		buf_puts(&resp->body, ", \"state\": \"AVAILABLE\", \"status\": "
-			 "{\"error_code\": \"OK\", \"error_message\": \"\"}}]}");
+		buf_puts(
+		    &resp->body,
+		    ", \"state\": \"AVAILABLE\", \"status\": "
+		    "{\"error_code\": \"OK\", \"error_message\": \"\"}}]}");
 	else {
-		buf_puts(&resp->body, ", \"state\": \"LOADING\", \"status\": "
-			 "{\"error_code\": \"UNAVAILABLE\", \"error_message\": ");
+		buf_puts(
+		    &resp->body,
+		    ", \"state\": \"LOADING\", \"status\": "
+		    "{\"error_code\": \"UNAVAILABLE\", \"error_message\": ");
 		jw_str(&resp->body, err);
 		buf_puts(&resp->body, "}}]}");
 	}
@@ -181,8 +188,7 @@ void tfs_handle(struct server_ctx *c, const struct http_request *req,
 			goto nf;
 		p += n + 10;
 		len -= n + 10;
-		if (len == 0 || len >= sizeof(version) ||
-		    memchr(p, '/', len))
+		if (len == 0 || len >= sizeof(version) || memchr(p, '/', len))
 			goto nf;
 		memcpy(version, p, len);
 		version[len] = '\0';

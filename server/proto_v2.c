@@ -46,21 +46,28 @@ static void v2_metadata(struct model *m, struct model_version *v,
 	jw_str(b, model_name(m));
 	buf_puts(b, ", \"versions\": [");
 	jw_str(b, v->version);
-	buf_printf(b, "], \"platform\": \"%s\", \"inputs\": [{\"name\": "
+	buf_printf(b,
+		   "], \"platform\": \"%s\", \"inputs\": [{\"name\": "
 		   "\"input-0\", \"datatype\": \"%s\", \"shape\": [-1, %lld]}"
-		   "], \"outputs\": [", model_runtime(m), dt,
-		   (long long)v->info.n_features);
+		   "], \"outputs\": [",
+		   model_runtime(m), dt, (long long)v->info.n_features);
 	if (model_has_proba(v))
-		buf_printf(b, "{\"name\": \"predict_proba\", \"datatype\": "
+		buf_printf(b,
+			   "{\"name\": \"predict_proba\", \"datatype\": "
 			   "\"%s\", \"shape\": [-1, %u]}, {\"name\": "
 			   "\"predict\", \"datatype\": \"INT64\", \"shape\": "
-			   "[-1]}", dt, v->info.n_outputs);
+			   "[-1]}",
+			   dt, v->info.n_outputs);
 	else if (v->info.n_outputs == 1)
-		buf_printf(b, "{\"name\": \"predict\", \"datatype\": \"%s\", "
-			   "\"shape\": [-1]}", dt);
+		buf_printf(b,
+			   "{\"name\": \"predict\", \"datatype\": \"%s\", "
+			   "\"shape\": [-1]}",
+			   dt);
 	else
-		buf_printf(b, "{\"name\": \"predict\", \"datatype\": \"%s\", "
-			   "\"shape\": [-1, %u]}", dt, v->info.n_outputs);
+		buf_printf(b,
+			   "{\"name\": \"predict\", \"datatype\": \"%s\", "
+			   "\"shape\": [-1, %u]}",
+			   dt, v->info.n_outputs);
 	buf_puts(b, "], \"parameters\": {\"spec\": ");
 	jw_str(b, model_spec(m));
 	buf_puts(b, ", \"objective\": ");
@@ -89,7 +96,8 @@ static int v2_inputs(const cJSON *inputs, const struct model_version *v,
 
 	memset(x, 0, sizeof(*x));
 	if (!cJSON_IsArray(inputs) || cJSON_GetArraySize(inputs) == 0) {
-		snprintf(err, errlen, "'inputs' must be a non-empty array of "
+		snprintf(err, errlen,
+			 "'inputs' must be a non-empty array of "
 			 "tensors");
 		return 400;
 	}
@@ -103,7 +111,8 @@ static int v2_inputs(const cJSON *inputs, const struct model_version *v,
 	if (!in)
 		return 500;
 	i = 0;
-	cJSON_ArrayForEach(t, inputs) {
+	cJSON_ArrayForEach(t, inputs)
+	{
 		const cJSON *name, *dt, *shape, *data, *d;
 		size_t count = 1, ndims = 0, have;
 		size_t dims[TENSOR_MAX_DIMS];
@@ -113,64 +122,79 @@ static int v2_inputs(const cJSON *inputs, const struct model_version *v,
 		shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
 		data = cJSON_GetObjectItemCaseSensitive(t, "data");
 		if (!cJSON_IsObject(t) || !cJSON_IsString(name)) {
-			snprintf(err, errlen, "inputs[%zu]: 'name' (a string) "
-				 "is required", i);
+			snprintf(err, errlen,
+				 "inputs[%zu]: 'name' (a string) "
+				 "is required",
+				 i);
 			goto out;
 		}
 		in[i].name = name->valuestring;
 		if (!cJSON_IsString(dt) ||
 		    dtype_parse(dt->valuestring, &in[i].dt) < 0) {
-			snprintf(err, errlen, "inputs[%zu] (%.64s): 'datatype' "
-				 "must be one of BOOL, INT8-64, UINT8-64, FP32, "
-				 "FP64", i, in[i].name);
+			snprintf(
+			    err, errlen,
+			    "inputs[%zu] (%.64s): 'datatype' "
+			    "must be one of BOOL, INT8-64, UINT8-64, FP32, "
+			    "FP64",
+			    i, in[i].name);
 			goto out;
 		}
 		if (in[i].dt == DT_BYTES || in[i].dt == DT_FP16) {
-			snprintf(err, errlen, "inputs[%zu] (%.64s): datatype "
-				 "%s is not supported by this model", i,
-				 in[i].name, dtype_name(in[i].dt));
+			snprintf(err, errlen,
+				 "inputs[%zu] (%.64s): datatype "
+				 "%s is not supported by this model",
+				 i, in[i].name, dtype_name(in[i].dt));
 			goto out;
 		}
 		if (!cJSON_IsArray(shape) || cJSON_GetArraySize(shape) < 1 ||
 		    cJSON_GetArraySize(shape) > TENSOR_MAX_DIMS) {
-			snprintf(err, errlen, "inputs[%zu] (%.64s): 'shape' "
-				 "must be an array of 1 to %d sizes", i,
-				 in[i].name, TENSOR_MAX_DIMS);
+			snprintf(err, errlen,
+				 "inputs[%zu] (%.64s): 'shape' "
+				 "must be an array of 1 to %d sizes",
+				 i, in[i].name, TENSOR_MAX_DIMS);
 			goto out;
 		}
-		cJSON_ArrayForEach(d, shape) {
+		cJSON_ArrayForEach(d, shape)
+		{
 			if (!cJSON_IsNumber(d) || d->valuedouble < 0 ||
 			    d->valuedouble > TENSOR_MAX_ELEMS ||
 			    d->valuedouble != (double)(size_t)d->valuedouble) {
-				snprintf(err, errlen, "inputs[%zu] (%.64s): "
-					 "'shape' holds an invalid size", i,
-					 in[i].name);
+				snprintf(err, errlen,
+					 "inputs[%zu] (%.64s): "
+					 "'shape' holds an invalid size",
+					 i, in[i].name);
 				goto out;
 			}
 			dims[ndims++] = (size_t)d->valuedouble;
 			count *= (size_t)d->valuedouble;
 			if (count > TENSOR_MAX_ELEMS) {
-				snprintf(err, errlen, "inputs[%zu] (%.64s): "
-					 "more than %u elements", i,
-					 in[i].name, TENSOR_MAX_ELEMS);
+				snprintf(err, errlen,
+					 "inputs[%zu] (%.64s): "
+					 "more than %u elements",
+					 i, in[i].name, TENSOR_MAX_ELEMS);
 				goto out;
 			}
 		}
 		if (!data) {
-			snprintf(err, errlen, "inputs[%zu] (%.64s): 'data' is "
-				 "required", i, in[i].name);
+			snprintf(err, errlen,
+				 "inputs[%zu] (%.64s): 'data' is "
+				 "required",
+				 i, in[i].name);
 			goto out;
 		}
 		have = tensor_count(data);
 		if (have != count) {
-			snprintf(err, errlen, "inputs[%zu] (%.64s): 'shape' "
-				 "holds %zu elements but 'data' has %zu", i,
-				 in[i].name, count, have);
+			snprintf(err, errlen,
+				 "inputs[%zu] (%.64s): 'shape' "
+				 "holds %zu elements but 'data' has %zu",
+				 i, in[i].name, count, have);
 			goto out;
 		}
 		if (count == 0) {
-			snprintf(err, errlen, "inputs[%zu] (%.64s): the tensor "
-				 "is empty", i, in[i].name);
+			snprintf(err, errlen,
+				 "inputs[%zu] (%.64s): the tensor "
+				 "is empty",
+				 i, in[i].name);
 			goto out;
 		}
 		if (ndims == 1 && n == 1) {
@@ -185,9 +209,10 @@ static int v2_inputs(const cJSON *inputs, const struct model_version *v,
 		}
 		in[i].data = data;
 		if (i && in[i].rows != rows) {
-			snprintf(err, errlen, "inputs[%zu] (%.64s): %zu rows, "
-				 "but inputs[0] has %zu", i, in[i].name,
-				 in[i].rows, rows);
+			snprintf(err, errlen,
+				 "inputs[%zu] (%.64s): %zu rows, "
+				 "but inputs[0] has %zu",
+				 i, in[i].name, in[i].rows, rows);
 			goto out;
 		}
 		rows = in[i].rows;
@@ -223,7 +248,7 @@ static int v2_inputs(const cJSON *inputs, const struct model_version *v,
 			for (r = 0; r < rows; r++)
 				for (j = 0; j < in[i].cols; j++)
 					x->x[r * total_cols + col + j] =
-						tmp[r * in[i].cols + j];
+					    tmp[r * in[i].cols + j];
 		}
 		col += in[i].cols;
 	}
@@ -245,8 +270,10 @@ static void v2_output(struct buf *b, const char *name, const char *dt,
 	buf_puts(b, "{\"name\": ");
 	jw_str(b, name);
 	if (argmax) {
-		buf_printf(b, ", \"datatype\": \"INT64\", \"shape\": [%zu], "
-			   "\"data\": [", rows);
+		buf_printf(b,
+			   ", \"datatype\": \"INT64\", \"shape\": [%zu], "
+			   "\"data\": [",
+			   rows);
 		for (i = 0; i < rows; i++) {
 			best = 0;
 			for (j = 1; j < k; j++)
@@ -258,11 +285,15 @@ static void v2_output(struct buf *b, const char *name, const char *dt,
 		return;
 	}
 	if (k == 1)
-		buf_printf(b, ", \"datatype\": \"%s\", \"shape\": [%zu], "
-			   "\"data\": [", dt, rows);
+		buf_printf(b,
+			   ", \"datatype\": \"%s\", \"shape\": [%zu], "
+			   "\"data\": [",
+			   dt, rows);
 	else
-		buf_printf(b, ", \"datatype\": \"%s\", \"shape\": [%zu, %zu], "
-			   "\"data\": [", dt, rows, k);
+		buf_printf(b,
+			   ", \"datatype\": \"%s\", \"shape\": [%zu, %zu], "
+			   "\"data\": [",
+			   dt, rows, k);
 	for (i = 0; i < rows * k; i++) {
 		if (i)
 			buf_append(b, ", ", 2);
@@ -276,7 +307,7 @@ static void v2_infer(struct server_ctx *c, const struct http_request *req,
 		     struct model_version *v)
 {
 	char err[ERR_MAX];
-	struct matrix x = { 0 };
+	struct matrix x = {0};
 	const cJSON *id, *params, *outs, *o;
 	bool want_proba, want_predict, fp32 = proto_fp32(v);
 	const char *dt = fp32 ? "FP32" : "FP64";
@@ -310,23 +341,26 @@ static void v2_infer(struct server_ctx *c, const struct http_request *req,
 			goto out;
 		}
 		want_proba = want_predict = false;
-		cJSON_ArrayForEach(o, outs) {
-			const cJSON *n = cJSON_GetObjectItemCaseSensitive(
-				o, "name");
+		cJSON_ArrayForEach(o, outs)
+		{
+			const cJSON *n =
+			    cJSON_GetObjectItemCaseSensitive(o, "name");
 
 			if (!cJSON_IsString(n)) {
-				v2_error(resp, 400, "outputs[]: 'name' (a "
+				v2_error(resp, 400,
+					 "outputs[]: 'name' (a "
 					 "string) is required");
 				goto out;
 			}
 			if (strcmp(n->valuestring, "predict") == 0) {
 				want_predict = true;
 			} else if (strcmp(n->valuestring, "predict_proba") ==
-					   0 &&
+				       0 &&
 				   model_has_proba(v)) {
 				want_proba = true;
 			} else {
-				snprintf(err, sizeof(err), "outputs: model "
+				snprintf(err, sizeof(err),
+					 "outputs: model "
 					 "'%s' has no output '%.64s'",
 					 model_name(m), n->valuestring);
 				v2_error(resp, 400, err);
@@ -337,8 +371,8 @@ static void v2_infer(struct server_ctx *c, const struct http_request *req,
 			want_proba = model_has_proba(v),
 			want_predict = !want_proba;
 	}
-	status = v2_inputs(cJSON_GetObjectItemCaseSensitive(j, "inputs"), v,
-			   &x, err, sizeof(err));
+	status = v2_inputs(cJSON_GetObjectItemCaseSensitive(j, "inputs"), v, &x,
+			   err, sizeof(err));
 	if (status) {
 		v2_error(resp, status, status == 500 ? "out of memory" : err);
 		goto out;
@@ -357,7 +391,7 @@ static void v2_infer(struct server_ctx *c, const struct http_request *req,
 		jw_str(b, id->valuestring);
 	}
 	buf_puts(b, ", \"parameters\": {\"content_type\": \"np\"}, "
-		 "\"outputs\": [");
+		    "\"outputs\": [");
 	if (want_proba)
 		v2_output(b, "predict_proba", dt, y, x.rows, k, fp32, false);
 	if (want_predict) {
@@ -387,8 +421,8 @@ void v2_handle(struct server_ctx *c, const struct http_request *req,
 
 	if (strcmp(p, "/v2") == 0 || strcmp(p, "/v2/") == 0) {
 		buf_puts(&resp->body, "{\"name\": \"assetfs-server\", "
-			 "\"version\": \"" ASSETFS_VERSION "\", "
-			 "\"extensions\": []}");
+				      "\"version\": \"" ASSETFS_VERSION "\", "
+				      "\"extensions\": []}");
 		return;
 	}
 	if (strcmp(p, "/v2/health/live") == 0) {
@@ -480,8 +514,7 @@ void v2_handle(struct server_ctx *c, const struct http_request *req,
 		v2_error(resp, status, err);
 		return;
 	}
-	snprintf(resp->version, sizeof(resp->version), "%.63s",
-		 v->version);
+	snprintf(resp->version, sizeof(resp->version), "%.63s", v->version);
 	if (action[0])
 		v2_infer(c, req, resp, m, v);
 	else

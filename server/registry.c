@@ -149,8 +149,10 @@ int registry_add(struct registry *r, const char *name, const char *spec,
 	int ret;
 
 	if (!name_ok(name)) {
-		snprintf(err, errlen, "invalid model name '%s': use 1 to 63 "
-			 "of [A-Za-z0-9._-]", name);
+		snprintf(err, errlen,
+			 "invalid model name '%s': use 1 to 63 "
+			 "of [A-Za-z0-9._-]",
+			 name);
 		return -EINVAL;
 	}
 	for (i = 0; i < r->n; i++) {
@@ -160,8 +162,7 @@ int registry_add(struct registry *r, const char *name, const char *spec,
 		}
 	}
 	if (r->n >= REGISTRY_MAX_MODELS) {
-		snprintf(err, errlen, "at most %d models",
-			 REGISTRY_MAX_MODELS);
+		snprintf(err, errlen, "at most %d models", REGISTRY_MAX_MODELS);
 		return -E2BIG;
 	}
 	m = calloc(1, sizeof(*m));
@@ -174,8 +175,10 @@ int registry_add(struct registry *r, const char *name, const char *spec,
 		goto fail;
 	m->ops = runtime_find(runtime ? runtime : "xgboost");
 	if (!m->ops) {
-		snprintf(err, errlen, "unknown runtime '%s' (xgboost or "
-			 "plugin)", runtime);
+		snprintf(err, errlen,
+			 "unknown runtime '%s' (xgboost or "
+			 "plugin)",
+			 runtime);
 		ret = -EINVAL;
 		goto fail;
 	}
@@ -185,8 +188,9 @@ int registry_add(struct registry *r, const char *name, const char *spec,
 	}
 	m->name = strdup(name);
 	m->spec_text = strdup(spec);
-	m->file = file ? strdup(file) : m->spec.sub ? strdup(m->spec.sub) :
-						      NULL;
+	m->file = file		? strdup(file)
+		  : m->spec.sub ? strdup(m->spec.sub)
+				: NULL;
 	m->config = config ? strdup(config) : NULL;
 	if (!m->name || !m->spec_text || (file && !m->file) ||
 	    (config && !m->config)) {
@@ -272,18 +276,18 @@ static int load_version(struct registry *r, struct model *m,
 				  errlen);
 	if (ret < 0)
 		goto fail;
-	ret = m->ops->load(vpath, v->path, m->config, &v->state, &v->info,
-			   err, errlen);
+	ret = m->ops->load(vpath, v->path, m->config, &v->state, &v->info, err,
+			   errlen);
 	if (ret < 0)
 		goto fail;
 	v->load_ns = time_mono_ns() - t0;
-	metrics_model_load(r->o.metrics, r->o.worker, m->idx, m->name,
-			   version, true, v->load_ns);
+	metrics_model_load(r->o.metrics, r->o.worker, m->idx, m->name, version,
+			   true, v->load_ns);
 	*out = v;
 	return 0;
 fail:
-	metrics_model_load(r->o.metrics, r->o.worker, m->idx, m->name,
-			   version, false, 0);
+	metrics_model_load(r->o.metrics, r->o.worker, m->idx, m->name, version,
+			   false, 0);
 	version_free(v);
 	return ret;
 }
@@ -319,8 +323,7 @@ static int refresh(struct registry *r, struct model *m, char *err,
 	 * broken one must not be reloaded (and logged) every poll.
 	 */
 	same = (m->cur && strcmp(m->cur->version, version) == 0) ||
-	       (m->failed_version &&
-		strcmp(m->failed_version, version) == 0 &&
+	       (m->failed_version && strcmp(m->failed_version, version) == 0 &&
 		time_mono_ms() - m->failed_at_ms < retry_ms(r));
 	if (!same && m->loading)
 		same = true; /* a lazy load is in progress; it will do */
@@ -474,8 +477,7 @@ int model_acquire(struct registry *r, struct model *m, const char *version,
 		/* one thread loads; the others wait for it */
 		if (!m->loading && (!m->failed_at_ms ||
 				    time_mono_ms() - m->failed_at_ms >
-					    (r->o.poll_ms ? r->o.poll_ms :
-							    5000))) {
+					(r->o.poll_ms ? r->o.poll_ms : 5000))) {
 			load = true;
 			free(m->failed_version);
 			m->failed_version = NULL;
@@ -508,8 +510,10 @@ int model_acquire(struct registry *r, struct model *m, const char *version,
 		return -EAGAIN;
 	}
 	if (version && strcmp(version, v->version) != 0) {
-		snprintf(err, errlen, "model '%s' has no version '%s' (serving "
-			 "%s)", m->name, version, v->version);
+		snprintf(err, errlen,
+			 "model '%s' has no version '%s' (serving "
+			 "%s)",
+			 m->name, version, v->version);
 		pthread_mutex_unlock(&m->lock);
 		return -ENOENT;
 	}
@@ -519,20 +523,20 @@ int model_acquire(struct registry *r, struct model *m, const char *version,
 	return 0;
 }
 
-int model_predict(struct registry *r, struct model *m,
-		  struct model_version *v, const struct matrix *in,
-		  double **out, char *err, size_t errlen)
+int model_predict(struct registry *r, struct model *m, struct model_version *v,
+		  const struct matrix *in, double **out, char *err,
+		  size_t errlen)
 {
 	size_t n = in->rows * v->info.n_outputs;
 	uint64_t key = 0;
 	double *y;
 	int ret;
 
-	if (v->info.n_features > 0 &&
-	    (int64_t)in->cols != v->info.n_features) {
-		snprintf(err, errlen, "model '%s' expects %lld features per "
-			 "row, got %zu", m->name,
-			 (long long)v->info.n_features, in->cols);
+	if (v->info.n_features > 0 && (int64_t)in->cols != v->info.n_features) {
+		snprintf(err, errlen,
+			 "model '%s' expects %lld features per "
+			 "row, got %zu",
+			 m->name, (long long)v->info.n_features, in->cols);
 		return -EINVAL;
 	}
 	y = malloc((n ? n : 1) * sizeof(*y));

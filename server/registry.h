@@ -36,8 +36,8 @@ struct pcache;
 
 struct model_version {
 	atomic_int refs;
-	char *version;	/* "1.2" */
-	char *path;	/* the model file loaded */
+	char *version; /* "1.2" */
+	char *path;    /* the model file loaded */
 	const struct runtime_ops *ops;
 	void *state;
 	struct runtime_info info;
@@ -49,7 +49,7 @@ struct registry_opts {
 	int poll_ms;		/* 0: never re-resolve */
 	bool lazy;
 	enum versioning sys;
-	unsigned worker;	/* slot in the metrics segment */
+	unsigned worker;	 /* slot in the metrics segment */
 	struct metrics *metrics; /* borrowed, may be NULL */
 	struct pcache *cache;	 /* borrowed, may be NULL */
 };
@@ -111,9 +111,9 @@ void model_version_unref(struct model_version *v); /* NULL-safe */
  * *@out (malloc'd) gets in->rows * v->info.n_outputs doubles.
  * Returns 0, -EINVAL (input does not fit the model), -EIO.
  */
-int model_predict(struct registry *r, struct model *m,
-		  struct model_version *v, const struct matrix *in,
-		  double **out, char *err, size_t errlen);
+int model_predict(struct registry *r, struct model *m, struct model_version *v,
+		  const struct matrix *in, double **out, char *err,
+		  size_t errlen);
 
 /* Re-resolve and swap every floating model once (what the poller does). */
 void registry_poll_once(struct registry *r);

@@ -25,7 +25,8 @@ cJSON *proto_parse_body(const struct server_ctx *c,
 
 	*status = 400;
 	if (req->body_len == 0) {
-		snprintf(err, errlen, "the request has no body (a JSON object "
+		snprintf(err, errlen,
+			 "the request has no body (a JSON object "
 			 "is expected)");
 		return NULL;
 	}
@@ -85,8 +86,8 @@ int proto_write_rows(struct buf *b, const double *y, size_t rows, size_t k,
 		for (j = 0; j < k && ret == 0; j++) {
 			if (j)
 				ret = buf_append(b, ", ", 2);
-			ret = ret ? ret :
-				    (fp32 ? jw_f32 : jw_f64)(b, y[i * k + j]);
+			ret = ret ? ret
+				  : (fp32 ? jw_f32 : jw_f64)(b, y[i * k + j]);
 		}
 		ret = ret ? ret : buf_append(b, "]", 1);
 	}
@@ -134,9 +135,8 @@ void router_handle(void *ctx, const struct http_request *req,
 		resp->protocol = "other";
 		not_found(resp);
 	}
-	metrics_request(c->metrics, resp->model, resp->version,
-			resp->protocol, resp->status,
-			time_mono_ns() - req->start_ns);
+	metrics_request(c->metrics, resp->model, resp->version, resp->protocol,
+			resp->status, time_mono_ns() - req->start_ns);
 }
 
 void router_metrics_handle(void *ctx, const struct http_request *req,

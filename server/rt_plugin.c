@@ -42,7 +42,7 @@ static int plugin_load(const char *dir, const char *path, const char *config,
 		       size_t errlen)
 {
 	const struct assetfs_model_ops *(*entry)(void);
-	struct assetfs_model_info mi = { .n_features = -1, .n_outputs = 1 };
+	struct assetfs_model_info mi = {.n_features = -1, .n_outputs = 1};
 	struct plugin *p;
 	int ret;
 
@@ -64,9 +64,10 @@ static int plugin_load(const char *dir, const char *path, const char *config,
 	p->ops = entry();
 	if (!p->ops || p->ops->abi_version != ASSETFS_MODEL_ABI_VERSION ||
 	    !p->ops->load || !p->ops->predict) {
-		snprintf(err, errlen, "%s: unsupported plugin ABI version %u "
-			 "(this server speaks %u)", path,
-			 p->ops ? p->ops->abi_version : 0,
+		snprintf(err, errlen,
+			 "%s: unsupported plugin ABI version %u "
+			 "(this server speaks %u)",
+			 path, p->ops ? p->ops->abi_version : 0,
 			 ASSETFS_MODEL_ABI_VERSION);
 		ret = -EINVAL;
 		goto fail;
@@ -115,8 +116,8 @@ static int plugin_predict(void *state, const double *x, size_t rows,
 }
 
 static int plugin_metrics(void *state, const double *x, const double *labels,
-			  size_t rows, size_t cols, struct buf *json,
-			  char *err, size_t errlen)
+			  size_t rows, size_t cols, struct buf *json, char *err,
+			  size_t errlen)
 {
 	struct plugin *p = state;
 	char *text;
@@ -143,9 +144,9 @@ static int plugin_metrics(void *state, const double *x, const double *labels,
 }
 
 const struct runtime_ops rt_plugin_ops = {
-	.name = "plugin",
-	.load = plugin_load,
-	.predict = plugin_predict,
-	.metrics = plugin_metrics,
-	.free = plugin_free,
+    .name = "plugin",
+    .load = plugin_load,
+    .predict = plugin_predict,
+    .metrics = plugin_metrics,
+    .free = plugin_free,
 };

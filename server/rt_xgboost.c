@@ -30,8 +30,8 @@
 #define XGB_MODEL_MAX ((size_t)2 << 30)
 
 enum xgb_out {
-	XGB_OUT_RAW,	   /* n_outputs columns as returned */
-	XGB_OUT_BINARY,	   /* one column p -> [1-p, p] */
+	XGB_OUT_RAW,	/* n_outputs columns as returned */
+	XGB_OUT_BINARY, /* one column p -> [1-p, p] */
 };
 
 struct xgb {
@@ -85,8 +85,10 @@ static int xgb_load(const char *dir, const char *path, const char *config,
 		goto out;
 	}
 	if (data.len < 2 || data.data[0] != '{') {
-		snprintf(err, errlen, "%s is not an XGBoost JSON or UBJSON "
-			 "model", path);
+		snprintf(err, errlen,
+			 "%s is not an XGBoost JSON or UBJSON "
+			 "model",
+			 path);
 		ret = -EINVAL;
 		goto out;
 	}
@@ -138,13 +140,13 @@ out:
 	return ret;
 }
 
-static int xgb_predict(void *state, const double *x, size_t rows,
-		       size_t cols, double *out, char *err, size_t errlen)
+static int xgb_predict(void *state, const double *x, size_t rows, size_t cols,
+		       double *out, char *err, size_t errlen)
 {
 	static const char config[] =
-		"{\"type\": 0, \"training\": false, \"iteration_begin\": 0, "
-		"\"iteration_end\": 0, \"strict_shape\": false, "
-		"\"cache_id\": 0, \"missing\": NaN}";
+	    "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, "
+	    "\"iteration_end\": 0, \"strict_shape\": false, "
+	    "\"cache_id\": 0, \"missing\": NaN}";
 	struct xgb *m = state;
 	char arr[200];
 	const bst_ulong *shape = NULL;
@@ -152,8 +154,10 @@ static int xgb_predict(void *state, const double *x, size_t rows,
 	const float *res = NULL;
 
 	if (m->n_features > 0 && (int64_t)cols != m->n_features) {
-		snprintf(err, errlen, "the model expects %" PRId64
-			 " features per row, got %zu", m->n_features, cols);
+		snprintf(err, errlen,
+			 "the model expects %" PRId64
+			 " features per row, got %zu",
+			 m->n_features, cols);
 		return -EINVAL;
 	}
 	snprintf(arr, sizeof(arr),
@@ -182,8 +186,10 @@ static int xgb_predict(void *state, const double *x, size_t rows,
 		out[i] = (double)res[i];
 	return 0;
 bad_shape:
-	snprintf(err, errlen, "xgboost returned %" PRIu64 " values for %zu "
-		 "rows", (uint64_t)n, rows);
+	snprintf(err, errlen,
+		 "xgboost returned %" PRIu64 " values for %zu "
+		 "rows",
+		 (uint64_t)n, rows);
 	return -EIO;
 }
 
@@ -225,7 +231,8 @@ static int xgb_metrics(void *state, const double *x, const double *labels,
 				p = 1e-15;
 			loss -= log(p);
 		}
-		ret = buf_printf(json, ", \"accuracy\": %.17g, "
+		ret = buf_printf(json,
+				 ", \"accuracy\": %.17g, "
 				 "\"log_loss\": %.17g",
 				 (double)correct / (double)rows,
 				 loss / (double)rows);
@@ -247,9 +254,9 @@ done:
 }
 
 const struct runtime_ops rt_xgboost_ops = {
-	.name = "xgboost",
-	.load = xgb_load,
-	.predict = xgb_predict,
-	.metrics = xgb_metrics,
-	.free = xgb_free,
+    .name = "xgboost",
+    .load = xgb_load,
+    .predict = xgb_predict,
+    .metrics = xgb_metrics,
+    .free = xgb_free,
 };

@@ -19,10 +19,10 @@
 #define RUNTIME_MAX_OUTPUTS 65536
 
 struct runtime_info {
-	int64_t n_features;	/* -1 when any width is accepted */
-	uint32_t n_outputs;	/* doubles per row out of predict */
-	bool is_classifier;	/* outputs are class probabilities */
-	char objective[64];	/* for metadata ("multi:softprob", "plugin") */
+	int64_t n_features; /* -1 when any width is accepted */
+	uint32_t n_outputs; /* doubles per row out of predict */
+	bool is_classifier; /* outputs are class probabilities */
+	char objective[64]; /* for metadata ("multi:softprob", "plugin") */
 };
 
 struct runtime_ops {

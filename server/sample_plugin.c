@@ -143,25 +143,27 @@ static int lin_metrics(void *h, const double *x, const double *labels,
 			se += (y[r * (size_t)l->k] - labels[r]) *
 			      (y[r * (size_t)l->k] - labels[r]);
 		if (labels)
-			snprintf(json, jsonlen, "{\"rows\": %zu, "
+			snprintf(json, jsonlen,
+				 "{\"rows\": %zu, "
 				 "\"mean_output\": %.17g, \"mse\": %.17g}",
 				 rows, sum / (double)n, se / (double)rows);
 		else
-			snprintf(json, jsonlen, "{\"rows\": %zu, "
-				 "\"mean_output\": %.17g}", rows,
-				 sum / (double)n);
+			snprintf(json, jsonlen,
+				 "{\"rows\": %zu, "
+				 "\"mean_output\": %.17g}",
+				 rows, sum / (double)n);
 	}
 	free(y);
 	return ret;
 }
 
 static const struct assetfs_model_ops lin_ops = {
-	.abi_version = ASSETFS_MODEL_ABI_VERSION,
-	.name = "linear",
-	.load = lin_load,
-	.predict = lin_predict,
-	.metrics = lin_metrics,
-	.free = lin_free,
+    .abi_version = ASSETFS_MODEL_ABI_VERSION,
+    .name = "linear",
+    .load = lin_load,
+    .predict = lin_predict,
+    .metrics = lin_metrics,
+    .free = lin_free,
 };
 
 const struct assetfs_model_ops *assetfs_model_entry(void)

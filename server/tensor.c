@@ -12,11 +12,11 @@
 #include "server/tensor.h"
 
 static const char *const dtype_names[] = {
-	[DT_BOOL] = "BOOL",	[DT_INT8] = "INT8",	[DT_INT16] = "INT16",
-	[DT_INT32] = "INT32",	[DT_INT64] = "INT64",	[DT_UINT8] = "UINT8",
-	[DT_UINT16] = "UINT16", [DT_UINT32] = "UINT32", [DT_UINT64] = "UINT64",
-	[DT_FP16] = "FP16",	[DT_FP32] = "FP32",	[DT_FP64] = "FP64",
-	[DT_BYTES] = "BYTES",
+    [DT_BOOL] = "BOOL",	    [DT_INT8] = "INT8",	    [DT_INT16] = "INT16",
+    [DT_INT32] = "INT32",   [DT_INT64] = "INT64",   [DT_UINT8] = "UINT8",
+    [DT_UINT16] = "UINT16", [DT_UINT32] = "UINT32", [DT_UINT64] = "UINT64",
+    [DT_FP16] = "FP16",	    [DT_FP32] = "FP32",	    [DT_FP64] = "FP64",
+    [DT_BYTES] = "BYTES",
 };
 
 int dtype_parse(const char *s, enum dtype *out)
@@ -90,8 +90,8 @@ static int check_elem(const cJSON *e, enum dtype dt, const char *what,
 	}
 	if (!cJSON_IsNumber(e)) {
 		/* JSON has no NaN: accept the usual spellings for floats */
-		if (cJSON_IsNull(e) && (dt == DT_FP32 || dt == DT_FP64 ||
-					dt == DT_FP16)) {
+		if (cJSON_IsNull(e) &&
+		    (dt == DT_FP32 || dt == DT_FP64 || dt == DT_FP16)) {
 			*v = NAN;
 			return 0;
 		}
@@ -104,21 +104,41 @@ static int check_elem(const cJSON *e, enum dtype dt, const char *what,
 	case DT_FP64:
 		*v = d;
 		return 0;
-	case DT_INT8: lo = -128; hi = 127; break;
-	case DT_INT16: lo = -32768; hi = 32767; break;
-	case DT_INT32: lo = -2147483648.0; hi = 2147483647.0; break;
-	case DT_INT64: lo = -9223372036854775808.0; hi = 9223372036854775807.0; break;
-	case DT_UINT8: hi = 255; break;
-	case DT_UINT16: hi = 65535; break;
-	case DT_UINT32: hi = 4294967295.0; break;
-	case DT_UINT64: hi = 18446744073709551615.0; break;
+	case DT_INT8:
+		lo = -128;
+		hi = 127;
+		break;
+	case DT_INT16:
+		lo = -32768;
+		hi = 32767;
+		break;
+	case DT_INT32:
+		lo = -2147483648.0;
+		hi = 2147483647.0;
+		break;
+	case DT_INT64:
+		lo = -9223372036854775808.0;
+		hi = 9223372036854775807.0;
+		break;
+	case DT_UINT8:
+		hi = 255;
+		break;
+	case DT_UINT16:
+		hi = 65535;
+		break;
+	case DT_UINT32:
+		hi = 4294967295.0;
+		break;
+	case DT_UINT64:
+		hi = 18446744073709551615.0;
+		break;
 	default:
 		goto bad;
 	}
 	if (d != floor(d) || d < lo || d > hi) {
 		snprintf(err, errlen,
-			 "%s: element %zu (%.17g) is not a valid %s", what,
-			 idx, d, dtype_name(dt));
+			 "%s: element %zu (%.17g) is not a valid %s", what, idx,
+			 d, dtype_name(dt));
 		return -EINVAL;
 	}
 	*v = d;
@@ -130,22 +150,24 @@ bad:
 }
 
 static long flatten(const cJSON *data, enum dtype dt, const char *what,
-		    double *out, size_t cap, size_t n, char *err,
-		    size_t errlen)
+		    double *out, size_t cap, size_t n, char *err, size_t errlen)
 {
 	const cJSON *e;
 	long r;
 
 	if (!cJSON_IsArray(data)) {
 		if (n >= cap) {
-			snprintf(err, errlen, "%s: more elements than its "
-				 "shape holds", what);
+			snprintf(err, errlen,
+				 "%s: more elements than its "
+				 "shape holds",
+				 what);
 			return -E2BIG;
 		}
 		r = check_elem(data, dt, what, n, &out[n], err, errlen);
 		return r < 0 ? r : (long)(n + 1);
 	}
-	cJSON_ArrayForEach(e, data) {
+	cJSON_ArrayForEach(e, data)
+	{
 		r = flatten(e, dt, what, out, cap, n, err, errlen);
 		if (r < 0)
 			return r;
@@ -167,8 +189,7 @@ size_t tensor_count(const cJSON *data)
 
 	if (!cJSON_IsArray(data))
 		return 1;
-	cJSON_ArrayForEach(e, data)
-		n += tensor_count(e);
+	cJSON_ArrayForEach(e, data) n += tensor_count(e);
 	return n;
 }
 
@@ -206,35 +227,40 @@ int matrix_from_rows(const cJSON *a, const char *what, struct matrix *m,
 		return -ENOMEM;
 	if (rows == 1 && !cJSON_IsArray(a->child)) {
 		j = 0;
-		cJSON_ArrayForEach(e, a) {
+		cJSON_ArrayForEach(e, a)
+		{
 			if (!cJSON_IsNumber(e) && !cJSON_IsBool(e))
 				goto bad_elem;
-			x[j++] = cJSON_IsNumber(e) ? e->valuedouble :
-						     cJSON_IsTrue(e);
+			x[j++] = cJSON_IsNumber(e) ? e->valuedouble
+						   : cJSON_IsTrue(e);
 		}
 		goto done;
 	}
-	cJSON_ArrayForEach(row, a) {
+	cJSON_ArrayForEach(row, a)
+	{
 		if (!cJSON_IsArray(row) ||
 		    (size_t)cJSON_GetArraySize(row) != cols) {
-			snprintf(err, errlen,
-				 "%s: row %zu has %d values, expected %zu",
-				 what, i,
-				 cJSON_IsArray(row) ? cJSON_GetArraySize(row) :
-						      -1, cols);
+			snprintf(
+			    err, errlen,
+			    "%s: row %zu has %d values, expected %zu", what, i,
+			    cJSON_IsArray(row) ? cJSON_GetArraySize(row) : -1,
+			    cols);
 			free(x);
 			return -EINVAL;
 		}
 		j = 0;
-		cJSON_ArrayForEach(e, row) {
+		cJSON_ArrayForEach(e, row)
+		{
 			if (!cJSON_IsNumber(e) && !cJSON_IsBool(e)) {
-				snprintf(err, errlen, "%s: row %zu column %zu "
-					 "is not a number", what, i, j);
+				snprintf(err, errlen,
+					 "%s: row %zu column %zu "
+					 "is not a number",
+					 what, i, j);
 				free(x);
 				return -EINVAL;
 			}
-			x[i * cols + j] = cJSON_IsNumber(e) ? e->valuedouble :
-							      cJSON_IsTrue(e);
+			x[i * cols + j] = cJSON_IsNumber(e) ? e->valuedouble
+							    : cJSON_IsTrue(e);
 			j++;
 		}
 		i++;

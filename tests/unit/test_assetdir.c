@@ -64,8 +64,8 @@ static const char *resolve(const char *name, const char *want, int *ret,
 	static char out[128];
 	char *v = NULL;
 
-	*ret = assetdir_resolve(root, name, want, VERSIONING_AUTO, &v, err,
-				256);
+	*ret =
+	    assetdir_resolve(root, name, want, VERSIONING_AUTO, &v, err, 256);
 	snprintf(out, sizeof(out), "%s", v ? v : "(none)");
 	free(v);
 	return out;
@@ -154,7 +154,8 @@ test(model_file_lookup)
 	CHECK_INT(assetdir_model_file(p, "c.json", "xgboost", &out, err, 256),
 		  -ENOENT);
 	CHECK_INT(assetdir_model_file(p, "../0.0/model.json", "xgboost", &out,
-				      err, 256), -EINVAL);
+				      err, 256),
+		  -EINVAL);
 	snprintf(p, sizeof(p), "%s/x/0.3", root);
 	CHECK_INT(assetdir_model_file(p, NULL, "xgboost", &out, err, 256), 0);
 	CHECK_STR_CONTAINS(out, "/x/0.3");

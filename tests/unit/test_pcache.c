@@ -15,8 +15,8 @@ test(native_lru)
 {
 	struct pcache *c = NULL;
 	char err[256];
-	double x1[2] = { 1, 2 }, x2[2] = { 1, 3 }, x3[2] = { 2, 2 };
-	double y[2] = { 0.25, 0.75 }, got[2];
+	double x1[2] = {1, 2}, x2[2] = {1, 3}, x3[2] = {2, 2};
+	double y[2] = {0.25, 0.75}, got[2];
 	uint64_t k1 = pcache_key(x1, 1, 2), k2 = pcache_key(x2, 1, 2),
 		 k3 = pcache_key(x3, 1, 2);
 
@@ -79,25 +79,26 @@ test(metrics_rendering)
 	metrics_cache(m, true);
 	buf_init(&b, 0);
 	CHECK_INT(metrics_render(m, &b), 0);
-	CHECK_STR_CONTAINS(b.data, "assetfs_server_requests_total{model=\"iris"
-			   "\",version=\"1.0\",protocol=\"v2\",status=\"200\"} 2");
+	CHECK_STR_CONTAINS(
+	    b.data, "assetfs_server_requests_total{model=\"iris"
+		    "\",version=\"1.0\",protocol=\"v2\",status=\"200\"} 2");
 	CHECK_STR_CONTAINS(b.data, "protocol=\"seldon\",status=\"400\"} 1");
 	CHECK_STR_CONTAINS(b.data, "protocol=\"v2\",status=\"200\",le=\"0.0005"
-			   "\"} 1");
+				   "\"} 1");
 	CHECK_STR_CONTAINS(b.data, "protocol=\"v2\",status=\"200\",le=\"2.5\"} "
-			   "2");
+				   "2");
 	CHECK_STR_CONTAINS(b.data, "assetfs_server_model_loads_total{model=\""
-			   "iris\"} 1");
+				   "iris\"} 1");
 	CHECK_STR_CONTAINS(b.data, "assetfs_server_model_load_failures_total{"
-			   "model=\"iris\"} 1");
+				   "model=\"iris\"} 1");
 	CHECK_STR_CONTAINS(b.data, "assetfs_server_model_serving{model=\"iris"
-			   "\",version=\"1.0\"} 2");
+				   "\",version=\"1.0\"} 2");
 	CHECK_STR_CONTAINS(b.data, "assetfs_server_cache_hits_total 1");
 	metrics_worker_gone(m, 1);
 	buf_reset(&b);
 	CHECK_INT(metrics_render(m, &b), 0);
 	CHECK_STR_CONTAINS(b.data, "assetfs_server_model_serving{model=\"iris"
-			   "\",version=\"1.0\"} 1");
+				   "\",version=\"1.0\"} 1");
 	buf_free(&b);
 	metrics_free(m);
 }

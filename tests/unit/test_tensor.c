@@ -25,9 +25,9 @@ static long flat(const char *json, enum dtype dt, double *out, size_t cap,
 
 test(dtype_names_round_trip)
 {
-	static const char *const names[] = { "BOOL", "INT8", "INT16", "INT32",
-		"INT64", "UINT8", "UINT16", "UINT32", "UINT64", "FP16", "FP32",
-		"FP64", "BYTES" };
+	static const char *const names[] = {
+	    "BOOL",   "INT8",	"INT16", "INT32", "INT64", "UINT8", "UINT16",
+	    "UINT32", "UINT64", "FP16",	 "FP32",  "FP64",  "BYTES"};
 	enum dtype d;
 	size_t i;
 
@@ -68,21 +68,21 @@ struct range_case {
 test(flatten_checks_types_and_ranges)
 {
 	static const struct range_case cases[] = {
-		{ "[127, -128]", DT_INT8, 2, NULL },
-		{ "[128]", DT_INT8, -EINVAL, "element 0 (128) is not a valid INT8" },
-		{ "[0, -129]", DT_INT8, -EINVAL, "element 1" },
-		{ "[65535]", DT_UINT16, 1, NULL },
-		{ "[65536]", DT_UINT16, -EINVAL, "UINT16" },
-		{ "[-1]", DT_UINT64, -EINVAL, "UINT64" },
-		{ "[2147483647, -2147483648]", DT_INT32, 2, NULL },
-		{ "[2147483648]", DT_INT32, -EINVAL, "INT32" },
-		{ "[1.5]", DT_INT64, -EINVAL, "INT64" },
-		{ "[255, 0]", DT_UINT8, 2, NULL },
-		{ "[1, \"x\"]", DT_FP32, -EINVAL, "element 1 is not a numeric" },
-		{ "[1]", DT_BOOL, -EINVAL, "not a boolean" },
-		{ "[true]", DT_FP32, -EINVAL, "element 0" },
-		{ "[{}]", DT_FP64, -EINVAL, "element 0" },
-		{ "[null]", DT_INT32, -EINVAL, "element 0" },
+	    {"[127, -128]", DT_INT8, 2, NULL},
+	    {"[128]", DT_INT8, -EINVAL, "element 0 (128) is not a valid INT8"},
+	    {"[0, -129]", DT_INT8, -EINVAL, "element 1"},
+	    {"[65535]", DT_UINT16, 1, NULL},
+	    {"[65536]", DT_UINT16, -EINVAL, "UINT16"},
+	    {"[-1]", DT_UINT64, -EINVAL, "UINT64"},
+	    {"[2147483647, -2147483648]", DT_INT32, 2, NULL},
+	    {"[2147483648]", DT_INT32, -EINVAL, "INT32"},
+	    {"[1.5]", DT_INT64, -EINVAL, "INT64"},
+	    {"[255, 0]", DT_UINT8, 2, NULL},
+	    {"[1, \"x\"]", DT_FP32, -EINVAL, "element 1 is not a numeric"},
+	    {"[1]", DT_BOOL, -EINVAL, "not a boolean"},
+	    {"[true]", DT_FP32, -EINVAL, "element 0"},
+	    {"[{}]", DT_FP64, -EINVAL, "element 0"},
+	    {"[null]", DT_INT32, -EINVAL, "element 0"},
 	};
 	char err[ERR_MAX];
 	double x[8];
