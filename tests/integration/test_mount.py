@@ -454,3 +454,47 @@ def test_usage_errors(assetfs_bin, tmp_path):
     p = run([assetfs_bin, "mount", "file:///x", str(tmp_path / "nope")],
             check=False)
     assert p.returncode == 1 and b"mountpoint" in p.stderr
+
+
+HELPER = pathlib.Path(__file__).resolve().parents[2] / "systemd/mount.assetfs"
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="installs a mount(8) helper")
+def test_mount_helper_and_fstab(assetfs_bin, store, assets, tmp_path):
+    """`mount -t fuse.assetfs URL DIR -o ...` and an fstab line (through
+    mount -T FILE) run /sbin/mount.fuse.assetfs, our helper."""
+    target = pathlib.Path("/sbin/mount.fuse.assetfs")
+    installed = False
+    if not target.exists():
+        target.write_bytes(HELPER.read_bytes())
+        target.chmod(0o755)
+        installed = True
+    env = {"ASSETFS_BIN": assetfs_bin}
+    mnt = tmp_path / "assets"
+    mnt.mkdir()
+    cache = tmp_path / "hcache"
+    try:
+        run(["mount", "-t", "fuse.assetfs", store[0], str(mnt), "-o",
+             f"cache_dir={cache},allow_other,_netdev"], env=env, timeout=30)
+        assert os.path.ismount(mnt)
+        line = [ln for ln in open("/proc/mounts")
+                if f" {mnt} " in ln][0].split()
+        assert line[0] == store[0] and line[2] == "fuse.assetfs"
+        assert "ro" in line[3].split(",")
+        assert "allow_other" in line[3].split(",")
+        assert read_all(mnt / "team/nlp/tok/latest") == b"tiny\n"
+        run(["umount", str(mnt)], timeout=30)
+        wait_for(lambda: not os.path.ismount(mnt), 10, "unmount")
+
+        fstab = tmp_path / "fstab"
+        fstab.write_text(f"{store[0]} {mnt} fuse.assetfs "
+                         f"cache_dir={cache},nofail,_netdev 0 0\n")
+        run(["mount", "-T", str(fstab), str(mnt)], env=env, timeout=30)
+        assert os.path.ismount(mnt)
+        assert sorted(os.listdir(mnt)) == ["fraud", "team"]
+        run(["umount", str(mnt)], timeout=30)
+    finally:
+        if os.path.ismount(mnt):
+            subprocess.run(["fusermount3", "-u", "-z", str(mnt)])
+        if installed:
+            target.unlink()
