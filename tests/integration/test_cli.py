@@ -321,3 +321,17 @@ def test_store_as_a_plain_directory(cli, tmp_path):
     p = run([cli.binary, "push", "--store", str(cli.dir), str(f), "p"])
     assert p.stdout == b"pushed p:0.0 (1 file, 6 bytes)\n"
     assert cli.out("ls") == "p\n"
+
+
+def test_cat_checks_the_manifest(cli, tmp_path):
+    f = tmp_path / "m.bin"
+    f.write_bytes(os.urandom(5 << 20))
+    cli.out("push", str(f), "m")
+    obj = cli.dir / "m" / "0.0"
+    data = bytearray(obj.read_bytes())
+    data[(4 << 20) + 7] ^= 0xFF  # flip a byte in the second block
+    obj.write_bytes(bytes(data))
+    p = cli.run("cat", "m", check=False)
+    assert p.returncode == 1
+    assert p.stderr == (b"assetfs cat: m/0.0 does not match its manifest "
+                        b"(size or SHA-256 differ): the store is corrupt\n")
