@@ -324,9 +324,11 @@ static void *maint_main(void *arg)
 		if (c->min_free_bytes &&
 		    cache_disk_free(c) < c->min_free_bytes) {
 			pthread_mutex_lock(&c->db_lock);
-			if (cache_db_begin(c) == 0)
-				cache_db_end(
-				    c, cache_evict_locked(c, 0, c->max_bytes));
+			/* what was evicted is committed whatever the end */
+			if (cache_db_begin(c) == 0) {
+				cache_evict_locked(c, 0, c->max_bytes);
+				cache_db_end(c, 0);
+			}
 			pthread_mutex_unlock(&c->db_lock);
 		}
 	relock:
@@ -950,7 +952,7 @@ int cache_txn_commit(struct cache *c, struct cache_txn *t,
 	char path[CACHE_PATH_MAX], hex[DIGEST_HEX_LEN + 1];
 	struct digest sum;
 	uint64_t xxh;
-	int ret;
+	int ret, fail = 0;
 
 	if (t->err) {
 		ret = t->err;
@@ -991,12 +993,20 @@ int cache_txn_commit(struct cache *c, struct cache_txn *t,
 	if (ret < 0)
 		goto end;
 	if (ret == 0) {
+		/*
+		 * Victims are unlinked as they go: from here on the txn is
+		 * committed even when this block is not published, so the
+		 * index never keeps rows of files already gone.
+		 */
 		ret = cache_evict_locked(c, t->len, c->max_bytes);
-		if (ret < 0)
+		if (ret < 0) {
+			fail = ret;
+			ret = 0;
 			goto end;
+		}
 	}
 	if (rename(t->path, path) < 0) {
-		ret = -errno;
+		fail = -errno;
 		goto end;
 	}
 	t->path[0] = '\0';
@@ -1004,6 +1014,8 @@ int cache_txn_commit(struct cache *c, struct cache_txn *t,
 	    cache_put_block_row(c, &sum, t->len, &xxh, cache_now(c), BLK_FRESH);
 end:
 	ret = cache_db_end(c, ret);
+	if (ret == 0)
+		ret = fail;
 unlock:
 	pthread_mutex_unlock(&c->db_lock);
 	if (ret == 0) {

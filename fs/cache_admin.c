@@ -239,10 +239,12 @@ int cache_gc(struct cache *c, uint64_t target, uint64_t *evicted)
 	if (ret == 0)
 		ret = cache_db_begin(c);
 	if (ret == 0) {
-		ret = cache_evict_locked(c, 0, target);
-		if (ret == -ENOSPC) /* nothing left to evict: as far as we go */
-			ret = 0;
-		ret = cache_db_end(c, ret);
+		/* Victims are unlinked as they go: always commit their rows. */
+		int fail = cache_evict_locked(c, 0, target);
+
+		ret = cache_db_end(c, 0);
+		if (ret == 0 && fail != -ENOSPC) /* -ENOSPC: all evicted */
+			ret = fail;
 	}
 	pthread_mutex_unlock(&c->db_lock);
 	if (evicted)

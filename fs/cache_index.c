@@ -304,8 +304,9 @@ int cache_del_block_locked(struct cache *c, const struct digest *d)
  * Evict least recently used blocks until @need more bytes fit under
  * @target and the disk keeps min_free after writing them. Caller holds
  * db_lock inside a write txn. Returns 0, -ENOSPC if the index runs out of
- * blocks first, or -errno. Victims are unlinked at once: a reader with the
- * file open keeps its bytes.
+ * blocks first, or -errno. Victims are unlinked at once (a reader with the
+ * file open keeps its bytes), so the caller must commit the txn whatever
+ * this returns: rolling back would resurrect rows of files already gone.
  */
 int cache_evict_locked(struct cache *c, uint64_t need, uint64_t target)
 {
@@ -344,8 +345,9 @@ int cache_evict_locked(struct cache *c, uint64_t need, uint64_t target)
 		if (n == 0)
 			return -ENOSPC;
 		/*
-		 * Over quota: take just enough of the batch; short of disk:
-		 * take it all and look at statvfs again.
+		 * Take just enough of the batch, counting an evicted block's
+		 * bytes as freed on disk; then statvfs again (a block still
+		 * open in some reader frees nothing until it is closed).
 		 */
 		for (i = 0; i < n; i++) {
 			ret = cache_del_block_locked(c, &v[i]);
@@ -356,6 +358,8 @@ int cache_evict_locked(struct cache *c, uint64_t need, uint64_t target)
 			ATOMIC_ADD(&c->evictions, 1);
 			ATOMIC_ADD(&c->bytes_evicted, vsz[i]);
 			bytes -= vsz[i] < bytes ? vsz[i] : bytes;
+			if (dfree != UINT64_MAX)
+				dfree += vsz[i];
 			if (bytes + need <= target &&
 			    (dfree == UINT64_MAX ||
 			     dfree >= need + c->min_free_bytes))

@@ -196,8 +196,9 @@ int cache_del_block_locked(struct cache *c, const struct digest *d);
  * Evict least recently used blocks until @need more bytes fit under
  * @target and the disk keeps min_free after writing them. Caller holds
  * db_lock inside a write txn. Returns 0, -ENOSPC if the index runs out of
- * blocks first, or -errno. Victims are unlinked at once: a reader with the
- * file open keeps its bytes.
+ * blocks first, or -errno. Victims are unlinked at once (a reader with the
+ * file open keeps its bytes), so the caller must commit the txn whatever
+ * this returns: rolling back would resurrect rows of files already gone.
  */
 int cache_evict_locked(struct cache *c, uint64_t need, uint64_t target);
 

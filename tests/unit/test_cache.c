@@ -542,6 +542,97 @@ test(cache_eviction_keeps_quota_and_recent)
 	free(dir);
 }
 
+/*
+ * Access times are batched in memory; the maintenance thread flushes them
+ * to the shared index, so another process's eviction spares a block that
+ * was only ever read (never written) by the first.
+ */
+test(cache_lru_touches_reach_other_processes)
+{
+	enum { MAXB = 4 * BLK };
+	char *dir = tmpdir();
+	struct cache *c = NULL;
+	static uint8_t data[BLK];
+	struct digest d[5];
+	int up[2], down[2], i, status;
+	char x = 0;
+	pid_t pid;
+
+	CHECK_INT(open_cache(dir, MAXB, &c), 0);
+	for (i = 0; i < 4; i++) {
+		fill(data, sizeof(data), 300 + (unsigned)i);
+		CHECK_INT(cache_put_block(c, data, BLK, NULL, &d[i]), 0);
+	}
+	CHECK_INT(pipe(up), 0);
+	CHECK_INT(pipe(down), 0);
+	pid = fork();
+	if (pid == 0) {
+		struct cache *cc = NULL;
+		struct timespec ts = {2, 600 * 1000 * 1000};
+		int fd;
+
+		if (open_cache(dir, MAXB, &cc) < 0 ||
+		    cache_block_open(cc, &d[0], &fd, NULL) < 0)
+			_exit(1);
+		close(fd);
+		nanosleep(&ts, NULL); /* past one flush period, still open */
+		if (write(up[1], "r", 1) != 1 || read(down[0], &x, 1) != 1)
+			_exit(2);
+		_exit(0);
+	}
+	CHECK_INT(read(up[0], &x, 1), 1);
+	fill(data, sizeof(data), 304);
+	CHECK_INT(cache_put_block(c, data, BLK, NULL, &d[4]), 0);
+	CHECK_INT(write(down[1], "d", 1), 1);
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK_INT(cache_block_stat(c, &d[0], NULL), 0); /* read by the child */
+	CHECK_INT(cache_block_stat(c, &d[1], NULL), -ENOENT); /* the LRU */
+	CHECK_INT(cache_block_stat(c, &d[4], NULL), 0);
+	cache_close(&c);
+	close(up[0]);
+	close(up[1]);
+	close(down[0]);
+	close(down[1]);
+	rm_rf(dir);
+	free(dir);
+}
+
+/* Below cache_min_free the cache gives its space back and takes no more. */
+test(cache_min_free_yields_disk)
+{
+	char *dir = tmpdir();
+	struct cache *c = NULL;
+	struct cache_opts o;
+	struct cache_stats st;
+	static uint8_t data[BLK];
+	int i;
+
+	CHECK_INT(open_cache(dir, 0, &c), 0);
+	for (i = 0; i < 2; i++) {
+		fill(data, sizeof(data), 400 + (unsigned)i);
+		CHECK_INT(cache_put_block(c, data, BLK, NULL, NULL), 0);
+	}
+	CHECK_INT(cache_get_stats(c, &st), 0);
+	cache_close(&c);
+
+	cache_opts_init(&o);
+	o.dir = dir;
+	o.min_free.pct = 0;
+	o.min_free.bytes = st.disk_free_bytes + (1ULL << 40); /* unreachable */
+	CHECK_INT(cache_open(&o, &c), 0);
+	fill(data, sizeof(data), 402);
+	CHECK_INT(cache_put_block(c, data, BLK, NULL, NULL), -ENOSPC);
+	CHECK_INT(cache_get_stats(c, &st), 0);
+	CHECK_INT(st.blocks, 0);
+	CHECK_INT(st.evictions, 2);
+	CHECK_INT(count_files(dir, "blocks"), 0);
+	CHECK_INT(count_files(dir, "tmp"), 0);
+	cache_close(&c);
+	rm_rf(dir);
+	free(dir);
+}
+
 test(cache_quota_shared_by_two_processes)
 {
 	enum { MAXB = 8 * BLK };
