@@ -69,6 +69,26 @@ bool proto_fp32(const struct model_version *v);
 /* Does a model of this version count as servable right now? */
 bool proto_model_ready(const struct server_ctx *c, struct model *m);
 
+/*
+ * The request parsers of each protocol, apart from any model (the fuzz
+ * target drives them directly). Each fills @x (rows >= 1, cols >= 1) or
+ * leaves it empty with a message in @err naming the field.
+ *
+ * v2_parse_inputs: the "inputs" array; @n_features decides whether a
+ * single 1-D tensor is a row (any value but 1) or a column. Returns 0,
+ * 400 or 500 (out of memory).
+ * seldon_parse: the request object; *@enc says which encoding it used
+ * (0 ndarray, 1 tensor, 2 jsonData). Returns 0 or a negative errno.
+ * tfs_parse: the request object; *@columnar is true for "inputs".
+ * Returns 0 or a negative errno.
+ */
+int v2_parse_inputs(const cJSON *inputs, int64_t n_features, struct matrix *x,
+		    char *err, size_t errlen);
+int seldon_parse(const cJSON *j, struct matrix *x, int *enc, char *err,
+		 size_t errlen);
+int tfs_parse(const cJSON *j, struct matrix *x, bool *columnar, char *err,
+	      size_t errlen);
+
 void v2_handle(struct server_ctx *c, const struct http_request *req,
 	       struct http_response *resp);
 void seldon_handle(struct server_ctx *c, const struct http_request *req,

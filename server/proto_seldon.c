@@ -99,6 +99,58 @@ static void write_names(struct buf *b, size_t k)
 	buf_puts(b, "]");
 }
 
+int seldon_parse(const cJSON *j, struct matrix *x, int *enc, char *err,
+		 size_t errlen)
+{
+	const cJSON *data, *jd, *nd, *t;
+	int ret;
+
+	memset(x, 0, sizeof(*x));
+	*enc = ENC_NDARRAY;
+	data = cJSON_GetObjectItemCaseSensitive(j, "data");
+	jd = cJSON_GetObjectItemCaseSensitive(j, "jsonData");
+	if (data) {
+		if (!cJSON_IsObject(data)) {
+			snprintf(err, errlen, "'data' must be an object");
+			return -EINVAL;
+		}
+		nd = cJSON_GetObjectItemCaseSensitive(data, "ndarray");
+		t = cJSON_GetObjectItemCaseSensitive(data, "tensor");
+		if (nd) {
+			*enc = ENC_NDARRAY;
+			ret = matrix_from_rows(nd, "data.ndarray", x, err,
+					       errlen);
+		} else if (t) {
+			*enc = ENC_TENSOR;
+			ret = from_tensor(t, x, err, errlen);
+		} else {
+			snprintf(err, errlen,
+				 "'data' needs 'ndarray' or "
+				 "'tensor'");
+			ret = -EINVAL;
+		}
+	} else if (jd) {
+		*enc = ENC_JSONDATA;
+		if (cJSON_IsObject(jd)) {
+			nd = cJSON_GetObjectItemCaseSensitive(jd, "ndarray");
+			if (!nd)
+				nd = cJSON_GetObjectItemCaseSensitive(
+				    jd, "instances");
+			if (!nd)
+				nd = cJSON_GetObjectItemCaseSensitive(jd,
+								      "data");
+			jd = nd;
+		}
+		ret = matrix_from_rows(jd, "jsonData", x, err, errlen);
+	} else {
+		snprintf(err, errlen,
+			 "the request needs 'data' (ndarray "
+			 "or tensor) or 'jsonData'");
+		ret = -EINVAL;
+	}
+	return ret;
+}
+
 static void seldon_predict(struct server_ctx *c, const struct http_request *req,
 			   struct http_response *resp, const char *name)
 {
@@ -106,8 +158,8 @@ static void seldon_predict(struct server_ctx *c, const struct http_request *req,
 	struct model_version *v = NULL;
 	struct model *m = NULL;
 	struct matrix x = {0};
-	const cJSON *data, *jd, *nd, *t, *meta;
-	enum seldon_enc enc = ENC_NDARRAY;
+	const cJSON *meta;
+	int enc = ENC_NDARRAY;
 	double *y = NULL;
 	struct buf *b = &resp->body;
 	size_t k, i;
@@ -120,49 +172,8 @@ static void seldon_predict(struct server_ctx *c, const struct http_request *req,
 		seldon_error(resp, status, "MICROSERVICE_BAD_DATA", err);
 		return;
 	}
-	data = cJSON_GetObjectItemCaseSensitive(j, "data");
-	jd = cJSON_GetObjectItemCaseSensitive(j, "jsonData");
 	meta = cJSON_GetObjectItemCaseSensitive(j, "meta");
-	if (data) {
-		if (!cJSON_IsObject(data)) {
-			seldon_error(resp, 400, "MICROSERVICE_BAD_DATA",
-				     "'data' must be an object");
-			goto out;
-		}
-		nd = cJSON_GetObjectItemCaseSensitive(data, "ndarray");
-		t = cJSON_GetObjectItemCaseSensitive(data, "tensor");
-		if (nd) {
-			enc = ENC_NDARRAY;
-			ret = matrix_from_rows(nd, "data.ndarray", &x, err,
-					       sizeof(err));
-		} else if (t) {
-			enc = ENC_TENSOR;
-			ret = from_tensor(t, &x, err, sizeof(err));
-		} else {
-			snprintf(err, sizeof(err),
-				 "'data' needs 'ndarray' or "
-				 "'tensor'");
-			ret = -EINVAL;
-		}
-	} else if (jd) {
-		enc = ENC_JSONDATA;
-		if (cJSON_IsObject(jd)) {
-			nd = cJSON_GetObjectItemCaseSensitive(jd, "ndarray");
-			if (!nd)
-				nd = cJSON_GetObjectItemCaseSensitive(
-				    jd, "instances");
-			if (!nd)
-				nd = cJSON_GetObjectItemCaseSensitive(jd,
-								      "data");
-			jd = nd;
-		}
-		ret = matrix_from_rows(jd, "jsonData", &x, err, sizeof(err));
-	} else {
-		snprintf(err, sizeof(err),
-			 "the request needs 'data' (ndarray "
-			 "or tensor) or 'jsonData'");
-		ret = -EINVAL;
-	}
+	ret = seldon_parse(j, &x, &enc, err, sizeof(err));
 	if (ret < 0) {
 		seldon_error(resp, 400, "MICROSERVICE_BAD_DATA", err);
 		goto out;

@@ -48,6 +48,45 @@ static cJSON *unwrap_instances(const cJSON *inst, char *err, size_t errlen)
 	return rows;
 }
 
+int tfs_parse(const cJSON *j, struct matrix *x, bool *columnar, char *err,
+	      size_t errlen)
+{
+	const cJSON *inst, *inputs, *src;
+	cJSON *tmp = NULL;
+	int ret;
+
+	memset(x, 0, sizeof(*x));
+	inst = cJSON_GetObjectItemCaseSensitive(j, "instances");
+	inputs = cJSON_GetObjectItemCaseSensitive(j, "inputs");
+	if ((inst != NULL) == (inputs != NULL)) {
+		snprintf(err, errlen,
+			 "the request needs exactly one of "
+			 "'instances' or 'inputs'");
+		return -EINVAL;
+	}
+	*columnar = inputs != NULL;
+	src = *columnar ? inputs : inst;
+	if (*columnar && cJSON_IsObject(inputs)) {
+		if (cJSON_GetArraySize(inputs) != 1) {
+			snprintf(err, errlen,
+				 "inputs: this model takes one "
+				 "named input");
+			return -EINVAL;
+		}
+		src = inputs->child;
+	}
+	if (!*columnar && cJSON_IsArray(inst) && cJSON_IsObject(inst->child)) {
+		tmp = unwrap_instances(inst, err, errlen);
+		if (!tmp)
+			return -EINVAL;
+		src = tmp;
+	}
+	ret = matrix_from_rows(src, *columnar ? "inputs" : "instances", x, err,
+			       errlen);
+	cJSON_Delete(tmp);
+	return ret;
+}
+
 static void tfs_predict(struct server_ctx *c, const struct http_request *req,
 			struct http_response *resp, const char *name,
 			const char *version)
@@ -56,8 +95,7 @@ static void tfs_predict(struct server_ctx *c, const struct http_request *req,
 	struct model_version *v = NULL;
 	struct model *m = NULL;
 	struct matrix x = {0};
-	const cJSON *inst, *inputs, *src;
-	cJSON *j, *tmp = NULL;
+	cJSON *j;
 	double *y = NULL;
 	bool columnar;
 	int status, ret;
@@ -67,35 +105,7 @@ static void tfs_predict(struct server_ctx *c, const struct http_request *req,
 		tfs_error(resp, status, err);
 		return;
 	}
-	inst = cJSON_GetObjectItemCaseSensitive(j, "instances");
-	inputs = cJSON_GetObjectItemCaseSensitive(j, "inputs");
-	if ((inst != NULL) == (inputs != NULL)) {
-		tfs_error(resp, 400,
-			  "the request needs exactly one of "
-			  "'instances' or 'inputs'");
-		goto out;
-	}
-	columnar = inputs != NULL;
-	src = columnar ? inputs : inst;
-	if (columnar && cJSON_IsObject(inputs)) {
-		if (cJSON_GetArraySize(inputs) != 1) {
-			tfs_error(resp, 400,
-				  "inputs: this model takes one "
-				  "named input");
-			goto out;
-		}
-		src = inputs->child;
-	}
-	if (!columnar && cJSON_IsArray(inst) && cJSON_IsObject(inst->child)) {
-		tmp = unwrap_instances(inst, err, sizeof(err));
-		if (!tmp) {
-			tfs_error(resp, 400, err);
-			goto out;
-		}
-		src = tmp;
-	}
-	ret = matrix_from_rows(src, columnar ? "inputs" : "instances", &x, err,
-			       sizeof(err));
+	ret = tfs_parse(j, &x, &columnar, err, sizeof(err));
 	if (ret < 0) {
 		tfs_error(resp, 400, err);
 		goto out;
@@ -121,7 +131,6 @@ out:
 	free(y);
 	model_version_unref(v);
 	matrix_free(&x);
-	cJSON_Delete(tmp);
 	cJSON_Delete(j);
 }
 

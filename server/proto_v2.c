@@ -85,8 +85,8 @@ struct v2_input {
 };
 
 /* Validate inputs[] and gather them into @x. Returns 0 or 400 with @err. */
-static int v2_inputs(const cJSON *inputs, const struct model_version *v,
-		     struct matrix *x, char *err, size_t errlen)
+int v2_parse_inputs(const cJSON *inputs, int64_t n_features, struct matrix *x,
+		    char *err, size_t errlen)
 {
 	struct v2_input *in = NULL;
 	size_t n, i, r, j, col, total_cols = 0, rows = 0;
@@ -199,7 +199,7 @@ static int v2_inputs(const cJSON *inputs, const struct model_version *v,
 		}
 		if (ndims == 1 && n == 1) {
 			/* one row, unless the model takes one feature */
-			bool one = v->info.n_features == 1;
+			bool one = n_features == 1;
 
 			in[i].rows = one ? dims[0] : 1;
 			in[i].cols = one ? 1 : dims[0];
@@ -371,8 +371,8 @@ static void v2_infer(struct server_ctx *c, const struct http_request *req,
 			want_proba = model_has_proba(v),
 			want_predict = !want_proba;
 	}
-	status = v2_inputs(cJSON_GetObjectItemCaseSensitive(j, "inputs"), v, &x,
-			   err, sizeof(err));
+	status = v2_parse_inputs(cJSON_GetObjectItemCaseSensitive(j, "inputs"),
+				 v->info.n_features, &x, err, sizeof(err));
 	if (status) {
 		v2_error(resp, status, status == 500 ? "out of memory" : err);
 		goto out;
