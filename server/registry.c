@@ -38,6 +38,7 @@ struct model {
 	char *failed_version;	   /* protected by lock */
 	int64_t failed_at_ms;	   /* protected by lock */
 	char last_err[ERR_MAX];	   /* protected by lock */
+	char poll_err[ERR_MAX];	   /* the poll thread's last error */
 };
 
 struct registry {
@@ -401,9 +402,20 @@ void registry_poll_once(struct registry *r)
 		pthread_mutex_lock(&m->lock);
 		go = m->wanted && (m->floating || !m->cur);
 		pthread_mutex_unlock(&m->lock);
-		if (go && refresh(r, m, err, sizeof(err)) < 0 &&
-		    strstr(err, "no such"))
-			log_warn("model %s: %s", m->name, err);
+		if (!go)
+			continue;
+		err[0] = '\0';
+		if (refresh(r, m, err, sizeof(err)) == 0) {
+			m->poll_err[0] = '\0';
+			continue;
+		}
+		/* resolution errors: say so once, not every poll */
+		if (strstr(err, "no such") && strcmp(err, m->poll_err) != 0)
+			log_warn("model %s: %s%s", m->name, err,
+				 model_ready(m) ? " (the version loaded keeps "
+						  "serving)"
+						: "");
+		snprintf(m->poll_err, sizeof(m->poll_err), "%s", err);
 	}
 }
 

@@ -361,3 +361,57 @@ def test_batch_metrics_job_calls_the_plugin(server_bin, tmp_path):
     assert abs(res["metrics"]["mean_output"] - y.mean()) < 1e-9
     assert abs(res["metrics"]["mse"] -
                np.mean((y[:, 0] - labels) ** 2)) < 1e-9
+
+
+def test_not_ready_is_503_in_each_protocol(servers, tmp_path, models):
+    """A lazily loaded model whose only version is broken: inference
+    answers 503 naming the failure, readiness says false; fixing the
+    version brings it up without a restart."""
+    root = tmp_path / "assets"
+    (root / "iris" / "1.0").mkdir(parents=True)
+    (root / "iris" / "1.0" / "model.json").write_text("{}")
+    srv = servers(["--assets-dir", root, "--model", "iris=iris",
+                   "--lazy", "--poll-interval", "0.2"])
+    r = srv.post("/v2/models/iris/infer", v2_body(models.X[:1]))
+    assert r.status_code == 503, r.text
+    assert "model 'iris' is not ready" in r.json()["error"]
+    assert "xgboost cannot load" in r.json()["error"]
+    r = srv.post("/api/v1.0/predictions",
+                 {"data": {"ndarray": models.X[:1].tolist()}})
+    assert r.status_code == 503
+    assert r.json()["status"]["reason"] == "MICROSERVICE_NOT_READY"
+    r = srv.post("/v1/models/iris:predict",
+                 {"instances": models.X[:1].tolist()})
+    assert r.status_code == 503 and "not ready" in r.json()["error"]
+    assert srv.get("/v1/models/iris").json()["model_version_status"][0][
+        "state"] == "LOADING"
+    assert srv.get("/v2/health/ready").status_code == 400
+    assert srv.get("/v2/health/ready").json() == {"ready": False}
+    assert srv.get("/v2/models/iris/ready").status_code == 400
+    assert srv.get("/health/status").status_code == 503
+    assert srv.get("/v2/health/live").status_code == 200
+    # repaired in place: the poller retries and the model comes up
+    models.save(models.clf, tmp_path / "fixed")
+    os.replace(tmp_path / "fixed" / "model.json",
+               root / "iris" / "1.0" / "model.json")
+    deadline = time.monotonic() + 15
+    while srv.get("/v2/health/ready").status_code != 200:
+        assert time.monotonic() < deadline, srv.logtext()
+        time.sleep(0.1)
+    r = srv.post("/v2/models/iris/infer", v2_body(models.X[:1]))
+    np.testing.assert_allclose(v2_output(r, "predict_proba"),
+                               models.clf.predict_proba(models.X[:1]),
+                               atol=TOL)
+
+
+def test_vanished_asset_keeps_serving_and_logs_once(servers, tmp_path,
+                                                    models):
+    root = tmp_path / "assets"
+    models.save(models.clf, root / "iris" / "1.0")
+    srv = servers(["--assets-dir", root, "--model", "iris=iris",
+                   "--poll-interval", "0.1"])
+    shutil.rmtree(root / "iris")
+    time.sleep(1.0)
+    r = srv.post("/v2/models/iris/infer", v2_body(models.X[:1]))
+    assert r.status_code == 200
+    assert srv.logtext().count("no such asset 'iris'") == 1
