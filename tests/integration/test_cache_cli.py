@@ -11,6 +11,7 @@ import os
 import pytest
 
 from conftest import run
+from helpers_mount import BLOCK, mounter, push, read_all  # noqa: F401
 
 BLK = 64 * 1024
 
@@ -176,3 +177,57 @@ def test_default_dir_follows_xdg_cache_home(assetfs_bin, tmp_path):
     s = kv(p.stdout)
     assert s["cache_dir"] == str(xdg / "assetfs")
     assert s["blocks"] == "1"
+
+
+def test_cli_over_a_real_mount(assetfs_bin, store, mounter, tmp_path):
+    """stat/verify/gc on a cache a mount filled; a block damaged on disk is
+    found by verify, removed, and fetched again (correctly) by the next
+    mount; gc empties the cache and a mount still reads everything."""
+    url, _ = store
+    data = os.urandom(2 * BLOCK + 12345)  # 3 blocks, the last one short
+    src = tmp_path / "model.bin"
+    src.write_bytes(data)
+    spec = push(assetfs_bin, url, src, "cachecli/model")
+    name, version = spec.split(":")
+    cache_dir = tmp_path / "cache"
+
+    m = mounter(url, cache_dir=cache_dir)
+    assert read_all(m.mnt / name / version) == data
+    m.unmount()
+    s = kv(cache(assetfs_bin, "stat", "--cache-dir", str(cache_dir),
+                 check=True).stdout)
+    assert s["blocks"] == "3"
+    assert s["bytes"] == str(len(data))
+    assert s["suspect_blocks"] == "0"
+    assert int(s["docs"]) >= 1  # version lists kept for offline use
+
+    full = [f for f in (cache_dir / "blocks").rglob("*")
+            if f.is_file() and f.stat().st_size == BLOCK]
+    assert len(full) == 2
+    victim = full[0]
+    raw = bytearray(victim.read_bytes())
+    raw[BLOCK // 3] ^= 0xFF
+    victim.chmod(0o644)
+    victim.write_bytes(bytes(raw))
+    p = cache(assetfs_bin, "verify", "--cache-dir", str(cache_dir))
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    s = kv(p.stdout)
+    assert s["checked"] == "3" and s["bad"] == "1"
+    assert f"bad {victim.name}" in p.stdout.decode()
+    assert not victim.exists()
+
+    m2 = mounter(url, name="mnt2", cache_dir=cache_dir)
+    assert read_all(m2.mnt / name / version) == data
+    assert m2.stats()["bytes_fetched"] == BLOCK  # just the removed one
+    m2.unmount()
+    p = cache(assetfs_bin, "verify", "--cache-dir", str(cache_dir))
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert kv(p.stdout)["bad"] == "0"
+
+    s = kv(cache(assetfs_bin, "gc", "--cache-dir", str(cache_dir),
+                 "--target", "0", check=True).stdout)
+    assert s["evicted"] == "3" and s["blocks"] == "0" and s["bytes"] == "0"
+    assert not [f for f in (cache_dir / "blocks").rglob("*") if f.is_file()]
+    m3 = mounter(url, name="mnt3", cache_dir=cache_dir)
+    assert read_all(m3.mnt / name / version) == data
+    assert m3.stats()["bytes_fetched"] == len(data)
