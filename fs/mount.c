@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,7 @@ struct fh {
 	uint32_t node;
 	struct fetch_obj obj;
 	char key[STORE_KEY_MAX];
+	atomic_int refs; /* the open file + reads still cleaning up */
 	pthread_mutex_t lock;
 	uint64_t next_off;		/* protected by lock */
 	uint64_t ra_next;		/* protected by lock */
@@ -740,11 +742,16 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 /* ---- files ---- */
 
+/*
+ * Drop a reference. The kernel sends release only after every read of the
+ * file was answered, but a read still closes its fds after answering: it
+ * holds a reference until then.
+ */
 static void fh_free(struct fh *h)
 {
 	int i;
 
-	if (!h)
+	if (!h || atomic_fetch_sub(&h->refs, 1) != 1)
 		return;
 	for (i = 0; i < FH_SLOTS; i++)
 		if (h->slot[i].fd >= 0)
@@ -781,6 +788,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	atomic_init(&h->refs, 1);
 	pthread_mutex_init(&h->lock, NULL);
 	for (i = 0; i < FH_SLOTS; i++)
 		h->slot[i].fd = -1;
@@ -907,6 +915,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
+	atomic_fetch_add(&h->refs, 1);
 	end = (uint64_t)off + size;
 	if (end > h->obj.size)
 		end = h->obj.size;
@@ -915,12 +924,14 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	nb = b1 - b0 + 1;
 	if (nb > 64) {
 		fuse_reply_err(req, EINVAL);
+		fh_free(h);
 		return;
 	}
 	maybe_readahead(m, h, (uint64_t)off, end, b1);
 	bv = calloc(1, sizeof(*bv) + nb * sizeof(struct fuse_buf));
 	if (!bv) {
 		fuse_reply_err(req, ENOMEM);
+		fh_free(h);
 		return;
 	}
 	bv->count = nb;
@@ -947,6 +958,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	for (i = 0; i < k; i++)
 		fh_put_fd(h, fds[i], slots[i]);
 	free(bv);
+	fh_free(h);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
