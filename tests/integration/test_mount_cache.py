@@ -48,12 +48,13 @@ def test_eviction_keeps_cache_under_size(assetfs_bin, store, mounter,
     cache_dir = tmp_path / "cache"
     m = mounter(url, cache_dir=cache_dir, cache_size=f"{size}",
                 cache_min_free="0")
-    peak = [0]
+    peak = [0, 0]
     stop = threading.Event()
 
     def sample():
         while not stop.is_set():
             peak[0] = max(peak[0], blocks_bytes(cache_dir))
+            peak[1] = max(peak[1], m.stats()["cache_bytes"])
             time.sleep(0.01)
     t = threading.Thread(target=sample)
     t.start()
@@ -65,7 +66,11 @@ def test_eviction_keeps_cache_under_size(assetfs_bin, store, mounter,
     finally:
         stop.set()
         t.join()
-    assert peak[0] <= size, f"cache peaked at {peak[0]} > {size}"
+    # the index's total (what the quota is kept on) never exceeds it; a
+    # walk of blocks/ is not atomic (a block evicted from one dir while a
+    # new one lands in another may both be counted): one block of slack
+    assert peak[1] <= size, f"cache_bytes peaked at {peak[1]} > {size}"
+    assert peak[0] <= size + BLOCK, f"blocks/ peaked at {peak[0]}"
     assert blocks_bytes(cache_dir) <= size
     s = m.stats()
     assert s["evictions"] > 0
