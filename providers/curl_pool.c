@@ -246,6 +246,11 @@ struct attempt {
 	int retry_after_s;   /* -1: none */
 	struct buf errbody;
 	uint64_t body_pos;   /* upload position relative to body start */
+	int64_t stall_ms;    /* no byte for this long (after the answer
+				started; twice that before) is a stall */
+	int64_t last_ms;     /* when bytes last moved */
+	curl_off_t last_now; /* bytes moved so far (down + up) */
+	bool stalled;        /* aborted by the stall detector */
 };
 
 static bool hdr_is(const char *line, size_t n, const char *name, size_t *voff)
@@ -442,6 +447,28 @@ static int on_seek(void *arg, curl_off_t off, int origin)
 		return CURL_SEEKFUNC_CANTSEEK;
 	a->body_pos = (uint64_t)off;
 	return CURL_SEEKFUNC_OK;
+}
+
+/* The stall detector: abort an attempt when no byte moves for too long. */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+		       curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct attempt *a = arg;
+	int64_t now = time_mono_ms(), limit;
+
+	(void)dltotal;
+	(void)ultotal;
+	if (dlnow + ulnow != a->last_now || a->last_ms == 0) {
+		a->last_now = dlnow + ulnow;
+		a->last_ms = now;
+		return 0;
+	}
+	limit = a->status ? a->stall_ms : 2 * a->stall_ms;
+	if (now - a->last_ms > limit) {
+		a->stalled = true;
+		return 1;
+	}
+	return 0;
 }
 
 int cr_status_errno(long status)
@@ -708,12 +735,18 @@ int cr_run(struct cpool *pool, struct prov *p, struct cr_req *r)
 				 (long)(left < pool->connect_timeout_ms ?
 						left :
 						pool->connect_timeout_ms));
-		/* A stall: under 1 KiB/s for a quarter of the budget
-		   (1..10 s) is given up and retried. */
-		stall_s = pool->timeout_ms / 4000;
-		stall_s = stall_s < 1 ? 1 : stall_s > 10 ? 10 : stall_s;
+		/* Stalls: no byte for a quarter of the budget (1..10 s) is
+		   given up and retried (on_progress); a trickle under
+		   1 KiB/s for twice that, too (curl's low-speed limit). */
+		a.stall_ms = pool->timeout_ms / 4;
+		a.stall_ms = a.stall_ms < 1000 ? 1000 :
+			     a.stall_ms > 10000 ? 10000 : a.stall_ms;
+		stall_s = (long)(a.stall_ms * 2 / 1000);
 		curl_easy_setopt(a.h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
 		curl_easy_setopt(a.h, CURLOPT_LOW_SPEED_TIME, stall_s);
+		curl_easy_setopt(a.h, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(a.h, CURLOPT_XFERINFODATA, &a);
+		curl_easy_setopt(a.h, CURLOPT_NOPROGRESS, 0L);
 		curl_easy_setopt(a.h, CURLOPT_TCP_KEEPALIVE, 1L);
 		curl_easy_setopt(a.h, CURLOPT_SSL_VERIFYPEER, 1L);
 		curl_easy_setopt(a.h, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -764,6 +797,13 @@ int cr_run(struct cpool *pool, struct prov *p, struct cr_req *r)
 				prov_set_error("%s: aborted by the reader (%s)",
 					       r->what, strerror(-ret));
 			oc = OUT_FAIL;
+		} else if (rc == CURLE_ABORTED_BY_CALLBACK && a.stalled) {
+			snprintf(last, sizeof(last),
+				 "stalled: no data for %" PRId64 " ms",
+				 a.stall_ms);
+			ret = -ETIMEDOUT;
+			oc = OUT_RETRY;
+			broken = true;
 		} else if (rc != CURLE_OK) {
 			char msg[200];
 

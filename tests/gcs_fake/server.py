@@ -346,6 +346,7 @@ def main():
                     default=bool(os.environ.get("GCS_FAKE_PUBLIC")))
     ap.add_argument("--data")  # accepted for symmetry; state is in memory
     args = ap.parse_args()
+    ThreadingHTTPServer.request_queue_size = 128
     srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     srv.daemon_threads = True
     srv.state = State(args)
