@@ -952,6 +952,7 @@ int cache_txn_commit(struct cache *c, struct cache_txn *t,
 	char path[CACHE_PATH_MAX], hex[DIGEST_HEX_LEN + 1];
 	struct digest sum;
 	uint64_t xxh;
+	bool existed = false;
 	int ret, fail = 0;
 
 	if (t->err) {
@@ -992,7 +993,8 @@ int cache_txn_commit(struct cache *c, struct cache_txn *t,
 	ret = cache_block_row_exists(c, &sum);
 	if (ret < 0)
 		goto end;
-	if (ret == 0) {
+	existed = ret > 0;
+	if (!existed) {
 		/*
 		 * Victims are unlinked as they go: from here on the txn is
 		 * committed even when this block is not published, so the
@@ -1005,17 +1007,24 @@ int cache_txn_commit(struct cache *c, struct cache_txn *t,
 			goto end;
 		}
 	}
-	if (rename(t->path, path) < 0) {
-		fail = -errno;
-		goto end;
-	}
-	t->path[0] = '\0';
 	ret =
 	    cache_put_block_row(c, &sum, t->len, &xxh, cache_now(c), BLK_FRESH);
 end:
 	ret = cache_db_end(c, ret);
 	if (ret == 0)
 		ret = fail;
+	/*
+	 * Publish only once the row is committed: a crash in between leaves
+	 * a row without a file (a miss, and LRU ages it out), never a file
+	 * the quota does not count.
+	 */
+	if (ret == 0 && rename(t->path, path) < 0) {
+		ret = -errno;
+		if (!existed && cache_db_begin(c) == 0)
+			cache_db_end(c, cache_del_block_locked(c, &sum));
+	}
+	if (ret == 0)
+		t->path[0] = '\0';
 unlock:
 	pthread_mutex_unlock(&c->db_lock);
 	if (ret == 0) {
