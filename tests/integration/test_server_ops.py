@@ -5,6 +5,7 @@ file, the access log, the prediction caches (native, and redis shared by
 two servers) and the batch command."""
 import json
 import os
+import pathlib
 import shutil
 import signal
 import socket
@@ -197,6 +198,30 @@ def test_plugin_with_a_bad_abi_is_refused(servers, server_bin, tmp_path):
                        capture_output=True, text=True, timeout=20)
     assert p.returncode == 1
     assert "cannot load plugin" in p.stderr
+
+
+def test_plugin_from_a_newer_abi_is_refused(server_bin, tmp_path):
+    if not shutil.which("cc"):
+        pytest.skip("no C compiler")
+    src = tmp_path / "future.c"
+    src.write_text(
+        '#include "server/assetfs_model.h"\n'
+        'static const struct assetfs_model_ops ops = {\n'
+        '    .abi_version = 99, .name = "future" };\n'
+        'const struct assetfs_model_ops *assetfs_model_entry(void)\n'
+        '{ return &ops; }\n')
+    root = tmp_path / "assets"
+    (root / "fut" / "0.0").mkdir(parents=True)
+    subprocess.run(["cc", "-shared", "-fPIC", "-I",
+                    str(pathlib.Path(__file__).resolve().parents[2]),
+                    "-o", str(root / "fut" / "0.0" / "model.so"), str(src)],
+                   check=True, timeout=60)
+    p = subprocess.run([server_bin, "--assets-dir", root, "--http-port",
+                        str(free_port()), "--model", "fut=fut,runtime=plugin"],
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode == 1
+    assert "unsupported plugin ABI version 99 (this server speaks 1)" \
+        in p.stderr
 
 
 def test_lazy_loading(servers, root, models):
