@@ -51,14 +51,16 @@ const char options_usage[] =
     "  --http-port N          port to serve on (8080)\n"
     "  --metrics-port N       serve /metrics on its own port (default: on the\n"
     "                         http port)\n"
-    "  --workers N            processes sharing the port (1)\n"
+    "  --workers N            processes sharing the port (1; at most 16)\n"
     "  --threads N            threads per worker; 0 = one per connection\n"
     "                         (default: number of CPUs)\n"
-    "  --single-threaded      one thread does everything\n"
+    "  --single-threaded      one thread serves every connection (model\n"
+    "                         polling keeps its own thread)\n"
     "  --max-requests N       replace a worker after N requests (0 = never)\n"
     "  --max-requests-jitter N  add up to N to each worker's max-requests\n"
-    "  --keepalive SEC        idle keep-alive timeout (5)\n"
-    "  --request-timeout SEC  time allowed to receive a request (10)\n"
+    "  --keepalive SEC        idle keep-alive timeout (5; 0: none)\n"
+    "  --request-timeout SEC  time allowed to receive a request, however\n"
+    "                         slowly it trickles in (10; 0: none)\n"
     "  --max-body BYTES       largest request body (33554432)\n"
     "  --max-connections N    open connections per worker (1024)\n"
     "  --max-json-depth N     deepest JSON nesting accepted (32)\n"
@@ -409,7 +411,7 @@ int options_parse(int argc, char **argv, struct server_opts *o, char *err,
 			o->metrics_port = (int)v;
 			break;
 		case OPT_WORKERS:
-			ret = num("--workers", optarg, 1, 64, &v, err, errlen);
+			ret = num("--workers", optarg, 1, 16, &v, err, errlen);
 			o->workers = (unsigned)v;
 			break;
 		case OPT_THREADS:
