@@ -1361,6 +1361,7 @@ struct vprefetch_ctx {
 	struct catalog *c;
 	const char *name;
 	const struct cat_versions *v;
+	size_t *todo; /* indexes into v->list of versions not yet known */
 };
 
 static void vprefetch_one(void *arg, size_t i)
@@ -1368,7 +1369,8 @@ static void vprefetch_one(void *arg, size_t i)
 	struct vprefetch_ctx *p = arg;
 	struct cat_version *cv = NULL;
 
-	if (catalog_version(p->c, p->name, p->v->list.v[i], &cv) == 0)
+	if (catalog_version(p->c, p->name, p->v->list.v[p->todo[i]], &cv) ==
+	    0)
 		cat_version_unref(cv);
 }
 
@@ -1376,7 +1378,23 @@ int catalog_prefetch_versions(struct catalog *c, const char *name,
 			      const struct cat_versions *v)
 {
 	struct vprefetch_ctx p = { .c = c, .name = name, .v = v };
+	char mkey[SPEC_NAME_MAX + SPEC_VERSION_MAX + 2];
+	size_t i, n = 0;
 
-	par_for(c->parallel, v->list.n, vprefetch_one, &p);
+	if (!v->list.n)
+		return 0;
+	p.todo = calloc(v->list.n, sizeof(*p.todo));
+	if (!p.todo)
+		return -ENOMEM;
+	pthread_mutex_lock(&c->lock);
+	for (i = 0; i < v->list.n; i++) {
+		snprintf(mkey, sizeof(mkey), "%s\n%s", name, v->list.v[i]);
+		if (!smap_get(&c->metas, mkey))
+			p.todo[n++] = i;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (n)
+		par_for(c->parallel, n, vprefetch_one, &p);
+	free(p.todo);
 	return 0;
 }
