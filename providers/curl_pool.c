@@ -624,7 +624,7 @@ static int build_headers(struct cr_req *r, const char *pinned,
 		ret = cr_hdr_add(h, "Range", "bytes=%" PRIu64 "-",
 				 r->delivered);
 	}
-	if (ret == 0 && pinned && !r->if_match_query)
+	if (ret == 0 && pinned && !r->pin_query)
 		ret = cr_hdr_add(h, "If-Match", "%s", pinned);
 	if (ret == 0 && r->has_body)
 		ret = cr_hdr_add(h, "Content-Length", "%" PRIu64,
@@ -644,11 +644,14 @@ int cr_run(struct cpool *pool, struct prov *p, struct cr_req *r)
 	char pinned[CR_ETAG_MAX] = "", curl_err[CURL_ERROR_SIZE];
 	char last[300] = "";
 	size_t out_base = r->out ? r->out->len : 0;
+	struct buf url_pin;
+	const char *url;
 	int attempt_no = 0, ret = -EIO;
 	bool pin_set = false;
 
 	r->delivered = 0;
 	r->status = 0;
+	buf_init(&url_pin, PROV_URL_MAX * 4 + CR_ETAG_MAX * 3);
 	if (r->if_match) {
 		snprintf(pinned, sizeof(pinned), "%s", r->if_match);
 		pin_set = true;
@@ -691,9 +694,19 @@ int cr_run(struct cpool *pool, struct prov *p, struct cr_req *r)
 		if (r->ranged && r->len != PROV_WHOLE)
 			a.want = r->len - r->delivered;
 		ret = build_headers(r, pin_set ? pinned : NULL, &hdrs);
+		buf_reset(&url_pin);
+		url = r->url;
+		if (ret == 0 && pin_set && r->pin_query) {
+			ret = buf_printf(&url_pin, "%s%c%s=", r->url,
+					 strchr(r->url, '?') ? '&' : '?',
+					 r->pin_query);
+			if (ret == 0)
+				ret = cu_url_encode(&url_pin, pinned, false);
+			url = url_pin.data;
+		}
 		if (ret == 0 && r->sign) {
 			prov_set_error("%s", "");
-			ret = r->sign(r->sign_arg, r->method, r->url, &hdrs);
+			ret = r->sign(r->sign_arg, r->method, url, &hdrs);
 		}
 		for (size_t i = 0; ret == 0 && i < hdrs.n; i++) {
 			struct curl_slist *t = curl_slist_append(sl,
@@ -722,7 +735,7 @@ int cr_run(struct cpool *pool, struct prov *p, struct cr_req *r)
 		}
 
 		curl_easy_setopt(a.h, CURLOPT_SHARE, pool->share);
-		curl_easy_setopt(a.h, CURLOPT_URL, r->url);
+		curl_easy_setopt(a.h, CURLOPT_URL, url);
 		curl_easy_setopt(a.h, CURLOPT_NOSIGNAL, 1L);
 		curl_easy_setopt(a.h, CURLOPT_HTTPHEADER, sl);
 		curl_easy_setopt(a.h, CURLOPT_HEADERFUNCTION, on_header);
@@ -883,9 +896,13 @@ int cr_run(struct cpool *pool, struct prov *p, struct cr_req *r)
 		}
 		/* pin what we started reading, so a resume cannot mix */
 		if (oc != OUT_FAIL && !pin_set && r->resumable &&
-		    r->delivered > 0 && r->etag[0]) {
-			snprintf(pinned, sizeof(pinned), "%s", r->etag);
-			pin_set = true;
+		    r->delivered > 0) {
+			const char *v = r->pin_query ? r->captured : r->etag;
+
+			if (v[0]) {
+				snprintf(pinned, sizeof(pinned), "%s", v);
+				pin_set = true;
+			}
 		}
 		curl_easy_setopt(a.h, CURLOPT_HTTPHEADER, NULL);
 		curl_easy_setopt(a.h, CURLOPT_ERRORBUFFER, NULL);
@@ -933,5 +950,6 @@ int cr_run(struct cpool *pool, struct prov *p, struct cr_req *r)
 			sleep_ms(wait);
 		}
 	}
+	buf_free(&url_pin);
 	return ret;
 }

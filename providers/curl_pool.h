@@ -89,7 +89,10 @@ struct cr_req {
 	uint64_t off, len;
 	bool resumable;       /* a retry resumes at the first undelivered byte */
 	const char *if_match; /* sent as If-Match, may be NULL */
-	bool if_match_query;  /* the backend pins with a query (gs) */
+	/* pinning by query instead of If-Match (gs): the pin goes into the
+	   URL as "&<pin_query>=<value>", and a resume pins the value of the
+	   response header capture_hdr instead of the ETag */
+	const char *pin_query;
 	const char *capture_hdr; /* a response header to keep in captured[] */
 
 	/* 2xx body: to @sink, or appended to @out (its cap applies), or

@@ -631,32 +631,29 @@ static int64_t gcs_get(struct prov *p, const char *key, uint64_t off,
 	struct gcs *g = p->priv;
 	struct gcs_call c;
 	struct cr_req r;
-	char q[96] = "alt=media";
 	int ret;
 
 	memset(&r, 0, sizeof(r));
-	if (if_match) {
-		/* generations are decimal; anything else cannot match */
-		if (!*if_match || strlen(if_match) > 40 ||
-		    strspn(if_match, "0123456789") != strlen(if_match)) {
-			prov_set_error("GET gs://%s: If-Match '%.40s' is not a "
-				       "generation", p->bucket, if_match);
-			return -ESTALE;
-		}
-		snprintf(q, sizeof(q), "alt=media&ifGenerationMatch=%s",
-			 if_match);
+	/* generations are decimal; anything else cannot match */
+	if (if_match && (!*if_match || strlen(if_match) > 40 ||
+			 strspn(if_match, "0123456789") != strlen(if_match))) {
+		prov_set_error("GET gs://%s: If-Match '%.40s' is not a "
+			       "generation", p->bucket, if_match);
+		return -ESTALE;
 	}
-	ret = gcs_call_init(p, &c, 'o', "GET", key, q);
+	ret = gcs_call_init(p, &c, 'o', "GET", key, "alt=media");
 	if (ret < 0)
 		goto out;
 	gcs_req_init(p, &r, &c, "GET");
 	r.ranged = !(off == 0 && len == PROV_WHOLE);
 	r.off = off;
 	r.len = len;
-	/* a retry must not mix generations: without If-Match from the
-	   caller, resume only with the generation pinned in the URL */
-	r.resumable = if_match != NULL;
-	r.if_match_query = true;
+	/* the caller's generation, or on a resume the one first served,
+	   goes into the URL as ifGenerationMatch: never mixed bytes */
+	r.resumable = true;
+	r.if_match = if_match;
+	r.pin_query = "ifGenerationMatch";
+	r.capture_hdr = "x-goog-generation";
 	r.sink = sink;
 	r.sink_arg = arg;
 	ret = cr_run(g->pool, p, &r);

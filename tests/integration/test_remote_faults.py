@@ -106,3 +106,32 @@ def test_faults_flipped_bytes_never_pass_cat(servers, assetfs_bin,  # noqa
         else:
             caught += 1
     assert caught > 0  # flips happened and were refused
+
+
+def test_faults_gcs_ranged_reads(servers, prov_tool, tmp_path):  # noqa
+    """Resumed GCS reads pin the generation first served (URL parameter
+    ifGenerationMatch), so retries after partial bodies stay exact."""
+    import subprocess
+    key, pub = tmp_path / "k.pem", tmp_path / "k.pub"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                    "rsa_keygen_bits:2048", "-out", str(key)], check=True,
+                   capture_output=True, timeout=60)
+    subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-out",
+                    str(pub)], check=True, capture_output=True, timeout=60)
+    g = servers("gcsfake", "--pubkey", str(pub), name="gcs-faults")
+    fp = servers("fault", "--upstream", g["url"], "--seed", "4",
+                 "--faults", FAULTS, name="fault-gcs")
+    sa = tmp_path / "sa.json"
+    sa.write_text(json.dumps({"type": "service_account",
+                              "client_email": "x@y.iam.gserviceaccount.com",
+                              "private_key": key.read_text(),
+                              "token_uri": g["token_uri"]}))
+    env = {"GOOGLE_APPLICATION_CREDENTIALS": str(sa),
+           "STORAGE_EMULATOR_HOST": fp["url"]}
+    local = tmp_path / "g.bin"
+    local.write_bytes(os.urandom(1 << 20))
+    run([prov_tool, "gs://assets/f", "put", "g.bin", str(local)], env=env)
+    n = 400
+    res, _ = stress(prov_tool, "gs://assets/f", "g.bin", local, n, 4, 21,
+                    env=env)
+    check_stress(res, n)
