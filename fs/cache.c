@@ -690,15 +690,15 @@ int cache_block_stat(struct cache *c, const struct digest *d, uint64_t *size)
 	return 0;
 }
 
-static bool held_has(const struct cache *c, uint64_t key)
+static const struct held_key *held_find(const struct cache *c, uint64_t key)
 {
 	const struct held_key *h;
 
 	for (h = c->held; h; h = h->next) {
 		if (h->key == key)
-			return true;
+			return h;
 	}
-	return false;
+	return NULL;
 }
 
 static void held_drop(struct cache *c, uint64_t key)
@@ -719,16 +719,23 @@ static void held_drop(struct cache *c, uint64_t key)
 
 /*
  * Wait (until @deadline, CLOCK_MONOTONIC ms) for no thread of ours to hold
- * @key, then claim it in c->held. Returns 0 or -ETIMEDOUT / -ENOMEM.
+ * @key, then claim it in c->held. Returns 0, -EDEADLK if the calling
+ * thread holds it already (waiting would only time out), -ETIMEDOUT or
+ * -ENOMEM.
  */
 static int held_claim(struct cache *c, uint64_t key, int64_t deadline)
 {
+	const struct held_key *cur;
 	struct held_key *h;
 	struct timespec ts;
 	int ret = 0;
 
 	pthread_mutex_lock(&c->lk_lock);
-	while (held_has(c, key)) {
+	while ((cur = held_find(c, key))) {
+		if (pthread_equal(cur->owner, pthread_self())) {
+			ret = -EDEADLK;
+			goto out;
+		}
 		if (cache_mono_ms() >= deadline) {
 			ret = -ETIMEDOUT;
 			goto out;
@@ -743,6 +750,7 @@ static int held_claim(struct cache *c, uint64_t key, int64_t deadline)
 		goto out;
 	}
 	h->key = key;
+	h->owner = pthread_self();
 	h->next = c->held;
 	c->held = h;
 out:
@@ -766,7 +774,6 @@ static int lock_at(struct cache *c, uint64_t key, unsigned timeout_ms,
 	int64_t left;
 	int fd = -1, ret;
 
-	*out = NULL;
 	ret = held_claim(c, key, deadline);
 	if (ret < 0)
 		return ret;
@@ -858,7 +865,6 @@ int cache_lock_objblock(struct cache *c, const struct cache_objkey *k,
 	struct digest d;
 	int ret;
 
-	*out = NULL;
 	if (!k->store || !k->key || !k->etag)
 		return -EINVAL;
 	ret = objkey_digest(k, &d);

@@ -145,8 +145,9 @@ int cache_block_stat(struct cache *c, const struct digest *d, uint64_t *size);
  * A waiter woken after the holder published finds the block on its
  * re-check. The holder dying releases the lock (kernel), so a waiter then
  * takes it and fetches itself.
- * Returns 0 with *@out owned by the caller, -ETIMEDOUT, or a negative
- * errno. Locks are not re-entrant: do not take a key you already hold.
+ * Returns 0 with *@out owned by the caller, -ETIMEDOUT, -EDEADLK if the
+ * calling thread already holds the key (locks are not re-entrant), or a
+ * negative errno; on failure *@out is left untouched.
  */
 int cache_lock_block(struct cache *c, const struct digest *d,
 		     unsigned timeout_ms, struct cache_lock **out);

@@ -136,6 +136,7 @@ struct cache_txn {
 
 struct held_key {
 	uint64_t key;
+	pthread_t owner;
 	struct held_key *next;
 };
 

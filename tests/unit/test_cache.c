@@ -417,33 +417,77 @@ test(cache_single_flight_2_processes)
 	free(dir);
 }
 
+struct try_lock {
+	struct cache *c;
+	struct digest d;
+	const struct cache_objkey *k;
+	unsigned timeout_ms;
+	int ret;
+	long ms;
+};
+
+/* Another thread of the same process tries the lock. */
+static void *try_lock_main(void *arg)
+{
+	struct try_lock *t = arg;
+	struct cache_lock *lk = NULL;
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (t->k)
+		t->ret = cache_lock_objblock(t->c, t->k, t->timeout_ms, &lk);
+	else
+		t->ret = cache_lock_block(t->c, &t->d, t->timeout_ms, &lk);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	t->ms = (t1.tv_sec - t0.tv_sec) * 1000 +
+		(t1.tv_nsec - t0.tv_nsec) / 1000000;
+	cache_unlock(&lk);
+	return NULL;
+}
+
+static int try_lock(struct cache *c, const struct digest *d,
+		    const struct cache_objkey *k, unsigned timeout_ms, long *ms)
+{
+	struct try_lock t = {.c = c, .k = k, .timeout_ms = timeout_ms};
+	pthread_t th;
+
+	if (d)
+		t.d = *d;
+	pthread_create(&th, NULL, try_lock_main, &t);
+	pthread_join(th, NULL);
+	if (ms)
+		*ms = t.ms;
+	return t.ret;
+}
+
 test(cache_lock_bounded_wait)
 {
 	char *dir = tmpdir();
 	struct cache *c = NULL;
-	struct cache_lock *a = NULL, *b = NULL;
+	struct cache_lock *a = NULL, *b = NULL, *keep;
 	struct cache_objkey k = {"s3://b/p", "x/1.0", "\"e1\"", BLK, 3};
 	struct digest d;
-	struct timespec t0, t1;
-	long ms;
+	long ms = 0;
 
 	memset(&d, 7, sizeof(d));
 	CHECK_INT(open_cache(dir, 0, &c), 0);
 	CHECK_INT(cache_lock_block(c, &d, 0, &a), 0);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	CHECK_INT(cache_lock_block(c, &d, 200, &b), -ETIMEDOUT);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	ms = (t1.tv_sec - t0.tv_sec) * 1000 +
-	     (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	CHECK_INT(try_lock(c, &d, NULL, 200, &ms), -ETIMEDOUT);
 	CHECK(ms >= 190 && ms < 1000);
-	CHECK(b == NULL);
+	/* the holder asking again fails at once, its lock kept */
+	keep = a;
+	CHECK_INT(cache_lock_block(c, &d, 5000, &a), -EDEADLK);
+	CHECK(a == keep);
 	cache_unlock(&a);
+	CHECK(a == NULL);
+	CHECK_INT(try_lock(c, &d, NULL, 0, NULL), 0);
 	CHECK_INT(cache_lock_block(c, &d, 0, &b), 0);
 	cache_unlock(&b);
 	/* TOFU keys: same tuple excludes, another ETag does not */
 	CHECK_INT(cache_lock_objblock(c, &k, 0, &a), 0);
-	CHECK_INT(cache_lock_objblock(c, &k, 0, &b), -ETIMEDOUT);
+	CHECK_INT(try_lock(c, NULL, &k, 0, NULL), -ETIMEDOUT);
 	k.etag = "\"e2\"";
+	CHECK_INT(try_lock(c, NULL, &k, 0, NULL), 0);
 	CHECK_INT(cache_lock_objblock(c, &k, 0, &b), 0);
 	cache_unlock(&a);
 	cache_unlock(&b);
