@@ -101,3 +101,48 @@ def test_offline_after_restart(offline_setup, mounter, tmp_path):
         assert m2.stats()["offline_serves"] > 0
     finally:
         os.rename(away, sd)
+
+
+def test_unanswering_store_fails_within_timeout(mounter, tmp_path):
+    """A store that accepts connections and never answers: a lookup fails
+    with EIO after about `timeout`, not later, and the next one fails at
+    once (the store is remembered as unreachable)."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    port = srv.getsockname()[1]
+    conns = []
+    stop = threading.Event()
+
+    def accept():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conns.append(srv.accept()[0])
+            except OSError:
+                pass
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        m = mounter(f"http://127.0.0.1:{port}/modelkit-assets", timeout=2)
+        t0 = time.monotonic()
+        with pytest.raises(OSError) as e:
+            os.stat(m.mnt / "team/model/latest")
+        took = time.monotonic() - t0
+        assert e.value.errno == errno.EIO
+        assert took < 2 + 2.5, f"took {took:.1f}s with timeout=2"
+        t0 = time.monotonic()
+        with pytest.raises(OSError) as e:
+            os.stat(m.mnt / "team/other/latest")
+        assert e.value.errno == errno.EIO
+        assert time.monotonic() - t0 < 1.0
+        assert "unreachable" in m.read_log()
+    finally:
+        stop.set()
+        t.join()
+        for c in conns:
+            c.close()
+        srv.close()
