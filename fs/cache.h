@@ -88,19 +88,26 @@ int cache_default_dir(char *out, size_t len);
 
 /*
  * Open (creating as needed) the cache dir of @opts. Creates blocks/, tmp/,
- * locks/ and index.db; removes temp files older than a minute left by
- * killed writers (younger ones may belong to a live process); rebuilds the
- * index from the block files if index.db is missing or corrupt; marks the
- * unsynced blocks of a previous boot as suspect (re-checked on next read).
+ * locks/ and index.db; removes the temp files of dead writers (a live
+ * writer holds flock() on its temp file, so a file that can be locked is
+ * dead, in any process or container sharing the dir); rebuilds the index
+ * from the block files if index.db is missing or corrupt (the old one is
+ * kept as index.db.corrupt; rebuilt blocks are suspect until re-hashed on
+ * first read); marks the unsynced blocks of a previous boot as suspect.
+ * Unless opts->inspect, records the resolved limits in the index and
+ * starts the maintenance thread (flushes access times every 2 s, syncfs
+ * + marks blocks durable every 30 s after writes, evicts when the disk
+ * falls below min_free). Call it after any fork() that daemonizes.
  * @opts is borrowed. On success *@out owns the cache (cache_close()).
  * Returns 0 or a negative errno (-EACCES, -ENOSPC, -EIO ...).
  */
 int cache_open(const struct cache_opts *opts, struct cache **out);
 
 /*
- * Flush batched access times, sync the filesystem (so blocks written so
- * far need no re-check after a reboot), stop the maintenance thread, and
- * free. Sets *@c to NULL. NULL-safe. Outstanding txns/locks must be done.
+ * Stop the maintenance thread, flush batched access times, and if this
+ * process wrote blocks, syncfs() the cache's filesystem so they need no
+ * re-check after a reboot; then free. Sets *@c to NULL. NULL-safe.
+ * Outstanding txns and locks must be finished first.
  */
 void cache_close(struct cache **c);
 
