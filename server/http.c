@@ -351,7 +351,8 @@ int http_start(const struct http_opts *o, http_handler_fn fn, void *ctx,
 	       struct http_server **out)
 {
 	struct http_server *s;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
+			 MHD_USE_TURBO;
 	unsigned pool = 0;
 	int fd = o->listen_fd;
 	int ret;
