@@ -119,6 +119,13 @@ def test_seldon_ndarray_tensor_jsondata(srv, models):
     r = srv.post("/api/v1.0/predictions", {"jsonData": X[:1].tolist()})
     np.testing.assert_allclose(
         np.array(r.json()["jsonData"]["predictions"]), want[:1], atol=TOL)
+    r = srv.post("/api/v1.0/predictions",
+                 {"jsonData": {"ndarray": X[:2].tolist()},
+                  "meta": {"puid": "p-1"}})
+    assert r.json()["meta"]["puid"] == "p-1"
+    assert r.json()["meta"]["requestPath"] == {"iris": "1.1"}
+    np.testing.assert_allclose(
+        np.array(r.json()["jsonData"]["predictions"]), want[:2], atol=TOL)
     # another model by name; a regressor answers a flat ndarray
     r = srv.post("/seldon/diab/api/v1.0/predictions",
                  {"data": {"ndarray": models.Xd[:3].tolist()}})
@@ -137,6 +144,10 @@ def test_tfserving_instances_inputs_and_status(srv, models):
                  {"inputs": X[:1].tolist()})
     np.testing.assert_allclose(np.array(r.json()["outputs"]),
                                models.clf.predict_proba(X[:1]), atol=TOL)
+    r = srv.post("/v1/models/iris:predict",
+                 {"inputs": {"x": X[:3].tolist()}, "signature_name": "a"})
+    np.testing.assert_allclose(np.array(r.json()["outputs"]),
+                               models.clf.predict_proba(X[:3]), atol=TOL)
     r = srv.post("/v1/models/diab:predict",
                  {"instances": [{"x": row} for row in
                                 models.Xd[:4].tolist()]})
@@ -294,3 +305,25 @@ def test_single_threaded_and_thread_per_connection(servers, assets, models):
         np.testing.assert_allclose(v2_output(r, "predict_proba"),
                                    models.clf.predict_proba(models.X[:3]),
                                    atol=TOL)
+
+
+def test_models_file_object_form(servers, assets, models, tmp_path):
+    cfg = tmp_path / "models.json"
+    cfg.write_text(json.dumps({
+        "clf": {"asset": "iris:1.0", "runtime": "xgboost"},
+        "reg": {"asset": "diab", "file": "model.json"}}))
+    srv = servers(["--assets-dir", assets, "--config", cfg])
+    r = srv.post("/v2/models/clf/infer", v2_body(models.X[:2]))
+    np.testing.assert_allclose(v2_output(r, "predict_proba"),
+                               models.clf.predict_proba(models.X[:2]),
+                               atol=TOL)
+    assert r.json()["model_version"] == "1.0"
+    r = srv.post("/v2/models/reg/infer", v2_body(models.Xd[:2]))
+    assert r.status_code == 200
+    bad_cfg = tmp_path / "bad.json"
+    bad_cfg.write_text('{"models": [{"name": "x"}]}')
+    import subprocess
+    p = subprocess.run([srv.args[0], "--assets-dir", str(assets),
+                        "--config", str(bad_cfg)], capture_output=True,
+                       text=True, timeout=10)
+    assert p.returncode == 2 and 'has no "asset"' in p.stderr
