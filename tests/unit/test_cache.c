@@ -586,6 +586,28 @@ test(cache_eviction_keeps_quota_and_recent)
 	free(dir);
 }
 
+/* The last access of @d as the shared index has it (0 if unknown). */
+static int64_t block_atime(const char *dir, const struct digest *d)
+{
+	char path[512];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t v = 0;
+
+	snprintf(path, sizeof(path), "%s/index.db", dir);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
+		SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT atime FROM blocks WHERE digest=?1",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_blob(st, 1, d->b, DIGEST_LEN, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
 /*
  * Access times are batched in memory; the maintenance thread flushes them
  * to the shared index, so another process's eviction spares a block that
@@ -612,14 +634,19 @@ test(cache_lru_touches_reach_other_processes)
 	pid = fork();
 	if (pid == 0) {
 		struct cache *cc = NULL;
-		struct timespec ts = {2, 600 * 1000 * 1000};
-		int fd;
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		int64_t before = block_atime(dir, &d[0]);
+		int fd, n;
 
 		if (open_cache(dir, MAXB, &cc) < 0 ||
 		    cache_block_open(cc, &d[0], &fd, NULL) < 0)
 			_exit(1);
 		close(fd);
-		nanosleep(&ts, NULL); /* past one flush period, still open */
+		/* the maintenance thread flushes within ~2 s; still open */
+		for (n = 0; n < 200 && block_atime(dir, &d[0]) <= before; n++)
+			nanosleep(&ts, NULL);
+		if (n == 200)
+			_exit(3);
 		if (write(up[1], "r", 1) != 1 || read(down[0], &x, 1) != 1)
 			_exit(2);
 		_exit(0);
