@@ -135,6 +135,12 @@ void router_handle(void *ctx, const struct http_request *req,
 		resp->protocol = "other";
 		not_found(resp);
 	}
+	/*
+	 * Label only models that exist: a client inventing names must not
+	 * be able to fill the series table.
+	 */
+	if (resp->model[0] && !registry_find(c->reg, resp->model))
+		resp->model[0] = '\0';
 	metrics_request(c->metrics, resp->model, resp->version, resp->protocol,
 			resp->status, time_mono_ns() - req->start_ns);
 }

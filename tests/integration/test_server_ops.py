@@ -57,7 +57,9 @@ def test_metrics_count_what_was_sent(servers, root, models):
                   status="200") == 2
     assert metric(m, req, model="diab", version="0.0",
                   protocol="tfserving", status="200") == 1
-    assert metric(m, req, model="nope", protocol="v2", status="404") == 1
+    # unknown names are not labels: a client cannot invent series
+    assert metric(m, req, model="nope") is None
+    assert metric(m, req, model="", protocol="v2", status="404") == 1
     hist = "assetfs_server_request_duration_seconds"
     assert metric(m, hist + "_count", model="iris", version="1.0",
                   protocol="v2", status="200") == 7
