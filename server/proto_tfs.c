@@ -5,6 +5,8 @@
  *        -> {"predictions": [...]};  {"inputs": [[...]] or {"x": [[...]]}}
  *        -> {"outputs": [...]}
  *   GET  /v1/models/N[/versions/V]           {"model_version_status": [...]}
+ *                                            (and KServe V1's "name", "ready")
+ *   GET  /v1/models                          {"models": [...]} (KServe V1)
  *
  * An instance may be an object with a single named input. Errors are
  * {"error": "..."}.
@@ -147,7 +149,11 @@ static void tfs_status(struct server_ctx *c, struct http_response *resp,
 		tfs_error(resp, 404, err);
 		return;
 	}
-	buf_puts(&resp->body, "{\"model_version_status\": [{\"version\": ");
+	/* TF Serving's model status, plus KServe V1's name and ready */
+	buf_puts(&resp->body, "{\"name\": ");
+	jw_str(&resp->body, name);
+	buf_printf(&resp->body, ", \"ready\": %s, ", v ? "true" : "false");
+	buf_puts(&resp->body, "\"model_version_status\": [{\"version\": ");
 	jw_str(&resp->body, v ? v->version : "");
 	if (v)
 		buf_puts(
@@ -176,6 +182,17 @@ void tfs_handle(struct server_ctx *c, const struct http_request *req,
 	bool predict = false;
 	size_t n, len;
 
+	if (strcmp(p, "/v1/models") == 0 || strcmp(p, "/v1/models/") == 0) {
+		/* KServe V1: list the models */
+		buf_puts(&resp->body, "{\"models\": [");
+		for (n = 0; n < registry_count(c->reg); n++) {
+			if (n)
+				buf_puts(&resp->body, ", ");
+			jw_str(&resp->body, model_name(registry_at(c->reg, n)));
+		}
+		buf_puts(&resp->body, "]}");
+		return;
+	}
 	if (strncmp(p, "/v1/models/", 11) != 0)
 		goto nf;
 	p += 11;

@@ -153,8 +153,10 @@ def test_tfserving_instances_inputs_and_status(srv, models):
                                 models.Xd[:4].tolist()]})
     np.testing.assert_allclose(np.array(r.json()["predictions"]),
                                models.reg.predict(models.Xd[:4]), rtol=TOL)
+    assert srv.get("/v1/models").json() == {
+        "models": ["iris", "diab", "iris10"]}
     st = srv.get("/v1/models/iris").json()
-    assert st == {"model_version_status": [{
+    assert st == {"name": "iris", "ready": True, "model_version_status": [{
         "version": "1.1", "state": "AVAILABLE",
         "status": {"error_code": "OK", "error_message": ""}}]}
     assert srv.get("/v1/models/iris/versions/1.0").status_code == 404
