@@ -442,3 +442,36 @@ def test_vanished_asset_keeps_serving_and_logs_once(servers, tmp_path,
     r = srv.post("/v2/models/iris/infer", v2_body(models.X[:1]))
     assert r.status_code == 200
     assert srv.logtext().count("no such asset 'iris'") == 1
+
+
+def test_a_crashed_worker_is_replaced(servers, root, models):
+    srv = servers(["--assets-dir", root, "--model", "iris=iris:1",
+                   "--workers", "2"])
+
+    def children():
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid",
+                              str(srv.proc.pid)], capture_output=True,
+                             text=True, timeout=10).stdout
+        return [int(x) for x in out.split()]
+
+    deadline = time.monotonic() + 10
+    while len(children()) != 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    victim = children()[0]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while victim in children() or len(children()) != 2:
+        assert time.monotonic() < deadline, srv.logtext()
+        time.sleep(0.05)
+    for _ in range(20):
+        r = srv.post("/v2/models/iris/infer", v2_body(models.X[:1]))
+        assert r.status_code == 200
+    assert "died" in srv.logtext()
+    deadline = time.monotonic() + 10
+    while metric(srv.metrics(), "assetfs_server_model_serving",
+                 model="iris", version="1.0") != 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert metric(srv.metrics(), "assetfs_server_worker_restarts_total") == 1
+    assert srv.stop() == 0
