@@ -110,14 +110,18 @@ static void fail_note(struct fetcher *f, const char *key, uint64_t index,
 		l->until_ms = now + f->fail_ms;
 		log = true;
 	}
-	pthread_mutex_unlock(&f->lock);
-	stats_inc(f->stats, STAT_ERRORS);
-	if (err == -ETIMEDOUT)
-		stats_inc(f->stats, STAT_TIMEOUTS);
+	/*
+	 * Logged under the lock: another thread that finds this failure
+	 * remembered must not return EIO before the line is written.
+	 */
 	if (log)
 		log_error("read of %s/%s failed at block %llu: %s; "
 			  "returning EIO", f->url, key,
 			  (unsigned long long)index, why);
+	pthread_mutex_unlock(&f->lock);
+	stats_inc(f->stats, STAT_ERRORS);
+	if (err == -ETIMEDOUT)
+		stats_inc(f->stats, STAT_TIMEOUTS);
 }
 
 /* ---- fetching one block ---- */
