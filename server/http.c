@@ -223,13 +223,31 @@ const char *http_query(const struct http_request *req, const char *name)
 					   name);
 }
 
+/* Copy at most @max bytes of client text, escaping what could forge a
+ * log line (control bytes, quotes, non-ASCII) as \xNN. */
+static void log_safe(char *out, size_t outlen, const char *s, size_t max)
+{
+	size_t o = 0, i;
+
+	for (i = 0; s[i] && i < max && o + 5 < outlen; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
+			o += (size_t)snprintf(out + o, outlen - o, "\\x%02x",
+					      ch);
+		else
+			out[o++] = (char)ch;
+	}
+	out[o] = '\0';
+}
+
 static void access_log(struct MHD_Connection *c, const char *method,
 		       const char *url, const struct http_response *resp,
 		       int64_t start_ns)
 {
 	const union MHD_ConnectionInfo *ci;
 	char addr[64] = "-";
-	char line[1024];
+	char line[1400], m[40], u[820];
 	char ts[40];
 	int64_t sec;
 	int32_t nsec;
@@ -243,8 +261,10 @@ static void access_log(struct MHD_Connection *c, const char *method,
 	time_now(&sec, &nsec);
 	if (time_format_iso8601(sec, nsec, ts, sizeof(ts)) < 0)
 		strcpy(ts, "-");
-	n = snprintf(line, sizeof(line), "%s %s \"%s %.200s\" %d %zu %.3fms\n",
-		     ts, addr, method, url, resp->status, resp->body.len,
+	log_safe(m, sizeof(m), method, 16);
+	log_safe(u, sizeof(u), url, 200);
+	n = snprintf(line, sizeof(line), "%s %s \"%s %s\" %d %zu %.3fms\n", ts,
+		     addr, m, u, resp->status, resp->body.len,
 		     (double)(time_mono_ns() - start_ns) / 1e6);
 	if (n > 0)
 		(void)!write(2, line,
@@ -351,8 +371,8 @@ int http_start(const struct http_opts *o, http_handler_fn fn, void *ctx,
 	       struct http_server **out)
 {
 	struct http_server *s;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
-			 MHD_USE_TURBO;
+	unsigned flags =
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_TURBO;
 	unsigned pool = 0;
 	int fd = o->listen_fd;
 	int ret;

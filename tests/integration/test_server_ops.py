@@ -235,6 +235,12 @@ def test_lazy_loading(servers, root, models):
     assert r.status_code == 200
     assert "serving iris version 1.0" in srv.logtext()
     assert '"POST /v2/models/iris/infer" 200' in srv.logtext()
+    # client bytes cannot forge a log line
+    r = srv.get("/v2/models/x%0A2026-01-01T00:00:00Z%20forged%22/ready")
+    assert r.status_code == 404
+    log = srv.logtext()
+    assert "\nforged" not in log and "\n2026-01-01T00:00:00Z" not in log
+    assert "x\\x0a2026-01-01T00:00:00Z forged\\x22/ready" in log
 
 
 def test_native_cache(servers, root, models):
