@@ -94,6 +94,10 @@ int batch_run(const struct server_opts *o)
 		log_error("unknown versioning system '%s'", o->versioning);
 		return 2;
 	}
+	if (!o->versioning && versioning_from_env(&ro.sys) < 0) {
+		log_error("MODELKIT_ASSETS_VERSIONING_SYSTEM: unknown value");
+		return 2;
+	}
 	if (registry_new(&ro, &reg) < 0)
 		return 2;
 	ret = registry_add(reg, o->models[0].name, o->models[0].spec,
