@@ -86,8 +86,13 @@ struct dent *cache_dset_find(const struct dset *s, const struct digest *d)
 int cache_dset_put(struct dset *s, const struct digest *d, int64_t v,
 		   size_t limit)
 {
-	struct dent *e;
+	struct dent *e = cache_dset_find(s, d);
 
+	if (e) { /* present: update in place, never grows */
+		if (v > e->v)
+			e->v = v;
+		return 0;
+	}
 	if (s->n + 1 > s->cap / 2) {
 		size_t ncap = s->cap ? s->cap * 2 : 64;
 		struct dset ns = {0};
@@ -123,9 +128,6 @@ void cache_dset_free(struct dset *s)
 	free(s->e);
 	memset(s, 0, sizeof(*s));
 }
-
-int cache_path_fmt(char *out, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 int cache_path_fmt(char *out, size_t len, const char *fmt, ...)
 {
@@ -178,7 +180,7 @@ int cache_parse_size(const char *s, struct cache_size *out)
 	if (*p == '.') {
 		p++;
 		while (*p >= '0' && *p <= '9') {
-			if (fscale < 1000000000ULL) {
+			if (fscale < 1000) { /* 3 digits: no overflow below */
 				frac = frac * 10 + (uint64_t)(*p - '0');
 				fscale *= 10;
 			}
@@ -225,11 +227,12 @@ int cache_parse_size(const char *s, struct cache_size *out)
 		p++;
 	if (*p)
 		return -EINVAL;
-	if (ip > UINT64_MAX / mult)
-		return -EINVAL;
-	out->bytes = ip * mult + frac * mult / fscale;
 	if (frac && mult == 1)
 		return -EINVAL; /* fractional bytes */
+	if (ip > UINT64_MAX / mult ||
+	    ip * mult > UINT64_MAX - frac * mult / fscale)
+		return -EINVAL;
+	out->bytes = ip * mult + frac * mult / fscale;
 	out->pct = 0;
 	return 0;
 }
@@ -375,6 +378,41 @@ static int make_dirs(struct cache *c)
 	return 0;
 }
 
+/*
+ * Serialise index setup (creation, rebuild, boot check) between processes
+ * opening the same dir at once: one of them must not take the other's
+ * brand-new index for a lost one. Returns an fd holding flock(), or -errno
+ * (-ETIMEDOUT after CACHE_BUSY_MS).
+ */
+static int open_lock(struct cache *c)
+{
+	struct timespec ts = {0, 5 * 1000 * 1000};
+	int64_t deadline = cache_mono_ms() + CACHE_BUSY_MS;
+	char path[CACHE_PATH_MAX];
+	int fd, ret;
+
+	ret = cache_path_fmt(path, sizeof(path), "%s/locks/open.lock", c->dir);
+	if (ret < 0)
+		return ret;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		ret = -errno;
+		if (ret != -EWOULDBLOCK && ret != -EINTR)
+			goto fail;
+		if (cache_mono_ms() >= deadline) {
+			ret = -ETIMEDOUT;
+			goto fail;
+		}
+		nanosleep(&ts, NULL);
+	}
+	return fd;
+fail:
+	close(fd);
+	return ret;
+}
+
 int cache_open(const struct cache_opts *opts, struct cache **out)
 {
 	char defdir[CACHE_PATH_MAX];
@@ -382,7 +420,7 @@ int cache_open(const struct cache_opts *opts, struct cache **out)
 	struct cache *c = NULL;
 	uint64_t removed = 0, orphans = 0, missing = 0;
 	bool created = false;
-	int ret;
+	int ret, olk = -1;
 
 	*out = NULL;
 	if (!dir) {
@@ -425,6 +463,14 @@ int cache_open(const struct cache_opts *opts, struct cache **out)
 		log_info("cache: %s: removed %" PRIu64 " stale temp file(s)",
 			 c->dir, removed);
 
+	olk = open_lock(c);
+	if (olk < 0) {
+		ret = olk;
+		log_error("cache: %s: waiting for another process opening it:"
+			  " %s",
+			  c->dir, strerror(-ret));
+		goto out;
+	}
 	ret = cache_db_open(c, &created);
 	if (ret == -EUCLEAN) {
 		log_warn("cache: %s: index.db is corrupt; rebuilding it from"
@@ -453,6 +499,8 @@ int cache_open(const struct cache_opts *opts, struct cache **out)
 	if (ret == 0)
 		ret = cache_load_suspects_locked(c);
 	pthread_mutex_unlock(&c->db_lock);
+	close(olk); /* drops the flock */
+	olk = -1;
 	if (ret < 0) {
 		log_error("cache: %s/index.db: %s", c->dir, strerror(-ret));
 		goto out;
@@ -467,6 +515,8 @@ int cache_open(const struct cache_opts *opts, struct cache **out)
 	c = NULL;
 	ret = 0;
 out:
+	if (olk >= 0)
+		close(olk);
 	cache_close(&c);
 	return ret;
 }
@@ -519,6 +569,7 @@ static int check_suspect(struct cache *c, const struct digest *d, int fd)
 	bool have_xxh = false, bad = false;
 	uint64_t want_xxh = 0, got_xxh;
 	struct digest got;
+	struct stat fst, pst;
 	sqlite3_stmt *s;
 	char *buf = NULL;
 	off_t off = 0;
@@ -574,7 +625,10 @@ static int check_suspect(struct cache *c, const struct digest *d, int fd)
 			  " shutdown or lost index); removed",
 			  hex, have_xxh ? "xxh3" : "sha256");
 		ATOMIC_ADD(&c->corrupt, 1);
-		if (cache_block_path(c, d, path, sizeof(path)) == 0)
+		/* unless someone already replaced it with a good copy */
+		if (cache_block_path(c, d, path, sizeof(path)) == 0 &&
+		    fstat(fd, &fst) == 0 && stat(path, &pst) == 0 &&
+		    fst.st_ino == pst.st_ino && fst.st_dev == pst.st_dev)
 			unlink(path);
 		ret = cache_db_begin(c);
 		if (ret == 0)

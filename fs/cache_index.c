@@ -262,8 +262,14 @@ out:
 
 int cache_flush_touches(struct cache *c)
 {
+	size_t n;
 	int ret;
 
+	pthread_mutex_lock(&c->mem_lock);
+	n = c->touch.n;
+	pthread_mutex_unlock(&c->mem_lock);
+	if (!n) /* idle: no write transaction at all */
+		return 0;
 	pthread_mutex_lock(&c->db_lock);
 	ret = cache_db_begin(c);
 	if (ret == 0)
