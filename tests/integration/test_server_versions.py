@@ -140,3 +140,20 @@ def test_file_asset_and_file_option(servers, tmp_path, models):
                                models.reg.predict(models.Xd[:2]), rtol=TOL)
     r = srv.post("/v2/models/clf/infer", v2_body(models.X[:2]))
     assert r.status_code == 200
+
+
+def test_simple_date_versions(servers, tmp_path, models):
+    root = tmp_path / "assets"
+    models.save(models.clf, root / "daily" / "2026-01-01T00-00-00Z")
+    models.save(models.clf2, root / "daily" / "2026-03-01T12-30-00Z")
+    models.save(models.clf, root / "daily" / "2026-02-01T00-00-00Z")
+    srv = servers(["--assets-dir", root, "--model", "d=daily",
+                   "--model", "pinned=daily:2026-01-01T00-00-00Z"])
+    assert srv.get("/v2/models/d").json()["versions"] == [
+        "2026-03-01T12-30-00Z"]
+    r = srv.post("/v2/models/d/infer", v2_body(models.X[:2]))
+    np.testing.assert_allclose(v2_output(r, "predict_proba"),
+                               models.clf2.predict_proba(models.X[:2]),
+                               atol=TOL)
+    assert srv.get("/v2/models/pinned").json()["versions"] == [
+        "2026-01-01T00-00-00Z"]
