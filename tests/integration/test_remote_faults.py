@@ -50,7 +50,7 @@ def test_faults_nginx_ranged_reads(servers, prov_tool, tmp_path):  # noqa
     ng = servers("nginx", "--root", str(root), name="nginx-faults")
     fp = servers("fault", "--upstream", ng["url"], "--seed", "11",
                  "--faults", FAULTS, name="fault-nginx")
-    n = 1500
+    n = 1200
     res, _ = stress(prov_tool, fp["url"], "blob.bin", tmp_path / "blob.bin",
                     n, 8, 3)
     check_stress(res, n)
@@ -78,7 +78,7 @@ def test_faults_s3_ranged_reads(servers, prov_tool, tmp_path):  # noqa
     store = "s3://assets/faults"
     # the proxy faults GET and HEAD only: the upload goes through
     run([prov_tool, store, "put", "obj.bin", str(local)], env=env)
-    n = 700
+    n = 500
     res, p = stress(prov_tool, store, "obj.bin", local, n, 8, 9, env=env)
     check_stress(res, n)
     assert_no_secrets([p], [S3_SECRET])
@@ -131,7 +131,7 @@ def test_faults_gcs_ranged_reads(servers, prov_tool, tmp_path):  # noqa
     local = tmp_path / "g.bin"
     local.write_bytes(os.urandom(1 << 20))
     run([prov_tool, "gs://assets/f", "put", "g.bin", str(local)], env=env)
-    n = 400
+    n = 300
     res, _ = stress(prov_tool, "gs://assets/f", "g.bin", local, n, 4, 21,
                     env=env)
     check_stress(res, n)
