@@ -162,6 +162,7 @@ int cache_reconcile_locked(struct cache *c, uint64_t *orphans,
 			   uint64_t *missing)
 {
 	struct reconcile r = {.state = BLK_SUSPECT};
+	int64_t young = cache_now_us() - 10 * 1000000;
 	struct digest gone[64];
 	sqlite3_stmt *s = NULL;
 	int n, i, rc, ret;
@@ -172,9 +173,24 @@ int cache_reconcile_locked(struct cache *c, uint64_t *orphans,
 	ret = walk_blocks(c, reconcile_file, &r);
 	if (ret < 0)
 		goto out;
+	/* rows no digest can name (a damaged index) would stall the paging */
+	rc = sqlite3_exec(c->db,
+			  "DELETE FROM blocks WHERE typeof(digest) != 'blob'"
+			  " OR length(digest) != 32",
+			  NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		ret = cache_sqlite_err(rc);
+		goto out;
+	}
+	/*
+	 * A row younger than a few seconds may belong to a commit in another
+	 * process that is between committing its row and renaming its file:
+	 * leave it (if it really is a ghost, the LRU ages it out).
+	 */
 	rc = sqlite3_prepare_v2(c->db,
 				"SELECT digest FROM blocks WHERE"
-				" digest > ?1 ORDER BY digest LIMIT 256",
+				" digest > ?1 AND wtime < ?2"
+				" ORDER BY digest LIMIT 256",
 				-1, &s, NULL);
 	if (rc != SQLITE_OK) {
 		ret = cache_sqlite_err(rc);
@@ -190,15 +206,13 @@ int cache_reconcile_locked(struct cache *c, uint64_t *orphans,
 			sqlite3_reset(s);
 			sqlite3_bind_blob(s, 1, last.b, DIGEST_LEN,
 					  SQLITE_TRANSIENT);
+			sqlite3_bind_int64(s, 2, young);
 			while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 				const void *b = sqlite3_column_blob(s, 0);
 				struct digest d;
 
 				more = true;
-				if (!b ||
-				    sqlite3_column_bytes(s, 0) != DIGEST_LEN)
-					continue;
-				memcpy(d.b, b, DIGEST_LEN);
+				memcpy(d.b, b, DIGEST_LEN); /* length checked */
 				last = d;
 				if (!cache_dset_find(&r.seen, &d))
 					gone[n++] = d;
