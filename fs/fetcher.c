@@ -9,6 +9,7 @@
  * failure memory; it is never held across I/O.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -425,6 +426,23 @@ static void *ra_thread(void *arg)
 	return NULL;
 }
 
+/* Ask the kernel to read a cached block into the page cache, async. */
+static void warm_block(struct fetcher *f, const struct digest *d)
+{
+	char path[CACHE_PATH_MAX];
+	int fd;
+
+	if (cache_block_path(f->cache, d, path, sizeof(path)) < 0)
+		return;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
+	if (fd < 0 && errno == EPERM)
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+	close(fd);
+}
+
 void fetcher_readahead(struct fetcher *f, const struct fetch_obj *o,
 		       uint64_t first, uint64_t n)
 {
@@ -436,10 +454,15 @@ void fetcher_readahead(struct fetcher *f, const struct fetch_obj *o,
 		if (o->mf && i >= o->mf->n_blocks)
 			break;
 		job_of(o, i, &tmp);
-		/* skip what is cached (no LRU touch, no sqlite for manifests) */
+		/*
+		 * What is cached needs no fetch (no LRU touch, no sqlite for
+		 * manifests), but its pages are read in ahead of the reader.
+		 */
 		if (tmp.have_digest &&
-		    cache_block_stat(f->cache, &tmp.want, NULL) == 0)
+		    cache_block_stat(f->cache, &tmp.want, NULL) == 0) {
+			warm_block(f, &tmp.want);
 			continue;
+		}
 		pthread_mutex_lock(&f->lock);
 		if (f->stop || f->queued >= FETCH_QUEUE_MAX ||
 		    job_known(f, o->key, i)) {

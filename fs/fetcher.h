@@ -70,8 +70,9 @@ int fetcher_block(struct fetcher *f, const struct fetch_obj *o,
 
 /*
  * Queue blocks [@first, @first + @n) of @o for background fetching
- * (blocks already cached, queued or past the end are skipped; @o is
- * copied). Never blocks; drops work when the queue is full.
+ * (blocks queued or past the end are skipped; @o is copied); blocks
+ * already cached are read into the page cache ahead instead (an async
+ * hint to the kernel). Never blocks; drops work when the queue is full.
  */
 void fetcher_readahead(struct fetcher *f, const struct fetch_obj *o,
 		       uint64_t first, uint64_t n);
