@@ -33,7 +33,7 @@ struct fetcher;
 
 struct fetcher_opts {
 	int timeout_ms;	    /* bound on one block; 0 -> 30000 */
-	int threads;	    /* read-ahead threads (GETs in flight); 0 -> 8 */
+	int threads;	    /* read-ahead threads, GETs in flight; 0 -> 8 */
 	int fail_memory_ms; /* remember a failure this long; 0 -> 3000 */
 };
 

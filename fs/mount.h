@@ -39,7 +39,7 @@ struct mount_opts {
 				0: leave the kernel's default */
 	int metrics_port;    /* 0: none */
 	const char *versioning; /* NULL: environment / auto */
-	const char *fuse_opts;	/* extra -o options for libfuse, or NULL */
+	const char *fuse_opts;	/* more -o options for libfuse, or NULL */
 	struct cache_opts cache;
 	/* called once mounted (status 0) or on failure (negative errno),
 	   may be NULL */

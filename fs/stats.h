@@ -23,9 +23,9 @@ enum stat_id {
 	STAT_BYTES_SERVED,	/* bytes returned to readers of the mount */
 	STAT_BLOCK_HITS,	/* block reads served from the cache */
 	STAT_BLOCK_MISSES,	/* block reads that needed a fetch */
-	STAT_BLOCKS_FETCHED,	/* blocks this process fetched and published */
+	STAT_BLOCKS_FETCHED,	/* blocks fetched and published by us */
 	STAT_RETRIES,		/* provider retries */
-	STAT_ERRORS,		/* reads / lookups that failed with an error */
+	STAT_ERRORS,		/* block reads that failed */
 	STAT_DIGEST_MISMATCHES, /* fetched bytes refused: wrong SHA-256 */
 	STAT_TIMEOUTS,		/* fetches given up after `timeout` */
 	STAT_EVICTIONS,		/* blocks evicted from the cache */
@@ -64,7 +64,7 @@ bool stats_is_gauge(enum stat_id id);
 enum stats_format {
 	STATS_FMT_TEXT = 0, /* "key value\n" lines */
 	STATS_FMT_JSON,	    /* {"key": value, ...} */
-	STATS_FMT_PROM,	    /* Prometheus text, names prefixed assetfs_ */
+	STATS_FMT_PROM,	    /* Prometheus text, names assetfs_* */
 };
 
 /*

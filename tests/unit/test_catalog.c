@@ -213,7 +213,8 @@ test(catalog_ttl_refresh)
 		CHECK_STR(cat_versions_alias(v, "latest"), "0.0");
 	cat_versions_unref(v);
 	v = NULL;
-	put(&e, "fraud/team/nlp.versions", "{\"versions\": [\"0.0\", \"0.1\"]}");
+	put(&e, "fraud/team/nlp.versions",
+	    "{\"versions\": [\"0.0\", \"0.1\"]}");
 	/* within the TTL: the old list */
 	CHECK_INT(catalog_versions(e.cat, "fraud/team/nlp", &v), 0);
 	if (v)
