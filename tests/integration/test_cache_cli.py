@@ -11,7 +11,8 @@ import os
 import pytest
 
 from conftest import run
-from helpers_mount import BLOCK, mounter, push, read_all  # noqa: F401
+from helpers_mount import (BLOCK, SANITIZER_MARKS, mounter,  # noqa: F401
+                           push, read_all)
 
 BLK = 64 * 1024
 
@@ -37,8 +38,11 @@ def kv(stdout):
 
 
 def cache(assetfs_bin, *args, check=False, env=None):
-    return run([assetfs_bin, "cache", *args], check=check, env=env,
-               timeout=60)
+    p = run([assetfs_bin, "cache", *args], check=check, env=env, timeout=60)
+    err = p.stderr.decode(errors="replace")
+    for mark in SANITIZER_MARKS:
+        assert mark not in err, err
+    return p
 
 
 @pytest.fixture
