@@ -147,7 +147,9 @@ def mounter(assetfs_bin, tmp_path):
     errors = []
     for m in mounts:
         try:
-            m.unmount()
+            rc = m.unmount()
+            if rc not in (None, 0):
+                errors.append(f"assetfs exited {rc} after fusermount3 -u")
         except AssertionError as e:
             errors.append(str(e))
         m.check_log()

@@ -498,3 +498,28 @@ def test_mount_helper_and_fstab(assetfs_bin, store, assets, tmp_path):
             subprocess.run(["fusermount3", "-u", "-z", str(mnt)])
         if installed:
             target.unlink()
+
+
+def test_store_from_environment_and_sigint(assetfs_bin, store, assets,
+                                           tmp_path):
+    """No STORE argument: ASSETFS_STORE names it; SIGINT unmounts."""
+    mnt = tmp_path / "envmnt"
+    mnt.mkdir()
+    env = dict(os.environ, ASSETFS_STORE=store[0])
+    proc = subprocess.Popen([assetfs_bin, "mount", "-f", str(mnt), "-o",
+                             f"cache_dir={tmp_path / 'c'}"],
+                            stderr=subprocess.PIPE, env=env)
+    try:
+        wait_for(lambda: os.path.ismount(mnt), 10, "mount")
+        assert read_all(mnt / "team/nlp/tok/0.0") == b"tiny\n"
+        proc.send_signal(2)
+        assert proc.wait(timeout=10) == 0
+        assert not os.path.ismount(mnt)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        run(["fusermount3", "-u", "-z", str(mnt)], check=False)
+    p = run([assetfs_bin, "mount", str(mnt)], check=False,
+            env={"ASSETFS_STORE": "", "MODELKIT_STORAGE_PROVIDER": ""})
+    assert p.returncode == 2 and b"no store given" in p.stderr
