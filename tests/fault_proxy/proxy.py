@@ -9,7 +9,7 @@ Each request whose method is in --methods draws one fault (or none) from
 a seeded RNG, with the given probabilities:
 
   500       answer 500 without asking upstream
-  503       answer 503 with "Retry-After: 1"
+  503       answer 503 with "Retry-After: 1" (--retry-after)
   429       answer 429 with "Retry-After: 0"
   reset     close the connection with a TCP RST before answering
   midreset  send the headers and part of the body, then RST
@@ -20,6 +20,9 @@ a seeded RNG, with the given probabilities:
   short     a consistent but shorter answer: a 206 whose Content-Range
             and Content-Length cover only part of what was asked
   flip      flip one byte of the body (silent corruption)
+
+--script "503,none,stall" applies the listed faults to the first requests
+in order (deterministic tests), then the random draw resumes.
 
 Everything else is forwarded unchanged (Host included, so signatures still
 verify). GET /__fault/stats returns the counts of each fault injected.
@@ -54,12 +57,20 @@ class State:
         self.stats = {"requests": 0, "none": 0}
         self.up = urllib.parse.urlsplit(args.upstream)
         self.methods = set(args.methods.split(","))
+        self.script = [f for f in args.script.split(",") if f]
 
     def draw(self):
         with self.lock:
             self.stats["requests"] += 1
             x = self.rng.random()
             part = self.rng.random()
+            if self.script:
+                name = self.script.pop(0)
+                if name == "none":
+                    self.stats["none"] += 1
+                    return None, 0.5
+                self.stats[name] = self.stats.get(name, 0) + 1
+                return name, 0.5
             for acc, name in self.faults:
                 if x < acc:
                     self.stats[name] = self.stats.get(name, 0) + 1
@@ -127,7 +138,7 @@ class Handler(BaseHTTPRequestHandler):
             n = int(self.headers.get("Content-Length") or 0)
             if n:
                 self.rfile.read(n)
-            extra = {"503": {"Retry-After": "1"},
+            extra = {"503": {"Retry-After": str(st.args.retry_after)},
                      "429": {"Retry-After": "0"}}.get(fault, {})
             return self.simple(int(fault), extra)
         if fault == "reset":
@@ -191,6 +202,11 @@ def main():
     ap.add_argument("--faults", default="")
     ap.add_argument("--methods", default="GET,HEAD")
     ap.add_argument("--stall-seconds", type=float, default=60)
+    ap.add_argument("--retry-after", type=int, default=1,
+                    help="the Retry-After of injected 503s (seconds)")
+    ap.add_argument("--script", default="",
+                    help="faults for the first requests, in order "
+                    "(e.g. 503,none,stall), before the random ones")
     args = ap.parse_args()
     ThreadingHTTPServer.request_queue_size = 128
     srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
