@@ -5,9 +5,15 @@
  * API reference (AKIAIOSFODNN7EXAMPLE, 20130524/us-east-1/s3). The
  * expected canonical requests, strings to sign and signatures are the
  * published values.
+ *
+ * The other pure parts of the remote machinery are tested here too: the
+ * HTTP status -> errno mapping, HTTP dates, header sets, listing assembly,
+ * encodings and the XML scanner.
  */
 #include <errno.h>
 
+#include "providers/curl_list.h"
+#include "providers/curl_pool.h"
 #include "providers/curl_util.h"
 #include "providers/sigv4.h"
 #include "test.h"
@@ -280,4 +286,82 @@ test(sigv4_base64_roundtrip)
 	CHECK_INT(cu_base64_decode(&d, "no*base64"), -EINVAL);
 	buf_free(&b);
 	buf_free(&d);
+}
+
+/* The other pure parts of the remote machinery live beside SigV4. */
+
+test(curl_status_to_errno)
+{
+	static const struct {
+		long status;
+		int want;
+	} cases[] = {
+		{ 200, 0 }, { 204, 0 }, { 206, 0 }, { 404, -ENOENT },
+		{ 401, -EACCES }, { 403, -EACCES }, { 412, -ESTALE },
+		{ 416, -EINVAL }, { 400, -EINVAL }, { 405, -ENOTSUP },
+		{ 501, -ENOTSUP }, { 408, -ETIMEDOUT }, { 500, -EIO },
+		{ 503, -EIO }, { 429, -EIO }, { 302, -EIO }, { 0, -EIO },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		CHECK_INT(cr_status_errno(cases[i].status), cases[i].want);
+}
+
+test(curl_http_dates)
+{
+	char buf[64];
+
+	CHECK_INT(cu_parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+		  784111777);
+	cu_http_date(784111777, buf, sizeof(buf));
+	CHECK_STR(buf, "Sun, 06 Nov 1994 08:49:37 GMT");
+	CHECK_INT(cu_parse_http_date("Sun, 06 Foo 1994 08:49:37 GMT"), -1);
+	CHECK_INT(cu_parse_http_date("yesterday"), -1);
+	CHECK_INT(cu_parse_http_date("Sun, 06 Nov 1994 25:49:37 GMT"), -1);
+}
+
+test(curl_headers)
+{
+	struct cr_hdrs h = { 0 };
+
+	CHECK_INT(cr_hdr_add(&h, "Range", "bytes=%d-%d", 0, 9), 0);
+	CHECK_INT(cr_hdr_add(&h, "x-ms-date", "%s", "now"), 0);
+	CHECK_STR(cr_hdr_get(&h, "range"), "bytes=0-9");
+	CHECK_STR(cr_hdr_get(&h, "X-MS-DATE"), "now");
+	CHECK(cr_hdr_get(&h, "x-ms") == NULL);
+	for (int i = 2; i < CR_MAX_HDRS; i++)
+		CHECK_INT(cr_hdr_add(&h, "X", "%d", i), 0);
+	CHECK_INT(cr_hdr_add(&h, "Y", "%s", "full"), -E2BIG);
+	cr_hdrs_clear(&h);
+	CHECK_INT((int)h.n, 0);
+}
+
+test(curl_listing_builder)
+{
+	struct prov_listing l;
+	struct cl_builder b;
+
+	cl_init(&b, &l, "modelkit-assets/");
+	CHECK_INT(cl_add_object(&b, "modelkit-assets/b/x", 3, "\"e\"", 7), 0);
+	CHECK_INT(cl_add_object(&b, "modelkit-assets/a.versions", 1, NULL, 0),
+		  0);
+	/* a second page repeating an entry, a directory marker, a key
+	   outside the prefix, the prefix itself */
+	CHECK_INT(cl_add_object(&b, "modelkit-assets/b/x", 3, "\"e\"", 7), 0);
+	CHECK_INT(cl_add_object(&b, "modelkit-assets/dir/", 0, NULL, 0), 0);
+	CHECK_INT(cl_add_object(&b, "other/y", 1, NULL, 0), 0);
+	CHECK_INT(cl_add_prefix(&b, "modelkit-assets/"), 0);
+	CHECK_INT(cl_add_prefix(&b, "modelkit-assets/z/"), 0);
+	CHECK_INT(cl_add_prefix(&b, "modelkit-assets/c/"), 0);
+	CHECK_INT(cl_add_prefix(&b, "modelkit-assets/c/"), 0);
+	cl_finish(&b);
+	CHECK_INT((int)l.n_objects, 2);
+	CHECK_STR(l.objects[0].key, "a.versions");
+	CHECK_STR(l.objects[1].key, "b/x");
+	CHECK_STR(l.objects[1].etag, "\"e\"");
+	CHECK_INT((int)l.objects[1].size, 3);
+	CHECK_INT((int)l.n_prefixes, 2);
+	CHECK_STR(l.prefixes[0], "c/");
+	CHECK_STR(l.prefixes[1], "z/");
+	prov_listing_free(&l);
 }
