@@ -665,7 +665,7 @@ out:
 }
 
 static int block_open(struct cache *c, const struct digest *d, int *fd,
-		      uint64_t *size, bool count_miss)
+		      uint64_t *size, bool count)
 {
 	char path[CACHE_PATH_MAX];
 	bool suspect = false;
@@ -679,7 +679,7 @@ static int block_open(struct cache *c, const struct digest *d, int *fd,
 	f = open(path, O_RDONLY | O_CLOEXEC);
 	if (f < 0) {
 		ret = -errno;
-		if (ret == -ENOENT && count_miss)
+		if (ret == -ENOENT && count)
 			ATOMIC_ADD(&c->misses, 1);
 		return ret;
 	}
@@ -696,7 +696,7 @@ static int block_open(struct cache *c, const struct digest *d, int *fd,
 			close(f);
 			if (ret == -EIO) {
 				ret = -ENOENT;
-				if (count_miss)
+				if (count)
 					ATOMIC_ADD(&c->misses, 1);
 			}
 			return ret;
@@ -711,7 +711,8 @@ static int block_open(struct cache *c, const struct digest *d, int *fd,
 		*size = (uint64_t)st.st_size;
 	}
 	touch_mem(c, d);
-	ATOMIC_ADD(&c->hits, 1);
+	if (count)
+		ATOMIC_ADD(&c->hits, 1);
 	*fd = f;
 	return 0;
 }

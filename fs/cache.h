@@ -163,9 +163,9 @@ int cache_lock_block(struct cache *c, const struct digest *d,
 void cache_unlock(struct cache_lock **lk);
 
 /*
- * Like cache_block_open() but a miss is not counted (for the re-check done
- * after cache_lock_block(): the first miss was already counted). A hit is
- * counted as a hit.
+ * Like cache_block_open() but counts neither a hit nor a miss (for the
+ * re-checks around a fetch: the lookup that missed was already counted, so
+ * hits + misses = lookups). The LRU is touched as for a hit.
  */
 int cache_block_recheck(struct cache *c, const struct digest *d, int *fd,
 			uint64_t *size);

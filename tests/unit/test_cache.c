@@ -807,6 +807,109 @@ test(cache_quota_shared_by_two_processes)
 	free(dir);
 }
 
+struct stress {
+	struct cache *c;
+	const struct digest *d; /* NKEYS digests */
+	unsigned seed;
+	int bad;    /* reads whose bytes did not hash to their name */
+	int errors; /* unexpected returns */
+	int fetches;
+};
+
+enum { SBLK = 4096, NKEYS = 32, SQUOTA = 8 * SBLK };
+
+static void stress_fill(uint8_t *buf, int k)
+{
+	fill(buf, SBLK, 7000 + (unsigned)k);
+}
+
+static void *stress_main(void *arg)
+{
+	struct stress *s = arg;
+	uint8_t buf[SBLK];
+	struct digest got;
+	int i, k, fd, ret;
+
+	for (i = 0; i < 300; i++) {
+		struct cache_lock *lk = NULL;
+
+		s->seed = s->seed * 1103515245u + 12345u;
+		k = (int)((s->seed >> 16) % NKEYS);
+		ret = cache_block_open(s->c, &s->d[k], &fd, NULL);
+		if (ret == -ENOENT) {
+			ret = cache_lock_block(s->c, &s->d[k], 10000, &lk);
+			if (ret == 0)
+				ret = cache_block_recheck(s->c, &s->d[k], &fd,
+							  NULL);
+			if (ret == -ENOENT) {
+				s->fetches++;
+				stress_fill(buf, k);
+				ret = cache_put_block(s->c, buf, SBLK, &s->d[k],
+						      NULL);
+				fd = -1;
+			}
+			cache_unlock(&lk);
+		}
+		if (ret < 0) {
+			s->errors++;
+			continue;
+		}
+		if (fd >= 0) {
+			/* an open block keeps its bytes even if evicted */
+			if (pread(fd, buf, SBLK, 0) != SBLK ||
+			    digest_buf(buf, SBLK, &got) < 0 ||
+			    !digest_equal(&got, &s->d[k]))
+				s->bad++;
+			close(fd);
+		}
+	}
+	return NULL;
+}
+
+/* Hits, misses, locks, commits and evictions racing in one process. */
+test(cache_stress_threads_tiny_quota)
+{
+	char *dir = tmpdir();
+	struct cache *c = NULL;
+	struct cache_stats st;
+	struct cache_verify_report r = {0};
+	struct digest d[NKEYS];
+	struct stress s[6];
+	pthread_t th[6];
+	uint8_t buf[SBLK];
+	int i, fetches = 0;
+
+	for (i = 0; i < NKEYS; i++) {
+		stress_fill(buf, i);
+		digest_buf(buf, SBLK, &d[i]);
+	}
+	CHECK_INT(open_cache(dir, SQUOTA, &c), 0);
+	for (i = 0; i < 6; i++) {
+		s[i] =
+		    (struct stress){.c = c, .d = d, .seed = 11u * (unsigned)i};
+		pthread_create(&th[i], NULL, stress_main, &s[i]);
+	}
+	for (i = 0; i < 6; i++) {
+		pthread_join(th[i], NULL);
+		CHECK_INT(s[i].bad, 0);
+		CHECK_INT(s[i].errors, 0);
+		fetches += s[i].fetches;
+	}
+	CHECK_INT(cache_get_stats(c, &st), 0);
+	CHECK(st.bytes <= SQUOTA);
+	CHECK_INT(st.bytes, du_blocks(dir));
+	CHECK_INT(st.blocks_written, fetches);
+	CHECK(st.evictions > 0);
+	CHECK_INT(st.hits + st.misses, 6 * 300);
+	CHECK_INT(cache_verify(c, &r), 0);
+	CHECK_INT(r.bad, 0);
+	CHECK_INT(r.missing, 0);
+	CHECK_INT(r.orphans, 0);
+	cache_close(&c);
+	rm_rf(dir);
+	free(dir);
+}
+
 /* ---- index loss and unclean shutdown ---------------------------------------
  */
 
