@@ -356,6 +356,26 @@ static int gcs_sign(void *arg, const char *method, const char *url,
 	return ret;
 }
 
+/*
+ * cr_run() with one more try when the service refuses our cached token
+ * (401: revoked or expired early): the token is dropped and fetched anew.
+ * A 401 has no body for the sink, so nothing was delivered.
+ */
+static int gcs_run(struct prov *p, struct cr_req *r)
+{
+	struct gcs *g = p->priv;
+	int ret = cr_run(g->pool, p, r);
+
+	if (ret == -EACCES && r->status == 401 && g->email &&
+	    r->delivered == 0) {
+		pthread_mutex_lock(&g->lock);
+		g->refresh_at_ms = 0;
+		pthread_mutex_unlock(&g->lock);
+		ret = cr_run(g->pool, p, r);
+	}
+	return ret;
+}
+
 /* ---- requests ---- */
 
 struct gcs_call {
@@ -517,7 +537,7 @@ static int gcs_list(struct prov *p, const char *prefix, bool delimited,
 		}
 		gcs_req_init(p, &r, &c, "GET");
 		r.out = &body;
-		ret = cr_run(g->pool, p, &r);
+		ret = gcs_run(p, &r);
 		if (ret < 0) {
 			if (ret == -ENOENT)
 				prov_set_error("%s: no such bucket",
@@ -584,7 +604,6 @@ out:
 
 static int gcs_head(struct prov *p, const char *key, struct prov_object *out)
 {
-	struct gcs *g = p->priv;
 	struct gcs_call c;
 	struct cr_req r;
 	struct buf body;
@@ -600,7 +619,7 @@ static int gcs_head(struct prov *p, const char *key, struct prov_object *out)
 		goto out;
 	gcs_req_init(p, &r, &c, "GET");
 	r.out = &body;
-	ret = cr_run(g->pool, p, &r);
+	ret = gcs_run(p, &r);
 	if (ret < 0) {
 		gcs_explain(&r, ret);
 		goto out;
@@ -628,7 +647,6 @@ static int64_t gcs_get(struct prov *p, const char *key, uint64_t off,
 		       uint64_t len, const char *if_match, prov_sink_fn sink,
 		       void *arg)
 {
-	struct gcs *g = p->priv;
 	struct gcs_call c;
 	struct cr_req r;
 	int ret;
@@ -656,7 +674,7 @@ static int64_t gcs_get(struct prov *p, const char *key, uint64_t off,
 	r.capture_hdr = "x-goog-generation";
 	r.sink = sink;
 	r.sink_arg = arg;
-	ret = cr_run(g->pool, p, &r);
+	ret = gcs_run(p, &r);
 	if (ret < 0)
 		gcs_explain(&r, ret);
 out:
@@ -668,7 +686,6 @@ static int gcs_put(struct prov *p, const char *key, const void *data,
 		   size_t len, int fd, uint64_t size, prov_progress_fn progress,
 		   void *arg)
 {
-	struct gcs *g = p->priv;
 	struct gcs_call c;
 	struct cr_req r;
 	int ret;
@@ -690,7 +707,7 @@ static int gcs_put(struct prov *p, const char *key, const void *data,
 	r.progress = progress;
 	r.progress_arg = arg;
 	r.progress_total = fd < 0 ? len : size;
-	ret = cr_run(g->pool, p, &r);
+	ret = gcs_run(p, &r);
 out:
 	gcs_call_free(&c);
 	return ret;
@@ -710,7 +727,6 @@ static int gcs_put_file(struct prov *p, const char *key, int fd,
 
 static int gcs_del(struct prov *p, const char *key)
 {
-	struct gcs *g = p->priv;
 	struct gcs_call c;
 	struct cr_req r;
 	int ret;
@@ -718,7 +734,7 @@ static int gcs_del(struct prov *p, const char *key)
 	ret = gcs_call_init(p, &c, 'o', "DELETE", key, NULL);
 	if (ret == 0) {
 		gcs_req_init(p, &r, &c, "DELETE");
-		ret = cr_run(g->pool, p, &r);
+		ret = gcs_run(p, &r);
 		if (ret == -ENOENT)
 			ret = 0;
 	}

@@ -15,6 +15,7 @@ what the real service checks (Python stdlib + the openssl command).
   POST /upload/storage/v1/b/B/o    uploadType=media&name=NAME
   DELETE /storage/v1/b/B/o/NAME
   GET  /__fake/stats               counters (tokens, rejections)
+  POST /__fake/revoke              revoke every token issued so far
 
 Every storage call needs "Authorization: Bearer <unexpired token>" unless
 --public (anonymous reads of a public bucket; writes still need a token).
@@ -300,6 +301,10 @@ class Handler(BaseHTTPRequestHandler):
         self.st.bump("requests")
         if self.path == "/token":
             return self.token()
+        if self.path == "/__fake/revoke":  # every token becomes invalid
+            with self.st.lock:
+                self.st.tokens.clear()
+            return self.send_json(200, {})
         r = self.route()
         if not r or not r[0]:
             return self.error(404, "Not Found")

@@ -155,3 +155,28 @@ def test_gcs_public_bucket_anonymous(servers, keys, prov_tool,  # noqa
     p = run([prov_tool, STORE, "put", "pub/q.bin", str(f)], env=anon,
             check=False)
     assert p.returncode == 1 and b"HTTP 401" in p.stderr
+
+
+def test_gcs_revoked_token_is_replaced(gcs, prov_tool, tmp_path):
+    import threading
+    import urllib.request
+    f = tmp_path / "r.bin"
+    f.write_bytes(b"r" * 100)
+    run([prov_tool, STORE, "put", "rev/r.bin", str(f)], env=gcs["env"])
+    before = fake_stats(gcs["url"])
+
+    def revoke():
+        req = urllib.request.Request(gcs["url"] + "/__fake/revoke",
+                                     method="POST", data=b"")
+        urllib.request.urlopen(req, timeout=10).read()
+    t = threading.Timer(0.6, revoke)
+    t.start()
+    try:
+        p = run([prov_tool, STORE, "repeat", "rev/r.bin", "3", "600"],
+                env=gcs["env"])
+    finally:
+        t.join()
+    assert p.stdout.decode().strip() == "3 of 3"
+    after = fake_stats(gcs["url"])
+    assert after["token_rejected"] - before["token_rejected"] == 1
+    assert after["tokens_issued"] - before["tokens_issued"] == 2
