@@ -1,0 +1,460 @@
+/*
+ * mount_dir - names and directories of the mount: what a name in a
+ * namespace, asset or folder version is, and listings taken whole at
+ * opendir (so offsets stay stable while the catalog refreshes) and
+ * served by readdir and readdirplus (which hands the kernel entries, and
+ * so counts lookups, like lookup does).
+ *
+ * Threads: any worker thread; a dir handle belongs to one open dir.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "fs/mount_int.h"
+
+struct dirh {
+	struct dent *e;
+	size_t n;
+};
+
+/* ---- resolving a child ---- */
+
+static int join(char *buf, size_t len, const char *a, const char *b)
+{
+	int n = snprintf(buf, len, "%s%s%s", a, *a ? "/" : "", b);
+
+	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+/*
+ * Offline fallback: does the last known level of @p list @comp as a
+ * namespace? Returns 1, or -EIO.
+ */
+static int parent_knows_ns(struct mnt *m, const struct inode *p,
+			   const char *comp)
+{
+	struct cat_level *l = NULL;
+	size_t i;
+	int ret = -EIO;
+
+	if (catalog_level(m->cat, p->name, &l) < 0)
+		return -EIO;
+	for (i = 0; i < l->n_namespaces; i++)
+		if (strcmp(l->namespaces[i], comp) == 0)
+			ret = 1;
+	cat_level_unref(l);
+	return ret;
+}
+
+/*
+ * What @comp in dir @p is: fills @d (strings owned by @d). Returns 0,
+ * -ENOENT, -ENOTDIR or an error.
+ */
+int mount_resolve_child(struct mnt *m, const struct inode *p,
+			 const char *comp, struct dent *d)
+{
+	char full[SPEC_PATH_MAX + SPEC_NAME_MAX + 2];
+	struct cat_versions *vs = NULL;
+	struct cat_version *cv = NULL;
+	int ret, k;
+
+	memset(d, 0, sizeof(*d));
+	if (strcmp(comp, ".") == 0 || strcmp(comp, "..") == 0)
+		return -ENOENT;
+	switch (p->kind) {
+	case INODE_NS:
+		ret = join(full, sizeof(full), p->name, comp);
+		if (ret < 0 || spec_check_name(full, NULL, 0) < 0)
+			return -ENOENT;
+		ret = catalog_versions(m->cat, full, &vs);
+		if (ret == 0) {
+			d->kind = INODE_ASSET;
+		} else {
+			/* not an asset, or unknown offline: a namespace? */
+			int ns = catalog_is_namespace(m->cat, full);
+
+			if (ns < 0 && ret != -ENOENT && ret != -EINVAL)
+				ns = parent_knows_ns(m, p, comp);
+			if (ns < 0 || (ns == 0 && ret != -ENOENT &&
+				       ret != -EINVAL))
+				return ns < 0 && (ret == -ENOENT ||
+						  ret == -EINVAL) ? ns : ret;
+			if (ns == 0)
+				return -ENOENT;
+			d->kind = INODE_NS;
+		}
+		cat_versions_unref(vs);
+		d->name = strdup(full);
+		break;
+	case INODE_ASSET:
+		ret = catalog_versions(m->cat, p->name, &vs);
+		if (ret < 0)
+			return ret;
+		if (cat_versions_alias(vs, comp)) {
+			d->kind = INODE_ALIAS;
+		} else if (cat_versions_has(vs, comp)) {
+			ret = catalog_version(m->cat, p->name, comp, &cv);
+			if (ret < 0) {
+				cat_versions_unref(vs);
+				return ret == -EINVAL ? -ENOENT : ret;
+			}
+			d->kind = cv->nodes[0].is_dir ? INODE_VDIR :
+							INODE_VFILE;
+			d->relpath = strdup("");
+			cat_version_unref(cv);
+		} else {
+			cat_versions_unref(vs);
+			return -ENOENT;
+		}
+		cat_versions_unref(vs);
+		d->name = strdup(p->name);
+		d->version = strdup(comp);
+		break;
+	case INODE_VDIR:
+	case INODE_SUBDIR:
+		ret = catalog_version(m->cat, p->name, p->version, &cv);
+		if (ret < 0)
+			return ret;
+		ret = join(full, sizeof(full), p->relpath, comp);
+		k = ret < 0 ? ret : cat_version_find(cv, full);
+		if (k < 0) {
+			cat_version_unref(cv);
+			return k;
+		}
+		d->kind = cv->nodes[k].is_dir ? INODE_SUBDIR : INODE_FILE;
+		cat_version_unref(cv);
+		d->name = strdup(p->name);
+		d->version = strdup(p->version);
+		d->relpath = strdup(full);
+		break;
+	default:
+		return -ENOTDIR;
+	}
+	d->comp = strdup(comp);
+	if (!d->comp || !d->name)
+		return -ENOMEM;
+	return 0;
+}
+
+void mount_dent_clear(struct dent *d)
+{
+	free(d->comp);
+	free(d->name);
+	free(d->version);
+	free(d->relpath);
+	memset(d, 0, sizeof(*d));
+}
+
+/*
+ * Make the inode for @d under @parent and fill @e. Adds one lookup on
+ * success.
+ */
+int mount_make_entry(struct mnt *m, uint64_t parent, const struct dent *d,
+		      struct fuse_entry_param *e)
+{
+	const struct inode *n;
+	double t;
+	int ret;
+
+	ret = inode_child(m->it, parent, d->comp, d->kind, d->name,
+			  d->version, d->relpath, &n);
+	if (ret < 0)
+		return ret;
+	memset(e, 0, sizeof(*e));
+	ret = mount_node_attr(m, n, &e->attr, &t);
+	if (ret < 0) {
+		inode_forget(m->it, n->ino, 1);
+		return ret;
+	}
+	e->ino = n->ino;
+	e->attr_timeout = t;
+	e->entry_timeout = t;
+	return 0;
+}
+
+/* ---- directories ---- */
+
+static void dirh_free(struct dirh *h)
+{
+	size_t i;
+
+	if (!h)
+		return;
+	for (i = 0; i < h->n; i++)
+		mount_dent_clear(&h->e[i]);
+	free(h->e);
+	free(h);
+}
+
+static int dirh_add(struct dirh *h, size_t *cap, const char *comp,
+		    enum inode_kind kind, const char *name,
+		    const char *version, const char *relpath)
+{
+	struct dent *d;
+
+	if (h->n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+
+		d = realloc(h->e, ncap * sizeof(*d));
+		if (!d)
+			return -ENOMEM;
+		h->e = d;
+		*cap = ncap;
+	}
+	d = &h->e[h->n];
+	memset(d, 0, sizeof(*d));
+	d->comp = strdup(comp);
+	d->kind = kind;
+	d->name = strdup(name);
+	d->version = version ? strdup(version) : NULL;
+	d->relpath = relpath ? strdup(relpath) : NULL;
+	h->n++;
+	if (!d->comp || !d->name || (version && !d->version) ||
+	    (relpath && !d->relpath))
+		return -ENOMEM;
+	return 0;
+}
+
+static int list_ns(struct mnt *m, const struct inode *n, struct dirh *h,
+		   size_t *cap)
+{
+	char full[SPEC_NAME_MAX + 2];
+	struct cat_level *l = NULL;
+	size_t i, j;
+	int ret;
+
+	ret = catalog_level(m->cat, n->name, &l);
+	if (ret < 0)
+		return ret;
+	for (i = 0; i < l->n_assets && ret == 0; i++) {
+		struct cat_versions *vs = NULL;
+
+		if (join(full, sizeof(full), n->name, l->assets[i]) < 0)
+			continue;
+		/* an asset whose .versions is malformed is skipped (logged) */
+		if (catalog_versions(m->cat, full, &vs) == -EINVAL)
+			continue;
+		cat_versions_unref(vs);
+		ret = dirh_add(h, cap, l->assets[i], INODE_ASSET, full, NULL,
+			       NULL);
+	}
+	for (i = 0; i < l->n_namespaces && ret == 0; i++) {
+		bool dup = false;
+
+		for (j = 0; j < l->n_assets; j++)
+			if (strcmp(l->assets[j], l->namespaces[i]) == 0)
+				dup = true;
+		if (dup || join(full, sizeof(full), n->name,
+				l->namespaces[i]) < 0)
+			continue;
+		ret = dirh_add(h, cap, l->namespaces[i], INODE_NS, full, NULL,
+			       NULL);
+	}
+	cat_level_unref(l);
+	return ret;
+}
+
+static int list_asset(struct mnt *m, const struct inode *n, struct dirh *h,
+		      size_t *cap)
+{
+	struct cat_versions *vs = NULL;
+	size_t i;
+	int ret;
+
+	ret = catalog_versions(m->cat, n->name, &vs);
+	if (ret < 0)
+		return ret;
+	catalog_prefetch_versions(m->cat, n->name, vs);
+	for (i = vs->list.n; i-- > 0 && ret == 0;) {
+		struct cat_version *cv = NULL;
+
+		/* a version whose .meta is bad is skipped (logged once) */
+		if (catalog_version(m->cat, n->name, vs->list.v[i], &cv) < 0)
+			continue;
+		ret = dirh_add(h, cap, vs->list.v[i],
+			       cv->nodes[0].is_dir ? INODE_VDIR : INODE_VFILE,
+			       n->name, vs->list.v[i], "");
+		cat_version_unref(cv);
+	}
+	for (i = 0; i < vs->n_aliases && ret == 0; i++)
+		ret = dirh_add(h, cap, vs->alias_names[i], INODE_ALIAS,
+			       n->name, vs->alias_names[i], NULL);
+	cat_versions_unref(vs);
+	return ret;
+}
+
+static int list_vdir(struct mnt *m, const struct inode *n, struct dirh *h,
+		     size_t *cap)
+{
+	struct cat_version *cv = NULL;
+	uint32_t k;
+	int ret, d;
+
+	ret = catalog_version(m->cat, n->name, n->version, &cv);
+	if (ret < 0)
+		return ret;
+	d = cat_version_find(cv, n->relpath);
+	if (d < 0) {
+		cat_version_unref(cv);
+		return d;
+	}
+	for (k = cv->nodes[d].first_child; k && ret == 0;
+	     k = cv->nodes[k].next_sibling) {
+		const struct cat_node *c = &cv->nodes[k];
+
+		ret = dirh_add(h, cap, c->comp,
+			       c->is_dir ? INODE_SUBDIR : INODE_FILE, n->name,
+			       n->version, c->relpath);
+	}
+	cat_version_unref(cv);
+	return ret;
+}
+
+void mount_op_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct mnt *m = mnt_of(req);
+	const struct inode *n = inode_get(m->it, ino);
+	struct dirh *h;
+	size_t cap = 0;
+	int ret;
+
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	switch (n->kind) {
+	case INODE_NS:
+		ret = list_ns(m, n, h, &cap);
+		break;
+	case INODE_ASSET:
+		ret = list_asset(m, n, h, &cap);
+		break;
+	case INODE_VDIR:
+	case INODE_SUBDIR:
+		ret = list_vdir(m, n, h, &cap);
+		break;
+	default:
+		ret = -ENOTDIR;
+	}
+	if (ret < 0) {
+		dirh_free(h);
+		mount_reply_errno(req, ret);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->cache_readdir = 0;
+	if (fuse_reply_open(req, fi) != 0)
+		dirh_free(h);
+}
+
+static unsigned dtype(enum inode_kind k)
+{
+	switch (k) {
+	case INODE_VFILE:
+	case INODE_FILE:
+		return S_IFREG;
+	case INODE_ALIAS:
+		return S_IFLNK;
+	default:
+		return S_IFDIR;
+	}
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+		       off_t off, struct fuse_file_info *fi, bool plus)
+{
+	struct mnt *m = mnt_of(req);
+	struct dirh *h = (struct dirh *)(uintptr_t)fi->fh;
+	const struct inode *self = inode_get(m->it, ino);
+	char *buf;
+	size_t used = 0;
+	off_t i;
+
+	if (!self) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	/* offsets: 0 ".", 1 "..", 2 + i the i-th entry */
+	for (i = off; i < (off_t)h->n + 2; i++) {
+		struct fuse_entry_param e;
+		const char *nm;
+		size_t len;
+
+		memset(&e, 0, sizeof(e));
+		if (i < 2) {
+			nm = i == 0 ? "." : "..";
+			e.attr.st_ino = i == 0 ? self->ino : self->parent;
+			e.attr.st_mode = S_IFDIR;
+			len = plus ? fuse_add_direntry_plus(req, buf + used,
+							    size - used, nm,
+							    &e, i + 1) :
+				     fuse_add_direntry(req, buf + used,
+						       size - used, nm,
+						       &e.attr, i + 1);
+		} else {
+			const struct dent *d = &h->e[i - 2];
+
+			nm = d->comp;
+			if (plus) {
+				if (mount_make_entry(m, ino, d, &e) < 0)
+					continue; /* vanished: skip */
+			} else {
+				e.attr.st_ino = (ino_t)(digest_xxh3(
+					d->comp, strlen(d->comp)) | 1);
+				e.attr.st_mode = dtype(d->kind);
+			}
+			len = plus ? fuse_add_direntry_plus(req, buf + used,
+							    size - used, nm,
+							    &e, i + 1) :
+				     fuse_add_direntry(req, buf + used,
+						       size - used, nm,
+						       &e.attr, i + 1);
+			if (len > size - used && plus)
+				inode_forget(m->it, e.ino, 1);
+		}
+		if (len > size - used)
+			break;
+		used += len;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+void mount_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+		       off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+void mount_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}
+
+void mount_op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	dirh_free((struct dirh *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}

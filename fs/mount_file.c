@@ -1,0 +1,437 @@
+/*
+ * mount_file - open files, reads and xattrs of the mount.
+ *
+ * Reads reply with the cache's block fds (fuse_reply_data with fd
+ * buffers), so bytes go from the block files to the kernel without a copy
+ * through our buffers when splice is available. An open file keeps the
+ * fds of its last few blocks (struct fh slots) and its read-ahead
+ * position.
+ *
+ * Threads: reads of one open file may run at once on several workers: a
+ * handle's slots and read-ahead position are under its mutex, and its
+ * refcount keeps it alive until the last read has closed its fds.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "fs/mount.h"
+#include "fs/mount_int.h"
+
+#define FH_SLOTS 4
+#define XATTR_MAX 4096
+
+struct fh_slot {
+	uint64_t index;
+	int fd; /* -1: empty */
+	int refs;
+};
+
+/* An open file. */
+struct fh {
+	struct cat_version *cv; /* reference */
+	uint32_t node;
+	struct fetch_obj obj;
+	char key[STORE_KEY_MAX];
+	atomic_int refs; /* the open file + reads still cleaning up */
+	pthread_mutex_t lock;
+	uint64_t next_off;		/* protected by lock */
+	uint64_t ra_next;		/* protected by lock */
+	struct fh_slot slot[FH_SLOTS];	/* protected by lock */
+};
+
+/* ---- files ---- */
+
+/*
+ * Drop a reference. The kernel sends release only after every read of the
+ * file was answered, but a read still closes its fds after answering: it
+ * holds a reference until then.
+ */
+static void fh_free(struct fh *h)
+{
+	int i;
+
+	if (!h || atomic_fetch_sub(&h->refs, 1) != 1)
+		return;
+	for (i = 0; i < FH_SLOTS; i++)
+		if (h->slot[i].fd >= 0)
+			close(h->slot[i].fd);
+	cat_version_unref(h->cv);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+void mount_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mnt *m = mnt_of(req);
+	const struct inode *n = inode_get(m->it, ino);
+	const struct cat_node *cn;
+	struct fh *h = NULL;
+	int ret, k, i;
+
+	stats_inc(m->stats, STAT_OPENS);
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY ||
+	    (fi->flags & (O_TRUNC | O_APPEND | O_CREAT))) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (n->kind != INODE_VFILE && n->kind != INODE_FILE) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	atomic_init(&h->refs, 1);
+	pthread_mutex_init(&h->lock, NULL);
+	for (i = 0; i < FH_SLOTS; i++)
+		h->slot[i].fd = -1;
+	ret = catalog_version(m->cat, n->name, n->version, &h->cv);
+	if (ret < 0)
+		goto fail;
+	k = cat_version_find(h->cv, n->relpath);
+	if (k < 0 || h->cv->nodes[k].is_dir) {
+		ret = k < 0 ? k : -EISDIR;
+		goto fail;
+	}
+	cn = &h->cv->nodes[k];
+	h->node = (uint32_t)k;
+	ret = store_key_file(n->name, n->version,
+			     *n->relpath ? n->relpath : NULL, h->key,
+			     sizeof(h->key));
+	if (ret < 0)
+		goto fail;
+	h->obj.key = h->key;
+	h->obj.size = cn->size;
+	h->obj.block_size = h->cv->block_size;
+	h->obj.mf = cn->mf;
+	h->obj.etag = cn->etag;
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->keep_cache = 1;
+	if (fuse_reply_open(req, fi) != 0)
+		fh_free(h);
+	return;
+fail:
+	fh_free(h);
+	mount_reply_errno(req, ret);
+}
+
+/*
+ * An fd for block @b: from the handle's slots or freshly opened (then kept
+ * in a free slot). *@slot gets the slot index holding a reference, or -1
+ * if the caller owns the fd.
+ */
+static int fh_block_fd(struct mnt *m, struct fh *h, uint64_t b, int *fd,
+		       int *slot)
+{
+	uint64_t len;
+	int i, ret, nfd = -1;
+
+	pthread_mutex_lock(&h->lock);
+	for (i = 0; i < FH_SLOTS; i++) {
+		if (h->slot[i].fd >= 0 && h->slot[i].index == b) {
+			h->slot[i].refs++;
+			*fd = h->slot[i].fd;
+			*slot = i;
+			pthread_mutex_unlock(&h->lock);
+			stats_inc(m->stats, STAT_BLOCK_HITS);
+			return 0;
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+	ret = fetcher_block(m->fe, &h->obj, b, &nfd, &len);
+	if (ret < 0)
+		return ret;
+	*fd = nfd;
+	*slot = -1;
+	pthread_mutex_lock(&h->lock);
+	for (i = 0; i < FH_SLOTS; i++) {
+		if (h->slot[i].refs == 0) {
+			if (h->slot[i].fd >= 0)
+				close(h->slot[i].fd);
+			h->slot[i].fd = nfd;
+			h->slot[i].index = b;
+			h->slot[i].refs = 1;
+			*slot = i;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+	return 0;
+}
+
+static void fh_put_fd(struct fh *h, int fd, int slot)
+{
+	if (slot < 0) {
+		close(fd);
+		return;
+	}
+	pthread_mutex_lock(&h->lock);
+	h->slot[slot].refs--;
+	pthread_mutex_unlock(&h->lock);
+}
+
+static void maybe_readahead(struct mnt *m, struct fh *h, uint64_t off,
+			    uint64_t end, uint64_t last_block)
+{
+	uint64_t from, to;
+	bool seq;
+
+	if (m->readahead <= 0)
+		return;
+	pthread_mutex_lock(&h->lock);
+	seq = off == 0 || off == h->next_off;
+	h->next_off = end;
+	from = last_block + 1;
+	if (from < h->ra_next)
+		from = h->ra_next;
+	to = last_block + 1 + (uint64_t)m->readahead;
+	if (seq && from < to)
+		h->ra_next = to;
+	pthread_mutex_unlock(&h->lock);
+	if (seq && from < to)
+		fetcher_readahead(m->fe, &h->obj, from, to - from);
+}
+
+void mount_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct mnt *m = mnt_of(req);
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	struct fuse_bufvec *bv = NULL;
+	uint64_t bs = h->obj.block_size, end, b0, b1, b, nb;
+	int fds[64], slots[64];
+	size_t k = 0, i;
+	int ret = 0;
+
+	stats_inc(m->stats, STAT_READS);
+	if (off < 0 || (uint64_t)off >= h->obj.size || size == 0) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	atomic_fetch_add(&h->refs, 1);
+	end = (uint64_t)off + size;
+	if (end > h->obj.size)
+		end = h->obj.size;
+	b0 = (uint64_t)off / bs;
+	b1 = (end - 1) / bs;
+	nb = b1 - b0 + 1;
+	if (nb > 64) {
+		fuse_reply_err(req, EINVAL);
+		fh_free(h);
+		return;
+	}
+	maybe_readahead(m, h, (uint64_t)off, end, b1);
+	bv = calloc(1, sizeof(*bv) + nb * sizeof(struct fuse_buf));
+	if (!bv) {
+		fuse_reply_err(req, ENOMEM);
+		fh_free(h);
+		return;
+	}
+	bv->count = nb;
+	for (b = b0; b <= b1; b++, k++) {
+		uint64_t bstart = b * bs;
+		uint64_t from = (uint64_t)off > bstart ? (uint64_t)off : bstart;
+		uint64_t to = end < bstart + bs ? end : bstart + bs;
+
+		ret = fh_block_fd(m, h, b, &fds[k], &slots[k]);
+		if (ret < 0)
+			break;
+		bv->buf[k].size = to - from;
+		bv->buf[k].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK |
+				   FUSE_BUF_FD_RETRY;
+		bv->buf[k].fd = fds[k];
+		bv->buf[k].pos = (off_t)(from - bstart);
+	}
+	if (ret < 0) {
+		fuse_reply_err(req, EIO);
+	} else {
+		stats_add(m->stats, STAT_BYTES_SERVED, end - (uint64_t)off);
+		fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
+	}
+	for (i = 0; i < k; i++)
+		fh_put_fd(h, fds[i], slots[i]);
+	free(bv);
+	fh_free(h);
+}
+
+void mount_op_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	fh_free((struct fh *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+/* ---- xattrs ---- */
+
+static const char *const version_xattrs[] = {
+	"user.assetfs.version", "user.assetfs.spec", "user.assetfs.sha256",
+	"user.assetfs.push_date", "user.assetfs.cached",
+};
+
+static void refresh_gauges(struct mnt *m)
+{
+	struct cache_stats cs;
+	struct prov_stats ps;
+
+	if (cache_get_stats(m->cache, &cs) == 0) {
+		stats_set(m->stats, STAT_CACHE_BYTES, cs.bytes);
+		stats_set(m->stats, STAT_EVICTIONS, cs.evictions);
+	}
+	prov_get_stats(store_prov(m->st), &ps);
+	stats_set(m->stats, STAT_RETRIES, ps.retries);
+}
+
+/* Sum of cached bytes of every file under node @k of @cv. */
+static uint64_t cached_under(struct mnt *m, const struct cat_version *cv,
+			     uint32_t k)
+{
+	const struct cat_node *cn = &cv->nodes[k];
+	char key[STORE_KEY_MAX];
+	uint64_t total = 0, c;
+	uint32_t ch;
+
+	if (!cn->is_dir) {
+		struct fetch_obj o = {
+			.key = key, .size = cn->size,
+			.block_size = cv->block_size, .mf = cn->mf,
+			.etag = cn->etag,
+		};
+
+		if (store_key_file(cv->name, cv->version,
+				   *cn->relpath ? cn->relpath : NULL, key,
+				   sizeof(key)) < 0)
+			return 0;
+		if (fetcher_cached_bytes(m->fe, &o, &c) == 0)
+			total = c;
+		return total;
+	}
+	for (ch = cn->first_child; ch; ch = cv->nodes[ch].next_sibling)
+		total += cached_under(m, cv, ch);
+	return total;
+}
+
+/* The value of xattr @name of @n into @out. Returns 0, -ENODATA. */
+static int xattr_value(struct mnt *m, const struct inode *n,
+		       const char *name, struct buf *out)
+{
+	struct cat_version *cv = NULL;
+	const struct cat_node *cn;
+	char hex[DIGEST_HEX_LEN + 1], date[64];
+	int ret, k;
+
+	if (n->ino == INODE_ROOT_INO && strcmp(name, MOUNT_STATS_XATTR) == 0) {
+		refresh_gauges(m);
+		return stats_format(m->stats, STATS_FMT_TEXT, out);
+	}
+	if (strncmp(name, "user.assetfs.", 13) != 0 || !n->version ||
+	    n->kind == INODE_ALIAS)
+		return -ENODATA;
+	ret = catalog_version(m->cat, n->name, n->version, &cv);
+	if (ret < 0)
+		return ret;
+	k = cat_version_find(cv, n->relpath);
+	if (k < 0) {
+		ret = k;
+		goto out;
+	}
+	cn = &cv->nodes[k];
+	ret = -ENODATA;
+	if (strcmp(name, "user.assetfs.version") == 0) {
+		ret = buf_puts(out, n->version);
+	} else if (strcmp(name, "user.assetfs.spec") == 0) {
+		ret = buf_printf(out, "%s:%s", n->name, n->version);
+		if (ret == 0 && *n->relpath)
+			ret = buf_printf(out, "[%s]", n->relpath);
+	} else if (strcmp(name, "user.assetfs.sha256") == 0) {
+		if (!cn->is_dir && cn->mf) {
+			digest_to_hex(&cn->mf->sha256, hex);
+			ret = buf_puts(out, hex);
+		}
+	} else if (strcmp(name, "user.assetfs.push_date") == 0) {
+		if (time_format_iso8601(cv->meta.push_date,
+					cv->meta.push_date_nsec, date,
+					sizeof(date)) > 0)
+			ret = buf_puts(out, date);
+	} else if (strcmp(name, "user.assetfs.cached") == 0) {
+		ret = buf_printf(out, "%llu",
+				 (unsigned long long)cached_under(
+					 m, cv, (uint32_t)k));
+	}
+out:
+	cat_version_unref(cv);
+	return ret;
+}
+
+void mount_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	struct mnt *m = mnt_of(req);
+	const struct inode *n = inode_get(m->it, ino);
+	struct buf out;
+	int ret;
+
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	buf_init(&out, XATTR_MAX);
+	ret = xattr_value(m, n, name, &out);
+	if (ret == -ENODATA || ret == -ENOENT)
+		fuse_reply_err(req, ENODATA);
+	else if (ret < 0)
+		mount_reply_errno(req, ret);
+	else if (size == 0)
+		fuse_reply_xattr(req, out.len);
+	else if (size < out.len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, out.data, out.len);
+	buf_free(&out);
+}
+
+void mount_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct mnt *m = mnt_of(req);
+	const struct inode *n = inode_get(m->it, ino);
+	struct buf out, val;
+	size_t i;
+
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	buf_init(&out, XATTR_MAX);
+	if (n->version && n->kind != INODE_ALIAS) {
+		for (i = 0; i < sizeof(version_xattrs) /
+				    sizeof(version_xattrs[0]);
+		     i++) {
+			buf_init(&val, XATTR_MAX);
+			if (xattr_value(m, n, version_xattrs[i], &val) == 0)
+				buf_append(&out, version_xattrs[i],
+					   strlen(version_xattrs[i]) + 1);
+			buf_free(&val);
+		}
+	}
+	if (size == 0)
+		fuse_reply_xattr(req, out.len);
+	else if (size < out.len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, out.data ? out.data : "", out.len);
+	buf_free(&out);
+}

@@ -1,0 +1,104 @@
+/*
+ * mount_int - what the files of the mount share (mount.c: attributes,
+ * lookups, the ops table and the session; mount_dir.c: resolving names
+ * and listing dirs; mount_file.c: open files, reads, xattrs). Not part of
+ * any contract outside fs/mount*.c.
+ *
+ * Threads: the ops run on the session's worker threads; struct mnt is
+ * read-only once the session runs, and everything it points to is
+ * thread-safe.
+ */
+#ifndef ASSETFS_FS_MOUNT_INT_H
+#define ASSETFS_FS_MOUNT_INT_H
+
+#define FUSE_USE_VERSION 314
+
+#include <fuse_lowlevel.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "fs/cache.h"
+#include "fs/catalog.h"
+#include "fs/fetcher.h"
+#include "fs/inode.h"
+#include "fs/stats.h"
+#include "fs/store.h"
+
+#define LONG_TIMEOUT_S (24.0 * 3600) /* version content never changes */
+#define NEG_TIMEOUT_S 1.0	     /* "no such asset/version" */
+
+struct mnt {
+	struct inode_table *it;
+	struct catalog *cat;
+	struct fetcher *fe;
+	struct cache *cache;
+	struct store *st;
+	struct stats *stats;
+	uid_t uid;
+	gid_t gid;
+	double ttl_s;
+	int readahead;
+	int64_t start_sec;
+};
+
+/* What a name in a dir is: a node to make (strings owned). */
+struct dent {
+	char *comp;
+	enum inode_kind kind;
+	char *name;
+	char *version;
+	char *relpath;
+};
+
+static inline struct mnt *mnt_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/*
+ * Attributes of @n and the kernel timeout for them. Returns 0, -ENOENT
+ * (the node no longer exists, e.g. an alias that went away) or an error.
+ */
+int mount_node_attr(struct mnt *m, const struct inode *n, struct stat *st,
+		    double *timeout);
+
+/*
+ * What @comp in dir @p is: fills @d (mount_dent_clear() it on every
+ * path). Returns 0, -ENOENT, -ENOTDIR or an error.
+ */
+int mount_resolve_child(struct mnt *m, const struct inode *p,
+			const char *comp, struct dent *d);
+void mount_dent_clear(struct dent *d);
+
+/*
+ * Make the inode for @d under @parent and fill @e. Adds one lookup on
+ * success. Returns 0 or an error.
+ */
+int mount_make_entry(struct mnt *m, uint64_t parent, const struct dent *d,
+		     struct fuse_entry_param *e);
+
+/* Reply with @ret mapped to the errno a reader should see. */
+int mount_reply_errno(fuse_req_t req, int ret);
+
+/* mount_dir.c */
+void mount_op_opendir(fuse_req_t req, fuse_ino_t ino,
+		      struct fuse_file_info *fi);
+void mount_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		      struct fuse_file_info *fi);
+void mount_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			  off_t off, struct fuse_file_info *fi);
+void mount_op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			 struct fuse_file_info *fi);
+
+/* mount_file.c */
+void mount_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void mount_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		   struct fuse_file_info *fi);
+void mount_op_release(fuse_req_t req, fuse_ino_t ino,
+		      struct fuse_file_info *fi);
+void mount_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		       size_t size);
+void mount_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+
+#endif
