@@ -17,6 +17,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +42,10 @@ struct xgb {
 	uint32_t n_outputs;
 	int64_t n_features;
 	bool is_classifier;
+	bool counted; /* in live_boosters */
 };
+
+static void boosters_changed(int delta);
 
 static void xgb_free(void *state)
 {
@@ -50,6 +55,8 @@ static void xgb_free(void *state)
 		return;
 	if (m->h)
 		XGBoosterFree(m->h);
+	if (m->counted)
+		boosters_changed(-1);
 	free(m);
 }
 
@@ -127,6 +134,8 @@ static int xgb_load(const char *dir, const char *path, const char *config,
 		m->n_outputs = (uint32_t)num_class;
 		m->is_classifier = true;
 	}
+	m->counted = true;
+	boosters_changed(1);
 	info->n_features = m->n_features;
 	info->n_outputs = m->n_outputs;
 	info->is_classifier = m->is_classifier;
@@ -138,6 +147,109 @@ out:
 	xgb_free(m);
 	buf_free(&data);
 	return ret;
+}
+
+/*
+ * One proxy DMatrix per thread. Without one, XGBoosterPredictFromDense
+ * builds a proxy per call, and with it a Context that reads the cgroup CPU
+ * quota from /sys (two open/read/close per prediction: about a sixth of a
+ * one-row request's CPU time). A proxy only carries the array of the call
+ * in flight, so one per thread serves every booster.
+ *
+ * Proxies are never freed by the thread that exits (libxgboost would then
+ * touch thread-locals already destroyed): a pthread key destructor hands
+ * the proxy back to a free stack for the next new thread, so there are
+ * never more proxies than threads alive at once. When the last booster is
+ * freed (no prediction can be in flight) every proxy is freed and the
+ * generation moves on, so a thread's cached pointer is never used stale.
+ */
+static pthread_mutex_t proxy_lock = PTHREAD_MUTEX_INITIALIZER;
+static DMatrixHandle *proxy_all;	/* protected by proxy_lock */
+static DMatrixHandle *proxy_free_stack; /* protected by proxy_lock */
+static size_t proxy_n_all, proxy_n_free, proxy_cap; /* protected */
+static unsigned long live_boosters; /* protected by proxy_lock */
+static atomic_uint proxy_gen;
+static pthread_key_t proxy_key;
+static pthread_once_t proxy_once = PTHREAD_ONCE_INIT;
+static bool proxy_key_ok;
+static __thread DMatrixHandle my_proxy;
+static __thread unsigned my_gen;
+
+static void proxy_release(void *p)
+{
+	size_t i;
+
+	pthread_mutex_lock(&proxy_lock);
+	for (i = 0; i < proxy_n_all; i++) {
+		if (proxy_all[i] == p) {
+			proxy_free_stack[proxy_n_free++] = p;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&proxy_lock);
+}
+
+static void proxy_init(void)
+{
+	proxy_key_ok = pthread_key_create(&proxy_key, proxy_release) == 0;
+}
+
+/* This thread's proxy, or NULL (xgboost then makes its own per call). */
+static DMatrixHandle thread_proxy(void)
+{
+	unsigned gen = atomic_load(&proxy_gen);
+	DMatrixHandle p = NULL;
+
+	if (my_proxy && my_gen == gen)
+		return my_proxy;
+	pthread_once(&proxy_once, proxy_init);
+	if (!proxy_key_ok)
+		return NULL;
+	pthread_mutex_lock(&proxy_lock);
+	if (proxy_n_free) {
+		p = proxy_free_stack[--proxy_n_free];
+	} else {
+		if (proxy_n_all == proxy_cap) {
+			size_t cap = proxy_cap ? proxy_cap * 2 : 16;
+			DMatrixHandle *a, *f;
+
+			a = realloc(proxy_all, cap * sizeof(*a));
+			if (a)
+				proxy_all = a;
+			f = a ? realloc(proxy_free_stack, cap * sizeof(*f))
+			      : NULL;
+			if (f)
+				proxy_free_stack = f;
+			if (a && f)
+				proxy_cap = cap;
+		}
+		if (proxy_n_all < proxy_cap && XGProxyDMatrixCreate(&p) == 0)
+			proxy_all[proxy_n_all++] = p;
+		else
+			p = NULL;
+	}
+	pthread_mutex_unlock(&proxy_lock);
+	if (!p)
+		return NULL;
+	pthread_setspecific(proxy_key, p);
+	my_proxy = p;
+	my_gen = gen;
+	return p;
+}
+
+static void boosters_changed(int delta)
+{
+	size_t i;
+
+	pthread_mutex_lock(&proxy_lock);
+	live_boosters += (unsigned long)(long)delta;
+	if (live_boosters == 0) {
+		for (i = 0; i < proxy_n_all; i++)
+			XGDMatrixFree(proxy_all[i]);
+		proxy_n_all = proxy_n_free = 0;
+		atomic_fetch_add(&proxy_gen, 1);
+	}
+	pthread_mutex_unlock(&proxy_lock);
 }
 
 static int xgb_predict(void *state, const double *x, size_t rows, size_t cols,
@@ -164,8 +276,8 @@ static int xgb_predict(void *state, const double *x, size_t rows, size_t cols,
 		 "{\"data\": [%" PRIuPTR ", true], \"shape\": [%zu, %zu], "
 		 "\"typestr\": \"<f8\", \"version\": 3}",
 		 (uintptr_t)x, rows, cols);
-	if (XGBoosterPredictFromDense(m->h, arr, config, NULL, &shape, &dim,
-				      &res) != 0) {
+	if (XGBoosterPredictFromDense(m->h, arr, config, thread_proxy(), &shape,
+				      &dim, &res) != 0) {
 		snprintf(err, errlen, "xgboost: %s", XGBGetLastError());
 		return -EIO;
 	}
