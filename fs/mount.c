@@ -150,6 +150,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int ret;
 
 	stats_inc(m->stats, STAT_LOOKUPS);
+	mount_tune_once(m);
 	if (!p) {
 		fuse_reply_err(req, ENOENT);
 		return;
@@ -202,6 +203,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	double t;
 	int ret;
 
+	mount_tune_once(m);
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
 		return;
@@ -421,6 +423,13 @@ static void set_readahead(const char *mountpoint, int kb)
 		log_debug("cannot set %s: %s", path, strerror(errno));
 }
 
+void mount_tune_once(struct mnt *m)
+{
+	if (atomic_load(&m->tuned) || atomic_exchange(&m->tuned, true))
+		return;
+	set_readahead(m->mountpoint, m->readahead_kb);
+}
+
 static void say_ready(const struct mount_opts *o, int status)
 {
 	if (o->ready)
@@ -449,6 +458,9 @@ int mount_run(const struct mount_opts *o)
 	m.ttl_s = (o->versions_ttl_ms > 0 ? o->versions_ttl_ms : 60000) /
 		  1000.0;
 	m.readahead = o->readahead > 0 ? o->readahead : 8;
+	m.mountpoint = o->mountpoint;
+	m.readahead_kb = o->readahead_kb > 0 ? o->readahead_kb : 0;
+	atomic_init(&m.tuned, false);
 	m.stats = stats_new();
 	m.it = inode_table_new();
 	if (!m.stats || !m.it) {
@@ -506,8 +518,6 @@ int mount_run(const struct mount_opts *o)
 		goto out;
 	}
 	mounted = true;
-	set_readahead(o->mountpoint,
-		      o->readahead_kb >= 0 ? o->readahead_kb : 0);
 	if (o->metrics_port > 0) {
 		ret = metrics_start(o->metrics_port, m.stats, m.cache,
 				    store_prov(m.st), &mx);

@@ -14,6 +14,8 @@
 #define FUSE_USE_VERSION 314
 
 #include <fuse_lowlevel.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -40,7 +42,17 @@ struct mnt {
 	double ttl_s;
 	int readahead;
 	int64_t start_sec;
+	const char *mountpoint; /* borrowed from the options */
+	int readahead_kb;	/* kernel read-ahead to set, 0: leave it */
+	atomic_bool tuned;	/* readahead_kb applied (after FUSE_INIT) */
 };
+
+/*
+ * Apply what can only be set once the kernel has processed FUSE_INIT
+ * (the bdi's read-ahead, which INIT's reply resets): called by the first
+ * ops, cheap afterwards.
+ */
+void mount_tune_once(struct mnt *m);
 
 /* What a name in a dir is: a node to make (strings owned). */
 struct dent {
