@@ -35,6 +35,7 @@ struct conn_track {
 	int fd;
 	int64_t t0_ns;	/* connection start or last request done */
 	int64_t req_ns; /* request line arrived; 0 when idle */
+	int serving;	/* the request is in; answering it has no deadline */
 	bool killed;	/* protected by s->lock */
 };
 
@@ -171,6 +172,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (t) {
 		__atomic_store_n(&t->req_ns, 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&t->t0_ns, time_mono_ns(), __ATOMIC_RELAXED);
+		__atomic_store_n(&t->serving, 0, __ATOMIC_RELAXED);
 	}
 	if (r) {
 		buf_free(&r->body);
@@ -196,7 +198,8 @@ static void *watchdog_main(void *arg)
 		for (t = s->tracks; t; t = t->next) {
 			req = __atomic_load_n(&t->req_ns, __ATOMIC_RELAXED);
 			t0 = __atomic_load_n(&t->t0_ns, __ATOMIC_RELAXED);
-			if (t->killed || t->fd < 0)
+			if (t->killed || t->fd < 0 ||
+			    __atomic_load_n(&t->serving, __ATOMIC_RELAXED))
 				continue;
 			if ((req && now - req > timeout) ||
 			    (!req && now - t0 > idle)) {
@@ -348,6 +351,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	/* the request is in: from here on only the idle timeout applies */
+	if (r->track)
+		__atomic_store_n(&r->track->serving, 1, __ATOMIC_RELAXED);
 	memset(&req, 0, sizeof(req));
 	req.method = method;
 	req.path = url;

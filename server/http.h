@@ -7,7 +7,9 @@
  * cap gets 413 before the body is read, a chunked body that grows past it
  * closes the connection). A watchdog closes any connection whose request
  * takes longer than request_timeout_ms to arrive (a client that sends one
- * byte a second), on top of libmicrohttpd's keep-alive idle timeout.
+ * byte a second), on top of libmicrohttpd's keep-alive idle timeout; once
+ * a request is in, computing and sending its answer has no deadline but
+ * the idle timeout (a large batch may take its time).
  *
  * Threads: the handler runs on libmicrohttpd's threads (a pool of
  * `threads`, one thread per connection when threads is 0, or one thread in

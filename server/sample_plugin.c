@@ -9,13 +9,16 @@
  *   w_1 ... w_N b          (K lines)
  *
  * The config may set {"scale": S}, multiplying every output before the
- * softmax. Uses only libc; no global state; predict is reentrant.
+ * softmax, and {"delay_ms": N}, making every predict() take N ms longer
+ * (for tests of slow models). Uses only libc; no global state; predict
+ * is reentrant.
  */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "server/assetfs_model.h"
 
@@ -25,6 +28,7 @@ struct linear {
 	long n, k;
 	int classifier;
 	double scale;
+	long delay_ms;
 	double *w; /* k rows of n weights then the bias */
 };
 
@@ -63,6 +67,9 @@ static int lin_load(const char *path, const char *config, void **handle,
 	s = strstr(config, "\"scale\"");
 	if (s && (s = strchr(s, ':')))
 		l->scale = strtod(s + 1, NULL);
+	s = strstr(config, "\"delay_ms\"");
+	if (s && (s = strchr(s, ':')))
+		l->delay_ms = strtol(s + 1, NULL, 10);
 	if (fscanf(f, " features %ld outputs %ld classifier %d", &l->n, &l->k,
 		   &l->classifier) != 3 ||
 	    l->n < 1 || l->n > LIN_MAX || l->k < 1 || l->k > LIN_MAX)
@@ -96,6 +103,13 @@ static int lin_predict(void *h, const double *x, size_t rows, size_t cols,
 		snprintf(err, errlen, "expected %ld features, got %zu", l->n,
 			 cols);
 		return -EINVAL;
+	}
+	if (l->delay_ms > 0) {
+		struct timespec ts = {.tv_sec = l->delay_ms / 1000,
+				      .tv_nsec =
+					  (l->delay_ms % 1000) * 1000000};
+
+		nanosleep(&ts, NULL);
 	}
 	for (r = 0; r < rows; r++) {
 		double *y = out + r * (size_t)l->k, max = -INFINITY, sum = 0;

@@ -481,3 +481,39 @@ def test_a_crashed_worker_is_replaced(servers, root, models):
         time.sleep(0.05)
     assert metric(srv.metrics(), "assetfs_server_worker_restarts_total") == 1
     assert srv.stop() == 0
+
+
+def slow_linear(servers, tmp_path, delay_ms, *extra):
+    root = tmp_path / "assets"
+    write_linear(root / "lin" / "0.0")
+    cfg = tmp_path / "slow.json"
+    cfg.write_text(json.dumps({"models": [
+        {"name": "slow", "asset": "lin", "runtime": "plugin",
+         "config": {"delay_ms": delay_ms}}]}))
+    return servers(["--assets-dir", root, "--config", cfg, *extra])
+
+
+def test_request_timeout_does_not_cut_a_slow_answer(servers, tmp_path):
+    srv = slow_linear(servers, tmp_path, 2500, "--request-timeout", "1")
+    t0 = time.monotonic()
+    r = srv.post("/v2/models/slow/infer", v2_body([[1, 2, 3]]))
+    assert r.status_code == 200, r.text
+    assert time.monotonic() - t0 >= 2.4
+    np.testing.assert_allclose(v2_output(r, "predict"), linear([[1, 2, 3]]))
+
+
+def test_sigterm_waits_for_a_slow_prediction(servers, tmp_path):
+    srv = slow_linear(servers, tmp_path, 1500, "--keepalive", "1")
+    result = []
+
+    def call():
+        result.append(srv.post("/v2/models/slow/infer",
+                               v2_body([[1, 2, 3]])))
+
+    t = threading.Thread(target=call)
+    t.start()
+    time.sleep(0.5)
+    srv.proc.send_signal(signal.SIGTERM)
+    t.join(timeout=30)
+    assert result and result[0].status_code == 200, result
+    assert srv.proc.wait(timeout=15) == 0
