@@ -150,3 +150,15 @@ def test_s3_profile_files(s3, assetfs_bin, tmp_path):
     p = cli(assetfs_bin, STORE, "ls", env=env, check=False)
     assert p.returncode != 0
     assert "AWS_PROFILE 'missing' is not in" in p.stderr.decode()
+
+
+def test_s3_session_token_is_signed(s3, assetfs_bin):
+    token = "FwoGZXIvYXdzEXAMPLE-session-token-0123456789abcdef"
+    env = dict(s3["env"], AWS_SESSION_TOKEN=token)
+    before = proxy_stats(s3["proxy"])
+    p = cli(assetfs_bin, STORE, "ls", env=env)
+    after = proxy_stats(s3["proxy"])
+    # the verifier insists that every x-amz-* header sent is signed
+    assert after["verified"] > before["verified"]
+    assert after["rejected"] == before["rejected"]
+    assert_no_secrets([p], [token, S3_SECRET])
