@@ -70,16 +70,26 @@ static int start_metrics_server(const struct server_opts *o,
 	return ret;
 }
 
-/* Wait until nothing is in flight and the connections are gone. */
+/*
+ * Stop accepting, then wait: for requests in flight as long as they take
+ * (up to DRAIN_MAX_MS: a supervisor's SIGKILL comes sooner anyway), and
+ * for idle keep-alive connections up to the keep-alive timeout, so a
+ * client about to reuse one is not cut off.
+ */
+#define DRAIN_MAX_MS (10 * 60 * 1000)
+
 static void drain(struct http_server *h, const struct server_opts *o)
 {
-	int64_t deadline = time_mono_ms() + (int64_t)o->keepalive_s * 1000 +
-			   o->request_timeout_ms + 1000;
+	int64_t start = time_mono_ms();
+	int64_t idle = start + (int64_t)o->keepalive_s * 1000 + 1000;
 
 	http_quiesce(h);
-	while (time_mono_ms() < deadline &&
-	       (http_inflight(h) || http_connections(h)))
+	while (time_mono_ms() - start < DRAIN_MAX_MS) {
+		if (!http_inflight(h) &&
+		    (!http_connections(h) || time_mono_ms() > idle))
+			break;
 		usleep(20 * 1000);
+	}
 }
 
 /*
@@ -317,8 +327,7 @@ stop:
 	for (i = 0; i < MAX_WORKERS; i++)
 		if (slots[i].pid)
 			kill(slots[i].pid, SIGTERM);
-	deadline = time_mono_ms() + (int64_t)o->keepalive_s * 1000 +
-		   o->request_timeout_ms + 10000;
+	deadline = time_mono_ms() + DRAIN_MAX_MS + 10000;
 	while (alive(slots)) {
 		pid = waitpid(-1, &st, WNOHANG);
 		if (pid > 0) {

@@ -503,7 +503,9 @@ def test_request_timeout_does_not_cut_a_slow_answer(servers, tmp_path):
 
 
 def test_sigterm_waits_for_a_slow_prediction(servers, tmp_path):
-    srv = slow_linear(servers, tmp_path, 1500, "--keepalive", "1")
+    # longer than keep-alive and request timeouts together
+    srv = slow_linear(servers, tmp_path, 3500, "--keepalive", "1",
+                      "--request-timeout", "1")
     result = []
 
     def call():
