@@ -351,6 +351,7 @@ static int refresh(struct registry *r, struct model *m, char *err,
 	}
 	old = m->cur;
 	m->cur = v;
+	atomic_fetch_add(&v->refs, 1); /* ours, while we log below */
 	free(m->failed_version);
 	m->failed_version = NULL;
 	m->last_err[0] = '\0';
@@ -363,6 +364,7 @@ static int refresh(struct registry *r, struct model *m, char *err,
 		 (double)v->load_ns / 1e6, old ? ", replacing " : "",
 		 old ? old->version : "");
 	model_version_unref(old);
+	model_version_unref(v);
 out:
 	free(version);
 	return ret;
