@@ -523,3 +523,11 @@ def test_store_from_environment_and_sigint(assetfs_bin, store, assets,
     p = run([assetfs_bin, "mount", str(mnt)], check=False,
             env={"ASSETFS_STORE": "", "MODELKIT_STORAGE_PROVIDER": ""})
     assert p.returncode == 2 and b"no store given" in p.stderr
+
+
+def test_uid_gid_options(store, assets, mounter):
+    m = mounter(store[0], uid=1234, gid=5678)
+    for p in ["", "fraud/xgb", "fraud/xgb/0.0", "fraud/xgb/1.0/model.json"]:
+        st = os.lstat(m.mnt / p)
+        assert (st.st_uid, st.st_gid) == (1234, 5678), p
+    assert os.lstat(m.mnt / "fraud/xgb/latest").st_uid == 1234
