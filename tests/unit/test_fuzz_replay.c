@@ -285,6 +285,8 @@ static void replay(const char *name, fuzz_fn fn, uint64_t seed)
 		}
 		buf_free(&b);
 	}
+	printf("     %s: %zu corpus files, %zu mutations\n", name, c->n,
+	       c->n ? iters : 0);
 	corpus_free(c);
 	free(c);
 }
