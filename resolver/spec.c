@@ -72,6 +72,12 @@ int resolver_json_parse(const char *json, size_t len, const char *what,
 	size_t off;
 	cJSON *r;
 
+	/*
+	 * cJSON records the last error position in a global of its own
+	 * (cJSON_GetErrorPtr). We never read it: the position comes from
+	 * return_parse_end, which is per call, so concurrent parses in
+	 * several threads give each caller its own correct message.
+	 */
 	*root = NULL;
 	if (!json || len == 0) {
 		resolver_err(err, errlen, "%s is empty", what);
