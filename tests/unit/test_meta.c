@@ -5,6 +5,7 @@
  * the formatter's round trip.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "common/digest.h"
@@ -806,4 +807,57 @@ test(format_refuses_unwritable_dates)
 	CHECK_INT(meta_format(&m, &b), -EINVAL);
 	meta_clear(&m);
 	buf_free(&b);
+}
+
+/* Parsing from several threads at once: each gets its own result and its
+ * own error message. */
+static void *parse_many(void *arg)
+{
+	long id = (long)arg;
+	long bad = 0;
+
+	for (int i = 0; i < 300; i++) {
+		char json[256], err[SPEC_ERR_MAX], want[64];
+		struct meta m;
+		int ret;
+
+		if ((i + id) % 2) {
+			snprintf(json, sizeof(json),
+				 "{\"push_date\": \"2021-01-02T03:04:05\", "
+				 "\"is_directory\": true, \"contents\": "
+				 "[\"t%ld/f%d\"]}", id, i);
+			ret = meta_parse(json, strlen(json), &m, err,
+					 sizeof(err));
+			snprintf(want, sizeof(want), "t%ld/f%d", id, i);
+			if (ret != 0 || m.n_contents != 1 ||
+			    strcmp(m.contents[0], want) != 0)
+				bad++;
+			meta_clear(&m);
+		} else {
+			snprintf(json, sizeof(json),
+				 "{\"push_date\": \"2021-01-02T03:04:05\", "
+				 "\"is_directory\": true, \"contents\": "
+				 "[\"t%ld/../f%d\"]}", id, i);
+			ret = meta_parse(json, strlen(json), &m, err,
+					 sizeof(err));
+			snprintf(want, sizeof(want), "'t%ld/../f%d'", id, i);
+			if (ret != -EINVAL || !strstr(err, want))
+				bad++;
+		}
+	}
+	return (void *)bad;
+}
+
+test(parse_from_many_threads)
+{
+	pthread_t th[4];
+
+	for (long i = 0; i < 4; i++)
+		CHECK_INT(pthread_create(&th[i], NULL, parse_many, (void *)i), 0);
+	for (int i = 0; i < 4; i++) {
+		void *bad = NULL;
+
+		pthread_join(th[i], &bad);
+		CHECK_INT((long)bad, 0);
+	}
 }
