@@ -211,7 +211,8 @@ static void objkey_of(const struct fetcher *f, const struct fetch_job *j,
 
 /*
  * Make the block present and open it (@fd may be NULL: just make it
- * present). @counted: whether a hit or miss is counted in our stats.
+ * present). @foreground: a reader waits for it (counted as a hit, or a miss
+ * when this call fetches it); read-ahead is counted separately.
  */
 static int get_block(struct fetcher *f, struct fetch_job *j, int *fd,
 		     bool foreground, char *why, size_t whylen)
@@ -236,8 +237,6 @@ static int get_block(struct fetcher *f, struct fetch_job *j, int *fd,
 			}
 			if (ret != -ENOENT)
 				goto fail;
-			if (foreground && tries == 0)
-				stats_inc(f->stats, STAT_BLOCK_MISSES);
 			ret = cache_lock_block(f->cache, &j->want,
 					       (unsigned)f->timeout_ms, &lk);
 			if (ret < 0) {
@@ -248,15 +247,22 @@ static int get_block(struct fetcher *f, struct fetch_job *j, int *fd,
 			}
 			ret = cache_block_recheck(f->cache, &j->want, &bfd,
 						  NULL);
-			if (ret == -ENOENT) {
+			if (ret == 0 && foreground) {
+				/* another thread or process fetched it */
+				stats_inc(f->stats, STAT_BLOCK_HITS);
+			} else if (ret == -ENOENT) {
+				if (foreground && tries == 0)
+					stats_inc(f->stats, STAT_BLOCK_MISSES);
 				ret = fetch_into_cache(f, j, &got, why,
 						       whylen);
 				if (ret == 0)
 					ret = cache_block_recheck(
 						f->cache, &j->want, &bfd,
 						NULL);
-				if (ret == -ENOENT)
+				if (ret == -ENOENT) {
+					cache_unlock(&lk);
 					continue; /* evicted at once */
+				}
 			}
 			cache_unlock(&lk);
 			if (ret < 0)
@@ -264,8 +270,6 @@ static int get_block(struct fetcher *f, struct fetch_job *j, int *fd,
 			goto done;
 		}
 		/* trust on first use: the digest is not known yet */
-		if (foreground && tries == 0)
-			stats_inc(f->stats, STAT_BLOCK_MISSES);
 		ret = cache_lock_objblock(f->cache, &k,
 					  (unsigned)f->timeout_ms, &lk);
 		if (ret < 0) {
@@ -278,6 +282,8 @@ static int get_block(struct fetcher *f, struct fetch_job *j, int *fd,
 			cache_unlock(&lk);
 			continue;
 		}
+		if (foreground && tries == 0)
+			stats_inc(f->stats, STAT_BLOCK_MISSES);
 		ret = fetch_into_cache(f, j, &got, why, whylen);
 		if (ret == 0)
 			ret = cache_objblock_put(f->cache, &k, &got);
