@@ -11,6 +11,8 @@
  *   prov_tool URL del KEY
  *   prov_tool URL stress KEY FILE N THREADS SEED
  *   prov_tool URL repeat KEY COUNT SLEEP_MS   (whole GETs, one process)
+ *   prov_tool URL blocks KEY SIZE BLOCK THREADS (ranged GETs of every
+ *                                                block; prints MB/s)
  *
  * PROV_TOOL_TIMEOUT_MS sets opts.timeout_ms. Errors: one line on stderr
  * (prov_last_error()) and exit 1. stress prints one JSON object: ok,
@@ -32,6 +34,8 @@
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "providers/provider.h"
+
+static int usage(void);
 
 static int out_sink(void *arg, const void *data, size_t len)
 {
@@ -171,6 +175,64 @@ static int do_stress(struct prov *p, char **argv)
 	return 0;
 }
 
+struct blocks {
+	struct prov *p;
+	const char *key;
+	uint64_t size, block;
+	pthread_mutex_t lock;
+	uint64_t next; /* protected by lock */
+	int failed;    /* protected by lock */
+};
+
+static void *blocks_thread(void *arg)
+{
+	struct blocks *b = arg;
+
+	for (;;) {
+		uint64_t off, len;
+		int64_t got;
+
+		pthread_mutex_lock(&b->lock);
+		off = b->next;
+		b->next += b->block;
+		pthread_mutex_unlock(&b->lock);
+		if (off >= b->size)
+			break;
+		len = b->size - off < b->block ? b->size - off : b->block;
+		got = prov_get(b->p, b->key, off, len, NULL, null_sink, NULL);
+		if (got != (int64_t)len) {
+			pthread_mutex_lock(&b->lock);
+			b->failed++;
+			pthread_mutex_unlock(&b->lock);
+		}
+	}
+	return NULL;
+}
+
+static int do_blocks(struct prov *p, char **argv)
+{
+	struct blocks b = { .p = p, .key = argv[0] };
+	pthread_t th[64];
+	int nth = atoi(argv[3]);
+	int64_t t0;
+	double s;
+
+	b.size = strtoull(argv[1], NULL, 10);
+	b.block = strtoull(argv[2], NULL, 10);
+	if (nth < 1 || nth > 64 || b.block == 0)
+		return usage();
+	pthread_mutex_init(&b.lock, NULL);
+	t0 = time_mono_ns();
+	for (int i = 0; i < nth; i++)
+		pthread_create(&th[i], NULL, blocks_thread, &b);
+	for (int i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+	s = (double)(time_mono_ns() - t0) / 1e9;
+	printf("{\"seconds\": %.3f, \"MBps\": %.1f, \"failed\": %d}\n", s,
+	       (double)b.size / s / 1e6, b.failed);
+	return b.failed ? 1 : 0;
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: prov_tool URL list|head|get|put|del|stress "
@@ -258,6 +320,8 @@ int main(int argc, char **argv)
 		}
 		printf("%d of %d\n", ok, n);
 		rc = ok == n ? 0 : 1;
+	} else if (strcmp(cmd, "blocks") == 0 && argc > 6) {
+		rc = do_blocks(p, argv + 3);
 	} else if (strcmp(cmd, "stress") == 0 && argc > 7) {
 		rc = do_stress(p, argv + 3);
 	} else {
