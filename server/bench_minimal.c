@@ -5,7 +5,11 @@
  * assetfs-server is measured against it on the same machine in the same
  * run. Not installed; not part of the server.
  *
- * Usage: assetfs-bench-minimal PORT MODEL_FILE THREADS
+ * Usage: assetfs-bench-minimal PORT MODEL_FILE THREADS [proxy]
+ *
+ * With "proxy", each thread keeps one proxy DMatrix for its predictions
+ * (as assetfs-server does) instead of libxgboost making one per call: the
+ * baseline that isolates the server's own overhead.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +27,8 @@ struct req {
 };
 
 static BoosterHandle booster;
+static int use_proxy;
+static __thread DMatrixHandle proxy;
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 			      const char *url, const char *method,
@@ -69,7 +75,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 		 "{\"data\": [%lu, true], \"shape\": [1, "
 		 "%d], \"typestr\": \"<f4\", \"version\": 3}",
 		 (unsigned long)(uintptr_t)row, n);
-	if (XGBoosterPredictFromDense(booster, arr, conf, NULL, &shape, &dim,
+	if (use_proxy && !proxy)
+		XGProxyDMatrixCreate(&proxy);
+	if (XGBoosterPredictFromDense(booster, arr, conf, proxy, &shape, &dim,
 				      &out) != 0)
 		return MHD_NO;
 	len = snprintf(body, sizeof(body), "{\"predictions\": [[");
@@ -98,10 +106,12 @@ int main(int argc, char **argv)
 	sigset_t set;
 	int sig;
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: %s PORT MODEL THREADS\n", argv[0]);
+	if (argc != 4 && argc != 5) {
+		fprintf(stderr, "usage: %s PORT MODEL THREADS [proxy]\n",
+			argv[0]);
 		return 2;
 	}
+	use_proxy = argc == 5 && strcmp(argv[4], "proxy") == 0;
 	if (XGBoosterCreate(NULL, 0, &booster) ||
 	    XGBoosterLoadModel(booster, argv[2]) ||
 	    XGBoosterSetParam(booster, "nthread", "1")) {
