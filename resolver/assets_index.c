@@ -38,13 +38,14 @@ int assets_index_parse(const char *json, size_t len, struct assets_index *out,
 
 	memset(out, 0, sizeof(*out));
 	if (len > ASSETS_INDEX_MAX_BYTES) {
-		resolver_err(err, errlen,
-			     "assets.index of %zu bytes is over the %u byte cap",
-			     len, ASSETS_INDEX_MAX_BYTES);
+		resolver_err(
+		    err, errlen,
+		    "assets.index of %zu bytes is over the %u byte cap", len,
+		    ASSETS_INDEX_MAX_BYTES);
 		return -EFBIG;
 	}
-	ret = resolver_json_parse(json, len, "assets.index", &root, err,
-				  errlen);
+	ret =
+	    resolver_json_parse(json, len, "assets.index", &root, err, errlen);
 	if (ret < 0)
 		return ret;
 	if (!cJSON_IsObject(root)) {
@@ -65,7 +66,8 @@ int assets_index_parse(const char *json, size_t len, struct assets_index *out,
 		if (!out->names)
 			goto nomem;
 	}
-	cJSON_ArrayForEach(it, arr) {
+	cJSON_ArrayForEach(it, arr)
+	{
 		if (out->n >= n)
 			break;
 		if (!cJSON_IsString(it) ||

@@ -27,7 +27,7 @@
 #define META_MAX_SIZE 9007199254740992.0 /* 2^53 */
 
 static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
 {
@@ -176,7 +176,8 @@ static int parse_contents(const cJSON *arr, struct meta *m, char *err,
 		if (!m->contents)
 			return fail(err, errlen, -ENOMEM, "out of memory");
 	}
-	cJSON_ArrayForEach(it, arr) {
+	cJSON_ArrayForEach(it, arr)
+	{
 		const char *p;
 
 		if (m->n_contents >= n)
@@ -190,9 +191,9 @@ static int parse_contents(const cJSON *arr, struct meta *m, char *err,
 			p++;
 		if (p[0] == '/') {
 			quote_str(it->valuestring, q, sizeof(q));
-			return fail(err, errlen, -EINVAL,
-				    "invalid contents entry '%s': absolute path",
-				    q);
+			return fail(
+			    err, errlen, -EINVAL,
+			    "invalid contents entry '%s': absolute path", q);
 		}
 		ret = resolver_check_relpath(p, strnlen(p, SPEC_PATH_MAX + 1),
 					     "contents entry", err, errlen);
@@ -219,7 +220,8 @@ static int parse_contents(const cJSON *arr, struct meta *m, char *err,
 		if (has_child(m->contents, m->n_contents, m->contents[i])) {
 			quote_str(m->contents[i], q, sizeof(q));
 			return fail(err, errlen, -EINVAL,
-				    "contents entry '%s' is both a file and a directory",
+				    "contents entry '%s' is both a file and a "
+				    "directory",
 				    q);
 		}
 	}
@@ -270,10 +272,9 @@ static int parse_mfile(const cJSON *o, size_t idx, const struct manifest *mf,
 	if (!f->path)
 		return fail(err, errlen, -ENOMEM, "out of memory");
 	if (!get_u64(size, &f->size))
-		return fail(err, errlen, -EINVAL,
-			    "manifest file '%s': \"size\" %s", q,
-			    size ? "is not an integer in 0..2^53"
-				 : "is missing");
+		return fail(
+		    err, errlen, -EINVAL, "manifest file '%s': \"size\" %s", q,
+		    size ? "is not an integer in 0..2^53" : "is missing");
 	if (!get_hex(sha, &f->sha256))
 		return fail(err, errlen, -EINVAL,
 			    "manifest file '%s': \"sha256\" %s", q,
@@ -285,7 +286,8 @@ static int parse_mfile(const cJSON *o, size_t idx, const struct manifest *mf,
 	want = manifest_block_count(f->size, mf->block_size);
 	if ((uint64_t)cJSON_GetArraySize(blocks) != want)
 		return fail(err, errlen, -EINVAL,
-			    "manifest file '%s': %d blocks, want %llu for %llu bytes in blocks of %u",
+			    "manifest file '%s': %d blocks, want %llu for %llu "
+			    "bytes in blocks of %u",
 			    q, cJSON_GetArraySize(blocks),
 			    (unsigned long long)want,
 			    (unsigned long long)f->size, mf->block_size);
@@ -294,27 +296,31 @@ static int parse_mfile(const cJSON *o, size_t idx, const struct manifest *mf,
 		if (!f->blocks)
 			return fail(err, errlen, -ENOMEM, "out of memory");
 	}
-	cJSON_ArrayForEach(it, blocks) {
+	cJSON_ArrayForEach(it, blocks)
+	{
 		if (f->n_blocks >= want)
 			break;
 		if (!get_hex(it, &f->blocks[f->n_blocks]))
 			return fail(err, errlen, -EINVAL,
-				    "manifest file '%s': block %zu is not 64 hex digits",
+				    "manifest file '%s': block %zu is not 64 "
+				    "hex digits",
 				    q, f->n_blocks);
 		f->n_blocks++;
 	}
 	/* A file of one block hashes like its block; an empty one like "". */
 	if (f->n_blocks == 1 && !digest_equal(&f->sha256, &f->blocks[0]))
-		return fail(err, errlen, -EINVAL,
-			    "manifest file '%s': sha256 differs from its only block",
-			    q);
+		return fail(
+		    err, errlen, -EINVAL,
+		    "manifest file '%s': sha256 differs from its only block",
+		    q);
 	if (f->n_blocks == 0) {
 		ret = digest_buf("", 0, &empty);
 		if (ret < 0)
 			return fail(err, errlen, ret, "out of memory");
 		if (!digest_equal(&f->sha256, &empty))
 			return fail(err, errlen, -EINVAL,
-				    "manifest file '%s': sha256 of an empty file is wrong",
+				    "manifest file '%s': sha256 of an empty "
+				    "file is wrong",
 				    q);
 	}
 	return 0;
@@ -330,7 +336,8 @@ static int check_agreement(const struct meta *m, char *err, size_t errlen)
 	if (!m->is_directory) {
 		if (mf->n_files != 1)
 			return fail(err, errlen, -EINVAL,
-				    "manifest of a file asset has %zu entries, want exactly one with path \"\"",
+				    "manifest of a file asset has %zu entries, "
+				    "want exactly one with path \"\"",
 				    mf->n_files);
 		return 0;
 	}
@@ -345,15 +352,16 @@ static int check_agreement(const struct meta *m, char *err, size_t errlen)
 			c = strcmp(mf->files[i].path, m->contents[j]);
 		if (c < 0) {
 			quote_str(mf->files[i].path, q, sizeof(q));
-			return fail(err, errlen, -EINVAL,
-				    "manifest lists '%s', which is not in contents",
-				    q);
+			return fail(
+			    err, errlen, -EINVAL,
+			    "manifest lists '%s', which is not in contents", q);
 		}
 		if (c > 0) {
 			quote_str(m->contents[j], q, sizeof(q));
-			return fail(err, errlen, -EINVAL,
-				    "contents entry '%s' is missing from the manifest",
-				    q);
+			return fail(
+			    err, errlen, -EINVAL,
+			    "contents entry '%s' is missing from the manifest",
+			    q);
 		}
 		i++;
 		j++;
@@ -371,19 +379,18 @@ static int parse_manifest(const cJSON *o, struct meta *m, char *err,
 	int ret;
 
 	if (!cJSON_IsObject(o))
-		return fail(err, errlen, -EINVAL, "\"assetfs\" is not an object");
+		return fail(err, errlen, -EINVAL,
+			    "\"assetfs\" is not an object");
 	fmt = cJSON_GetObjectItemCaseSensitive(o, "format");
 	if (!get_u64(fmt, &v) || v < 1)
-		return fail(err, errlen, -EINVAL,
-			    "manifest \"format\" %s",
+		return fail(err, errlen, -EINVAL, "manifest \"format\" %s",
 			    fmt ? "is not a positive integer" : "is missing");
 	if (v > MANIFEST_FORMAT)
 		return 0; /* a newer format: read the version as unmanifested */
 	bs = cJSON_GetObjectItemCaseSensitive(o, "block_size");
 	if (!get_u64(bs, &v) || v < MANIFEST_BLOCK_MIN ||
 	    v > MANIFEST_BLOCK_MAX || (v & (v - 1)))
-		return fail(err, errlen, -EINVAL,
-			    "manifest \"block_size\" %s",
+		return fail(err, errlen, -EINVAL, "manifest \"block_size\" %s",
 			    bs ? "is not a power of two in 64 KiB..64 MiB"
 			       : "is missing");
 	files = cJSON_GetObjectItemCaseSensitive(o, "files");
@@ -406,7 +413,8 @@ static int parse_manifest(const cJSON *o, struct meta *m, char *err,
 		if (!mf->files)
 			return fail(err, errlen, -ENOMEM, "out of memory");
 	}
-	cJSON_ArrayForEach(it, files) {
+	cJSON_ArrayForEach(it, files)
+	{
 		if (mf->n_files >= n)
 			break;
 		/* Count the entry first so meta_clear() frees its parts. */
@@ -440,9 +448,10 @@ int meta_parse(const char *json, size_t len, struct meta *out, char *err,
 
 	memset(out, 0, sizeof(*out));
 	if (len > META_MAX_BYTES)
-		return fail(err, errlen, -EFBIG,
-			    ".meta document of %zu bytes is over the %u byte cap",
-			    len, META_MAX_BYTES);
+		return fail(
+		    err, errlen, -EFBIG,
+		    ".meta document of %zu bytes is over the %u byte cap", len,
+		    META_MAX_BYTES);
 	ret = resolver_json_parse(json, len, ".meta document", &root, err,
 				  errlen);
 	if (ret < 0)

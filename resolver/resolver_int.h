@@ -23,14 +23,14 @@ void resolver_quote(const char *s, size_t n, char *out, size_t outlen);
 
 /* snprintf into @err if @err is non-NULL and @errlen > 0. */
 void resolver_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /*
  * Check @n bytes at @p as a relative path (see spec.h); messages start
  * with "invalid @what '<path>': ". Returns 0 or -EINVAL.
  */
-int resolver_check_relpath(const char *p, size_t n, const char *what,
-			   char *err, size_t errlen);
+int resolver_check_relpath(const char *p, size_t n, const char *what, char *err,
+			   size_t errlen);
 
 struct cJSON;
 

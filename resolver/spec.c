@@ -84,8 +84,8 @@ int resolver_json_parse(const char *json, size_t len, const char *what,
 		return -EINVAL;
 	}
 	r = cJSON_ParseWithLengthOpts(json, len, &end, 0);
-	off = end && end >= json && end <= json + len ? (size_t)(end - json)
-						      : 0;
+	off =
+	    end && end >= json && end <= json + len ? (size_t)(end - json) : 0;
 	if (!r) {
 		resolver_err(err, errlen, "%s is not valid JSON (at byte %zu)",
 			     what, off);
@@ -96,9 +96,10 @@ int resolver_json_parse(const char *json, size_t len, const char *what,
 
 		if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
 			cJSON_Delete(r);
-			resolver_err(err, errlen,
-				     "%s is not valid JSON (trailing data at byte %zu)",
-				     what, off);
+			resolver_err(
+			    err, errlen,
+			    "%s is not valid JSON (trailing data at byte %zu)",
+			    what, off);
 			return -EINVAL;
 		}
 	}
@@ -143,8 +144,8 @@ static int check_name_n(const char *s, size_t n, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (s[0] == '/') {
-		resolver_err(err, errlen, "invalid asset name '%s': leading '/'",
-			     q);
+		resolver_err(err, errlen,
+			     "invalid asset name '%s': leading '/'", q);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i <= n; i++) {
@@ -155,7 +156,8 @@ static int check_name_n(const char *s, size_t n, char *err, size_t errlen)
 			if (!is_name_char(c)) {
 				char_desc(c, cd);
 				resolver_err(err, errlen,
-					     "invalid asset name '%s': invalid character %s",
+					     "invalid asset name '%s': invalid "
+					     "character %s",
 					     q, cd);
 				return -EINVAL;
 			}
@@ -163,16 +165,18 @@ static int check_name_n(const char *s, size_t n, char *err, size_t errlen)
 		}
 		len = i - seg;
 		if (len == 0) {
-			resolver_err(err, errlen,
-				     i == n ? "invalid asset name '%s': trailing '/'"
-					    : "invalid asset name '%s': empty segment",
-				     q);
+			resolver_err(
+			    err, errlen,
+			    i == n ? "invalid asset name '%s': trailing '/'"
+				   : "invalid asset name '%s': empty segment",
+			    q);
 			return -EINVAL;
 		}
 		if ((len == 1 && s[seg] == '.') ||
 		    (len == 2 && s[seg] == '.' && s[seg + 1] == '.')) {
 			resolver_err(err, errlen,
-				     "invalid asset name '%s': segment '%.*s' is not allowed",
+				     "invalid asset name '%s': segment '%.*s' "
+				     "is not allowed",
 				     q, (int)len, s + seg);
 			return -EINVAL;
 		}
@@ -181,9 +185,11 @@ static int check_name_n(const char *s, size_t n, char *err, size_t errlen)
 			char qs[QUOTE_BUF];
 
 			resolver_quote(s + seg, len, qs, sizeof(qs));
-			resolver_err(err, errlen,
-				     "invalid asset name '%s': segment '%s' must start and end with a letter or digit",
-				     q, qs);
+			resolver_err(
+			    err, errlen,
+			    "invalid asset name '%s': segment '%s' must start "
+			    "and end with a letter or digit",
+			    q, qs);
 			return -EINVAL;
 		}
 		seg = i + 1;
@@ -191,8 +197,8 @@ static int check_name_n(const char *s, size_t n, char *err, size_t errlen)
 	return 0;
 }
 
-int resolver_check_relpath(const char *p, size_t n, const char *what,
-			   char *err, size_t errlen)
+int resolver_check_relpath(const char *p, size_t n, const char *what, char *err,
+			   size_t errlen)
 {
 	char q[QUOTE_BUF], cd[8];
 	size_t seg = 0;
@@ -203,13 +209,14 @@ int resolver_check_relpath(const char *p, size_t n, const char *what,
 		return -EINVAL;
 	}
 	if (n > SPEC_PATH_MAX) {
-		resolver_err(err, errlen, "invalid %s '%s': longer than %d bytes",
-			     what, q, SPEC_PATH_MAX);
+		resolver_err(err, errlen,
+			     "invalid %s '%s': longer than %d bytes", what, q,
+			     SPEC_PATH_MAX);
 		return -EINVAL;
 	}
 	if (p[0] == '/') {
-		resolver_err(err, errlen, "invalid %s '%s': absolute path", what,
-			     q);
+		resolver_err(err, errlen, "invalid %s '%s': absolute path",
+			     what, q);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i <= n; i++) {
@@ -219,9 +226,10 @@ int resolver_check_relpath(const char *p, size_t n, const char *what,
 		if (c != '/') {
 			if (c < 0x20 || c == 0x7f) {
 				char_desc(c, cd);
-				resolver_err(err, errlen,
-					     "invalid %s '%s': invalid character %s",
-					     what, q, cd);
+				resolver_err(
+				    err, errlen,
+				    "invalid %s '%s': invalid character %s",
+				    what, q, cd);
 				return -EINVAL;
 			}
 			continue;
@@ -236,9 +244,10 @@ int resolver_check_relpath(const char *p, size_t n, const char *what,
 		}
 		if ((len == 1 && p[seg] == '.') ||
 		    (len == 2 && p[seg] == '.' && p[seg + 1] == '.')) {
-			resolver_err(err, errlen,
-				     "invalid %s '%s': segment '%.*s' is not allowed",
-				     what, q, (int)len, p + seg);
+			resolver_err(
+			    err, errlen,
+			    "invalid %s '%s': segment '%.*s' is not allowed",
+			    what, q, (int)len, p + seg);
 			return -EINVAL;
 		}
 		seg = i + 1;
@@ -273,21 +282,23 @@ static int check_version_text(const char *v, size_t n, const char *spec_q,
 
 	resolver_quote(v, n, q, sizeof(q));
 	if (n == 0) {
-		resolver_err(err, errlen, "invalid version '' in spec '%s': empty",
-			     spec_q);
+		resolver_err(err, errlen,
+			     "invalid version '' in spec '%s': empty", spec_q);
 		return -EINVAL;
 	}
 	if (n > SPEC_VERSION_MAX) {
-		resolver_err(err, errlen,
-			     "invalid version '%s' in spec '%s': longer than %d bytes",
-			     q, spec_q, SPEC_VERSION_MAX);
+		resolver_err(
+		    err, errlen,
+		    "invalid version '%s' in spec '%s': longer than %d bytes",
+		    q, spec_q, SPEC_VERSION_MAX);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (!is_name_char((unsigned char)v[i])) {
 			char_desc((unsigned char)v[i], cd);
 			resolver_err(err, errlen,
-				     "invalid version '%s' in spec '%s': invalid character %s",
+				     "invalid version '%s' in spec '%s': "
+				     "invalid character %s",
 				     q, spec_q, cd);
 			return -EINVAL;
 		}
@@ -311,7 +322,7 @@ int spec_parse(const char *text, struct spec *out, char *err, size_t errlen)
 	char q[QUOTE_BUF];
 	const char *lb, *colon;
 	size_t n, head, name_len;
-	struct spec s = { 0 };
+	struct spec s = {0};
 	int ret;
 
 	memset(out, 0, sizeof(*out));
@@ -326,8 +337,9 @@ int spec_parse(const char *text, struct spec *out, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (n > SPEC_TEXT_MAX) {
-		resolver_err(err, errlen, "invalid spec '%s': longer than %d bytes",
-			     q, SPEC_TEXT_MAX);
+		resolver_err(err, errlen,
+			     "invalid spec '%s': longer than %d bytes", q,
+			     SPEC_TEXT_MAX);
 		return -EINVAL;
 	}
 	/* The sub path starts at the first '[' (names and versions never hold
@@ -337,7 +349,8 @@ int spec_parse(const char *text, struct spec *out, char *err, size_t errlen)
 	if (lb) {
 		if (text[n - 1] != ']') {
 			resolver_err(err, errlen,
-				     "invalid spec '%s': '[' without a closing ']' at the end",
+				     "invalid spec '%s': '[' without a closing "
+				     "']' at the end",
 				     q);
 			return -EINVAL;
 		}
@@ -398,7 +411,8 @@ int spec_format(const struct spec *s, char *buf, size_t len)
 		return -ENOSPC;
 	n = snprintf(buf, len, "%s%s%s%s%s%s", s->name ? s->name : "",
 		     s->version ? ":" : "", s->version ? s->version : "",
-		     s->sub ? "[" : "", s->sub ? s->sub : "", s->sub ? "]" : "");
+		     s->sub ? "[" : "", s->sub ? s->sub : "",
+		     s->sub ? "]" : "");
 	if (n < 0)
 		return -EINVAL;
 	if ((size_t)n >= len)

@@ -27,9 +27,9 @@
 #define DATE_LEN 20 /* YYYY-MM-DDTHH-MM-SSZ */
 
 static const char *const versioning_names[] = {
-	[VERSIONING_AUTO] = "auto",
-	[VERSIONING_MAJOR_MINOR] = "major_minor",
-	[VERSIONING_SIMPLE_DATE] = "simple_date",
+    [VERSIONING_AUTO] = "auto",
+    [VERSIONING_MAJOR_MINOR] = "major_minor",
+    [VERSIONING_SIMPLE_DATE] = "simple_date",
 };
 
 int versioning_parse(const char *s, enum versioning *out)
@@ -114,7 +114,8 @@ static bool two(const char *p, int lo, int hi, int *out)
 
 static bool date_valid(const char *v)
 {
-	static const int dm[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	static const int dm[] = {31, 29, 31, 30, 31, 30,
+				 31, 31, 30, 31, 30, 31};
 	int y = 0, mo = 0, d = 0;
 
 	if (!v || strnlen(v, DATE_LEN + 1) != DATE_LEN)
@@ -238,7 +239,7 @@ static enum versioning detect(const char *const *v, size_t n)
 static int build_list(const char *const *v, size_t n, enum versioning sys,
 		      struct version_list *out)
 {
-	struct version_list l = { 0 };
+	struct version_list l = {0};
 	size_t w;
 
 	if (sys == VERSIONING_AUTO)
@@ -262,9 +263,9 @@ static int build_list(const char *const *v, size_t n, enum versioning sys,
 		l.n++;
 	}
 	if (l.n > 1)
-		qsort(l.v, l.n,
-		      sizeof(*l.v), sys == VERSIONING_SIMPLE_DATE ? cmp_date_desc
-								  : cmp_mm_desc);
+		qsort(l.v, l.n, sizeof(*l.v),
+		      sys == VERSIONING_SIMPLE_DATE ? cmp_date_desc
+						    : cmp_mm_desc);
 	w = 0;
 	for (size_t i = 0; i < l.n; i++) {
 		if (w > 0 && strcmp(l.v[w - 1], l.v[i]) == 0) {
@@ -295,9 +296,10 @@ int versions_parse(const char *json, size_t len, enum versioning sys,
 
 	memset(out, 0, sizeof(*out));
 	if (len > VERSIONS_MAX_BYTES) {
-		resolver_err(err, errlen,
-			     "versions document of %zu bytes is over the %u byte cap",
-			     len, VERSIONS_MAX_BYTES);
+		resolver_err(
+		    err, errlen,
+		    "versions document of %zu bytes is over the %u byte cap",
+		    len, VERSIONS_MAX_BYTES);
 		return -EFBIG;
 	}
 	ret = resolver_json_parse(json, len, "versions document", &root, err,
@@ -305,19 +307,22 @@ int versions_parse(const char *json, size_t len, enum versioning sys,
 	if (ret < 0)
 		return ret;
 	if (!cJSON_IsObject(root)) {
-		resolver_err(err, errlen, "versions document is not a JSON object");
+		resolver_err(err, errlen,
+			     "versions document is not a JSON object");
 		ret = -EINVAL;
 		goto out;
 	}
 	arr = cJSON_GetObjectItemCaseSensitive(root, "versions");
 	if (!arr) {
-		resolver_err(err, errlen, "versions document has no \"versions\"");
+		resolver_err(err, errlen,
+			     "versions document has no \"versions\"");
 		ret = -EINVAL;
 		goto out;
 	}
 	if (!cJSON_IsArray(arr)) {
-		resolver_err(err, errlen,
-			     "\"versions\" in versions document is not an array");
+		resolver_err(
+		    err, errlen,
+		    "\"versions\" in versions document is not an array");
 		ret = -EINVAL;
 		goto out;
 	}
@@ -329,7 +334,8 @@ int versions_parse(const char *json, size_t len, enum versioning sys,
 			goto out;
 		}
 	}
-	cJSON_ArrayForEach(it, arr) {
+	cJSON_ArrayForEach(it, arr)
+	{
 		if (i >= n)
 			break;
 		strs[i++] = cJSON_IsString(it) ? it->valuestring : NULL;
@@ -394,8 +400,8 @@ int version_resolve(const struct version_list *l, const char *name,
 		    const char *want, const char **out, char *err,
 		    size_t errlen)
 {
-	enum versioning sys = l->sys == VERSIONING_AUTO ? VERSIONING_MAJOR_MINOR
-							: l->sys;
+	enum versioning sys =
+	    l->sys == VERSIONING_AUTO ? VERSIONING_MAJOR_MINOR : l->sys;
 	char qn[QUOTE_BUF], qw[QUOTE_BUF];
 
 	*out = NULL;
@@ -431,18 +437,21 @@ int version_resolve(const struct version_list *l, const char *name,
 				return 0;
 			}
 		}
-		resolver_err(err, errlen,
-			     "no such version '%s' of '%s': no version with major %lu",
-			     qw, qn, major);
+		resolver_err(
+		    err, errlen,
+		    "no such version '%s' of '%s': no version with major %lu",
+		    qw, qn, major);
 		return -ENOENT;
 	}
 	if (sys == VERSIONING_SIMPLE_DATE)
 		resolver_err(err, errlen,
-			     "invalid version '%s' of '%s': simple_date versions are YYYY-MM-DDTHH-MM-SSZ",
+			     "invalid version '%s' of '%s': simple_date "
+			     "versions are YYYY-MM-DDTHH-MM-SSZ",
 			     qw, qn);
 	else
 		resolver_err(err, errlen,
-			     "invalid version '%s' of '%s': major_minor versions are MAJOR or MAJOR.MINOR",
+			     "invalid version '%s' of '%s': major_minor "
+			     "versions are MAJOR or MAJOR.MINOR",
 			     qw, qn);
 	return -EINVAL;
 }

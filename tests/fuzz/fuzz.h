@@ -21,13 +21,13 @@
 #include <string.h>
 
 #ifndef FUZZ_CHECK
-#define FUZZ_CHECK(cond)                                                \
-	do {                                                            \
-		if (!(cond)) {                                          \
-			fprintf(stderr, "%s:%d: invariant failed: %s\n", \
-				__FILE__, __LINE__, #cond);             \
-			__builtin_trap();                               \
-		}                                                       \
+#define FUZZ_CHECK(cond)                                                       \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "%s:%d: invariant failed: %s\n",       \
+				__FILE__, __LINE__, #cond);                    \
+			__builtin_trap();                                      \
+		}                                                              \
 	} while (0)
 #endif
 

@@ -23,7 +23,8 @@ static void fuzz_ix_check(const struct assets_index *ix)
 	char err[SPEC_ERR_MAX];
 
 	for (size_t i = 0; i < ix->n; i++) {
-		FUZZ_CHECK(spec_check_name(ix->names[i], err, sizeof(err)) == 0);
+		FUZZ_CHECK(spec_check_name(ix->names[i], err, sizeof(err)) ==
+			   0);
 		if (i)
 			FUZZ_CHECK(strcmp(ix->names[i - 1], ix->names[i]) < 0);
 	}
@@ -38,8 +39,8 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
 	size_t n;
 	int ret;
 
-	ret = assets_index_parse((const char *)data, size, &ix, err,
-				 sizeof(err));
+	ret =
+	    assets_index_parse((const char *)data, size, &ix, err, sizeof(err));
 	if (ret < 0) {
 		FUZZ_CHECK(ret == -EINVAL || ret == -EFBIG || ret == -ENOMEM);
 		FUZZ_CHECK(fuzz_err_ok(err, sizeof(err)));
@@ -65,8 +66,8 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
 	}
 	buf_init(&b, 0);
 	FUZZ_CHECK(assets_index_format(&ix, &b) == 0);
-	FUZZ_CHECK(assets_index_parse(b.data, b.len, &back, err,
-				      sizeof(err)) == 0);
+	FUZZ_CHECK(assets_index_parse(b.data, b.len, &back, err, sizeof(err)) ==
+		   0);
 	FUZZ_CHECK(back.n == ix.n && back.n_invalid == 0);
 	for (size_t i = 0; i < back.n && i < ix.n; i++)
 		FUZZ_CHECK(strcmp(back.names[i], ix.names[i]) == 0);

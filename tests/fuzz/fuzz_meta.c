@@ -31,10 +31,11 @@ static void fuzz_meta_check(const struct meta *m)
 	if (!m->is_directory)
 		FUZZ_CHECK(m->n_contents == 0 && m->contents == NULL);
 	for (size_t i = 0; i < m->n_contents; i++) {
-		FUZZ_CHECK(spec_check_relpath(m->contents[i], err,
-					      sizeof(err)) == 0);
+		FUZZ_CHECK(
+		    spec_check_relpath(m->contents[i], err, sizeof(err)) == 0);
 		if (i)
-			FUZZ_CHECK(strcmp(m->contents[i - 1], m->contents[i]) < 0);
+			FUZZ_CHECK(strcmp(m->contents[i - 1], m->contents[i]) <
+				   0);
 	}
 	if (!mf)
 		return;
@@ -87,19 +88,26 @@ static void fuzz_meta_round_trip(const struct meta *m)
 			   m->push_date_nsec / 1000 * 1000);
 		FUZZ_CHECK(back.is_directory == m->is_directory);
 		FUZZ_CHECK(back.n_contents == m->n_contents);
-		for (size_t i = 0; i < back.n_contents && i < m->n_contents; i++)
-			FUZZ_CHECK(strcmp(back.contents[i], m->contents[i]) == 0);
+		for (size_t i = 0; i < back.n_contents && i < m->n_contents;
+		     i++)
+			FUZZ_CHECK(strcmp(back.contents[i], m->contents[i]) ==
+				   0);
 		FUZZ_CHECK(!back.manifest == !m->manifest);
 		if (back.manifest && m->manifest) {
-			FUZZ_CHECK(back.manifest->n_files == m->manifest->n_files);
+			FUZZ_CHECK(back.manifest->n_files ==
+				   m->manifest->n_files);
 			for (size_t i = 0; i < back.manifest->n_files &&
-					   i < m->manifest->n_files; i++) {
-				const struct manifest_file *x = &m->manifest->files[i];
-				const struct manifest_file *y = &back.manifest->files[i];
+					   i < m->manifest->n_files;
+			     i++) {
+				const struct manifest_file *x =
+				    &m->manifest->files[i];
+				const struct manifest_file *y =
+				    &back.manifest->files[i];
 
 				FUZZ_CHECK(strcmp(x->path, y->path) == 0);
 				FUZZ_CHECK(x->size == y->size);
-				FUZZ_CHECK(digest_equal(&x->sha256, &y->sha256));
+				FUZZ_CHECK(
+				    digest_equal(&x->sha256, &y->sha256));
 				FUZZ_CHECK(x->n_blocks == y->n_blocks);
 			}
 		}

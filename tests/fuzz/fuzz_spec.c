@@ -31,7 +31,7 @@ static void fuzz_spec_check_version(const char *v)
 int FUZZ_ENTRY(const uint8_t *data, size_t size)
 {
 	char err[SPEC_ERR_MAX], err2[SPEC_ERR_MAX], small[7];
-	struct spec s = { 0 }, again = { 0 };
+	struct spec s = {0}, again = {0};
 	char *text, *back = NULL;
 	int ret, n;
 
@@ -45,16 +45,17 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
 		if (s.version)
 			fuzz_spec_check_version(s.version);
 		if (s.sub)
-			FUZZ_CHECK(spec_check_relpath(s.sub, err2,
-						      sizeof(err2)) == 0);
+			FUZZ_CHECK(
+			    spec_check_relpath(s.sub, err2, sizeof(err2)) == 0);
 		back = malloc(strlen(text) + 1);
 		if (back) {
 			n = spec_format(&s, back, strlen(text) + 1);
 			FUZZ_CHECK(n == (int)strlen(text));
 			FUZZ_CHECK(strcmp(back, text) == 0);
-			FUZZ_CHECK(spec_parse(back, &again, err2,
-					      sizeof(err2)) == 0);
-			FUZZ_CHECK(again.name && strcmp(again.name, s.name) == 0);
+			FUZZ_CHECK(
+			    spec_parse(back, &again, err2, sizeof(err2)) == 0);
+			FUZZ_CHECK(again.name &&
+				   strcmp(again.name, s.name) == 0);
 			FUZZ_CHECK(!again.version == !s.version);
 			FUZZ_CHECK(!again.sub == !s.sub);
 			/* One byte short: -ENOSPC. */
@@ -64,13 +65,16 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
 	} else {
 		FUZZ_CHECK(ret == -EINVAL);
 		FUZZ_CHECK(fuzz_err_ok(err, sizeof(err)));
-		FUZZ_CHECK(s.name == NULL && s.version == NULL && s.sub == NULL);
+		FUZZ_CHECK(s.name == NULL && s.version == NULL &&
+			   s.sub == NULL);
 	}
 	/* The plain checks, and messages cut to a tiny buffer. */
 	ret = spec_check_name(text, err, sizeof(err));
-	FUZZ_CHECK(ret == 0 || (ret == -EINVAL && fuzz_err_ok(err, sizeof(err))));
+	FUZZ_CHECK(ret == 0 ||
+		   (ret == -EINVAL && fuzz_err_ok(err, sizeof(err))));
 	ret = spec_check_relpath(text, small, sizeof(small));
-	FUZZ_CHECK(ret == 0 || (ret == -EINVAL && fuzz_err_ok(small, sizeof(small))));
+	FUZZ_CHECK(ret == 0 ||
+		   (ret == -EINVAL && fuzz_err_ok(small, sizeof(small))));
 	spec_clear(&s);
 	spec_clear(&again);
 	free(back);

@@ -34,7 +34,8 @@ static void fuzz_versions_check_list(const struct version_list *l,
 	for (size_t i = 0; i < l->n; i++) {
 		FUZZ_CHECK(version_valid(l->sys, l->v[i]));
 		if (i)
-			FUZZ_CHECK(version_cmp(l->sys, l->v[i - 1], l->v[i]) > 0);
+			FUZZ_CHECK(version_cmp(l->sys, l->v[i - 1], l->v[i]) >
+				   0);
 	}
 	ret = version_resolve(l, "x", NULL, &got, err, sizeof(err));
 	if (l->n) {
@@ -54,7 +55,8 @@ static void fuzz_versions_check_list(const struct version_list *l,
 				 version_major(l->v[i]));
 			FUZZ_CHECK(version_resolve(l, "x", major, &got, err,
 						   sizeof(err)) == 0);
-			FUZZ_CHECK(version_major(got) == version_major(l->v[i]));
+			FUZZ_CHECK(version_major(got) ==
+				   version_major(l->v[i]));
 			FUZZ_CHECK(version_cmp(l->sys, got, l->v[i]) >= 0);
 		}
 	}
@@ -67,7 +69,8 @@ static void fuzz_versions_check_list(const struct version_list *l,
 		else
 			FUZZ_CHECK(l->sys == VERSIONING_MAJOR_MINOR &&
 				   version_is_major(want) &&
-				   version_major(got) == strtoul(want, NULL, 10));
+				   version_major(got) ==
+				       strtoul(want, NULL, 10));
 	} else {
 		FUZZ_CHECK(ret == -ENOENT || ret == -EINVAL);
 		FUZZ_CHECK(got == NULL && fuzz_err_ok(err, sizeof(err)));
@@ -110,7 +113,9 @@ static void fuzz_versions_round_trip(const struct version_list *l)
 int FUZZ_ENTRY(const uint8_t *data, size_t size)
 {
 	static const enum versioning systems[] = {
-		VERSIONING_AUTO, VERSIONING_MAJOR_MINOR, VERSIONING_SIMPLE_DATE,
+	    VERSIONING_AUTO,
+	    VERSIONING_MAJOR_MINOR,
+	    VERSIONING_SIMPLE_DATE,
 	};
 	char err[SPEC_ERR_MAX];
 	char *want, *nl;

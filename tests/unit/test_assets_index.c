@@ -33,13 +33,14 @@ test(parse_table)
 		const char *json, *want;
 		size_t n_invalid;
 	} t[] = {
-		{ "{\"assets\": []}", "", 0 },
-		{ "{\"assets\": [\"fraud/xgb\", \"a\"]}", "a fraud/xgb", 0 },
-		{ "{\"assets\": [\"b\", \"a\", \"b\", \"a\", \"c\"]}", "a b c", 0 },
-		{ "{\"assets\": [\"../x\", \"/abs\", \"a//b\", \"ok\", 1, null, "
-		  "[], {}, \"\", \".\", \"a b\"]}", "ok", 10 },
-		{ "{\"other\": 1, \"assets\": [\"x\"]}", "x", 0 },
-		{ "\n {\"assets\" : [ \"x\" ] } \n", "x", 0 },
+	    {"{\"assets\": []}", "", 0},
+	    {"{\"assets\": [\"fraud/xgb\", \"a\"]}", "a fraud/xgb", 0},
+	    {"{\"assets\": [\"b\", \"a\", \"b\", \"a\", \"c\"]}", "a b c", 0},
+	    {"{\"assets\": [\"../x\", \"/abs\", \"a//b\", \"ok\", 1, null, "
+	     "[], {}, \"\", \".\", \"a b\"]}",
+	     "ok", 10},
+	    {"{\"other\": 1, \"assets\": [\"x\"]}", "x", 0},
+	    {"\n {\"assets\" : [ \"x\" ] } \n", "x", 0},
 	};
 	char got[512], err[SPEC_ERR_MAX];
 
@@ -65,19 +66,19 @@ test(parse_errors_table)
 	static const struct {
 		const char *json, *msg;
 	} bad[] = {
-		{ "", "assets.index is empty" },
-		{ "{", "assets.index is not valid JSON (at byte" },
-		{ "{\"assets\": [\"a\",]}", "not valid JSON" },
-		{ "{\"assets\": []} x", "trailing data at byte 15" },
-		{ "[\"a\"]", "assets.index is not a JSON object" },
-		{ "{}", "assets.index: \"assets\" is missing" },
-		{ "{\"assets\": \"a\"}", "assets.index: \"assets\" is not an array" },
-		{ "{\"assets\": null}", "\"assets\" is not an array" },
+	    {"", "assets.index is empty"},
+	    {"{", "assets.index is not valid JSON (at byte"},
+	    {"{\"assets\": [\"a\",]}", "not valid JSON"},
+	    {"{\"assets\": []} x", "trailing data at byte 15"},
+	    {"[\"a\"]", "assets.index is not a JSON object"},
+	    {"{}", "assets.index: \"assets\" is missing"},
+	    {"{\"assets\": \"a\"}", "assets.index: \"assets\" is not an array"},
+	    {"{\"assets\": null}", "\"assets\" is not an array"},
 	};
 	char err[SPEC_ERR_MAX];
 
 	for (size_t i = 0; i < N(bad); i++) {
-		struct assets_index ix = { .n = 42 };
+		struct assets_index ix = {.n = 42};
 
 		CHECK_INT(parse(bad[i].json, &ix, err), -EINVAL);
 		CHECK_STR_CONTAINS(err, bad[i].msg);
@@ -103,7 +104,8 @@ test(caps_and_huge)
 	buf_init(&b, 0);
 	buf_puts(&b, "{\"assets\": [");
 	for (int i = 99999; i >= 0; i--, n++)
-		buf_printf(&b, "%s\"ns%d/m%05d\"", n ? "," : "", (i / 2) % 10, i / 2);
+		buf_printf(&b, "%s\"ns%d/m%05d\"", n ? "," : "", (i / 2) % 10,
+			   i / 2);
 	buf_puts(&b, "]}");
 	CHECK_INT(assets_index_parse(b.data, b.len, &ix, err, sizeof(err)), 0);
 	CHECK_INT(ix.n, 50000);
@@ -124,8 +126,8 @@ test(caps_and_huge)
 
 test(add_keeps_sorted_unique)
 {
-	struct assets_index ix = { 0 };
-	static const char *const adds[] = { "m", "a/b", "z", "a", "m", "a/b" };
+	struct assets_index ix = {0};
+	static const char *const adds[] = {"m", "a/b", "z", "a", "m", "a/b"};
 	char got[256];
 
 	for (size_t i = 0; i < N(adds); i++)
@@ -147,11 +149,14 @@ test(format_round_trip)
 	struct buf b;
 
 	CHECK_INT(parse("{\"assets\": [\"fraud/xgb\", \"a\", \"fraud/lgbm\"]}",
-			&ix, err), 0);
+			&ix, err),
+		  0);
 	buf_init(&b, 0);
 	CHECK_INT(assets_index_format(&ix, &b), 0);
-	CHECK_STR(b.data, "{\"assets\": [\"a\", \"fraud/lgbm\", \"fraud/xgb\"]}\n");
-	CHECK_INT(assets_index_parse(b.data, b.len, &back, err, sizeof(err)), 0);
+	CHECK_STR(b.data,
+		  "{\"assets\": [\"a\", \"fraud/lgbm\", \"fraud/xgb\"]}\n");
+	CHECK_INT(assets_index_parse(b.data, b.len, &back, err, sizeof(err)),
+		  0);
 	join(&ix, a, sizeof(a));
 	join(&back, b2, sizeof(b2));
 	CHECK_STR(b2, a);

@@ -147,12 +147,17 @@ test(sha256_vectors)
 	static const struct {
 		const char *in, *hex;
 	} t[] = {
-		{ "", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
-		{ "abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" },
-		{ "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
-		  "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1" },
-		{ "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
-		  "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1" },
+	    {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b"
+		 "855"},
+	    {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f2"
+		    "0015ad"},
+	    {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+	     "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c"
+	     "1"},
+	    {"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoi"
+	     "jklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
+	     "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d"
+	     "1"},
 	};
 	char hex[DIGEST_HEX_LEN + 1];
 	struct digest d;
@@ -167,7 +172,7 @@ test(sha256_vectors)
 test(sha256_streaming_million_a)
 {
 	static const char want[] =
-		"cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0";
+	    "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0";
 	struct hasher *h = hasher_new();
 	char chunk[1000], hex[DIGEST_HEX_LEN + 1];
 	struct digest d, one;
@@ -179,7 +184,8 @@ test(sha256_streaming_million_a)
 	memset(chunk, 'a', sizeof(chunk));
 	memset(all, 'a', 1000000);
 	/* Uneven pieces: the result must not depend on how bytes arrive. */
-	for (size_t off = 0, step = 1; off < 1000000; step = step * 3 % 997 + 1) {
+	for (size_t off = 0, step = 1; off < 1000000;
+	     step = step * 3 % 997 + 1) {
 		size_t n = 1000000 - off < step ? 1000000 - off : step;
 
 		hasher_update(h, all + off, n);
@@ -194,8 +200,9 @@ test(sha256_streaming_million_a)
 	hasher_update(h, "abc", 3);
 	CHECK_INT(hasher_final(h, &d), 0);
 	digest_to_hex(&d, hex);
-	CHECK_STR(hex,
-		  "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	CHECK_STR(
+	    hex,
+	    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 	hasher_free(h);
 	hasher_free(NULL);
 	free(all);
@@ -204,13 +211,14 @@ test(sha256_streaming_million_a)
 test(digest_hex_round_trip)
 {
 	static const char *const bad[] = {
-		"", "abc",
-		"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85",
-		"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8555",
-		"g3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-		"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85 ",
-		" e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85",
-		"0x b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+	    "",
+	    "abc",
+	    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85",
+	    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8555",
+	    "g3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+	    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85 ",
+	    " e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85",
+	    "0x b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
 	};
 	char hex[DIGEST_HEX_LEN + 1];
 	struct digest d, e;
@@ -224,11 +232,14 @@ test(digest_hex_round_trip)
 		CHECK_INT(digest_from_hex(hex, &e), 0);
 		CHECK(digest_equal(&d, &e));
 	}
-	CHECK_INT(digest_from_hex("E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
-				  &e), 0);
+	CHECK_INT(digest_from_hex("E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B"
+				  "934CA495991B7852B855",
+				  &e),
+		  0);
 	digest_to_hex(&e, hex);
-	CHECK_STR(hex,
-		  "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	CHECK_STR(
+	    hex,
+	    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 	for (size_t i = 0; i < N(bad); i++)
 		CHECK_INT(digest_from_hex(bad[i], &e), -EINVAL);
 	CHECK_INT(digest_from_hex(NULL, &e), -EINVAL);
@@ -251,24 +262,24 @@ test(iso8601_parse_forms)
 		int64_t sec;
 		int32_t nsec;
 	} t[] = {
-		{ "1970-01-01T00:00:00", 0, 0 },
-		{ "1970-01-01T00:00:00Z", 0, 0 },
-		{ "2021-01-02T03:04:05", 1609556645, 0 },
-		{ "2021-01-02T03:04:05.123456", 1609556645, 123456000 },
-		{ "2021-01-02T03:04:05.1", 1609556645, 100000000 },
-		{ "2021-01-02T03:04:05,5", 1609556645, 500000000 },
-		{ "2021-01-02T03:04:05.000000001", 1609556645, 1 },
-		{ "2021-01-02T03:04:05.9999999999999", 1609556645, 999999999 },
-		{ "2021-01-02T03:04:05+01:00", 1609556645 - 3600, 0 },
-		{ "2021-01-02T03:04:05-01:30", 1609556645 + 5400, 0 },
-		{ "2021-01-02T03:04:05+0100", 1609556645 - 3600, 0 },
-		{ "2021-01-02T03:04:05.5-00:00", 1609556645, 500000000 },
-		{ "2021-01-02 03:04:05", 1609556645, 0 },
-		{ "2024-02-29T12:00:00Z", 1709208000, 0 },
-		{ "2000-02-29T00:00:00Z", 951782400, 0 },
-		{ "1969-12-31T23:59:59Z", -1, 0 },
-		{ "2038-01-19T03:14:08Z", 2147483648ll, 0 },
-		{ "2016-12-31T23:59:60Z", 1483228800, 0 }, /* leap second */
+	    {"1970-01-01T00:00:00", 0, 0},
+	    {"1970-01-01T00:00:00Z", 0, 0},
+	    {"2021-01-02T03:04:05", 1609556645, 0},
+	    {"2021-01-02T03:04:05.123456", 1609556645, 123456000},
+	    {"2021-01-02T03:04:05.1", 1609556645, 100000000},
+	    {"2021-01-02T03:04:05,5", 1609556645, 500000000},
+	    {"2021-01-02T03:04:05.000000001", 1609556645, 1},
+	    {"2021-01-02T03:04:05.9999999999999", 1609556645, 999999999},
+	    {"2021-01-02T03:04:05+01:00", 1609556645 - 3600, 0},
+	    {"2021-01-02T03:04:05-01:30", 1609556645 + 5400, 0},
+	    {"2021-01-02T03:04:05+0100", 1609556645 - 3600, 0},
+	    {"2021-01-02T03:04:05.5-00:00", 1609556645, 500000000},
+	    {"2021-01-02 03:04:05", 1609556645, 0},
+	    {"2024-02-29T12:00:00Z", 1709208000, 0},
+	    {"2000-02-29T00:00:00Z", 951782400, 0},
+	    {"1969-12-31T23:59:59Z", -1, 0},
+	    {"2038-01-19T03:14:08Z", 2147483648ll, 0},
+	    {"2016-12-31T23:59:60Z", 1483228800, 0}, /* leap second */
 	};
 	for (size_t i = 0; i < N(t); i++) {
 		int64_t sec = 42;
@@ -277,8 +288,8 @@ test(iso8601_parse_forms)
 
 		if (ret != 0 || sec != t[i].sec || nsec != t[i].nsec)
 			test_fail(__FILE__, __LINE__,
-				  "'%s' = %d, %lld.%09d; want %lld.%09d", t[i].s,
-				  ret, (long long)sec, nsec,
+				  "'%s' = %d, %lld.%09d; want %lld.%09d",
+				  t[i].s, ret, (long long)sec, nsec,
 				  (long long)t[i].sec, t[i].nsec);
 	}
 }
@@ -286,17 +297,37 @@ test(iso8601_parse_forms)
 test(iso8601_parse_invalid)
 {
 	static const char *const bad[] = {
-		"", "2021", "2021-01-02", "2021-01-02T", "2021-01-02T03:04",
-		"2021-02-29T00:00:00", "1900-02-29T00:00:00", "2021-02-30T00:00:00",
-		"2021-04-31T00:00:00", "2021-00-10T00:00:00", "2021-13-10T00:00:00",
-		"2021-01-00T00:00:00", "2021-01-32T00:00:00", "2021-01-02T24:00:00",
-		"2021-01-02T23:60:00", "2021-01-02T23:59:61", "2021-01-02X03:04:05",
-		"2021-01-02T03:04:05.", "2021-01-02T03:04:05.Z",
-		"2021-01-02T03:04:05+1", "2021-01-02T03:04:05+01",
-		"2021-01-02T03:04:05+24:00", "2021-01-02T03:04:05+01:60",
-		"2021-01-02T03:04:05ZZ", "2021-01-02T03:04:05 ", " 2021-01-02T03:04:05",
-		"2021-1-2T3:4:5", "20210102T030405Z", "2021-01-02T03-04-05Z",
-		"abcd-ef-ghTij:kl:mn", "2021-01-02T03:04:05\n",
+	    "",
+	    "2021",
+	    "2021-01-02",
+	    "2021-01-02T",
+	    "2021-01-02T03:04",
+	    "2021-02-29T00:00:00",
+	    "1900-02-29T00:00:00",
+	    "2021-02-30T00:00:00",
+	    "2021-04-31T00:00:00",
+	    "2021-00-10T00:00:00",
+	    "2021-13-10T00:00:00",
+	    "2021-01-00T00:00:00",
+	    "2021-01-32T00:00:00",
+	    "2021-01-02T24:00:00",
+	    "2021-01-02T23:60:00",
+	    "2021-01-02T23:59:61",
+	    "2021-01-02X03:04:05",
+	    "2021-01-02T03:04:05.",
+	    "2021-01-02T03:04:05.Z",
+	    "2021-01-02T03:04:05+1",
+	    "2021-01-02T03:04:05+01",
+	    "2021-01-02T03:04:05+24:00",
+	    "2021-01-02T03:04:05+01:60",
+	    "2021-01-02T03:04:05ZZ",
+	    "2021-01-02T03:04:05 ",
+	    " 2021-01-02T03:04:05",
+	    "2021-1-2T3:4:5",
+	    "20210102T030405Z",
+	    "2021-01-02T03-04-05Z",
+	    "abcd-ef-ghTij:kl:mn",
+	    "2021-01-02T03:04:05\n",
 	};
 	int64_t sec;
 	int32_t nsec;
@@ -315,10 +346,10 @@ test(iso8601_format_round_trip)
 		int32_t nsec;
 		const char *want;
 	} t[] = {
-		{ 0, 0, "1970-01-01T00:00:00.000000Z" },
-		{ 1609556645, 123456789, "2021-01-02T03:04:05.123456Z" },
-		{ 1709208000, 999999999, "2024-02-29T12:00:00.999999Z" },
-		{ 253402300799ll, 0, "9999-12-31T23:59:59.000000Z" },
+	    {0, 0, "1970-01-01T00:00:00.000000Z"},
+	    {1609556645, 123456789, "2021-01-02T03:04:05.123456Z"},
+	    {1709208000, 999999999, "2024-02-29T12:00:00.999999Z"},
+	    {253402300799ll, 0, "9999-12-31T23:59:59.000000Z"},
 	};
 	char buf[64];
 
@@ -326,8 +357,9 @@ test(iso8601_format_round_trip)
 		int64_t sec;
 		int32_t nsec;
 
-		CHECK_INT(time_format_iso8601(t[i].sec, t[i].nsec, buf,
-					      sizeof(buf)), 27);
+		CHECK_INT(
+		    time_format_iso8601(t[i].sec, t[i].nsec, buf, sizeof(buf)),
+		    27);
 		CHECK_STR(buf, t[i].want);
 		CHECK_INT(time_parse_iso8601(buf, &sec, &nsec), 0);
 		CHECK_INT(sec, t[i].sec);
@@ -484,7 +516,8 @@ test(log_line_format_and_level)
 
 	buf_init(&b, 0);
 	CHECK_INT(file_read_capped(path, 4096, &b), 0);
-	snprintf(want, sizeof(want), "Z unit[%d] info: hello 5\n", (int)getpid());
+	snprintf(want, sizeof(want), "Z unit[%d] info: hello 5\n",
+		 (int)getpid());
 	CHECK_STR_CONTAINS(b.data, want);
 	CHECK_STR_CONTAINS(b.data, "warn: trailing newlines are dropped\n2");
 	CHECK_STR_CONTAINS(b.data, "debug: now shown\n");

@@ -25,9 +25,9 @@
 #include "common/fileutil.h"
 #include "test.h"
 
-#define FUZZ_CHECK(cond)                                                \
-	do {                                                            \
-		if (!(cond))                                            \
+#define FUZZ_CHECK(cond)                                                       \
+	do {                                                                   \
+		if (!(cond))                                                   \
 			test_fail(__FILE__, __LINE__, "invariant: %s", #cond); \
 	} while (0)
 
@@ -136,8 +136,8 @@ static void corpus_load(const char *name, struct corpus *c)
 
 	c->n = 0;
 	if (corpus_dir(name, dir, sizeof(dir)) < 0) {
-		test_fail(__FILE__, __LINE__, "no corpus for %s (set ASSETFS_FUZZ_CORPUS)",
-			  name);
+		test_fail(__FILE__, __LINE__,
+			  "no corpus for %s (set ASSETFS_FUZZ_CORPUS)", name);
 		return;
 	}
 	n = scandir(dir, &ents, NULL, cmp_name);
@@ -167,25 +167,76 @@ static void corpus_free(struct corpus *c)
 }
 
 static const char *const tokens[] = {
-	"\"", "\\", "\\\"", "\\u0000", "\\ud800", "\\u00e9", "/", "//", "..",
-	"/../", ".", "[", "]", "{", "}", "[]", "{}", ",", ":", "null", "true",
-	"false", "0", "-1", "1.5", "1e999", "-0", "99999999999999999999",
-	"2147483647", "2147483648", "4294967296", "9007199254740993",
-	"18446744073709551616", "\"versions\"", "\"assets\"", "\"contents\"",
-	"\"push_date\"", "\"is_directory\"", "\"assetfs\"", "\"format\"",
-	"\"block_size\"", "\"files\"", "\"path\"", "\"size\"", "\"sha256\"",
-	"\"blocks\"", "65536", "4194304", "Z", "+02:00", "-0530", ".123456789",
-	"T", "-", "2021-02-29T00-00-00Z", "9999-12-31T23:59:59-01:00",
-	"0000-01-01T00:00:00+01:00", "\xff", "\xc3\xa9", "\n", " ",
-	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "\"",
+    "\\",
+    "\\\"",
+    "\\u0000",
+    "\\ud800",
+    "\\u00e9",
+    "/",
+    "//",
+    "..",
+    "/../",
+    ".",
+    "[",
+    "]",
+    "{",
+    "}",
+    "[]",
+    "{}",
+    ",",
+    ":",
+    "null",
+    "true",
+    "false",
+    "0",
+    "-1",
+    "1.5",
+    "1e999",
+    "-0",
+    "99999999999999999999",
+    "2147483647",
+    "2147483648",
+    "4294967296",
+    "9007199254740993",
+    "18446744073709551616",
+    "\"versions\"",
+    "\"assets\"",
+    "\"contents\"",
+    "\"push_date\"",
+    "\"is_directory\"",
+    "\"assetfs\"",
+    "\"format\"",
+    "\"block_size\"",
+    "\"files\"",
+    "\"path\"",
+    "\"size\"",
+    "\"sha256\"",
+    "\"blocks\"",
+    "65536",
+    "4194304",
+    "Z",
+    "+02:00",
+    "-0530",
+    ".123456789",
+    "T",
+    "-",
+    "2021-02-29T00-00-00Z",
+    "9999-12-31T23:59:59-01:00",
+    "0000-01-01T00:00:00+01:00",
+    "\xff",
+    "\xc3\xa9",
+    "\n",
+    " ",
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
 };
 
 /* Apply 1-4 random edits to @b (capped at REPLAY_MAX_INPUT). */
 static void mutate(struct buf *b, const struct corpus *c)
 {
-	static const char bytes[] = { '"', '[', ']', '{', '}', ',', ':',
-				      '\\', '/', '.', '0', '-', '9', 'T',
-				      'a', ' ', '\0', (char)0xff, '\n' };
+	static const char bytes[] = {'"',  '[', ']',  '{',	  '}', ',', ':',
+				     '\\', '/', '.',  '0',	  '-', '9', 'T',
+				     'a',  ' ', '\0', (char)0xff, '\n'};
 	int edits = 1 + (int)rng_below(4);
 
 	for (int e = 0; e < edits; e++) {
@@ -197,12 +248,13 @@ static void mutate(struct buf *b, const struct corpus *c)
 		switch (rng_below(7)) {
 		case 0: /* flip a bit */
 			if (len)
-				b->data[rng_below(len)] ^= (char)(1 << rng_below(8));
+				b->data[rng_below(len)] ^=
+				    (char)(1 << rng_below(8));
 			continue;
 		case 1: /* an interesting byte */
 			if (len)
 				b->data[rng_below(len)] =
-					bytes[rng_below(sizeof(bytes))];
+				    bytes[rng_below(sizeof(bytes))];
 			continue;
 		case 2: /* delete a range */
 			del = rng_below(len - pos + 1);
@@ -211,7 +263,8 @@ static void mutate(struct buf *b, const struct corpus *c)
 			break;
 		case 3: /* insert a token */
 		case 4:
-			ins = tokens[rng_below(sizeof(tokens) / sizeof(tokens[0]))];
+			ins = tokens[rng_below(sizeof(tokens) /
+					       sizeof(tokens[0]))];
 			ins_len = strlen(ins);
 			break;
 		case 5: /* duplicate a piece of itself */

@@ -44,8 +44,10 @@ static void add_file(struct buf *b, const char *path, size_t len, int seed,
 	for (size_t i = 0; i < len; i++)
 		data[i] = (unsigned char)((i * 7 + (size_t)seed) & 255);
 	hex_of(data, len, hex);
-	buf_printf(b, "{\"path\": \"%s\", \"size\": %zu, \"sha256\": \"%s\", "
-		      "\"blocks\": [", path, len, hex);
+	buf_printf(b,
+		   "{\"path\": \"%s\", \"size\": %zu, \"sha256\": \"%s\", "
+		   "\"blocks\": [",
+		   path, len, hex);
 	for (size_t off = 0; off < len; off += bs) {
 		size_t n = len - off < bs ? len - off : bs;
 
@@ -63,20 +65,20 @@ test(push_date_forms)
 		int64_t sec;
 		int32_t nsec;
 	} t[] = {
-		{ "2021-01-02T03:04:05", T0, 0 },
-		{ "2021-01-02T03:04:05Z", T0, 0 },
-		{ "2021-01-02T03:04:05.123456", T0, 123456000 },
-		{ "2021-01-02T03:04:05.123456Z", T0, 123456000 },
-		{ "2021-01-02T03:04:05.5", T0, 500000000 },
-		{ "2021-01-02T03:04:05.123456789", T0, 123456789 },
-		{ "2021-01-02T03:04:05.1234567891", T0, 123456789 },
-		{ "2021-01-02T03:04:05+00:00", T0, 0 },
-		{ "2021-01-02T05:04:05+02:00", T0, 0 },
-		{ "2021-01-01T21:34:05-05:30", T0, 0 },
-		{ "2021-01-01T21:34:05-0530", T0, 0 },
-		{ "2021-01-02T05:04:05.250+02:00", T0, 250000000 },
-		{ "2021-01-02 03:04:05", T0, 0 },
-		{ "2021-01-02t03:04:05z", T0, 0 },
+	    {"2021-01-02T03:04:05", T0, 0},
+	    {"2021-01-02T03:04:05Z", T0, 0},
+	    {"2021-01-02T03:04:05.123456", T0, 123456000},
+	    {"2021-01-02T03:04:05.123456Z", T0, 123456000},
+	    {"2021-01-02T03:04:05.5", T0, 500000000},
+	    {"2021-01-02T03:04:05.123456789", T0, 123456789},
+	    {"2021-01-02T03:04:05.1234567891", T0, 123456789},
+	    {"2021-01-02T03:04:05+00:00", T0, 0},
+	    {"2021-01-02T05:04:05+02:00", T0, 0},
+	    {"2021-01-01T21:34:05-05:30", T0, 0},
+	    {"2021-01-01T21:34:05-0530", T0, 0},
+	    {"2021-01-02T05:04:05.250+02:00", T0, 250000000},
+	    {"2021-01-02 03:04:05", T0, 0},
+	    {"2021-01-02t03:04:05z", T0, 0},
 	};
 	char json[256], err[SPEC_ERR_MAX];
 
@@ -92,8 +94,9 @@ test(push_date_forms)
 			continue;
 		}
 		if (m.push_date != t[i].sec || m.push_date_nsec != t[i].nsec)
-			test_fail(__FILE__, __LINE__, "'%s' = %lld.%09d", t[i].date,
-				  (long long)m.push_date, m.push_date_nsec);
+			test_fail(__FILE__, __LINE__, "'%s' = %lld.%09d",
+				  t[i].date, (long long)m.push_date,
+				  m.push_date_nsec);
 		CHECK(!m.is_directory);
 		CHECK(m.contents == NULL && m.n_contents == 0);
 		CHECK(m.manifest == NULL);
@@ -104,12 +107,21 @@ test(push_date_forms)
 test(push_date_invalid)
 {
 	static const char *const bad[] = {
-		"2021-02-30T03:04:05", "2021-02-29T03:04:05", "2021-13-01T00:00:00",
-		"2021-01-02", "2021-01-02T03:04", "yesterday", "",
-		"2021-01-02T03:04:05.", "2021-01-02T03:04:05+25:00",
-		"2021-01-02T03:04:05+02", "2021-01-02T24:00:00",
-		"2021-01-02T03:04:05Zjunk", "2021-01-02T03:04:05 ",
-		"21-01-02T03:04:05", "2021/01/02T03:04:05",
+	    "2021-02-30T03:04:05",
+	    "2021-02-29T03:04:05",
+	    "2021-13-01T00:00:00",
+	    "2021-01-02",
+	    "2021-01-02T03:04",
+	    "yesterday",
+	    "",
+	    "2021-01-02T03:04:05.",
+	    "2021-01-02T03:04:05+25:00",
+	    "2021-01-02T03:04:05+02",
+	    "2021-01-02T24:00:00",
+	    "2021-01-02T03:04:05Zjunk",
+	    "2021-01-02T03:04:05 ",
+	    "21-01-02T03:04:05",
+	    "2021/01/02T03:04:05",
 	};
 	char json[256], err[SPEC_ERR_MAX], want[128];
 
@@ -130,37 +142,43 @@ test(required_fields_table)
 	static const struct {
 		const char *json, *msg;
 	} bad[] = {
-		{ "{\"is_directory\": false}", "\"push_date\" is missing" },
-		{ "{\"push_date\": 1609556645, \"is_directory\": false}",
-		  "\"push_date\" is not a string" },
-		{ "{\"push_date\": null, \"is_directory\": false}",
-		  "\"push_date\" is not a string" },
-		{ "{\"push_date\": \"2021-01-02T03:04:05\"}",
-		  "\"is_directory\" is missing" },
-		{ "{\"push_date\": \"2021-01-02T03:04:05\", \"is_directory\": \"false\"}",
-		  "\"is_directory\" is not a boolean" },
-		{ "{\"push_date\": \"2021-01-02T03:04:05\", \"is_directory\": 0}",
-		  "\"is_directory\" is not a boolean" },
-		{ "{\"push_date\": \"2021-01-02T03:04:05\", \"is_directory\": null}",
-		  "\"is_directory\" is not a boolean" },
-		{ "{\"push_date\": \"2021-01-02T03:04:05\", \"is_directory\": true}",
-		  "folder asset without \"contents\"" },
-		{ "{\"push_date\": \"2021-01-02T03:04:05\", \"is_directory\": true, \"contents\": \"a\"}",
-		  "\"contents\" is not an array" },
-		{ "{\"push_date\": \"2021-01-02T03:04:05\", \"is_directory\": true, \"contents\": {}}",
-		  "\"contents\" is not an array" },
-		{ "{\"push_date\": \"2021-01-02T03:04:05\", \"is_directory\": true, \"contents\": [\"a\", 3]}",
-		  "\"contents\" entry 1 is not a string" },
-		{ "{\"push_date\": \"2021-01-02T03:04:05\", \"is_directory\": true, \"contents\": [null]}",
-		  "\"contents\" entry 0 is not a string" },
-		/* Key names are case-sensitive. */
-		{ "{\"Push_Date\": \"2021-01-02T03:04:05\", \"is_directory\": false}",
-		  "\"push_date\" is missing" },
+	    {"{\"is_directory\": false}", "\"push_date\" is missing"},
+	    {"{\"push_date\": 1609556645, \"is_directory\": false}",
+	     "\"push_date\" is not a string"},
+	    {"{\"push_date\": null, \"is_directory\": false}",
+	     "\"push_date\" is not a string"},
+	    {"{\"push_date\": \"2021-01-02T03:04:05\"}",
+	     "\"is_directory\" is missing"},
+	    {"{\"push_date\": \"2021-01-02T03:04:05\", \"is_directory\": "
+	     "\"false\"}",
+	     "\"is_directory\" is not a boolean"},
+	    {"{\"push_date\": \"2021-01-02T03:04:05\", \"is_directory\": 0}",
+	     "\"is_directory\" is not a boolean"},
+	    {"{\"push_date\": \"2021-01-02T03:04:05\", \"is_directory\": null}",
+	     "\"is_directory\" is not a boolean"},
+	    {"{\"push_date\": \"2021-01-02T03:04:05\", \"is_directory\": true}",
+	     "folder asset without \"contents\""},
+	    {"{\"push_date\": \"2021-01-02T03:04:05\", \"is_directory\": true, "
+	     "\"contents\": \"a\"}",
+	     "\"contents\" is not an array"},
+	    {"{\"push_date\": \"2021-01-02T03:04:05\", \"is_directory\": true, "
+	     "\"contents\": {}}",
+	     "\"contents\" is not an array"},
+	    {"{\"push_date\": \"2021-01-02T03:04:05\", \"is_directory\": true, "
+	     "\"contents\": [\"a\", 3]}",
+	     "\"contents\" entry 1 is not a string"},
+	    {"{\"push_date\": \"2021-01-02T03:04:05\", \"is_directory\": true, "
+	     "\"contents\": [null]}",
+	     "\"contents\" entry 0 is not a string"},
+	    /* Key names are case-sensitive. */
+	    {"{\"Push_Date\": \"2021-01-02T03:04:05\", \"is_directory\": "
+	     "false}",
+	     "\"push_date\" is missing"},
 	};
 	char err[SPEC_ERR_MAX];
 
 	for (size_t i = 0; i < N(bad); i++) {
-		struct meta m = { .push_date = 42 };
+		struct meta m = {.push_date = 42};
 
 		CHECK_INT(parse(bad[i].json, &m, err), -EINVAL);
 		CHECK_STR_CONTAINS(err, bad[i].msg);
@@ -174,19 +192,20 @@ test(malformed_documents)
 	static const struct {
 		const char *json, *msg;
 	} bad[] = {
-		{ "", ".meta document is empty" },
-		{ "{", "not valid JSON (at byte" },
-		{ "{\"push_date\": \"2021-01-02T03:04:05\", \"is_directory\": false",
-		  "not valid JSON" },
-		{ "{\"push_date\": \"2021-01-02T03:04:05\" \"is_directory\": false}",
-		  "not valid JSON" },
-		{ "{'push_date': '2021-01-02T03:04:05'}", "not valid JSON" },
-		{ "{\"push_date\": \"2021-01-02T03:04:05\", \"is_directory\": false} {}",
-		  "trailing data at byte 60" },
-		{ "[]", ".meta document is not a JSON object" },
-		{ "true", "not a JSON object" },
-		{ "\"x\"", "not a JSON object" },
-		{ "\xff\xfe{}", "not valid JSON" },
+	    {"", ".meta document is empty"},
+	    {"{", "not valid JSON (at byte"},
+	    {"{\"push_date\": \"2021-01-02T03:04:05\", \"is_directory\": false",
+	     "not valid JSON"},
+	    {"{\"push_date\": \"2021-01-02T03:04:05\" \"is_directory\": false}",
+	     "not valid JSON"},
+	    {"{'push_date': '2021-01-02T03:04:05'}", "not valid JSON"},
+	    {"{\"push_date\": \"2021-01-02T03:04:05\", \"is_directory\": "
+	     "false} {}",
+	     "trailing data at byte 60"},
+	    {"[]", ".meta document is not a JSON object"},
+	    {"true", "not a JSON object"},
+	    {"\"x\"", "not a JSON object"},
+	    {"\xff\xfe{}", "not valid JSON"},
 	};
 	char err[SPEC_ERR_MAX];
 
@@ -202,10 +221,11 @@ test(malformed_documents)
 				   "\"is_directory\": false}\0junk";
 		struct meta m;
 
-		CHECK_INT(meta_parse(doc, sizeof(doc) - 1, &m, err, sizeof(err)),
-			  -EINVAL);
-		CHECK_INT(meta_parse(doc, sizeof(doc) - 6, &m, err, sizeof(err)),
-			  0);
+		CHECK_INT(
+		    meta_parse(doc, sizeof(doc) - 1, &m, err, sizeof(err)),
+		    -EINVAL);
+		CHECK_INT(
+		    meta_parse(doc, sizeof(doc) - 6, &m, err, sizeof(err)), 0);
 		meta_clear(&m);
 	}
 }
@@ -215,11 +235,13 @@ test(contents_normalised_sorted_deduped)
 	struct meta m;
 	char err[SPEC_ERR_MAX];
 
-	CHECK_INT(parse("{\"push_date\": \"2021-01-02T03:04:05.000001\", "
-			"\"is_directory\": true, \"contents\": [\"/sub/b.bin\", "
-			"\"a.json\", \"/a.json\", \"c d.txt\", \"sub/a.bin\", "
-			"\".hidden\"], \"unknown\": {\"x\": [1, 2]}}",
-			&m, err), 0);
+	CHECK_INT(
+	    parse("{\"push_date\": \"2021-01-02T03:04:05.000001\", "
+		  "\"is_directory\": true, \"contents\": [\"/sub/b.bin\", "
+		  "\"a.json\", \"/a.json\", \"c d.txt\", \"sub/a.bin\", "
+		  "\".hidden\"], \"unknown\": {\"x\": [1, 2]}}",
+		  &m, err),
+	    0);
 	CHECK(m.is_directory);
 	CHECK_INT(m.n_contents, 5);
 	if (m.n_contents == 5) {
@@ -237,7 +259,9 @@ test(contents_normalised_sorted_deduped)
 
 	/* An empty folder is allowed. */
 	CHECK_INT(parse("{\"push_date\": \"2021-01-02T03:04:05\", "
-			"\"is_directory\": true, \"contents\": []}", &m, err), 0);
+			"\"is_directory\": true, \"contents\": []}",
+			&m, err),
+		  0);
 	CHECK(m.is_directory);
 	CHECK_INT(m.n_contents, 0);
 	meta_clear(&m);
@@ -248,22 +272,23 @@ test(contents_traversal_rejected)
 	static const struct {
 		const char *entry, *msg;
 	} bad[] = {
-		{ "../etc/passwd",
-		  "invalid contents entry '../etc/passwd': segment '..' is not allowed" },
-		{ "/../x", "invalid contents entry '../x': segment '..' is not allowed" },
-		{ "a/../../x", "segment '..' is not allowed" },
-		{ "a/..", "segment '..' is not allowed" },
-		{ "..", "segment '..' is not allowed" },
-		{ ".", "segment '.' is not allowed" },
-		{ "./a", "segment '.' is not allowed" },
-		{ "a//b", "invalid contents entry 'a//b': empty segment" },
-		{ "a/", "invalid contents entry 'a/': trailing '/'" },
-		{ "", "invalid contents entry '': empty" },
-		{ "/", "invalid contents entry '': empty" },
-		{ "//etc/passwd",
-		  "invalid contents entry '//etc/passwd': absolute path" },
-		{ "a\\u0001b", "invalid character '\\x01'" },
-		{ "a\\nb", "invalid character '\\x0a'" },
+	    {"../etc/passwd", "invalid contents entry '../etc/passwd': segment "
+			      "'..' is not allowed"},
+	    {"/../x",
+	     "invalid contents entry '../x': segment '..' is not allowed"},
+	    {"a/../../x", "segment '..' is not allowed"},
+	    {"a/..", "segment '..' is not allowed"},
+	    {"..", "segment '..' is not allowed"},
+	    {".", "segment '.' is not allowed"},
+	    {"./a", "segment '.' is not allowed"},
+	    {"a//b", "invalid contents entry 'a//b': empty segment"},
+	    {"a/", "invalid contents entry 'a/': trailing '/'"},
+	    {"", "invalid contents entry '': empty"},
+	    {"/", "invalid contents entry '': empty"},
+	    {"//etc/passwd",
+	     "invalid contents entry '//etc/passwd': absolute path"},
+	    {"a\\u0001b", "invalid character '\\x01'"},
+	    {"a\\nb", "invalid character '\\x0a'"},
 	};
 	char json[512], err[SPEC_ERR_MAX];
 
@@ -272,7 +297,8 @@ test(contents_traversal_rejected)
 
 		snprintf(json, sizeof(json),
 			 "{\"push_date\": \"2021-01-02T03:04:05\", "
-			 "\"is_directory\": true, \"contents\": [\"ok.json\", \"%s\"]}",
+			 "\"is_directory\": true, \"contents\": [\"ok.json\", "
+			 "\"%s\"]}",
 			 bad[i].entry);
 		CHECK_INT(parse(json, &m, err), -EINVAL);
 		CHECK_STR_CONTAINS(err, bad[i].msg);
@@ -286,12 +312,12 @@ test(contents_file_and_dir_conflict)
 		const char *contents;
 		int ret;
 	} t[] = {
-		{ "[\"a\", \"a/b\"]", -EINVAL },
-		{ "[\"a/b\", \"a\"]", -EINVAL },
-		{ "[\"a\", \"a-b\", \"a.c\", \"a/b\"]", -EINVAL },
-		{ "[\"x/a\", \"x/a/b/c\"]", -EINVAL },
-		{ "[\"a\", \"a-b\", \"a.c\", \"ab/c\"]", 0 },
-		{ "[\"a/b\", \"a/c\", \"ab\"]", 0 },
+	    {"[\"a\", \"a/b\"]", -EINVAL},
+	    {"[\"a/b\", \"a\"]", -EINVAL},
+	    {"[\"a\", \"a-b\", \"a.c\", \"a/b\"]", -EINVAL},
+	    {"[\"x/a\", \"x/a/b/c\"]", -EINVAL},
+	    {"[\"a\", \"a-b\", \"a.c\", \"ab/c\"]", 0},
+	    {"[\"a/b\", \"a/c\", \"ab\"]", 0},
 	};
 	char json[512], err[SPEC_ERR_MAX];
 
@@ -304,7 +330,8 @@ test(contents_file_and_dir_conflict)
 			 t[i].contents);
 		CHECK_INT(parse(json, &m, err), t[i].ret);
 		if (t[i].ret)
-			CHECK_STR_CONTAINS(err, "is both a file and a directory");
+			CHECK_STR_CONTAINS(err,
+					   "is both a file and a directory");
 		meta_clear(&m);
 	}
 }
@@ -312,8 +339,8 @@ test(contents_file_and_dir_conflict)
 test(file_asset_ignores_contents)
 {
 	static const char *const contents[] = {
-		"[\"a\"]", "[\"../../etc/passwd\"]", "\"junk\"", "42", "null",
-		"[1, {}, []]",
+	    "[\"a\"]",	   "[\"../../etc/passwd\"]", "\"junk\"", "42", "null",
+	    "[1, {}, []]",
 	};
 	char json[512], err[SPEC_ERR_MAX];
 
@@ -337,13 +364,16 @@ test(manifest_file_asset)
 	struct meta m;
 	const struct manifest_file *f;
 	char err[SPEC_ERR_MAX];
-	static const size_t sizes[] = { 0, 1, BS - 1, BS, BS + 1, 3 * BS + 17 };
+	static const size_t sizes[] = {0, 1, BS - 1, BS, BS + 1, 3 * BS + 17};
 
 	for (size_t i = 0; i < N(sizes); i++) {
 		buf_init(&b, 0);
-		buf_printf(&b, "{\"push_date\": \"2021-01-02T03:04:05\", "
-			       "\"is_directory\": false, \"assetfs\": {\"format\": 1, "
-			       "\"block_size\": %d, \"files\": [", BS);
+		buf_printf(
+		    &b,
+		    "{\"push_date\": \"2021-01-02T03:04:05\", "
+		    "\"is_directory\": false, \"assetfs\": {\"format\": 1, "
+		    "\"block_size\": %d, \"files\": [",
+		    BS);
 		add_file(&b, "", sizes[i], (int)i, BS);
 		buf_puts(&b, "]}}");
 		if (parse(b.data, &m, err) != 0) {
@@ -377,10 +407,12 @@ test(manifest_folder_asset_agrees_with_contents)
 	char err[SPEC_ERR_MAX];
 
 	buf_init(&b, 0);
-	buf_printf(&b, "{\"push_date\": \"2021-01-02T03:04:05\", "
-		       "\"is_directory\": true, \"contents\": [\"/sub/b.bin\", "
-		       "\"a.json\", \"empty\"], \"assetfs\": {\"format\": 1, "
-		       "\"block_size\": %d, \"files\": [", BS);
+	buf_printf(&b,
+		   "{\"push_date\": \"2021-01-02T03:04:05\", "
+		   "\"is_directory\": true, \"contents\": [\"/sub/b.bin\", "
+		   "\"a.json\", \"empty\"], \"assetfs\": {\"format\": 1, "
+		   "\"block_size\": %d, \"files\": [",
+		   BS);
 	add_file(&b, "sub/b.bin", 5 * BS + 3, 1, BS);
 	buf_puts(&b, ", ");
 	add_file(&b, "/a.json", 100, 2, BS); /* a leading '/' is normalised */
@@ -437,86 +469,146 @@ static void subst(char *out, size_t outlen, const char *tmpl, const char *a,
 test(manifest_inconsistent_table)
 {
 	static const char okhex[] =
-		"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+	    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 	static const char otherhex[] =
-		"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+	    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 	static const struct {
 		const char *is_dir_contents; /* after "is_directory": */
 		const char *assetfs;
 		const char *msg;
 	} t[] = {
-		{ "false", "[]", "\"assetfs\" is not an object" },
-		{ "false", "\"x\"", "\"assetfs\" is not an object" },
-		{ "false", "{}", "manifest \"format\" is missing" },
-		{ "false", "{\"format\": 0}", "\"format\" is not a positive integer" },
-		{ "false", "{\"format\": \"1\"}", "\"format\" is not a positive integer" },
-		{ "false", "{\"format\": 1.5}", "\"format\" is not a positive integer" },
-		{ "false", "{\"format\": 1, \"files\": []}",
-		  "manifest \"block_size\" is missing" },
-		{ "false", "{\"format\": 1, \"block_size\": 100000, \"files\": []}",
-		  "\"block_size\" is not a power of two in 64 KiB..64 MiB" },
-		{ "false", "{\"format\": 1, \"block_size\": 32768, \"files\": []}",
-		  "\"block_size\" is not a power of two" },
-		{ "false", "{\"format\": 1, \"block_size\": 134217728, \"files\": []}",
-		  "\"block_size\" is not a power of two" },
-		{ "false", "{\"format\": 1, \"block_size\": -65536, \"files\": []}",
-		  "\"block_size\" is not a power of two" },
-		{ "false", "{\"format\": 1, \"block_size\": 65536}",
-		  "manifest \"files\" is missing" },
-		{ "false", "{\"format\": 1, \"block_size\": 65536, \"files\": {}}",
-		  "manifest \"files\" is not an array" },
-		{ "false", "{\"format\": 1, \"block_size\": 65536, \"files\": []}",
-		  "manifest of a file asset has 0 entries, want exactly one with path \"\"" },
-		{ "false", "{\"format\": 1, \"block_size\": 65536, \"files\": [3]}",
-		  "manifest file 0 is not an object" },
-		{ "false", "{\"format\": 1, \"block_size\": 65536, \"files\": [{}]}",
-		  "manifest file 0: \"path\" is missing" },
-		{ "false", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": 1}]}",
-		  "manifest file 0: \"path\" is not a string" },
-		{ "false", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": \"model.json\"}]}",
-		  "manifest of a file asset has path 'model.json', want \"\"" },
-		{ "false", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": \"\"}]}",
-		  "manifest file '': \"size\" is missing" },
-		{ "false", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": \"\", \"size\": -1}]}",
-		  "\"size\" is not an integer in 0..2^53" },
-		{ "false", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": \"\", \"size\": 1.5}]}",
-		  "\"size\" is not an integer" },
-		{ "false", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": \"\", \"size\": \"3\"}]}",
-		  "\"size\" is not an integer" },
-		{ "false", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": \"\", \"size\": 1e300}]}",
-		  "\"size\" is not an integer" },
-		{ "false", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": \"\", \"size\": 0}]}",
-		  "manifest file '': \"sha256\" is missing" },
-		{ "false", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": \"\", \"size\": 0, \"sha256\": \"abc\"}]}",
-		  "\"sha256\" is not 64 hex digits" },
-		{ "false", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": \"\", \"size\": 0, \"sha256\": \"%s\"}]}",
-		  "manifest file '': \"blocks\" is missing" },
-		{ "false", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": \"\", \"size\": 0, \"sha256\": \"%s\", \"blocks\": \"x\"}]}",
-		  "\"blocks\" is not an array" },
-		{ "false", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": \"\", \"size\": 0, \"sha256\": \"%s\", \"blocks\": [\"%s\"]}]}",
-		  "manifest file '': 1 blocks, want 0 for 0 bytes in blocks of 65536" },
-		{ "false", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": \"\", \"size\": 65537, \"sha256\": \"%s\", \"blocks\": [\"%s\"]}]}",
-		  "1 blocks, want 2 for 65537 bytes" },
-		{ "false", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": \"\", \"size\": 65537, \"sha256\": \"%s\", \"blocks\": [\"%s\", 7]}]}",
-		  "block 1 is not 64 hex digits" },
-		{ "false", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": \"\", \"size\": 10, \"sha256\": \"%s\", \"blocks\": [\"%s\"]}]}",
-		  "sha256 differs from its only block" },
-		{ "false", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": \"\", \"size\": 0, \"sha256\": \"%s\", \"blocks\": []}, {\"path\": \"\", \"size\": 0, \"sha256\": \"%s\", \"blocks\": []}]}",
-		  "manifest lists '' twice" },
-		{ "true, \"contents\": [\"a\"]", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": \"../a\"}]}",
-		  "invalid manifest path '../a': segment '..' is not allowed" },
-		{ "true, \"contents\": [\"a\"]", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": \"\"}]}",
-		  "invalid manifest path '': empty" },
-		{ "true, \"contents\": [\"a\"]", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": \"//a\"}]}",
-		  "invalid manifest path '//a': absolute path" },
-		{ "true, \"contents\": [\"a\", \"b\"]", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": \"a\", \"size\": 0, \"sha256\": \"%s\", \"blocks\": []}]}",
-		  "contents entry 'b' is missing from the manifest" },
-		{ "true, \"contents\": [\"a\"]", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": \"a\", \"size\": 0, \"sha256\": \"%s\", \"blocks\": []}, {\"path\": \"c\", \"size\": 0, \"sha256\": \"%s\", \"blocks\": []}]}",
-		  "manifest lists 'c', which is not in contents" },
-		{ "true, \"contents\": [\"a\"]", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": \"a\", \"size\": 0, \"sha256\": \"%s\", \"blocks\": []}, {\"path\": \"/a\", \"size\": 0, \"sha256\": \"%s\", \"blocks\": []}]}",
-		  "manifest lists 'a' twice" },
-		{ "true, \"contents\": []", "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": \"a\", \"size\": 0, \"sha256\": \"%s\", \"blocks\": []}]}",
-		  "manifest lists 'a', which is not in contents" },
+	    {"false", "[]", "\"assetfs\" is not an object"},
+	    {"false", "\"x\"", "\"assetfs\" is not an object"},
+	    {"false", "{}", "manifest \"format\" is missing"},
+	    {"false", "{\"format\": 0}",
+	     "\"format\" is not a positive integer"},
+	    {"false", "{\"format\": \"1\"}",
+	     "\"format\" is not a positive integer"},
+	    {"false", "{\"format\": 1.5}",
+	     "\"format\" is not a positive integer"},
+	    {"false", "{\"format\": 1, \"files\": []}",
+	     "manifest \"block_size\" is missing"},
+	    {"false", "{\"format\": 1, \"block_size\": 100000, \"files\": []}",
+	     "\"block_size\" is not a power of two in 64 KiB..64 MiB"},
+	    {"false", "{\"format\": 1, \"block_size\": 32768, \"files\": []}",
+	     "\"block_size\" is not a power of two"},
+	    {"false",
+	     "{\"format\": 1, \"block_size\": 134217728, \"files\": []}",
+	     "\"block_size\" is not a power of two"},
+	    {"false", "{\"format\": 1, \"block_size\": -65536, \"files\": []}",
+	     "\"block_size\" is not a power of two"},
+	    {"false", "{\"format\": 1, \"block_size\": 65536}",
+	     "manifest \"files\" is missing"},
+	    {"false", "{\"format\": 1, \"block_size\": 65536, \"files\": {}}",
+	     "manifest \"files\" is not an array"},
+	    {"false", "{\"format\": 1, \"block_size\": 65536, \"files\": []}",
+	     "manifest of a file asset has 0 entries, want exactly one with "
+	     "path \"\""},
+	    {"false", "{\"format\": 1, \"block_size\": 65536, \"files\": [3]}",
+	     "manifest file 0 is not an object"},
+	    {"false", "{\"format\": 1, \"block_size\": 65536, \"files\": [{}]}",
+	     "manifest file 0: \"path\" is missing"},
+	    {"false",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "1}]}",
+	     "manifest file 0: \"path\" is not a string"},
+	    {"false",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "\"model.json\"}]}",
+	     "manifest of a file asset has path 'model.json', want \"\""},
+	    {"false",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "\"\"}]}",
+	     "manifest file '': \"size\" is missing"},
+	    {"false",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "\"\", \"size\": -1}]}",
+	     "\"size\" is not an integer in 0..2^53"},
+	    {"false",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "\"\", \"size\": 1.5}]}",
+	     "\"size\" is not an integer"},
+	    {"false",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "\"\", \"size\": \"3\"}]}",
+	     "\"size\" is not an integer"},
+	    {"false",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "\"\", \"size\": 1e300}]}",
+	     "\"size\" is not an integer"},
+	    {"false",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "\"\", \"size\": 0}]}",
+	     "manifest file '': \"sha256\" is missing"},
+	    {"false",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "\"\", \"size\": 0, \"sha256\": \"abc\"}]}",
+	     "\"sha256\" is not 64 hex digits"},
+	    {"false",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "\"\", \"size\": 0, \"sha256\": \"%s\"}]}",
+	     "manifest file '': \"blocks\" is missing"},
+	    {"false",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "\"\", \"size\": 0, \"sha256\": \"%s\", \"blocks\": \"x\"}]}",
+	     "\"blocks\" is not an array"},
+	    {"false",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "\"\", \"size\": 0, \"sha256\": \"%s\", \"blocks\": [\"%s\"]}]}",
+	     "manifest file '': 1 blocks, want 0 for 0 bytes in blocks of "
+	     "65536"},
+	    {"false",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "\"\", \"size\": 65537, \"sha256\": \"%s\", \"blocks\": "
+	     "[\"%s\"]}]}",
+	     "1 blocks, want 2 for 65537 bytes"},
+	    {"false",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "\"\", \"size\": 65537, \"sha256\": \"%s\", \"blocks\": [\"%s\", "
+	     "7]}]}",
+	     "block 1 is not 64 hex digits"},
+	    {"false",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "\"\", \"size\": 10, \"sha256\": \"%s\", \"blocks\": [\"%s\"]}]}",
+	     "sha256 differs from its only block"},
+	    {"false",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "\"\", \"size\": 0, \"sha256\": \"%s\", \"blocks\": []}, "
+	     "{\"path\": \"\", \"size\": 0, \"sha256\": \"%s\", \"blocks\": "
+	     "[]}]}",
+	     "manifest lists '' twice"},
+	    {"true, \"contents\": [\"a\"]",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "\"../a\"}]}",
+	     "invalid manifest path '../a': segment '..' is not allowed"},
+	    {"true, \"contents\": [\"a\"]",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "\"\"}]}",
+	     "invalid manifest path '': empty"},
+	    {"true, \"contents\": [\"a\"]",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "\"//a\"}]}",
+	     "invalid manifest path '//a': absolute path"},
+	    {"true, \"contents\": [\"a\", \"b\"]",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "\"a\", \"size\": 0, \"sha256\": \"%s\", \"blocks\": []}]}",
+	     "contents entry 'b' is missing from the manifest"},
+	    {"true, \"contents\": [\"a\"]",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "\"a\", \"size\": 0, \"sha256\": \"%s\", \"blocks\": []}, "
+	     "{\"path\": \"c\", \"size\": 0, \"sha256\": \"%s\", \"blocks\": "
+	     "[]}]}",
+	     "manifest lists 'c', which is not in contents"},
+	    {"true, \"contents\": [\"a\"]",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "\"a\", \"size\": 0, \"sha256\": \"%s\", \"blocks\": []}, "
+	     "{\"path\": \"/a\", \"size\": 0, \"sha256\": \"%s\", \"blocks\": "
+	     "[]}]}",
+	     "manifest lists 'a' twice"},
+	    {"true, \"contents\": []",
+	     "{\"format\": 1, \"block_size\": 65536, \"files\": [{\"path\": "
+	     "\"a\", \"size\": 0, \"sha256\": \"%s\", \"blocks\": []}]}",
+	     "manifest lists 'a', which is not in contents"},
 	};
 	char assetfs[1024], json[2048], err[SPEC_ERR_MAX];
 
@@ -528,9 +620,11 @@ test(manifest_inconsistent_table)
 		 * about blocks. */
 		subst(assetfs, sizeof(assetfs), t[i].assetfs,
 		      strstr(t[i].msg, "differs") ? otherhex : okhex,
-		      strstr(t[i].msg, "block") && !strstr(t[i].msg, "missing") &&
-				      !strstr(t[i].msg, "differs")
-			      ? otherhex : okhex);
+		      strstr(t[i].msg, "block") &&
+			      !strstr(t[i].msg, "missing") &&
+			      !strstr(t[i].msg, "differs")
+			  ? otherhex
+			  : okhex);
 		snprintf(json, sizeof(json),
 			 "{\"push_date\": \"2021-01-02T03:04:05\", "
 			 "\"is_directory\": %s, \"assetfs\": %s}",
@@ -543,8 +637,9 @@ test(manifest_inconsistent_table)
 			continue;
 		}
 		if (!strstr(err, t[i].msg))
-			test_fail(__FILE__, __LINE__, "row %zu: \"%s\", want \"%s\"",
-				  i, err, t[i].msg);
+			test_fail(__FILE__, __LINE__,
+				  "row %zu: \"%s\", want \"%s\"", i, err,
+				  t[i].msg);
 		CHECK(m.manifest == NULL && m.contents == NULL);
 	}
 }
@@ -557,8 +652,12 @@ test(manifest_empty_file_digest_checked)
 	CHECK_INT(parse("{\"push_date\": \"2021-01-02T03:04:05\", "
 			"\"is_directory\": false, \"assetfs\": {\"format\": 1, "
 			"\"block_size\": 65536, \"files\": [{\"path\": \"\", "
-			"\"size\": 0, \"sha256\": \"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\", "
-			"\"blocks\": []}]}}", &m, err), -EINVAL);
+			"\"size\": 0, \"sha256\": "
+			"\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410"
+			"ff61f20015ad\", "
+			"\"blocks\": []}]}}",
+			&m, err),
+		  -EINVAL);
 	CHECK_STR_CONTAINS(err, "sha256 of an empty file is wrong");
 }
 
@@ -569,21 +668,29 @@ test(manifest_optional_forms)
 
 	/* "assetfs": null is no manifest. */
 	CHECK_INT(parse("{\"push_date\": \"2021-01-02T03:04:05\", "
-			"\"is_directory\": false, \"assetfs\": null}", &m, err), 0);
+			"\"is_directory\": false, \"assetfs\": null}",
+			&m, err),
+		  0);
 	CHECK(m.manifest == NULL);
 	meta_clear(&m);
 	/* A newer format is read as a version without a manifest. */
 	CHECK_INT(parse("{\"push_date\": \"2021-01-02T03:04:05\", "
 			"\"is_directory\": false, \"assetfs\": {\"format\": 2, "
-			"\"whatever\": []}}", &m, err), 0);
+			"\"whatever\": []}}",
+			&m, err),
+		  0);
 	CHECK(m.manifest == NULL);
 	meta_clear(&m);
 	/* Uppercase hex digests are accepted. */
 	CHECK_INT(parse("{\"push_date\": \"2021-01-02T03:04:05\", "
 			"\"is_directory\": false, \"assetfs\": {\"format\": 1, "
 			"\"block_size\": 65536, \"files\": [{\"path\": \"\", "
-			"\"size\": 0, \"sha256\": \"E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855\", "
-			"\"blocks\": [], \"extra\": 1}]}}", &m, err), 0);
+			"\"size\": 0, \"sha256\": "
+			"\"E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495"
+			"991B7852B855\", "
+			"\"blocks\": [], \"extra\": 1}]}}",
+			&m, err),
+		  0);
 	CHECK(m.manifest != NULL);
 	meta_clear(&m);
 }
@@ -595,14 +702,14 @@ test(block_count_table)
 		uint32_t bs;
 		uint64_t want;
 	} t[] = {
-		{ 0, 4194304, 0 },
-		{ 1, 4194304, 1 },
-		{ 4194303, 4194304, 1 },
-		{ 4194304, 4194304, 1 },
-		{ 4194305, 4194304, 2 },
-		{ 10485760, 4194304, 3 },
-		{ UINT64_MAX, 65536, UINT64_MAX / 65536 + 1 },
-		{ 5, 0, 0 },
+	    {0, 4194304, 0},
+	    {1, 4194304, 1},
+	    {4194303, 4194304, 1},
+	    {4194304, 4194304, 1},
+	    {4194305, 4194304, 2},
+	    {10485760, 4194304, 3},
+	    {UINT64_MAX, 65536, UINT64_MAX / 65536 + 1},
+	    {5, 0, 0},
 	};
 
 	for (size_t i = 0; i < N(t); i++)
@@ -619,7 +726,9 @@ test(size_cap_refused_unread)
 	/* Not even valid JSON: refused on the length alone. */
 	memset(doc, '{', big);
 	CHECK_INT(meta_parse(doc, big, &m, err, sizeof(err)), -EFBIG);
-	CHECK_STR_CONTAINS(err, ".meta document of 8388609 bytes is over the 8388608 byte cap");
+	CHECK_STR_CONTAINS(
+	    err,
+	    ".meta document of 8388609 bytes is over the 8388608 byte cap");
 	CHECK(m.contents == NULL);
 	free(doc);
 }
@@ -636,8 +745,7 @@ test(huge_and_deep_documents)
 	buf_puts(&b, "{\"push_date\": \"2021-01-02T03:04:05\", "
 		     "\"is_directory\": true, \"contents\": [");
 	for (size_t i = 0; b.len < 4u << 20; i++, n++)
-		buf_printf(&b, "%s\"d%zu/f%zu.bin\"", i ? "," : "", i % 97,
-			   i);
+		buf_printf(&b, "%s\"d%zu/f%zu.bin\"", i ? "," : "", i % 97, i);
 	buf_puts(&b, "]}");
 	CHECK_INT(meta_parse(b.data, b.len, &m, err, sizeof(err)), 0);
 	CHECK_INT(m.n_contents, n);
@@ -681,10 +789,12 @@ test(format_round_trip)
 	char err[SPEC_ERR_MAX];
 
 	buf_init(&b, 0);
-	buf_printf(&b, "{\"push_date\": \"2021-01-02T05:04:05.123456789+02:00\", "
-		       "\"is_directory\": true, \"contents\": [\"/z\\\"q.bin\", "
-		       "\"a\\\\b.json\", \"big\"], \"assetfs\": {\"format\": 1, "
-		       "\"block_size\": %d, \"files\": [", BS);
+	buf_printf(&b,
+		   "{\"push_date\": \"2021-01-02T05:04:05.123456789+02:00\", "
+		   "\"is_directory\": true, \"contents\": [\"/z\\\"q.bin\", "
+		   "\"a\\\\b.json\", \"big\"], \"assetfs\": {\"format\": 1, "
+		   "\"block_size\": %d, \"files\": [",
+		   BS);
 	add_file(&b, "z\\\"q.bin", 10, 1, BS);
 	buf_puts(&b, ", ");
 	add_file(&b, "a\\\\b.json", 0, 2, BS);
@@ -694,8 +804,10 @@ test(format_round_trip)
 	CHECK_INT(parse(b.data, &m, err), 0);
 	buf_init(&b2, 0);
 	CHECK_INT(meta_format(&m, &b2), 0);
-	CHECK_STR_CONTAINS(b2.data, "\"push_date\":\"2021-01-02T03:04:05.123456Z\"");
-	CHECK_STR_CONTAINS(b2.data, "\"contents\":[\"a\\\\b.json\",\"big\",\"z\\\"q.bin\"]");
+	CHECK_STR_CONTAINS(b2.data,
+			   "\"push_date\":\"2021-01-02T03:04:05.123456Z\"");
+	CHECK_STR_CONTAINS(
+	    b2.data, "\"contents\":[\"a\\\\b.json\",\"big\",\"z\\\"q.bin\"]");
 	CHECK_INT(meta_parse(b2.data, b2.len, &back, err, sizeof(err)), 0);
 	CHECK_INT(back.push_date, T0);
 	CHECK_INT(back.push_date_nsec, 123456000);
@@ -709,14 +821,17 @@ test(format_round_trip)
 		CHECK_INT(back.manifest->n_files, 3);
 		for (size_t i = 0; i < 3; i++) {
 			const struct manifest_file *x = &m.manifest->files[i];
-			const struct manifest_file *y = &back.manifest->files[i];
+			const struct manifest_file *y =
+			    &back.manifest->files[i];
 
 			CHECK_STR(y->path, x->path);
 			CHECK_INT(y->size, x->size);
 			CHECK(digest_equal(&y->sha256, &x->sha256));
 			CHECK_INT(y->n_blocks, x->n_blocks);
-			for (size_t k = 0; k < x->n_blocks && k < y->n_blocks; k++)
-				CHECK(digest_equal(&y->blocks[k], &x->blocks[k]));
+			for (size_t k = 0; k < x->n_blocks && k < y->n_blocks;
+			     k++)
+				CHECK(
+				    digest_equal(&y->blocks[k], &x->blocks[k]));
 		}
 	}
 	meta_clear(&back);
@@ -725,7 +840,9 @@ test(format_round_trip)
 
 	/* A file asset: no contents key at all. */
 	CHECK_INT(parse("{\"push_date\": \"2021-01-02T03:04:05\", "
-			"\"is_directory\": false}", &m, err), 0);
+			"\"is_directory\": false}",
+			&m, err),
+		  0);
 	buf_init(&b2, 0);
 	CHECK_INT(meta_format(&m, &b2), 0);
 	CHECK_STR(b2.data, "{\"push_date\":\"2021-01-02T03:04:05.000000Z\","
@@ -742,8 +859,8 @@ test(format_round_trip)
 test(large_sizes_round_trip)
 {
 	/* Sizes past 32 bits survive parse and format exactly. */
-	static const uint64_t sizes[] = { 5000000000ull, 1ull << 40,
-					  (1ull << 53) - 1 };
+	static const uint64_t sizes[] = {5000000000ull, 1ull << 40,
+					 (1ull << 53) - 1};
 	char hex[DIGEST_HEX_LEN + 1];
 	struct digest d;
 
@@ -759,11 +876,13 @@ test(large_sizes_round_trip)
 		if (nb > 200000)
 			continue; /* keep the document small */
 		buf_init(&b, 0);
-		buf_printf(&b, "{\"push_date\": \"2021-01-02T03:04:05\", "
-			       "\"is_directory\": false, \"assetfs\": {\"format\": 1, "
-			       "\"block_size\": %u, \"files\": [{\"path\": \"\", "
-			       "\"size\": %llu, \"sha256\": \"%s\", \"blocks\": [",
-			   bs, (unsigned long long)sizes[i], hex);
+		buf_printf(
+		    &b,
+		    "{\"push_date\": \"2021-01-02T03:04:05\", "
+		    "\"is_directory\": false, \"assetfs\": {\"format\": 1, "
+		    "\"block_size\": %u, \"files\": [{\"path\": \"\", "
+		    "\"size\": %llu, \"sha256\": \"%s\", \"blocks\": [",
+		    bs, (unsigned long long)sizes[i], hex);
 		for (uint64_t k = 0; k < nb; k++)
 			buf_printf(&b, "%s\"%s\"", k ? "," : "", hex);
 		buf_puts(&b, "]}]}}");
@@ -779,7 +898,8 @@ test(large_sizes_round_trip)
 		CHECK_INT(meta_format(&m, &b2), 0);
 		CHECK_INT(meta_parse(b2.data, b2.len, &back, err, sizeof(err)),
 			  0);
-		CHECK(back.manifest && back.manifest->files[0].size == sizes[i]);
+		CHECK(back.manifest &&
+		      back.manifest->files[0].size == sizes[i]);
 		meta_clear(&back);
 		meta_clear(&m);
 		buf_free(&b);
@@ -797,13 +917,17 @@ test(format_refuses_unwritable_dates)
 	struct buf b;
 
 	CHECK_INT(parse("{\"push_date\": \"0000-01-01T00:00:00+01:00\", "
-			"\"is_directory\": false}", &m, err), 0);
+			"\"is_directory\": false}",
+			&m, err),
+		  0);
 	buf_init(&b, 0);
 	CHECK_INT(meta_format(&m, &b), -EINVAL);
 	CHECK_INT(b.len, 0);
 	meta_clear(&m);
 	CHECK_INT(parse("{\"push_date\": \"9999-12-31T23:59:59-01:00\", "
-			"\"is_directory\": false}", &m, err), 0);
+			"\"is_directory\": false}",
+			&m, err),
+		  0);
 	CHECK_INT(meta_format(&m, &b), -EINVAL);
 	meta_clear(&m);
 	buf_free(&b);
@@ -825,7 +949,8 @@ static void *parse_many(void *arg)
 			snprintf(json, sizeof(json),
 				 "{\"push_date\": \"2021-01-02T03:04:05\", "
 				 "\"is_directory\": true, \"contents\": "
-				 "[\"t%ld/f%d\"]}", id, i);
+				 "[\"t%ld/f%d\"]}",
+				 id, i);
 			ret = meta_parse(json, strlen(json), &m, err,
 					 sizeof(err));
 			snprintf(want, sizeof(want), "t%ld/f%d", id, i);
@@ -837,7 +962,8 @@ static void *parse_many(void *arg)
 			snprintf(json, sizeof(json),
 				 "{\"push_date\": \"2021-01-02T03:04:05\", "
 				 "\"is_directory\": true, \"contents\": "
-				 "[\"t%ld/../f%d\"]}", id, i);
+				 "[\"t%ld/../f%d\"]}",
+				 id, i);
 			ret = meta_parse(json, strlen(json), &m, err,
 					 sizeof(err));
 			snprintf(want, sizeof(want), "'t%ld/../f%d'", id, i);
@@ -853,7 +979,8 @@ test(parse_from_many_threads)
 	pthread_t th[4];
 
 	for (long i = 0; i < 4; i++)
-		CHECK_INT(pthread_create(&th[i], NULL, parse_many, (void *)i), 0);
+		CHECK_INT(pthread_create(&th[i], NULL, parse_many, (void *)i),
+			  0);
 	for (int i = 0; i < 4; i++) {
 		void *bad = NULL;
 

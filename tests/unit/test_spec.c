@@ -22,17 +22,28 @@ static char *repeat(char c, size_t n)
 test(name_valid_table)
 {
 	static const char *const ok[] = {
-		"a", "xgb", "fraud/xgb", "a/b/c/d", "A9", "a.b", "a_b", "a-b",
-		"a..b", "v1.2.3", "my-model_v2.final", "0", "9/9",
-		"a/b-c/d_e/f.g",
+	    "a",
+	    "xgb",
+	    "fraud/xgb",
+	    "a/b/c/d",
+	    "A9",
+	    "a.b",
+	    "a_b",
+	    "a-b",
+	    "a..b",
+	    "v1.2.3",
+	    "my-model_v2.final",
+	    "0",
+	    "9/9",
+	    "a/b-c/d_e/f.g",
 	};
 	char err[SPEC_ERR_MAX];
 
 	for (size_t i = 0; i < N(ok); i++) {
 		err[0] = '\0';
 		if (spec_check_name(ok[i], err, sizeof(err)) != 0)
-			test_fail(__FILE__, __LINE__, "'%s' rejected: %s", ok[i],
-				  err);
+			test_fail(__FILE__, __LINE__, "'%s' rejected: %s",
+				  ok[i], err);
 	}
 }
 
@@ -42,32 +53,32 @@ test(name_invalid_table)
 		const char *name;
 		const char *msg;
 	} bad[] = {
-		{ "", "invalid asset name '': empty" },
-		{ "a//b", "invalid asset name 'a//b': empty segment" },
-		{ "/a", "invalid asset name '/a': leading '/'" },
-		{ "a/", "invalid asset name 'a/': trailing '/'" },
-		{ ".", "invalid asset name '.': segment '.' is not allowed" },
-		{ "..", "invalid asset name '..': segment '..' is not allowed" },
-		{ "a/../b",
-		  "invalid asset name 'a/../b': segment '..' is not allowed" },
-		{ "a/./b", "invalid asset name 'a/./b': segment '.' is not allowed" },
-		{ "a b", "invalid asset name 'a b': invalid character ' '" },
-		{ "a:b", "invalid asset name 'a:b': invalid character ':'" },
-		{ "a[b", "invalid asset name 'a[b': invalid character '['" },
-		{ "a\\b", "invalid asset name 'a\\b': invalid character '\\'" },
-		{ "a\nb", "invalid asset name 'a\\x0ab': invalid character '\\x0a'" },
-		{ "caf\xc3\xa9",
-		  "invalid asset name 'caf\\xc3\\xa9': invalid character '\\xc3'" },
-		{ "-a",
-		  "invalid asset name '-a': segment '-a' must start and end with a letter or digit" },
-		{ "a-",
-		  "invalid asset name 'a-': segment 'a-' must start and end with a letter or digit" },
-		{ "a/.hidden",
-		  "invalid asset name 'a/.hidden': segment '.hidden' must start and end with a letter or digit" },
-		{ "a/_b", "segment '_b' must start and end" },
-		{ "a/b.", "segment 'b.' must start and end" },
-		{ "a/b/", "trailing '/'" },
-		{ "//", "leading '/'" },
+	    {"", "invalid asset name '': empty"},
+	    {"a//b", "invalid asset name 'a//b': empty segment"},
+	    {"/a", "invalid asset name '/a': leading '/'"},
+	    {"a/", "invalid asset name 'a/': trailing '/'"},
+	    {".", "invalid asset name '.': segment '.' is not allowed"},
+	    {"..", "invalid asset name '..': segment '..' is not allowed"},
+	    {"a/../b",
+	     "invalid asset name 'a/../b': segment '..' is not allowed"},
+	    {"a/./b", "invalid asset name 'a/./b': segment '.' is not allowed"},
+	    {"a b", "invalid asset name 'a b': invalid character ' '"},
+	    {"a:b", "invalid asset name 'a:b': invalid character ':'"},
+	    {"a[b", "invalid asset name 'a[b': invalid character '['"},
+	    {"a\\b", "invalid asset name 'a\\b': invalid character '\\'"},
+	    {"a\nb", "invalid asset name 'a\\x0ab': invalid character '\\x0a'"},
+	    {"caf\xc3\xa9",
+	     "invalid asset name 'caf\\xc3\\xa9': invalid character '\\xc3'"},
+	    {"-a", "invalid asset name '-a': segment '-a' must start and end "
+		   "with a letter or digit"},
+	    {"a-", "invalid asset name 'a-': segment 'a-' must start and end "
+		   "with a letter or digit"},
+	    {"a/.hidden", "invalid asset name 'a/.hidden': segment '.hidden' "
+			  "must start and end with a letter or digit"},
+	    {"a/_b", "segment '_b' must start and end"},
+	    {"a/b.", "segment 'b.' must start and end"},
+	    {"a/b/", "trailing '/'"},
+	    {"//", "leading '/'"},
 	};
 	char err[SPEC_ERR_MAX];
 
@@ -114,31 +125,32 @@ test(error_message_truncated_to_buffer)
 test(relpath_table)
 {
 	static const char *const ok[] = {
-		"model.json", "a/b/c.bin", "a b/c d", ".hidden", "a/.b",
-		"...", "a..b", "x/y/z/w", "caf\xc3\xa9.txt", "[x]", "a:b",
+	    "model.json", "a/b/c.bin", "a b/c d", ".hidden",	     "a/.b",
+	    "...",	  "a..b",      "x/y/z/w", "caf\xc3\xa9.txt", "[x]",
+	    "a:b",
 	};
 	static const struct {
 		const char *path;
 		const char *msg;
 	} bad[] = {
-		{ "", "invalid path '': empty" },
-		{ "/etc/passwd", "invalid path '/etc/passwd': absolute path" },
-		{ "../x", "invalid path '../x': segment '..' is not allowed" },
-		{ "a/../../x", "segment '..' is not allowed" },
-		{ "..", "segment '..' is not allowed" },
-		{ "./a", "invalid path './a': segment '.' is not allowed" },
-		{ "a/.", "segment '.' is not allowed" },
-		{ "a//b", "invalid path 'a//b': empty segment" },
-		{ "a/", "invalid path 'a/': trailing '/'" },
-		{ "a\tb", "invalid path 'a\\x09b': invalid character '\\x09'" },
-		{ "a\x7f", "invalid character '\\x7f'" },
+	    {"", "invalid path '': empty"},
+	    {"/etc/passwd", "invalid path '/etc/passwd': absolute path"},
+	    {"../x", "invalid path '../x': segment '..' is not allowed"},
+	    {"a/../../x", "segment '..' is not allowed"},
+	    {"..", "segment '..' is not allowed"},
+	    {"./a", "invalid path './a': segment '.' is not allowed"},
+	    {"a/.", "segment '.' is not allowed"},
+	    {"a//b", "invalid path 'a//b': empty segment"},
+	    {"a/", "invalid path 'a/': trailing '/'"},
+	    {"a\tb", "invalid path 'a\\x09b': invalid character '\\x09'"},
+	    {"a\x7f", "invalid character '\\x7f'"},
 	};
 	char err[SPEC_ERR_MAX];
 
 	for (size_t i = 0; i < N(ok); i++) {
 		if (spec_check_relpath(ok[i], err, sizeof(err)) != 0)
-			test_fail(__FILE__, __LINE__, "'%s' rejected: %s", ok[i],
-				  err);
+			test_fail(__FILE__, __LINE__, "'%s' rejected: %s",
+				  ok[i], err);
 	}
 	for (size_t i = 0; i < N(bad); i++) {
 		err[0] = '\0';
@@ -167,23 +179,23 @@ test(spec_parse_valid_table)
 	static const struct {
 		const char *text, *name, *version, *sub;
 	} ok[] = {
-		{ "xgb", "xgb", NULL, NULL },
-		{ "fraud/xgb", "fraud/xgb", NULL, NULL },
-		{ "fraud/xgb:1", "fraud/xgb", "1", NULL },
-		{ "fraud/xgb:1.2", "fraud/xgb", "1.2", NULL },
-		{ "fraud/xgb:1.2[model.json]", "fraud/xgb", "1.2", "model.json" },
-		{ "fraud/xgb[model.json]", "fraud/xgb", NULL, "model.json" },
-		{ "a:2021-01-02T03-04-05Z", "a", "2021-01-02T03-04-05Z", NULL },
-		{ "a:1[sub/dir/f.bin]", "a", "1", "sub/dir/f.bin" },
-		{ "a[x[y]]", "a", NULL, "x[y]" },
-		{ "a[x:y]", "a", NULL, "x:y" },
-		/* The version text is only checked for its alphabet here. */
-		{ "a:latest", "a", "latest", NULL },
+	    {"xgb", "xgb", NULL, NULL},
+	    {"fraud/xgb", "fraud/xgb", NULL, NULL},
+	    {"fraud/xgb:1", "fraud/xgb", "1", NULL},
+	    {"fraud/xgb:1.2", "fraud/xgb", "1.2", NULL},
+	    {"fraud/xgb:1.2[model.json]", "fraud/xgb", "1.2", "model.json"},
+	    {"fraud/xgb[model.json]", "fraud/xgb", NULL, "model.json"},
+	    {"a:2021-01-02T03-04-05Z", "a", "2021-01-02T03-04-05Z", NULL},
+	    {"a:1[sub/dir/f.bin]", "a", "1", "sub/dir/f.bin"},
+	    {"a[x[y]]", "a", NULL, "x[y]"},
+	    {"a[x:y]", "a", NULL, "x:y"},
+	    /* The version text is only checked for its alphabet here. */
+	    {"a:latest", "a", "latest", NULL},
 	};
 	char err[SPEC_ERR_MAX];
 
 	for (size_t i = 0; i < N(ok); i++) {
-		struct spec s = { 0 };
+		struct spec s = {0};
 		char back[8192];
 		int ret = spec_parse(ok[i].text, &s, err, sizeof(err));
 
@@ -218,31 +230,34 @@ test(spec_parse_invalid_table)
 		const char *text;
 		const char *msg;
 	} bad[] = {
-		{ "", "invalid spec '': empty" },
-		{ "a//b", "invalid asset name 'a//b': empty segment" },
-		{ "a//b:1.0[x]", "invalid asset name 'a//b': empty segment" },
-		{ ":1", "invalid asset name '': empty" },
-		{ "/abs:1", "invalid asset name '/abs': leading '/'" },
-		{ "../x", "invalid asset name '../x': segment '..' is not allowed" },
-		{ "a:", "invalid version '' in spec 'a:': empty" },
-		{ "a:[x]", "invalid version '' in spec 'a:[x]': empty" },
-		{ "a:1:2", "invalid version '1:2' in spec 'a:1:2': invalid character ':'" },
-		{ "a:1 2", "invalid character ' '" },
-		{ "a:1/2", "invalid version '1/2'" },
-		{ "a[x", "invalid spec 'a[x': '[' without a closing ']' at the end" },
-		{ "a[x]y", "'[' without a closing ']'" },
-		{ "a[]", "invalid sub path '': empty" },
-		{ "a:1[/etc/passwd]", "invalid sub path '/etc/passwd': absolute path" },
-		{ "a:1[../x]", "invalid sub path '../x': segment '..' is not allowed" },
-		{ "a[x//y]", "invalid sub path 'x//y': empty segment" },
-		{ "a[x/]", "invalid sub path 'x/': trailing '/'" },
-		{ "a]", "invalid asset name 'a]': invalid character ']'" },
-		{ "a b:1", "invalid asset name 'a b': invalid character ' '" },
+	    {"", "invalid spec '': empty"},
+	    {"a//b", "invalid asset name 'a//b': empty segment"},
+	    {"a//b:1.0[x]", "invalid asset name 'a//b': empty segment"},
+	    {":1", "invalid asset name '': empty"},
+	    {"/abs:1", "invalid asset name '/abs': leading '/'"},
+	    {"../x", "invalid asset name '../x': segment '..' is not allowed"},
+	    {"a:", "invalid version '' in spec 'a:': empty"},
+	    {"a:[x]", "invalid version '' in spec 'a:[x]': empty"},
+	    {"a:1:2",
+	     "invalid version '1:2' in spec 'a:1:2': invalid character ':'"},
+	    {"a:1 2", "invalid character ' '"},
+	    {"a:1/2", "invalid version '1/2'"},
+	    {"a[x", "invalid spec 'a[x': '[' without a closing ']' at the end"},
+	    {"a[x]y", "'[' without a closing ']'"},
+	    {"a[]", "invalid sub path '': empty"},
+	    {"a:1[/etc/passwd]",
+	     "invalid sub path '/etc/passwd': absolute path"},
+	    {"a:1[../x]",
+	     "invalid sub path '../x': segment '..' is not allowed"},
+	    {"a[x//y]", "invalid sub path 'x//y': empty segment"},
+	    {"a[x/]", "invalid sub path 'x/': trailing '/'"},
+	    {"a]", "invalid asset name 'a]': invalid character ']'"},
+	    {"a b:1", "invalid asset name 'a b': invalid character ' '"},
 	};
 	char err[SPEC_ERR_MAX];
 
 	for (size_t i = 0; i < N(bad); i++) {
-		struct spec s = { (char *)"junk", (char *)"junk", NULL };
+		struct spec s = {(char *)"junk", (char *)"junk", NULL};
 
 		err[0] = '\0';
 		CHECK_INT(spec_parse(bad[i].text, &s, err, sizeof(err)),
@@ -251,14 +266,14 @@ test(spec_parse_invalid_table)
 		/* Left empty on error. */
 		CHECK(s.name == NULL && s.version == NULL && s.sub == NULL);
 	}
-	CHECK_INT(spec_parse(NULL, &(struct spec){ 0 }, err, sizeof(err)),
+	CHECK_INT(spec_parse(NULL, &(struct spec){0}, err, sizeof(err)),
 		  -EINVAL);
 }
 
 test(spec_parse_caps)
 {
 	char err[SPEC_ERR_MAX];
-	struct spec s = { 0 };
+	struct spec s = {0};
 	char *name = repeat('n', SPEC_NAME_MAX + 1);
 	char *ver = malloc(SPEC_VERSION_MAX + 8);
 	char *huge = repeat('x', 10 << 20);
@@ -283,8 +298,8 @@ test(spec_parse_caps)
 
 test(spec_format_nospace)
 {
-	struct spec s = { (char *)"fraud/xgb", (char *)"1.2",
-			  (char *)"model.json" };
+	struct spec s = {(char *)"fraud/xgb", (char *)"1.2",
+			 (char *)"model.json"};
 	char buf[64];
 
 	CHECK_INT(spec_format(&s, buf, sizeof(buf)), 25);
