@@ -476,7 +476,8 @@ int mount_run(const struct mount_opts *o)
 		goto out;
 	}
 	po.timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
-	po.max_conns = m.readahead + 8;
+	/* read-ahead GETs, foreground reads and parallel listings */
+	po.max_conns = m.readahead + 32;
 	sto.prov = &po;
 	sto.versioning = o->versioning;
 	ret = store_open(o->store_url, &sto, &m.st, err, sizeof(err));
@@ -485,6 +486,7 @@ int mount_run(const struct mount_opts *o)
 		goto out;
 	}
 	co.versions_ttl_ms = o->versions_ttl_ms;
+	co.parallel = 32;
 	ret = catalog_new(m.st, m.cache, m.stats, &co, &m.cat);
 	if (ret < 0)
 		goto out;
