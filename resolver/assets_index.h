@@ -27,7 +27,10 @@ struct assets_index {
 int assets_index_parse(const char *json, size_t len, struct assets_index *out,
 		       char *err, size_t errlen);
 
-/* Add a copy of @name keeping order; duplicates are a no-op. -EINVAL if invalid. */
+/*
+ * Add a copy of @name keeping order; duplicates are a no-op. Returns 0,
+ * -EINVAL for an invalid name (@ix unchanged) or -ENOMEM.
+ */
 int assets_index_add(struct assets_index *ix, const char *name);
 
 int assets_index_format(const struct assets_index *ix, struct buf *out);

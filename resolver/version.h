@@ -4,10 +4,11 @@
  * major_minor: "MAJOR.MINOR", digits only, no sign, no leading zero ("01.0"
  * is not a spelling of "1.0"), each part fits in 31 bits (larger values are
  * invalid, never wrapped); a partial "MAJOR" names the newest version with
- * exactly that major (never 10.x for "1"). simple_date: "YYYY-MM-DDTHH-MM-SSZ", ordered as
- * strings, no partials. A version list is always de-duplicated and sorted
- * newest first whatever the order and duplicates of the `.versions`
- * document it came from.
+ * exactly that major (never 10.x for "1"). simple_date:
+ * "YYYY-MM-DDTHH-MM-SSZ" (a real date and time), ordered as strings, no
+ * partials. A version list is always de-duplicated and sorted newest first
+ * whatever the order and duplicates of the `.versions` document it came
+ * from.
  *
  * Pure functions, no I/O, thread-safe. Errors: 0 or a negative errno with a
  * message in @err (SPEC_ERR_MAX bytes is a good size).
@@ -84,7 +85,11 @@ void version_list_clear(struct version_list *l);
 int version_list_from(const char *const *v, size_t n, enum versioning sys,
 		      struct version_list *out);
 
-/* Insert a copy of complete version @v keeping order; a duplicate is a no-op. */
+/*
+ * Insert a copy of complete version @v keeping order; a duplicate is a
+ * no-op. A zeroed list takes its system from @v. Returns 0, -EINVAL if @v
+ * is not a complete version of the list's system, or -ENOMEM.
+ */
 int version_list_add(struct version_list *l, const char *v);
 
 /*
