@@ -78,9 +78,21 @@ static void copy_str(char *dst, const char *src, size_t n)
 static bool series_match(const struct met_series *s, const char *model,
 			 const char *version, const char *protocol, int status)
 {
-	return s->status == status && strncmp(s->model, model, MET_STR) == 0 &&
-	       strncmp(s->version, version, MET_STR) == 0 &&
-	       strncmp(s->protocol, protocol, sizeof(s->protocol)) == 0;
+	/* the stored strings are truncated: compare what was kept */
+	return s->status == status &&
+	       strncmp(s->model, model, MET_STR - 1) == 0 &&
+	       strncmp(s->version, version, MET_STR - 1) == 0 &&
+	       strncmp(s->protocol, protocol, sizeof(s->protocol) - 1) == 0;
+}
+
+/* Append up to @max bytes of @s and a '|' at @key + @n; the new length. */
+static size_t key_put(char *key, size_t n, const char *s, size_t max)
+{
+	size_t len = strnlen(s, max);
+
+	memcpy(key + n, s, len);
+	key[n + len] = '|';
+	return n + len + 1;
 }
 
 static struct met_series *series_get(struct metrics *m, const char *model,
@@ -89,11 +101,15 @@ static struct met_series *series_get(struct metrics *m, const char *model,
 {
 	char key[MET_STR * 3 + 32];
 	unsigned i, idx, st;
-	int n;
+	size_t n;
 
-	n = snprintf(key, sizeof(key), "%.63s|%.63s|%.15s|%d", model, version,
-		     protocol, status);
-	idx = (unsigned)(digest_xxh3(key, (size_t)n) % MET_SERIES);
+	/* model|version|protocol|status, built without printf (hot path) */
+	n = key_put(key, 0, model, MET_STR - 1);
+	n = key_put(key, n, version, MET_STR - 1);
+	n = key_put(key, n, protocol, 15);
+	memcpy(key + n, &status, sizeof(status));
+	n += sizeof(status);
+	idx = (unsigned)(digest_xxh3(key, n) % MET_SERIES);
 	for (i = 0; i < MET_SERIES; i++) {
 		struct met_series *s = &m->series[(idx + i) % MET_SERIES];
 

@@ -77,6 +77,12 @@ test(metrics_rendering)
 	metrics_model_serving(m, 0, 0, "iris", "1.0");
 	metrics_model_serving(m, 1, 0, "iris", "1.0");
 	metrics_cache(m, true);
+	/* labels longer than kept are still one series */
+	for (int i = 0; i < 3; i++)
+		metrics_request(m, "iris",
+				"1.0-a-very-long-version-name-that-goes-on-and-"
+				"on-past-sixty-four-bytes",
+				"v2", 200, 1000);
 	buf_init(&b, 0);
 	CHECK_INT(metrics_render(m, &b), 0);
 	CHECK_STR_CONTAINS(
@@ -94,6 +100,8 @@ test(metrics_rendering)
 	CHECK_STR_CONTAINS(b.data, "assetfs_server_model_serving{model=\"iris"
 				   "\",version=\"1.0\"} 2");
 	CHECK_STR_CONTAINS(b.data, "assetfs_server_cache_hits_total 1");
+	CHECK_STR_CONTAINS(b.data, "on-past-sixty-fou\",protocol=\"v2\",status="
+				   "\"200\"} 3");
 	metrics_worker_gone(m, 1);
 	buf_reset(&b);
 	CHECK_INT(metrics_render(m, &b), 0);
