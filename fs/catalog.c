@@ -818,10 +818,14 @@ int catalog_versions(struct catalog *c, const char *name,
 			note_failure(c, ret, key, err);
 	}
 	if (ret == 0) {
-		doc_put(c, key, raw.data, raw.len, etag);
-		if (v->list.n_invalid)
-			log_warn("%s: %zu invalid version(s) skipped", key,
-				 v->list.n_invalid);
+		v->doc_hash = digest_xxh3(raw.data, raw.len);
+		/* the offline copy only changes when the document does */
+		if (!old || old->doc_hash != v->doc_hash) {
+			doc_put(c, key, raw.data, raw.len, etag);
+			if (v->list.n_invalid) /* once per document */
+				log_warn("%s: %zu invalid version(s) "
+					 "skipped", key, v->list.n_invalid);
+		}
 	} else if (store_down(ret)) {
 		if (old) {
 			cat_versions_unref(v);

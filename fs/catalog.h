@@ -65,6 +65,7 @@ struct cat_versions {
 	size_t n_aliases;
 	bool offline; /* served from the last known copy */
 	/* private */
+	uint64_t doc_hash; /* xxh3 of the document, to skip rewriting it */
 	int64_t fetched_ms;
 	atomic_int refs;
 };
