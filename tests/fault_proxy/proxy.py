@@ -20,6 +20,7 @@ a seeded RNG, with the given probabilities:
   short     a consistent but shorter answer: a 206 whose Content-Range
             and Content-Length cover only part of what was asked
   flip      flip one byte of the body (silent corruption)
+  flip206   the same, only in 206 answers (block reads, not metadata)
 
 --script "503,none,stall" applies the listed faults to the first requests
 in order (deterministic tests), then the random draw resumes.
@@ -162,7 +163,9 @@ class Handler(BaseHTTPRequestHandler):
                 headers.append(("Content-Range",
                                 f"bytes {start}-{start + len(data) - 1}/"
                                 f"{total}"))
-        if fault == "flip" and data and self.command == "GET":
+        if fault == "flip206" and status != 206:
+            fault = None  # only ranged answers (block reads) get flipped
+        if fault in ("flip", "flip206") and data and self.command == "GET":
             i = int(part * len(data)) % len(data)
             data = data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1:]
         self.send_response(status)
