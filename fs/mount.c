@@ -119,6 +119,8 @@ int mount_reply_errno(fuse_req_t req, int ret)
 	if (ret == -ENOENT || ret == -ENOTDIR || ret == -EROFS ||
 	    ret == -ENOMEM || ret == -ENAMETOOLONG || ret == -EISDIR)
 		return fuse_reply_err(req, -ret);
+	/* the store failed us (or sent garbage): counted like a read */
+	stats_inc(mnt_of(req)->stats, STAT_ERRORS);
 	return fuse_reply_err(req, EIO);
 }
 

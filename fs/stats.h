@@ -25,7 +25,7 @@ enum stat_id {
 	STAT_BLOCK_MISSES,	/* block reads that needed a fetch */
 	STAT_BLOCKS_FETCHED,	/* blocks fetched and published by us */
 	STAT_RETRIES,		/* provider retries */
-	STAT_ERRORS,		/* block reads that failed */
+	STAT_ERRORS,		/* ops that failed with EIO */
 	STAT_DIGEST_MISMATCHES, /* fetched bytes refused: wrong SHA-256 */
 	STAT_TIMEOUTS,		/* fetches given up after `timeout` */
 	STAT_EVICTIONS,		/* blocks evicted from the cache */
