@@ -519,3 +519,12 @@ def test_sigterm_waits_for_a_slow_prediction(servers, tmp_path):
     t.join(timeout=30)
     assert result and result[0].status_code == 200, result
     assert srv.proc.wait(timeout=15) == 0
+
+
+def test_assets_dir_defaults_to_modelkit_assets_dir(servers, root, models):
+    srv = servers(["--model", "iris=iris:1"],
+                  env={"MODELKIT_ASSETS_DIR": str(root)})
+    r = srv.post("/v2/models/iris/infer", v2_body(models.X[:1]))
+    np.testing.assert_allclose(v2_output(r, "predict_proba"),
+                               models.clf.predict_proba(models.X[:1]),
+                               atol=TOL)
