@@ -329,3 +329,26 @@ def test_models_file_object_form(servers, assets, models, tmp_path):
                         "--config", str(bad_cfg)], capture_output=True,
                        text=True, timeout=10)
     assert p.returncode == 2 and 'has no "asset"' in p.stderr
+
+
+def test_binary_classifier_gives_both_probabilities(servers, tmp_path,
+                                                    models):
+    root = tmp_path / "assets"
+    models.save(models.clfbin, root / "bin" / "0.0", "model.ubj")
+    srv = servers(["--assets-dir", root, "--model", "bin=bin"])
+    X = models.X1000
+    want = models.clfbin.predict_proba(X)
+    assert want.shape == (1000, 2)
+    r = srv.post("/v2/models/bin/infer", v2_body(X))
+    np.testing.assert_allclose(v2_output(r, "predict_proba"), want,
+                               atol=TOL)
+    r = srv.post("/v2/models/bin/infer",
+                 v2_body(X, outputs=[{"name": "predict"}]))
+    np.testing.assert_array_equal(v2_output(r, "predict"),
+                                  models.clfbin.predict(X))
+    r = srv.post("/v1/models/bin:predict", {"instances": X[:5].tolist()})
+    np.testing.assert_allclose(r.json()["predictions"], want[:5], atol=TOL)
+    m = srv.get("/v2/models/bin").json()
+    assert m["parameters"]["objective"] == "binary:logistic"
+    assert m["outputs"][0] == {"name": "predict_proba", "datatype": "FP32",
+                               "shape": [-1, 2]}
