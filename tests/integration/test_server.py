@@ -66,7 +66,7 @@ def test_v2_flat_data_id_parameters_and_several_inputs(srv, models):
     body = {"id": "req-42", "parameters": {"content_type": "np"},
             "inputs": [{"name": "x", "shape": [5, 4], "datatype": "FP32",
                         "data": X.ravel().tolist()}]}
-    r = srv.post("/v2/models/iris/infer", body)
+    r = srv.post("/v2/models/iris/versions/1.1/infer", body)
     assert r.json()["id"] == "req-42"
     assert r.json()["model_name"] == "iris"
     assert r.json()["model_version"] == "1.1"
