@@ -531,3 +531,18 @@ def test_uid_gid_options(store, assets, mounter):
         st = os.lstat(m.mnt / p)
         assert (st.st_uid, st.st_gid) == (1234, 5678), p
     assert os.lstat(m.mnt / "fraud/xgb/latest").st_uid == 1234
+
+
+def test_simple_date_versions_have_only_latest(store, mounter):
+    url, sd = store
+    dates = ["2026-01-01T00-00-00Z", "2026-03-05T10-20-30Z",
+             "2025-12-31T23-59-59Z"]
+    for d in dates:
+        write_version(sd, "daily/report", d, d.encode())
+    m = mounter(url)
+    names = sorted(os.listdir(m.mnt / "daily/report"))
+    assert names == sorted(dates + ["latest"])
+    assert os.readlink(m.mnt / "daily/report/latest") == \
+        "2026-03-05T10-20-30Z"
+    assert read_all(m.mnt / "daily/report/latest") == \
+        b"2026-03-05T10-20-30Z"
