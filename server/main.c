@@ -6,9 +6,13 @@
  * master process owns the listening socket (SO_REUSEPORT, shared by every
  * worker, so a worker that stops accepting never drops a queued
  * connection), forks the workers, replaces a worker that reached its
- * max-requests (it asks with a queued real-time signal, then drains) or
- * crashed, and serves /metrics from the shared metrics segment. SIGTERM:
- * every process stops accepting, finishes what is in flight, exits 0.
+ * max-requests or crashed, and serves /metrics from the shared metrics
+ * segment. A worker past its max-requests asks for a successor (queued
+ * real-time signals carry who is asking) and serves on until the successor
+ * says it is serving; only then is it told to drain, and if the successor
+ * cannot start (say the latest version of a model is broken) it carries
+ * on. SIGTERM: every process stops accepting, finishes what is in flight,
+ * exits 0.
  *
  * Signals are blocked in every thread and taken with sigtimedwait() by
  * the main thread only.
@@ -35,7 +39,9 @@
 
 #define EXIT_STARTUP 3 /* a worker could not start: do not respawn */
 #define MAX_WORKERS 32
-#define SIG_RECYCLE (SIGRTMIN + 1)
+#define SIG_RECYCLE (SIGRTMIN + 1) /* worker -> master: replace me */
+#define SIG_READY (SIGRTMIN + 2)   /* worker -> master: I am serving */
+#define SIG_ABORT (SIGRTMIN + 3)   /* master -> worker: no replacement */
 
 static void block_signals(sigset_t *set)
 {
@@ -44,6 +50,8 @@ static void block_signals(sigset_t *set)
 	sigaddset(set, SIGINT);
 	sigaddset(set, SIGCHLD);
 	sigaddset(set, SIG_RECYCLE);
+	sigaddset(set, SIG_READY);
+	sigaddset(set, SIG_ABORT);
 	sigprocmask(SIG_BLOCK, set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
@@ -93,9 +101,13 @@ static void drain(struct http_server *h, const struct server_opts *o)
 }
 
 /*
- * Serve as worker @slot on @fd until SIGTERM (returns 0) or until the
- * max-requests limit (asks the master for a replacement, drains, returns
- * 0). @standalone: also serve the metrics port.
+ * Serve as worker @slot on @fd until SIGTERM, then drain and return 0.
+ * Under a master (!@standalone) the worker says when it is serving
+ * (SIG_READY), and past its max-requests asks for a replacement
+ * (SIG_RECYCLE) but keeps serving until the master, once the replacement
+ * is serving, sends SIGTERM, or says no replacement could start
+ * (SIG_ABORT: carry on for another max-requests). @standalone: also serve
+ * the metrics port. Returns EXIT_STARTUP when it could not start.
  */
 static int run_worker(const struct server_opts *o, unsigned slot, int fd,
 		      struct metrics *met, bool standalone)
@@ -108,6 +120,8 @@ static int run_worker(const struct server_opts *o, unsigned slot, int fd,
 	struct http_opts ho = {0};
 	struct timespec ts = {.tv_nsec = 100 * 1000 * 1000};
 	unsigned long limit = 0;
+	union sigval sv = {.sival_int = (int)slot};
+	bool asked = false;
 	char err[ERR_MAX];
 	sigset_t set;
 	size_t i;
@@ -185,20 +199,28 @@ static int run_worker(const struct server_opts *o, unsigned slot, int fd,
 	log_info("worker %u serving %zu model(s) on port %d", slot, o->n_models,
 		 o->http_port);
 	code = 0;
+	if (!standalone)
+		sigqueue(getppid(), SIG_READY, sv);
 	for (;;) {
 		sig = sigtimedwait(&set, NULL, &ts);
 		if (sig == SIGTERM || sig == SIGINT) {
 			log_info("worker %u: signal %d, draining", slot, sig);
 			break;
 		}
-		if (limit && http_requests_done(h) >= limit) {
-			union sigval sv = {.sival_int = (int)slot};
-
-			log_info("worker %u: %lu requests served, handing "
-				 "over to a new worker",
+		if (sig == SIG_ABORT) {
+			log_warn("worker %u: no replacement could start; "
+				 "serving on",
+				 slot);
+			asked = false;
+			limit = http_requests_done(h) + o->max_requests;
+		}
+		if (limit && !asked && !standalone &&
+		    http_requests_done(h) >= limit) {
+			log_info("worker %u: %lu requests served, asking for "
+				 "a replacement",
 				 slot, limit);
 			sigqueue(getppid(), SIG_RECYCLE, sv);
-			break;
+			asked = true;
 		}
 	}
 	drain(h, o);
@@ -212,12 +234,16 @@ out:
 }
 
 struct worker_slot {
-	pid_t pid; /* 0: free */
-	bool replaced;
+	pid_t pid;     /* 0: free */
+	bool initial;  /* started with the server: failing to start is fatal */
+	bool retiring; /* asked to be replaced; SIGTERM once its successor is
+			  serving */
+	int replaces;  /* slot this one takes over from, or -1 */
 };
 
+/* Fork a worker into a free slot. Returns the slot or a negative errno. */
 static int spawn(const struct server_opts *o, struct worker_slot *slots, int fd,
-		 struct metrics *met)
+		 struct metrics *met, bool initial, int replaces)
 {
 	unsigned i;
 	pid_t pid;
@@ -234,8 +260,10 @@ static int spawn(const struct server_opts *o, struct worker_slot *slots, int fd,
 		_exit(run_worker(o, i, fd, met, false));
 	}
 	slots[i].pid = pid;
-	slots[i].replaced = false;
-	return 0;
+	slots[i].initial = initial;
+	slots[i].retiring = false;
+	slots[i].replaces = replaces;
+	return (int)i;
 }
 
 static int alive(const struct worker_slot *slots)
@@ -247,6 +275,27 @@ static int alive(const struct worker_slot *slots)
 	return n;
 }
 
+static int slot_of(const struct worker_slot *slots, pid_t pid)
+{
+	int i;
+
+	for (i = 0; i < MAX_WORKERS; i++)
+		if (pid && slots[i].pid == pid)
+			return i;
+	return -1;
+}
+
+/* The replacement for @old could not be had: @old serves on. */
+static void abort_retire(struct worker_slot *slots, int old)
+{
+	union sigval sv = {.sival_int = 0};
+
+	if (old < 0 || !slots[old].pid || !slots[old].retiring)
+		return;
+	slots[old].retiring = false;
+	sigqueue(slots[old].pid, SIG_ABORT, sv);
+}
+
 static int run_master(const struct server_opts *o, int fd, struct metrics *met)
 {
 	struct worker_slot slots[MAX_WORKERS] = {0};
@@ -256,14 +305,14 @@ static int run_master(const struct server_opts *o, int fd, struct metrics *met)
 	int64_t crash_window = 0, deadline = 0;
 	unsigned crashes = 0, i;
 	bool stopping = false;
-	int code = 0, st, sig;
+	int code = 0, st, sig, j, k;
 	siginfo_t si;
 	sigset_t set;
 	pid_t pid;
 
 	block_signals(&set);
 	for (i = 0; i < o->workers; i++) {
-		if (spawn(o, slots, fd, met) < 0) {
+		if (spawn(o, slots, fd, met, true, -1) < 0) {
 			log_error("cannot fork a worker: %s", strerror(errno));
 			return 1;
 		}
@@ -280,36 +329,49 @@ static int run_master(const struct server_opts *o, int fd, struct metrics *met)
 			stopping = true;
 			goto stop;
 		}
-		if (sig == SIG_RECYCLE) {
-			for (i = 0; i < MAX_WORKERS; i++) {
-				if (slots[i].pid != si.si_pid ||
-				    slots[i].replaced)
-					continue;
-				slots[i].replaced = true;
-				metrics_worker_restart(met);
-				if (spawn(o, slots, fd, met) < 0)
-					log_error("cannot fork a worker: %s",
-						  strerror(errno));
+		j = sig > 0 ? slot_of(slots, si.si_pid) : -1;
+		if (sig == SIG_RECYCLE && j >= 0 && !slots[j].retiring) {
+			slots[j].retiring = true;
+			metrics_worker_restart(met);
+			if (spawn(o, slots, fd, met, false, j) < 0) {
+				log_error("cannot fork a worker: %s",
+					  strerror(errno));
+				abort_retire(slots, j);
 			}
 		}
+		if (sig == SIG_READY && j >= 0 && slots[j].replaces >= 0) {
+			k = slots[j].replaces;
+			slots[j].replaces = -1;
+			if (slots[k].pid && slots[k].retiring)
+				kill(slots[k].pid, SIGTERM);
+		}
 		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-			for (i = 0; i < MAX_WORKERS; i++)
-				if (slots[i].pid == pid)
-					break;
-			if (i == MAX_WORKERS)
+			j = slot_of(slots, pid);
+			if (j < 0)
 				continue;
-			slots[i].pid = 0;
-			metrics_worker_gone(met, i);
+			slots[j].pid = 0;
+			metrics_worker_gone(met, (unsigned)j);
 			if (WIFEXITED(st) && WEXITSTATUS(st) == EXIT_STARTUP) {
-				log_error("a worker could not start; stopping");
-				code = 1;
-				goto stop;
+				if (slots[j].initial) {
+					log_error("a worker could not start; "
+						  "stopping");
+					code = 1;
+					goto stop;
+				}
+				if (slots[j].replaces >= 0) {
+					log_error("a replacement worker could "
+						  "not start; worker %d serves "
+						  "on",
+						  slots[j].replaces);
+					abort_retire(slots, slots[j].replaces);
+					continue;
+				}
+			} else if (slots[j].retiring) {
+				continue; /* drained after its successor came */
 			}
-			if (slots[i].replaced)
-				continue;
-			log_warn("worker %u (pid %d) died (status %d); "
+			log_warn("worker %d (pid %d) died (status %d); "
 				 "replacing it",
-				 i, (int)pid, st);
+				 j, (int)pid, st);
 			if (time_mono_ms() - crash_window > 10000) {
 				crash_window = time_mono_ms();
 				crashes = 0;
@@ -320,7 +382,14 @@ static int run_master(const struct server_opts *o, int fd, struct metrics *met)
 				goto stop;
 			}
 			metrics_worker_restart(met);
-			spawn(o, slots, fd, met);
+			/*
+			 * A retiring worker's successor is on its way; a
+			 * successor that died takes over its duty in the
+			 * next one.
+			 */
+			if (!slots[j].retiring)
+				spawn(o, slots, fd, met, false,
+				      slots[j].replaces);
 		}
 	}
 stop:
