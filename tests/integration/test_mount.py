@@ -290,6 +290,13 @@ def test_hostile_store_content(store, mounter, tmp_path):
         if full.startswith(str(mnt)):
             assert not os.path.exists(mnt / p) or \
                 os.path.realpath(mnt / p).startswith(str(mnt)), p
+    # walking everything works: nothing hostile is left to trip over
+    p = run(["ls", "-lR", str(mnt)], timeout=60)
+    assert b"passwd" not in p.stdout
+    found = run(["find", str(mnt), "-type", "f"]).stdout.decode().split()
+    assert sorted(os.path.relpath(f, mnt) for f in found) == [
+        "evil/badver/0.0", "evil/escape/0.1/ok.txt", "evil/huge/0.0",
+        "good/a/0.0"]
     assert m.proc.poll() is None  # still alive
     log = m.read_log()
     assert "evil/escape" in log and "0.0" in log
