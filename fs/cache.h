@@ -12,11 +12,15 @@
  *
  * Invariants: a block file is only ever created by rename(2) from tmp/ after
  * its bytes hashed to its name, so a reader never sees a partial or wrong
- * block. The files are the truth; the index may lag them and is rebuilt
- * from them when missing or corrupt. Blocks are not fsync'd: the boot id of
- * the machine is recorded in the index, and blocks written during a boot
- * that ended without cache_close() syncing them are re-checked against
- * their recorded xxh3 before they are served again.
+ * block. The files are the truth; the index is rebuilt from them when
+ * missing or corrupt. A block's index row is committed (with eviction of
+ * older blocks to make room) before its file is renamed into place, so a
+ * crash in between leaves a row without a file (a miss, aged out by the
+ * LRU), never a file the quota does not count. Blocks are not fsync'd: the
+ * boot id of the machine is recorded in the index, a syncfs() every 30 s
+ * after writes and at cache_close() marks earlier blocks durable, and the
+ * other blocks of a boot that ended are re-checked against their recorded
+ * xxh3 before they are served again.
  *
  * Threads: every call is safe from any thread on one struct cache. The
  * sqlite connection is one per struct cache, guarded by a mutex; the hit
