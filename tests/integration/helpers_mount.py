@@ -144,6 +144,8 @@ def mounter(assetfs_bin, tmp_path):
             m.start()
         return m
     yield make
+    # unmount everything first, then report: one failure must not leave
+    # the other mounts behind
     errors = []
     for m in mounts:
         try:
@@ -152,7 +154,13 @@ def mounter(assetfs_bin, tmp_path):
                 errors.append(f"assetfs exited {rc} after fusermount3 -u")
         except AssertionError as e:
             errors.append(str(e))
-        m.check_log()
+        except Exception as e:  # noqa: BLE001 - keep unmounting the rest
+            errors.append(repr(e))
+    for m in mounts:
+        try:
+            m.check_log()
+        except AssertionError as e:
+            errors.append(str(e))
     assert not errors, errors
 
 
