@@ -9,7 +9,9 @@
  * whatever the server serves from, then let it serve the result.
  *
  * Auth: none, or "Authorization: Bearer <token>" with the token read once
- * at open from opts.bearer_token_file. The token lives only in struct
+ * at open from opts.bearer_token_file, else from the file named by
+ * ASSETFS_BEARER_TOKEN_FILE (so every command and the mount can use one
+ * without an option of their own). The token lives only in struct
  * http_store and the request headers; it is never logged.
  *
  * Threads: struct http_store is read-only after open.
@@ -79,6 +81,7 @@ out:
 static int http_open(struct prov *p)
 {
 	struct http_store *h;
+	const char *tf;
 	int ret;
 
 	if (!*p->bucket) {
@@ -93,8 +96,11 @@ static int http_open(struct prov *p)
 		ret = -ENOMEM;
 		goto fail;
 	}
-	if (p->opts.bearer_token_file && *p->opts.bearer_token_file) {
-		ret = http_read_token(p->opts.bearer_token_file, &h->token);
+	tf = p->opts.bearer_token_file;
+	if (!tf || !*tf)
+		tf = getenv("ASSETFS_BEARER_TOKEN_FILE");
+	if (tf && *tf) {
+		ret = http_read_token(tf, &h->token);
 		if (ret < 0)
 			goto fail;
 	}

@@ -94,3 +94,29 @@ def test_http_bearer_token(servers, prov_tool, tmp_path):  # noqa: F811
             env={"PROV_TOOL_BEARER_FILE": str(tok)}, check=False)
     assert p.returncode == 1 and b"HTTP 401" in p.stderr
     assert_no_secrets([p], [TOKEN, "wrong-token"])
+
+
+def test_http_bearer_token_from_the_environment(servers, assetfs_bin,  # noqa
+                                                tmp_path):
+    root = tmp_path / "www"
+    (root / "modelkit-assets").mkdir(parents=True)
+    f = tmp_path / "a.bin"
+    f.write_bytes(os.urandom(3000))
+    cli(assetfs_bin, f"file://{root}/modelkit-assets", "push", str(f),
+        "priv/a")
+    info = servers("nginx", "--root", str(root), "--bearer", TOKEN,
+                   name="nginx-bearer-env")
+    store = info["url"] + "/modelkit-assets"
+    tok = tmp_path / "token"
+    tok.write_text(TOKEN + "\n")
+    p = cli(assetfs_bin, store, "cat", "priv/a",
+            env={"ASSETFS_BEARER_TOKEN_FILE": str(tok)})
+    assert p.stdout == f.read_bytes()
+    p = cli(assetfs_bin, store, "cat", "priv/a", check=False,
+            env={"ASSETFS_BEARER_TOKEN_FILE": ""})
+    assert p.returncode != 0 and "HTTP 401" in p.stderr.decode()
+    p = cli(assetfs_bin, store, "cat", "priv/a", check=False,
+            env={"ASSETFS_BEARER_TOKEN_FILE": str(tmp_path / "nope")})
+    assert p.returncode != 0
+    assert "bearer token file" in p.stderr.decode()
+    assert_no_secrets([p], [TOKEN])
