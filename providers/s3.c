@@ -529,6 +529,29 @@ static void s3_req_init(struct cr_req *r, struct s3_call *c,
 	r->sign = s3_sign_cb;
 	r->sign_arg = &c->sign;
 	r->body_fd = -1;
+	r->capture_hdr = "x-amz-bucket-region";
+}
+
+/*
+ * cr_run(), and when S3 says the bucket lives in another region (301,
+ * 400 AuthorizationHeaderMalformed, 403 with x-amz-bucket-region), a
+ * message that says which region to set.
+ */
+static int s3_run(struct prov *p, struct s3 *s, struct cr_req *r)
+{
+	int ret = cr_run(s->pool, p, r);
+	const char *reg = r->captured;
+
+	(void)p;
+	if (ret < 0 && reg[0] && strlen(reg) < 40 &&
+	    strspn(reg, "abcdefghijklmnopqrstuvwxyz0123456789-") ==
+		    strlen(reg) &&
+	    strcmp(reg, s->region) != 0)
+		prov_set_error("%s: HTTP %ld%s%s: the bucket is in region %s, "
+			       "not %s (set AWS_REGION=%s)",
+			       r->what, r->status, r->err_code[0] ? " " : "",
+			       r->err_code, reg, s->region, reg);
+	return ret;
 }
 
 /* ---- operations ---- */
@@ -597,7 +620,7 @@ static int s3_list(struct prov *p, const char *prefix, bool delimited,
 		}
 		s3_req_init(&r, &c, "GET");
 		r.out = &body;
-		ret = cr_run(s->pool, p, &r);
+		ret = s3_run(p, s, &r);
 		if (ret < 0) {
 			if (ret == -ENOENT)
 				prov_set_error("LIST s3://%s: no such bucket",
@@ -688,7 +711,7 @@ static int s3_head(struct prov *p, const char *key, struct prov_object *out)
 	if (ret < 0)
 		goto out;
 	s3_req_init(&r, &c, "HEAD");
-	ret = cr_run(s->pool, p, &r);
+	ret = s3_run(p, s, &r);
 	if (ret == -ENOENT)
 		prov_set_error("%s: no such object", c.what.data);
 	if (ret < 0)
@@ -724,7 +747,7 @@ static int64_t s3_get(struct prov *p, const char *key, uint64_t off,
 	r.if_match = if_match;
 	r.sink = sink;
 	r.sink_arg = arg;
-	ret = cr_run(s->pool, p, &r);
+	ret = s3_run(p, s, &r);
 	if (ret == -ENOENT)
 		prov_set_error("%s: no such object", c.what.data);
 out:
@@ -761,7 +784,7 @@ static int s3_put_one(struct prov *p, const char *key, const void *data,
 	r.progress = progress;
 	r.progress_arg = arg;
 	r.progress_total = fd < 0 ? len : size;
-	ret = cr_run(s->pool, p, &r);
+	ret = s3_run(p, s, &r);
 out:
 	s3_call_free(&c);
 	return ret;
@@ -797,7 +820,7 @@ static int s3_mp_call(struct prov *p, const char *method, const char *key,
 		c.sign.payload_hash = hash;
 	}
 	r.out = out;
-	ret = cr_run(s->pool, p, &r);
+	ret = s3_run(p, s, &r);
 out:
 	s3_call_free(&c);
 	return ret;
@@ -863,7 +886,7 @@ static int s3_put_multipart(struct prov *p, const char *key, int fd,
 		r.progress_arg = arg;
 		r.progress_base = off;
 		r.progress_total = size;
-		ret = cr_run(s->pool, p, &r);
+		ret = s3_run(p, s, &r);
 		if (ret == 0 && !r.etag[0]) {
 			prov_set_error("%s: no ETag for part %" PRIu64,
 				       c.what.data, i + 1);

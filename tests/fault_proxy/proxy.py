@@ -21,6 +21,7 @@ a seeded RNG, with the given probabilities:
             and Content-Length cover only part of what was asked
   flip      flip one byte of the body (silent corruption)
   flip206   the same, only in 206 answers (block reads, not metadata)
+  301region S3's answer for a bucket in another region (eu-west-3)
 
 --script "503,none,stall" applies the listed faults to the first requests
 in order (deterministic tests), then the random draw resumes.
@@ -144,6 +145,17 @@ class Handler(BaseHTTPRequestHandler):
             return self.simple(int(fault), extra)
         if fault == "reset":
             return self.rst()
+        if fault == "301region":  # S3: the bucket is in another region
+            body = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>"
+                    b"<Code>PermanentRedirect</Code></Error>")
+            self.send_response(301)
+            self.send_header("x-amz-bucket-region", "eu-west-3")
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+            return
         try:
             resp, data = self.forward()
         except OSError as e:

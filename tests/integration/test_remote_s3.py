@@ -162,3 +162,15 @@ def test_s3_session_token_is_signed(s3, assetfs_bin):
     assert after["verified"] > before["verified"]
     assert after["rejected"] == before["rejected"]
     assert_no_secrets([p], [token, S3_SECRET])
+
+
+def test_s3_wrong_region_says_which(s3, servers, prov_tool):  # noqa: F811
+    fp = servers("fault", "--upstream", s3["proxy"], "--script",
+                 "301region", name="fault-region")
+    env = dict(s3["env"], S3_ENDPOINT=fp["url"])
+    p = run([prov_tool, STORE, "head", "fraud/xgb.versions"], env=env,
+            check=False)
+    assert p.returncode == 1
+    # (a HEAD answer has no body, so no error code)
+    assert b"HTTP 301: the bucket is in region eu-west-3, not us-east-1 " \
+        b"(set AWS_REGION=eu-west-3)" in p.stderr
