@@ -547,6 +547,7 @@ void cache_close(struct cache **cp)
 	}
 	cache_dset_free(&c->touch);
 	cache_dset_free(&c->suspect);
+	cache_dset_free(&c->unsynced);
 	pthread_cond_destroy(&c->maint_cond);
 	pthread_cond_destroy(&c->lk_cond);
 	pthread_mutex_destroy(&c->lk_lock);
@@ -1093,6 +1094,9 @@ unlock:
 		ATOMIC_ADD(&c->blocks_written, 1);
 		pthread_mutex_lock(&c->mem_lock);
 		c->dirty = true;
+		/* renamed: the next sync may mark it durable (or, if full,
+		 * the time margin of cache_sync_and_mark() will) */
+		cache_dset_put(&c->unsynced, &sum, 1, CACHE_TOUCH_MAX);
 		{
 			/* freshly written: no longer suspect in our eyes */
 			struct dent *e = cache_dset_find(&c->suspect, &sum);

@@ -613,32 +613,68 @@ int cache_limits_locked(struct cache *c, const struct cache_opts *o)
 	return ret;
 }
 
-/* Mark what was written before @t0 durable: a syncfs() ran after it. */
+/*
+ * syncfs(), then mark durable the blocks it covered: our own commits made
+ * before it began (c->unsynced; taken under db_lock, and our renames happen
+ * under db_lock, so each of them is complete) and any process's rows
+ * committed well before it ("well": another process commits a row just
+ * before renaming its file, so a row from the last moments may name a file
+ * renamed after the sync started; those wait for the next sync).
+ */
 int cache_sync_and_mark(struct cache *c)
 {
-	int64_t t0 = cache_now_us();
+	struct dset mine;
+	int64_t t0;
 	sqlite3_stmt *s = NULL;
+	size_t i;
 	int fd, rc, ret;
 
+	pthread_mutex_lock(&c->db_lock);
+	t0 = cache_now_us() - 5 * 1000000;
+	pthread_mutex_lock(&c->mem_lock);
+	mine = c->unsynced;
+	memset(&c->unsynced, 0, sizeof(c->unsynced));
+	pthread_mutex_unlock(&c->mem_lock);
+	pthread_mutex_unlock(&c->db_lock);
+
 	fd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		ret = -errno;
+		goto out;
+	}
 	ret = syncfs(fd) < 0 ? -errno : 0;
 	close(fd);
 	if (ret < 0)
-		return ret;
+		goto out;
 	pthread_mutex_lock(&c->db_lock);
+	ret = cache_db_begin(c);
+	if (ret < 0)
+		goto unlock;
 	rc = sqlite3_prepare_v2(c->db,
-				"UPDATE blocks SET state=1 WHERE"
-				" state=0 AND wtime<?1",
+				"UPDATE blocks SET state=1 WHERE state=0 AND"
+				" (wtime<?1 OR digest=?2)",
 				-1, &s, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(s, 1, t0);
+		sqlite3_bind_null(s, 2);
+		rc = sqlite3_step(s);
+	}
+	for (i = 0; rc == SQLITE_DONE && i < mine.cap; i++) {
+		if (!mine.e[i].v)
+			continue;
+		sqlite3_reset(s);
+		sqlite3_bind_int64(s, 1, 0);
+		sqlite3_bind_blob(s, 2, mine.e[i].d.b, DIGEST_LEN,
+				  SQLITE_STATIC);
 		rc = sqlite3_step(s);
 	}
 	ret = rc == SQLITE_DONE ? 0 : cache_sqlite_err(rc);
 	sqlite3_finalize(s);
+	ret = cache_db_end(c, ret);
+unlock:
 	pthread_mutex_unlock(&c->db_lock);
+out:
+	cache_dset_free(&mine);
 	return ret;
 }
 

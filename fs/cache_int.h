@@ -100,9 +100,10 @@ struct cache {
 	int64_t last_time;	 /* protected by db_lock */
 
 	pthread_mutex_t mem_lock;
-	struct dset touch;   /* protected by mem_lock */
-	struct dset suspect; /* protected by mem_lock; 1 / -1 done */
-	size_t suspect_live; /* protected by mem_lock */
+	struct dset touch;    /* protected by mem_lock */
+	struct dset suspect;  /* protected by mem_lock; 1 / -1 done */
+	struct dset unsynced; /* protected by mem_lock: our commits to sync */
+	size_t suspect_live;  /* protected by mem_lock */
 
 	pthread_t maint;
 	bool maint_running;
@@ -239,7 +240,11 @@ int cache_load_suspects_locked(struct cache *c);
 
 int cache_limits_locked(struct cache *c, const struct cache_opts *o);
 
-/* Mark what was written before @t0 durable: a syncfs() ran after it. */
+/*
+ * syncfs() the cache's filesystem, then mark durable (state 1) the blocks
+ * whose rows were committed more than 5 s before (a row is committed just
+ * before its file is renamed).
+ */
 int cache_sync_and_mark(struct cache *c);
 
 #endif

@@ -1089,6 +1089,26 @@ test(cache_unclean_shutdown_rechecks_by_xxh3)
 	free(dir);
 }
 
+/* A clean close syncs: a reboot right after needs no re-check. */
+test(cache_clean_close_needs_no_recheck_after_reboot)
+{
+	char *dir = tmpdir();
+	struct cache *c = NULL;
+	struct cache_stats st;
+	struct digest d[3];
+
+	put_three(dir, d, true); /* written and closed within a second */
+	set_boot_id(dir, "22222222-dead-beef-0000-000000000000");
+	CHECK_INT(open_cache(dir, 0, &c), 0);
+	CHECK_INT(cache_get_stats(c, &st), 0);
+	CHECK_INT(st.blocks, 3);
+	CHECK_INT(st.suspect_blocks, 0);
+	check_three(c, d);
+	cache_close(&c);
+	rm_rf(dir);
+	free(dir);
+}
+
 /* ---- documents and TOFU
  * ------------------------------------------------------ */
 
