@@ -491,7 +491,8 @@ void v2_handle(struct server_ctx *c, const struct http_request *req,
 			v2_error(resp, 404, err);
 			return;
 		}
-		ready = model_ready(m);
+		/* as /v2/health/ready: a lazy model not loaded yet is ready */
+		ready = proto_model_ready(c, m);
 		if (ready && version[0]) {
 			status = proto_acquire(c, name, version, &m, &v, err,
 					       sizeof(err));
@@ -499,6 +500,7 @@ void v2_handle(struct server_ctx *c, const struct http_request *req,
 				v2_error(resp, 404, err);
 				return;
 			}
+			ready = status == 200;
 			model_version_unref(v);
 		}
 		resp->status = ready ? 200 : 400;

@@ -231,6 +231,9 @@ def test_lazy_loading(servers, root, models):
                    "--access-log"], env={"MODELKIT_LAZY_LOADING": "1"})
     assert "serving iris version" not in srv.logtext()
     assert srv.get("/v2/health/ready").status_code == 200
+    assert srv.get("/v2/models/iris/ready").json() == {"name": "iris",
+                                                       "ready": True}
+    assert "serving iris version" not in srv.logtext()
     r = srv.post("/v2/models/iris/infer", v2_body(models.X[:1]))
     assert r.status_code == 200
     assert "serving iris version 1.0" in srv.logtext()
