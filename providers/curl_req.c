@@ -45,6 +45,7 @@ struct attempt {
 	bool decided;        /* first body byte of a 2xx seen */
 	bool bad_range;      /* a 206 for another range: aborted */
 	bool past_end;       /* the range ends past the object: aborted */
+	bool done_early;     /* our range is complete in a longer 200 body */
 	uint64_t raw;        /* raw 2xx body bytes received */
 	uint64_t skip;       /* bytes of a 200 to drop before our range */
 	uint64_t want;       /* bytes still wanted (UINT64_MAX: to the end) */
@@ -171,6 +172,11 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 	}
 	if (!a->decided) {
 		a->decided = true;
+		/* a 200's length is the whole object's */
+		if (a->status == 200 && !a->have_cr && r->have_length) {
+			r->total_size = r->content_length;
+			r->have_total = true;
+		}
 		if (a->status == 206 && a->have_cr &&
 		    a->cr_start != a->req_start) {
 			a->bad_range = true;
@@ -216,6 +222,12 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 			a->want -= give;
 		a->got += give;
 		r->delivered += give;
+	}
+	if (a->want == 0 && a->status == 200) {
+		/* a server that ignores Range sends the whole object: stop
+		   once our range is in (the connection is then dropped) */
+		a->done_early = true;
+		return 0;
 	}
 	return size * nmemb;
 }
@@ -602,6 +614,10 @@ int cr_run(struct cpool *pool, struct prov *p, struct cr_req *r)
 			curl_easy_getinfo(a.h, CURLINFO_RESPONSE_CODE,
 					  &r->status);
 
+		if (rc == CURLE_WRITE_ERROR && a.done_early) {
+			rc = CURLE_OK; /* all we asked for arrived */
+			broken = true;
+		}
 		if (a.past_end) {
 			ret = -EINVAL;
 			prov_set_error("%s: range past the end (%" PRIu64
@@ -669,7 +685,7 @@ int cr_run(struct cpool *pool, struct prov *p, struct cr_req *r)
 				oc = OUT_RETRY;
 			} else if (strcmp(r->method, "HEAD") != 0 &&
 				   r->have_length && r->status != 204 &&
-				   a.raw < r->content_length) {
+				   !a.done_early && a.raw < r->content_length) {
 				snprintf(last, sizeof(last),
 					 "truncated body (%" PRIu64 " of %"
 					 PRIu64 " bytes)",

@@ -120,3 +120,30 @@ def test_http_bearer_token_from_the_environment(servers, assetfs_bin,  # noqa
     assert p.returncode != 0
     assert "bearer token file" in p.stderr.decode()
     assert_no_secrets([p], [TOKEN])
+
+
+def test_http_server_without_ranges(servers, prov_tool, tmp_path):  # noqa
+    """A server that ignores Range answers 200 with the whole object: the
+    bytes before the range are skipped and the transfer is cut once the
+    range is in."""
+    root = tmp_path / "www"
+    root.mkdir()
+    data = os.urandom(4 << 20)
+    (root / "big.bin").write_bytes(data)
+    (tmp_path / "big.bin").write_bytes(data)
+    info = servers("nginx", "--root", str(root), "--no-ranges",
+                   name="nginx-noranges")
+    p = run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-r",
+             "0-9", info["url"] + "/big.bin"])
+    assert p.stdout == b"200"  # the server really ignores Range
+    for off, ln in [(0, 10), (3 << 20, 1000), ((4 << 20) - 1, 1)]:
+        p = run([prov_tool, info["url"], "get", "big.bin", str(off),
+                 str(ln)])
+        assert p.stdout == data[off:off + ln]
+    p = run([prov_tool, info["url"], "get", "big.bin", str(4 << 20), "1"],
+            check=False)
+    assert p.returncode == 1 and b"range past the end" in p.stderr
+    p = run([prov_tool, info["url"], "stress", "big.bin",
+             str(tmp_path / "big.bin"), "60", "4", "1"])
+    assert '"wrong": 0' in p.stdout.decode()
+    assert '"ok": 60' in p.stdout.decode()
