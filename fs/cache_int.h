@@ -157,6 +157,9 @@ int64_t cache_now_us(void);
 
 int64_t cache_mono_ms(void);
 
+/* The first 8 bytes of @d: a uniform hash and the fetch lock's key. */
+uint64_t cache_digest_key64(const struct digest *d);
+
 struct dent *cache_dset_find(const struct dset *s, const struct digest *d);
 
 /*
