@@ -1,12 +1,17 @@
 /*
- * cli - the store subcommands of `assetfs`: push, ls, resolve, cat, index
- * (DESIGN §7). Each parses its own options, opens the store named by
+ * cli - the store subcommands of `assetfs`: push, ls, resolve, cat, index,
+ * keygen (DESIGN §7). Each parses its own options, opens the store named by
  * --store, ASSETFS_STORE or MODELKIT_STORAGE_* (prov_store_url), calls
  * fs/store.h or fs/push.h, and prints results on stdout.
  *
  * Conventions: every failure is one line on stderr, "assetfs CMD: what
  * went wrong", and exit status 1; usage errors exit 2 and point at --help.
  * Nothing here buffers a whole object: cat streams.
+ *
+ * Signatures (fs/sign.h): `keygen KEY` makes KEY and KEY.pub, `push
+ * --sign KEY` signs the .meta, and ls/resolve/cat with --verify-key
+ * KEY.pub (or $ASSETFS_VERIFY_KEY) open the store with that key, so every
+ * .meta they read is verified by fs/store.c before it is used.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,17 +25,39 @@
 #include "common/fileutil.h"
 #include "fs/commands.h"
 #include "fs/push.h"
+#include "fs/sign.h"
 #include "fs/store.h"
 
 #define CLI_EXIT_FAIL 1
 #define CLI_EXIT_USAGE 2
 
-enum { OPT_STORE = 256, OPT_VERSIONING, OPT_BUMP_MAJOR, OPT_DRY_RUN };
+enum {
+	OPT_STORE = 256,
+	OPT_VERSIONING,
+	OPT_BUMP_MAJOR,
+	OPT_DRY_RUN,
+	OPT_SIGN,
+	OPT_VERIFY_KEY,
+};
+
+#define CLI_VERIFY_ENV "ASSETFS_VERIFY_KEY"
 
 struct cli_common {
 	const char *store;
 	const char *versioning;
+	const char *sign_key;	/* push --sign */
+	const char *verify_key; /* --verify-key, or $ASSETFS_VERIFY_KEY */
 };
+
+static const char cli_verify_help[] =
+    "  --verify-key KEY    verify every version's .meta against its\n"
+    "                      .meta.sig with the Ed25519 public key in KEY\n"
+    "                      (PEM, as 'assetfs keygen' writes KEY.pub);\n"
+    "                      an unsigned or tampered version is refused\n"
+    "                      (default: $" CLI_VERIFY_ENV ")\n";
+
+static const struct option cli_verify_opt = {"verify-key", required_argument,
+					     NULL, OPT_VERIFY_KEY};
 
 static const char cli_store_help[] =
     "  --store URL         the store: file:///dir, s3://bucket/prefix,\n"
@@ -120,6 +147,12 @@ static int cli_parse(int argc, char **argv, struct cli_common *cc,
 		case OPT_DRY_RUN:
 			flags[1] = true;
 			break;
+		case OPT_SIGN:
+			cc->sign_key = optarg;
+			break;
+		case OPT_VERIFY_KEY:
+			cc->verify_key = optarg;
+			break;
 		case ':':
 			return cli_usage(argv[0], "option '%s' needs a value",
 					 argv[optind - 1]);
@@ -136,11 +169,21 @@ static int cli_parse(int argc, char **argv, struct cli_common *cc,
 	return -1;
 }
 
+/* For the commands that take --verify-key: the environment's default. */
+static void cli_verify_env(struct cli_common *cc)
+{
+	const char *e = getenv(CLI_VERIFY_ENV);
+
+	if (!cc->verify_key && e && *e)
+		cc->verify_key = e;
+}
+
 static int cli_open(const char *cmd, const struct cli_common *cc,
 		    struct store **s)
 {
 	char url[PROV_URL_MAX], err[STORE_ERR_MAX];
-	struct store_opts so = {.versioning = cc->versioning};
+	struct store_opts so = {.versioning = cc->versioning,
+				.verify_key = cc->verify_key};
 	int ret;
 
 	ret = prov_store_url(cc->store, url, sizeof(url));
@@ -165,28 +208,34 @@ static const char push_help[] =
     "dotfiles are skipped. Data is written first, then NAME/VERSION.meta\n"
     "(with the SHA-256 manifest), then NAME.versions, then assets.index.\n"
     "Prints 'pushed NAME:VERSION (N files, B bytes)'.\n"
+    "With --sign, NAME/VERSION.meta.sig (the Ed25519 signature of the\n"
+    ".meta) is written right after the .meta, before NAME.versions.\n"
     "\n"
     "Options:\n"
     "  --bump-major        push the next major version (1.3 -> 2.0)\n"
-    "  --dry-run           show what would be pushed, write nothing\n";
+    "  --dry-run           show what would be pushed, write nothing\n"
+    "  --sign KEY          sign the .meta with the Ed25519 private key in\n"
+    "                      KEY (PEM, made by 'assetfs keygen KEY')\n";
 
 int cmd_push(int argc, char **argv)
 {
 	static const struct option extra[] = {
 	    {"bump-major", no_argument, NULL, OPT_BUMP_MAJOR},
 	    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	    {"sign", required_argument, NULL, OPT_SIGN},
 	};
 	char help[sizeof(push_help) + sizeof(cli_store_help)];
 	char err[STORE_ERR_MAX];
 	struct push_opts po = {.progress = true};
 	struct push_result res;
+	struct sign_key *key = NULL;
 	struct cli_common cc;
 	struct store *s = NULL;
 	bool flags[2] = {false, false};
 	int ret;
 
 	snprintf(help, sizeof(help), "%s%s", push_help, cli_store_help);
-	ret = cli_parse(argc, argv, &cc, extra, 2, help, flags);
+	ret = cli_parse(argc, argv, &cc, extra, 3, help, flags);
 	if (ret >= 0)
 		return ret;
 	if (argc - optind != 2)
@@ -195,19 +244,29 @@ int cmd_push(int argc, char **argv)
 					     : "too many arguments");
 	po.bump_major = flags[0];
 	po.dry_run = flags[1];
-	if (cli_open("push", &cc, &s) < 0)
+	/* The key first: a bad key must fail before anything is written. */
+	if (cc.sign_key &&
+	    sign_load_private(cc.sign_key, &key, err, sizeof(err)) < 0) {
+		cli_err("push", "%s", err);
 		return CLI_EXIT_FAIL;
+	}
+	po.sign = key;
+	if (cli_open("push", &cc, &s) < 0) {
+		sign_key_free(&key);
+		return CLI_EXIT_FAIL;
+	}
 	ret = push_asset(s, argv[optind], argv[optind + 1], &po, &res, err,
 			 sizeof(err));
 	store_close(&s);
+	sign_key_free(&key);
 	if (ret < 0) {
 		cli_err("push", "%s", err);
 		return CLI_EXIT_FAIL;
 	}
-	printf("%s %s:%s (%zu file%s, %llu bytes)\n",
+	printf("%s %s:%s (%zu file%s, %llu bytes%s)\n",
 	       po.dry_run ? "would push" : "pushed", res.name, res.version,
 	       res.n_files, res.n_files == 1 ? "" : "s",
-	       (unsigned long long)res.bytes);
+	       (unsigned long long)res.bytes, res.is_signed ? ", signed" : "");
 	if (res.warning[0])
 		cli_err("push", "warning: %s", res.warning);
 	return fflush(stdout) == 0 ? 0 : CLI_EXIT_FAIL;
@@ -221,6 +280,8 @@ static const char ls_help[] =
     "With NAME, print its versions, newest first. If NAME is not an\n"
     "asset but a namespace (a prefix such as 'fraud'), print the assets\n"
     "and namespaces directly below it, namespaces with a trailing '/'.\n"
+    "With a verify key, NAME's versions are printed only if their .meta\n"
+    "verifies; each refused version is reported on stderr (exit 1).\n"
     "\n"
     "Options:\n";
 
@@ -256,9 +317,38 @@ static int cli_ls_namespace(struct store *s, const char *ns, bool *found)
 	return 0;
 }
 
+/*
+ * Print the versions of @name in @vl; with a verify key, only those whose
+ * .meta verifies, one stderr line per other. Returns 0 or -EBADMSG (at
+ * least one refused; the others are still printed).
+ */
+static int cli_ls_versions(struct store *s, const char *name,
+			   const struct version_list *vl)
+{
+	char err[STORE_ERR_MAX];
+	struct meta m;
+	int ret, status = 0;
+
+	for (size_t i = 0; i < vl->n; i++) {
+		if (store_verify_key(s)) {
+			ret = store_get_meta(s, name, vl->v[i], &m, NULL, NULL,
+					     err, sizeof(err));
+			meta_clear(&m);
+			if (ret < 0) {
+				cli_err("ls", "%s", err);
+				status = -EBADMSG;
+				continue;
+			}
+		}
+		printf("%s\n", vl->v[i]);
+	}
+	return status;
+}
+
 int cmd_ls(int argc, char **argv)
 {
-	char help[sizeof(ls_help) + sizeof(cli_store_help)];
+	char help[sizeof(ls_help) + sizeof(cli_verify_help) +
+		  sizeof(cli_store_help)];
 	char err[STORE_ERR_MAX];
 	struct version_list vl = {0};
 	struct assets_index ix = {0};
@@ -266,12 +356,14 @@ int cmd_ls(int argc, char **argv)
 	struct store *s = NULL;
 	int ret, status = CLI_EXIT_FAIL;
 
-	snprintf(help, sizeof(help), "%s%s", ls_help, cli_store_help);
-	ret = cli_parse(argc, argv, &cc, NULL, 0, help, NULL);
+	snprintf(help, sizeof(help), "%s%s%s", ls_help, cli_verify_help,
+		 cli_store_help);
+	ret = cli_parse(argc, argv, &cc, &cli_verify_opt, 1, help, NULL);
 	if (ret >= 0)
 		return ret;
 	if (argc - optind > 1)
 		return cli_usage("ls", "too many arguments");
+	cli_verify_env(&cc);
 	if (cli_open("ls", &cc, &s) < 0)
 		return CLI_EXIT_FAIL;
 	if (argc - optind == 0) {
@@ -301,8 +393,8 @@ int cmd_ls(int argc, char **argv)
 		cli_err("ls", "%s", err);
 		goto out;
 	}
-	for (size_t i = 0; i < vl.n; i++)
-		printf("%s\n", vl.v[i]);
+	if (cli_ls_versions(s, argv[optind], &vl) < 0)
+		goto out;
 	status = 0;
 out:
 	if (status == 0 && fflush(stdout) != 0)
@@ -337,26 +429,30 @@ static const char resolve_help[] =
     "a major such as NAME:1: the newest 1.x) and print the resolved\n"
     "NAME:VERSION[sub/path] on the first line and the URL of the object\n"
     "(or, for a folder version without [sub/path], of its prefix) on\n"
-    "the second.\n"
+    "the second. With a verify key, a version whose .meta is not signed\n"
+    "by that key is refused.\n"
     "\n"
     "Options:\n";
 
 int cmd_resolve(int argc, char **argv)
 {
-	char help[sizeof(resolve_help) + sizeof(cli_store_help)];
+	char help[sizeof(resolve_help) + sizeof(cli_verify_help) +
+		  sizeof(cli_store_help)];
 	char url[PROV_URL_MAX + STORE_KEY_MAX];
 	struct store_resolved r = {0};
 	struct cli_common cc;
 	struct store *s = NULL;
 	int ret, status = CLI_EXIT_FAIL;
 
-	snprintf(help, sizeof(help), "%s%s", resolve_help, cli_store_help);
-	ret = cli_parse(argc, argv, &cc, NULL, 0, help, NULL);
+	snprintf(help, sizeof(help), "%s%s%s", resolve_help, cli_verify_help,
+		 cli_store_help);
+	ret = cli_parse(argc, argv, &cc, &cli_verify_opt, 1, help, NULL);
 	if (ret >= 0)
 		return ret;
 	if (argc - optind != 1)
 		return cli_usage("resolve", argc - optind ? "too many arguments"
 							  : "expected SPEC");
+	cli_verify_env(&cc);
 	if (cli_open("resolve", &cc, &s) < 0)
 		return CLI_EXIT_FAIL;
 	if (cli_resolve("resolve", s, argv[optind], &r) < 0)
@@ -401,13 +497,15 @@ static const char cat_help[] =
     "Write the bytes of a file asset, or of the [sub/path] file of a\n"
     "folder asset, to stdout (streamed). When the version has a\n"
     "manifest, the bytes are checked against its SHA-256 and a mismatch\n"
-    "fails the command.\n"
+    "fails the command. With a verify key, the .meta (and so the\n"
+    "manifest) must carry a good signature first.\n"
     "\n"
     "Options:\n";
 
 int cmd_cat(int argc, char **argv)
 {
-	char help[sizeof(cat_help) + sizeof(cli_store_help)];
+	char help[sizeof(cat_help) + sizeof(cli_verify_help) +
+		  sizeof(cli_store_help)];
 	const struct manifest_file *mf = NULL;
 	struct store_resolved r = {0};
 	struct cat_sink cs = {0};
@@ -417,13 +515,15 @@ int cmd_cat(int argc, char **argv)
 	int64_t n;
 	int ret, status = CLI_EXIT_FAIL;
 
-	snprintf(help, sizeof(help), "%s%s", cat_help, cli_store_help);
-	ret = cli_parse(argc, argv, &cc, NULL, 0, help, NULL);
+	snprintf(help, sizeof(help), "%s%s%s", cat_help, cli_verify_help,
+		 cli_store_help);
+	ret = cli_parse(argc, argv, &cc, &cli_verify_opt, 1, help, NULL);
 	if (ret >= 0)
 		return ret;
 	if (argc - optind != 1)
 		return cli_usage("cat", argc - optind ? "too many arguments"
 						      : "expected SPEC");
+	cli_verify_env(&cc);
 	if (cli_open("cat", &cc, &s) < 0)
 		return CLI_EXIT_FAIL;
 	if (cli_resolve("cat", s, argv[optind], &r) < 0)
@@ -516,4 +616,49 @@ out:
 	assets_index_clear(&ix);
 	store_close(&s);
 	return status;
+}
+
+static const char keygen_help[] =
+    "usage: assetfs keygen KEY\n"
+    "\n"
+    "Make an Ed25519 key pair for signing pushes: the private key in KEY\n"
+    "(PEM PKCS#8, mode 0600: keep it secret) and the public key in\n"
+    "KEY.pub (PEM SubjectPublicKeyInfo: give it to readers). Existing\n"
+    "files are never overwritten. Sign with 'assetfs push --sign KEY';\n"
+    "verify with 'assetfs resolve|cat|ls --verify-key KEY.pub' or\n"
+    "$" CLI_VERIFY_ENV "=KEY.pub.\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help          this help\n";
+
+int cmd_keygen(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	char err[STORE_ERR_MAX];
+	int o;
+
+	optind = 0;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (o == 'h') {
+			fputs(keygen_help, stdout);
+			return 0;
+		}
+		return cli_usage("keygen", "unknown option '%s'",
+				 argv[optind - 1]);
+	}
+	if (argc - optind != 1)
+		return cli_usage("keygen", argc - optind ? "too many arguments"
+							 : "expected KEY");
+	if (sign_keygen(argv[optind], err, sizeof(err)) < 0) {
+		cli_err("keygen", "%s", err);
+		return CLI_EXIT_FAIL;
+	}
+	printf("wrote %s (private key, keep it secret) and %s" SIGN_PUB_SUFFIX
+	       " (public key)\n",
+	       argv[optind], argv[optind]);
+	return fflush(stdout) == 0 ? 0 : CLI_EXIT_FAIL;
 }

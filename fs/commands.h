@@ -13,6 +13,7 @@ int cmd_ls(int argc, char **argv);
 int cmd_resolve(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
 int cmd_index(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_cache(int argc, char **argv);

@@ -23,6 +23,7 @@ static const struct command commands[] = {
     {"resolve", cmd_resolve, "print the version and object a spec names"},
     {"cat", cmd_cat, "write a file of an asset version to stdout"},
     {"index", cmd_index, "rebuild assets.index from a listing"},
+    {"keygen", cmd_keygen, "make an Ed25519 key pair to sign pushes"},
     {"mount", cmd_mount, "mount a store as a read-only tree"},
     {"stats", cmd_stats, "print the counters of a mount"},
     {"cache", cmd_cache, "inspect or clean the block cache"},
@@ -46,6 +47,9 @@ static void usage(FILE *f)
 		   "'fraud/xgb:1.2[model.json]'.\n"
 		   "The store is --store URL, else $ASSETFS_STORE, else\n"
 		   "MODELKIT_STORAGE_PROVIDER / _BUCKET / _PREFIX.\n"
+		   "Signed stores: 'push --sign KEY'; 'resolve', 'cat' and "
+		   "'ls' take\n--verify-key KEY.pub (or $ASSETFS_VERIFY_KEY)."
+		   "\n"
 		   "Run 'assetfs COMMAND --help' for a command's options.\n");
 }
 

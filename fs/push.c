@@ -3,7 +3,8 @@
  *
  * The push runs in phases: plan (parse the spec, walk PATH, read the
  * version list, pick the version), hash (SHA-256 of every block and file:
- * the manifest), upload (data objects, then .meta), publish (.versions),
+ * the manifest), upload (data objects, then .meta, then .meta.sig when
+ * signing), publish (.versions),
  * index (assets.index). Everything written before publishing is recorded
  * in ctx->written and deleted if a later step fails, so a failed push
  * leaves no object behind that any listing would show. A source file that
@@ -569,6 +570,7 @@ int push_asset(struct store *s, const char *path, const char *spec_text,
 	struct buf doc;
 	char version[SPEC_VERSION_MAX + 1], key[STORE_KEY_MAX];
 	char label[PROGRESS_LABEL_MAX];
+	uint8_t sig[SIGN_SIG_LEN];
 	struct stat st;
 	bool is_dir, is_new, published = false;
 	int ret;
@@ -579,6 +581,13 @@ int push_asset(struct store *s, const char *path, const char *spec_text,
 		res = &dummy;
 	memset(res, 0, sizeof(*res));
 	buf_init(&doc, 0);
+	if (opts->sign && !sign_key_is_private(opts->sign)) {
+		ret = push_fail(&c, -EINVAL,
+				"cannot sign with %s: it is a public key "
+				"(sign with the private key keygen made)",
+				sign_key_name(opts->sign));
+		goto out;
+	}
 
 	/* Plan. */
 	ret = spec_parse(spec_text, &spec, err, errlen);
@@ -671,6 +680,7 @@ int push_asset(struct store *s, const char *path, const char *spec_text,
 	snprintf(res->name, sizeof(res->name), "%s", spec.name);
 	snprintf(res->version, sizeof(res->version), "%s", version);
 	res->is_directory = is_dir;
+	res->is_signed = opts->sign != NULL;
 	res->n_files = c.n_files;
 	res->bytes = c.total;
 	if (opts->dry_run) {
@@ -721,11 +731,35 @@ int push_asset(struct store *s, const char *path, const char *spec_text,
 		push_fail(&c, ret, "out of memory");
 		goto out;
 	}
+	if (opts->sign) {
+		ret = sign_bytes(opts->sign, doc.data, doc.len, sig);
+		if (ret < 0) {
+			push_fail(&c, ret, "signing the .meta with %s failed",
+				  sign_key_name(opts->sign));
+			goto out;
+		}
+	}
 	ret = prov_put_buf(store_prov(s), key, doc.data, doc.len);
 	if (ret < 0) {
 		push_fail(&c, ret, "cannot write %s: %s", key,
 			  push_reason(ret));
 		goto out;
+	}
+	/* The signature before .versions: no listed version lacks it. */
+	if (opts->sign) {
+		ret = store_key_sig(spec.name, version, key, sizeof(key));
+		if (ret >= 0)
+			ret = push_record(&c, key);
+		if (ret < 0) {
+			push_fail(&c, ret, "out of memory");
+			goto out;
+		}
+		ret = prov_put_buf(store_prov(s), key, sig, sizeof(sig));
+		if (ret < 0) {
+			push_fail(&c, ret, "cannot write %s: %s", key,
+				  push_reason(ret));
+			goto out;
+		}
 	}
 
 	/* Publish: re-read the list (someone may have pushed meanwhile). */

@@ -4,8 +4,10 @@
  *
  * Order of writes, so that a reader never sees a version whose data is
  * missing: the data objects, then `<name>/<version>.meta` (with the
- * manifest: SHA-256 of every 4 MiB block and of each file), then
- * `<name>.versions` last, then `assets.index`. A failure before
+ * manifest: SHA-256 of every 4 MiB block and of each file), then, when
+ * signing, `<name>/<version>.meta.sig` (the Ed25519 signature of the exact
+ * `.meta` bytes, fs/sign.h), then `<name>.versions` last, then
+ * `assets.index`. A listed version therefore always has its signature. A failure before
  * `.versions` deletes what was written; the store's visible state is
  * unchanged either way. A version already listed is never overwritten.
  *
@@ -29,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fs/sign.h"
 #include "fs/store.h"
 #include "resolver/spec.h"
 
@@ -39,12 +42,15 @@ struct push_opts {
 	bool bump_major; /* next major instead of next minor */
 	bool dry_run;	 /* compute everything, write nothing */
 	bool progress;	 /* allow a progress bar on a terminal */
+	/* private key to sign the .meta with (borrowed), or NULL */
+	const struct sign_key *sign;
 };
 
 struct push_result {
 	char name[SPEC_NAME_MAX + 1];
 	char version[SPEC_VERSION_MAX + 1];
 	bool is_directory;
+	bool is_signed; /* a .meta.sig was written (or would be, dry run) */
 	size_t n_files;
 	uint64_t bytes;
 	bool index_updated; /* assets.index written (false in a dry run, or
@@ -61,8 +67,9 @@ struct push_result {
  * version: exactly that, refused with -EEXIST if the asset lists it (or
  * if a new name would nest, see above).
  * @opts may be NULL. Fills @res (may be NULL).
- * Returns 0; -EINVAL (bad spec, version, path or file name), -ENOENT (no
- * such @path), -EEXIST, -EROFS, or a provider error; message in @err.
+ * Returns 0; -EINVAL (bad spec, version, path or file name, or a sign
+ * key that is not private), -ENOENT (no such @path), -EEXIST, -EROFS, or
+ * a provider error; message in @err.
  */
 int push_asset(struct store *s, const char *path, const char *spec_text,
 	       const struct push_opts *opts, struct push_result *res, char *err,

@@ -7,6 +7,10 @@
  * assets.index document where the backend cannot list). Messages name the
  * asset, version or object concerned and carry the provider's reason.
  *
+ * Signatures: a store opened with a verify key checks every `.meta` it
+ * fetches against `.meta.sig` (fs/sign.h) before parsing it, so nothing
+ * unverified reaches a caller of store_get_meta() or store_resolve().
+ *
  * Threads: struct store is read-only after opening. Errors: 0 or a
  * negative errno with a message in @err.
  */
@@ -18,9 +22,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fs/sign.h"
+
+/* Cap on a `.meta.sig` read: a signature is 64 bytes, anything much
+   larger is not one (and is refused without reading it all). */
+#define STORE_SIG_MAX_BYTES 1024
+
 struct store {
-	struct prov *prov;   /* owned */
-	enum versioning sys; /* AUTO: detect per asset */
+	struct prov *prov;	 /* owned */
+	enum versioning sys;	 /* AUTO: detect per asset */
+	struct sign_key *verify; /* owned, or NULL: no verification */
 };
 
 static void store_err(char *err, size_t errlen, const char *fmt, ...)
@@ -79,19 +90,34 @@ int store_from_prov(struct prov *prov, const char *versioning,
 int store_open(const char *url, const struct store_opts *opts,
 	       struct store **out, char *err, size_t errlen)
 {
+	struct sign_key *key = NULL;
 	struct prov *p = NULL;
 	int ret;
 
 	*out = NULL;
+	if (opts && opts->verify_key) {
+		/* Before the provider: a bad key fails without a network
+		   handle to tear down. */
+		ret = sign_load_public(opts->verify_key, &key, err, errlen);
+		if (ret < 0)
+			return ret;
+	}
 	ret = prov_open(url, opts ? opts->prov : NULL, &p);
 	if (ret < 0) {
 		store_err(err, errlen, "%s",
 			  *prov_last_error() ? prov_last_error()
 					     : strerror(-ret));
-		return ret;
+		goto out;
 	}
-	return store_from_prov(p, opts ? opts->versioning : NULL, out, err,
-			       errlen);
+	ret = store_from_prov(p, opts ? opts->versioning : NULL, out, err,
+			      errlen);
+	if (ret < 0)
+		goto out;
+	(*out)->verify = key;
+	key = NULL;
+out:
+	sign_key_free(&key);
+	return ret;
 }
 
 void store_close(struct store **s)
@@ -99,8 +125,14 @@ void store_close(struct store **s)
 	if (!s || !*s)
 		return;
 	prov_close(&(*s)->prov);
+	sign_key_free(&(*s)->verify);
 	free(*s);
 	*s = NULL;
+}
+
+const char *store_verify_key(const struct store *s)
+{
+	return s->verify ? sign_key_name(s->verify) : NULL;
 }
 
 struct prov *store_prov(const struct store *s)
@@ -137,6 +169,11 @@ int store_key_versions(const char *name, char *buf, size_t len)
 int store_key_meta(const char *name, const char *version, char *buf, size_t len)
 {
 	return store_fmt(buf, len, "%s/%s" STORE_META_SUFFIX, name, version);
+}
+
+int store_key_sig(const char *name, const char *version, char *buf, size_t len)
+{
+	return store_fmt(buf, len, "%s/%s" STORE_SIG_SUFFIX, name, version);
 }
 
 int store_key_file(const char *name, const char *version, const char *relpath,
@@ -233,6 +270,57 @@ out:
 	return ret < 0 ? ret : 0;
 }
 
+/*
+ * Check @doc, the bytes of NAME:VERSION's `.meta`, against its
+ * `.meta.sig` with the store's key. Returns 0, -EBADMSG (missing or bad
+ * signature), or a provider error reading the signature.
+ */
+static int store_check_sig(struct store *s, const char *name,
+			   const char *version, const struct buf *doc,
+			   char *err, size_t errlen)
+{
+	const char *kname = sign_key_name(s->verify);
+	char key[STORE_KEY_MAX];
+	struct buf sig;
+	int ret;
+
+	buf_init(&sig, STORE_SIG_MAX_BYTES);
+	ret = store_key_sig(name, version, key, sizeof(key));
+	if (ret < 0) {
+		store_err(err, errlen, "asset name too long");
+		goto out;
+	}
+	ret = prov_get_buf(s->prov, key, STORE_SIG_MAX_BYTES, &sig, NULL);
+	if (ret == -ENOENT) {
+		store_err(err, errlen,
+			  "%s:%s: .meta has no signature (no %s) to verify "
+			  "with %s",
+			  name, version, key, kname);
+		ret = -EBADMSG;
+		goto out;
+	}
+	if (ret < 0 && ret != -EFBIG) {
+		store_err(err, errlen, "cannot read %s: %s", key,
+			  store_prov_reason(ret));
+		goto out;
+	}
+	/* An oversized .sig is simply not a signature. */
+	ret = ret < 0 ? -EBADMSG
+		      : sign_verify(s->verify, doc->data ? doc->data : "",
+				    doc->len, sig.data ? sig.data : "",
+				    sig.len);
+	if (ret == -EBADMSG)
+		store_err(err, errlen,
+			  "%s:%s: .meta signature does not verify with %s",
+			  name, version, kname);
+	else if (ret < 0)
+		store_err(err, errlen, "%s:%s: cannot check the signature: %s",
+			  name, version, strerror(-ret));
+out:
+	buf_free(&sig);
+	return ret;
+}
+
 int store_get_meta(struct store *s, const char *name, const char *version,
 		   struct meta *out, struct buf *raw, char **etag, char *err,
 		   size_t errlen)
@@ -269,6 +357,11 @@ int store_get_meta(struct store *s, const char *name, const char *version,
 		store_err(err, errlen, "cannot read %s: %s", key,
 			  store_prov_reason(ret));
 		goto out;
+	}
+	if (s->verify) {
+		ret = store_check_sig(s, name, version, &b, err, errlen);
+		if (ret < 0)
+			goto out;
 	}
 	ret = meta_parse(b.data ? b.data : "", b.len, out, perr, sizeof(perr));
 	if (ret < 0) {

@@ -25,6 +25,8 @@
  *   -EINVAL     a bad spec, name or document from the store
  *   -ENOTDIR    a [sub] path given for a file asset
  *   -EISDIR     a folder version where a file was expected
+ *   -EBADMSG    a `.meta` whose signature is missing or does not verify
+ *               with the store's verify key (see struct store_opts)
  *   other       the provider's errors (-EIO, -ETIMEDOUT, -EACCES, ...)
  */
 #ifndef ASSETFS_FS_STORE_H
@@ -45,6 +47,7 @@
 #define STORE_INDEX_KEY "assets.index"
 #define STORE_VERSIONS_SUFFIX ".versions"
 #define STORE_META_SUFFIX ".meta"
+#define STORE_SIG_SUFFIX ".meta.sig"
 
 struct store;
 
@@ -53,13 +56,18 @@ struct store_opts {
 	/* "auto", "major_minor", "simple_date"; NULL: from
 	   MODELKIT_ASSETS_VERSIONING_SYSTEM (unset -> auto) */
 	const char *versioning;
+	/* path of an Ed25519 public key (PEM, see fs/sign.h), or NULL:
+	   with a key, store_get_meta() verifies every `.meta` against its
+	   `.meta.sig` and refuses a version without a good signature */
+	const char *verify_key;
 };
 
 /*
  * Open the store at @url (a URL as prov_open() takes; see
  * prov_store_url() for the --store / environment precedence). @opts may be
- * NULL. Returns 0, -EINVAL (bad URL or versioning system), -ENOMEM or a
- * provider error; message in @err. Opening does not touch the store, so a
+ * NULL. Returns 0, -EINVAL (bad URL or versioning system, or a verify key
+ * that is not an Ed25519 public key), -ENOMEM, the errno of reading the
+ * verify key (-ENOENT, -EACCES) or a provider error; message in @err. Opening does not touch the store, so a
  * store that is unreachable fails at the first read, not here.
  */
 int store_open(const char *url, const struct store_opts *opts,
@@ -82,6 +90,9 @@ struct prov *store_prov(const struct store *s);
 /* The configured versioning system (VERSIONING_AUTO: detect per asset). */
 enum versioning store_versioning(const struct store *s);
 
+/* The verify key's path (borrowed), or NULL if the store does not verify. */
+const char *store_verify_key(const struct store *s);
+
 /*
  * Object keys. @name must be a valid name, @version non-empty; @relpath
  * NULL or "" names the file asset object itself. Return the length, or
@@ -90,6 +101,8 @@ enum versioning store_versioning(const struct store *s);
 int store_key_versions(const char *name, char *buf, size_t len);
 int store_key_meta(const char *name, const char *version, char *buf,
 		   size_t len);
+int store_key_sig(const char *name, const char *version, char *buf,
+		  size_t len);
 int store_key_file(const char *name, const char *version, const char *relpath,
 		   char *buf, size_t len);
 
@@ -122,7 +135,12 @@ int store_parse_versions(const struct store *s, const char *json, size_t len,
 
 /*
  * Fetch and parse `<name>/<version>.meta`. @raw and @etag as for
- * store_get_versions(). Returns 0; -ENOENT "no .meta for 'NAME:VERSION'";
+ * store_get_versions(). When the store has a verify key, also fetch
+ * `<name>/<version>.meta.sig` and check it against the exact bytes
+ * fetched, before parsing: a missing, malformed or wrong signature is
+ * -EBADMSG with "NAME:VERSION: .meta signature does not verify with KEY"
+ * (or "... has no signature ..."), and @raw is left unchanged.
+ * Returns 0; -ENOENT "no .meta for 'NAME:VERSION'"; -EBADMSG;
  * -EINVAL (malformed, message from meta_parse naming the key); -EFBIG; a
  * provider error. On error @out is empty.
  */
