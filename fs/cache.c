@@ -2,9 +2,10 @@
  * cache - content-addressed block cache shared by every assetfs process
  * using the same directory. The contract is in cache.h; the shared
  * internals (struct cache, lock order) in cache_int.h. This file is the
- * process side: opening and closing, the hit path, fetch locks, and
- * writes. cache_index.c keeps the sqlite index; cache_admin.c the walks
- * over the block files (rebuild, gc, verify).
+ * process side: opening and closing, the maintenance thread, the hit path
+ * and writes. cache_lock.c holds the fetch locks, cache_index.c the sqlite
+ * index, cache_admin.c the walks over the block files (rebuild, gc,
+ * verify).
  */
 #include "fs/cache.h"
 #include "fs/cache_int.h"

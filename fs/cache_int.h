@@ -1,7 +1,8 @@
 /*
  * cache_int - internals shared by cache.c (process side: open/close, hits,
- * locks, writes), cache_index.c (the sqlite index) and cache_admin.c
- * (walks over the block files). Not part of the contract: see cache.h.
+ * writes), cache_lock.c (fetch locks), cache_index.c (the sqlite index)
+ * and cache_admin.c (walks over the block files). Not part of the
+ * contract: see cache.h.
  *
  * Moving parts:
  *
