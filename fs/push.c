@@ -439,7 +439,7 @@ static int push_read_versions(struct push_ctx *c, const char *name,
 
 /*
  * Is @rest (a key or prefix below "<name>/") foreign to asset <name>: not
- * "<version>", "<version>.meta" or "<version>/"?
+ * "<version>", "<version>.meta", "<version>.meta.sig" or "<version>/"?
  */
 static bool push_foreign(const char *rest, bool is_prefix)
 {
@@ -448,7 +448,9 @@ static bool push_foreign(const char *rest, bool is_prefix)
 
 	if (is_prefix && n && rest[n - 1] == '/')
 		n--;
-	if (n > 5 && strncmp(rest + n - 5, STORE_META_SUFFIX, 5) == 0)
+	if (n > 9 && strncmp(rest + n - 9, STORE_SIG_SUFFIX, 9) == 0)
+		n -= 9;
+	else if (n > 5 && strncmp(rest + n - 5, STORE_META_SUFFIX, 5) == 0)
 		n -= 5;
 	if (n == 0 || n >= sizeof(v))
 		return true;
