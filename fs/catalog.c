@@ -316,6 +316,11 @@ static bool store_down(int err)
 	       err != -ENOTDIR && err != -EISDIR;
 }
 
+bool catalog_err_unreachable(int err)
+{
+	return err < 0 && store_down(err);
+}
+
 static bool is_offline(struct catalog *c)
 {
 	bool off;

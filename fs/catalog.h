@@ -152,6 +152,13 @@ const char *cat_versions_alias(const struct cat_versions *v,
 /* Whether @v lists @version. */
 bool cat_versions_has(const struct cat_versions *v, const char *version);
 
+/*
+ * Whether @err (negative errno from a catalog call) says the store could
+ * not be reached (rather than "no such thing" or "malformed"), so a last
+ * known copy may stand in for the answer.
+ */
+bool catalog_err_unreachable(int err);
+
 /* The versions TTL in milliseconds. */
 int catalog_ttl_ms(const struct catalog *c);
 

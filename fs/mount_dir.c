@@ -103,6 +103,10 @@ int mount_resolve_child(struct mnt *m, const struct inode *p,
 			d->kind = INODE_ALIAS;
 		} else if (cat_versions_has(vs, comp)) {
 			ret = catalog_version(m->cat, p->name, comp, &cv);
+			if (ret < 0 && catalog_err_unreachable(ret))
+				log_warn("%s:%s: store unreachable and its "
+					 ".meta is not cached: EIO",
+					 p->name, comp);
 			if (ret < 0) {
 				cat_versions_unref(vs);
 				return ret == -EINVAL ? -ENOENT : ret;
@@ -263,31 +267,63 @@ static int list_ns(struct mnt *m, const struct inode *n, struct dirh *h,
 	return ret;
 }
 
+/*
+ * An asset dir: every version of the version list (the last known one
+ * when the store is away) and the aliases. A version whose .meta is bad
+ * is skipped (logged once); one whose .meta cannot be had now (store
+ * away, not cached) is listed with no type and fails EIO when looked up.
+ * An alias is listed only if its target is, so the two always agree.
+ */
 static int list_asset(struct mnt *m, const struct inode *n, struct dirh *h,
 		      size_t *cap)
 {
 	struct cat_versions *vs = NULL;
-	size_t i;
+	bool *shown = NULL;
+	size_t i, j;
 	int ret;
 
 	ret = catalog_versions(m->cat, n->name, &vs);
 	if (ret < 0)
 		return ret;
+	shown = calloc(vs->list.n + 1, sizeof(*shown));
+	if (!shown) {
+		ret = -ENOMEM;
+		goto out;
+	}
 	catalog_prefetch_versions(m->cat, n->name, vs);
 	for (i = vs->list.n; i-- > 0 && ret == 0;) {
 		struct cat_version *cv = NULL;
+		enum inode_kind kind = INODE_VFILE;
+		int r;
 
-		/* a version whose .meta is bad is skipped (logged once) */
-		if (catalog_version(m->cat, n->name, vs->list.v[i], &cv) < 0)
+		r = catalog_version(m->cat, n->name, vs->list.v[i], &cv);
+		if (r == -ENOMEM) {
+			ret = r;
+			break;
+		}
+		if (r < 0 && !catalog_err_unreachable(r))
 			continue;
-		ret = dirh_add(h, cap, vs->list.v[i],
-			       cv->nodes[0].is_dir ? INODE_VDIR : INODE_VFILE,
-			       n->name, vs->list.v[i], "");
+		if (r == 0)
+			kind = cv->nodes[0].is_dir ? INODE_VDIR : INODE_VFILE;
 		cat_version_unref(cv);
+		ret = dirh_add(h, cap, vs->list.v[i], kind, n->name,
+			       vs->list.v[i], "");
+		if (ret == 0) {
+			h->e[h->n - 1].unknown = r < 0;
+			shown[i] = true;
+		}
 	}
-	for (i = 0; i < vs->n_aliases && ret == 0; i++)
+	for (i = 0; i < vs->n_aliases && ret == 0; i++) {
+		for (j = 0; j < vs->list.n; j++)
+			if (strcmp(vs->list.v[j], vs->alias_targets[i]) == 0)
+				break;
+		if (j == vs->list.n || !shown[j])
+			continue;
 		ret = dirh_add(h, cap, vs->alias_names[i], INODE_ALIAS,
 			       n->name, vs->alias_names[i], NULL);
+	}
+out:
+	free(shown);
 	cat_versions_unref(vs);
 	return ret;
 }
@@ -415,13 +451,16 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			const struct dent *d = &h->e[i - 2];
 
 			nm = d->comp;
-			if (plus) {
+			if (plus && !d->unknown) {
 				if (mount_make_entry(m, ino, d, &e) < 0)
 					continue; /* vanished: skip */
 			} else {
+				/* readdirplus: ino 0 = a name without
+				   attributes; the lookup decides */
 				e.attr.st_ino = (ino_t)(digest_xxh3(
 					d->comp, strlen(d->comp)) | 1);
-				e.attr.st_mode = dtype(d->kind);
+				e.attr.st_mode = d->unknown ? 0 :
+							      dtype(d->kind);
 			}
 			len = plus ? fuse_add_direntry_plus(req, buf + used,
 							    size - used, nm,
@@ -429,7 +468,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 				     fuse_add_direntry(req, buf + used,
 						       size - used, nm,
 						       &e.attr, i + 1);
-			if (len > size - used && plus)
+			if (len > size - used && plus && e.ino)
 				inode_forget(m->it, e.ino, 1);
 		}
 		if (len > size - used)

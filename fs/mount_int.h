@@ -61,6 +61,8 @@ struct dent {
 	char *name;
 	char *version;
 	char *relpath;
+	bool unknown; /* a version whose .meta is unknown (store away, not
+			 cached): listed with no type, lookups fail EIO */
 };
 
 static inline struct mnt *mnt_of(fuse_req_t req)

@@ -146,3 +146,55 @@ def test_unanswering_store_fails_within_timeout(mounter, tmp_path):
         for c in conns:
             c.close()
         srv.close()
+
+
+def test_offline_listing_agrees_with_aliases(assetfs_bin, store, mounter,
+                                             tmp_path):
+    """Only 1.0 was read while online (its asset dir never listed): offline,
+    the asset dir still lists every version the store last named and the
+    aliases it implies; a version whose .meta was never fetched fails EIO
+    on lookup with one log line, and no alias names a hidden entry."""
+    url, sd = store
+    data = {}
+    for i, v in enumerate(["0.0", "0.1", "1.0"]):
+        d = tmp_path / f"src{i}"
+        d.mkdir()
+        data[v] = rnd(1000 + i, 10 + i)
+        (d / "model.json").write_bytes(data[v])
+        push(assetfs_bin, url, d, "demo/iris", bump_major=(v == "1.0"))
+    m = mounter(url, cache_dir=tmp_path / "cache", versions_ttl=1,
+                timeout=5)
+    assert read_all(m.mnt / "demo/iris/1.0/model.json") == data["1.0"]
+    away = sd.parent / "moved-away"
+    os.rename(sd, away)
+    try:
+        time.sleep(1.5)  # past versions_ttl: the list is re-read and fails
+        names = sorted(os.listdir(m.mnt / "demo/iris"))
+        assert names == ["0.0", "0.1", "0.latest", "1.0", "1.latest",
+                         "latest"]
+        # every alias names an entry the listing shows
+        for al in ("0.latest", "1.latest", "latest"):
+            assert os.readlink(m.mnt / "demo/iris" / al) in names
+        assert os.readlink(m.mnt / "demo/iris/0.latest") == "0.1"
+        assert os.readlink(m.mnt / "demo/iris/latest") == "1.0"
+        # the cached version reads, through its alias too
+        assert read_all(m.mnt / "demo/iris/latest/model.json") == \
+            data["1.0"]
+        # listing with attributes (readdirplus) shows the same names
+        with os.scandir(m.mnt / "demo/iris") as it:
+            assert sorted(e.name for e in it) == names
+        # the uncached version: EIO at lookup, at once, one log line
+        t0 = time.monotonic()
+        with pytest.raises(OSError) as e:
+            os.listdir(m.mnt / "demo/iris/0.latest/")
+        assert e.value.errno == errno.EIO
+        assert time.monotonic() - t0 < 5
+        log = m.read_log()
+        lines = [ln for ln in log.splitlines()
+                 if "demo/iris:0.1" in ln and "EIO" in ln]
+        assert len(lines) == 1, log
+        with pytest.raises(OSError) as e:
+            os.stat(m.mnt / "demo/iris/0.0")
+        assert e.value.errno == errno.EIO
+    finally:
+        os.rename(away, sd)
