@@ -34,6 +34,7 @@
 #include "common/log.h"
 #include "fs/cache.h"
 #include "fs/commands.h"
+#include "fs/metrics.h"
 #include "fs/mount.h"
 #include "providers/provider.h"
 
@@ -48,16 +49,37 @@ static void mount_usage(FILE *f)
 		"gs://b/prefix, az://c/prefix\n"
 		"         (or --store, ASSETFS_STORE, MODELKIT_STORAGE_*)\n"
 		"  -f     stay in the foreground   -d  FUSE debug output\n"
-		"options: cache_dir=DIR cache_size=SIZE|N%% "
-		"cache_min_free=SIZE|N%%\n"
-		"         versions_ttl=SECONDS (60) timeout=SECONDS (30) "
-		"versioning=auto|major_minor|simple_date\n"
-		"         allow_other uid=N gid=N metrics_port=N "
-		"readahead=BLOCKS (8) threads=N (16)\n"
-		"         readahead_kb=KiB (16384; kernel read-ahead, root "
-		"only; 0: kernel default)\n"
-		"         log=FILE (daemon log; default: discarded)\n"
-		"         any other option goes to libfuse\n");
+		"options (default in parentheses):\n"
+		"  cache_dir=DIR         ($XDG_CACHE_HOME/assetfs, "
+		"~/.cache/assetfs; root: /var/cache/assetfs)\n"
+		"  cache_size=SIZE|N%%    (10G)\n"
+		"  cache_min_free=SIZE|N%% (5%%)\n"
+		"  versions_ttl=SECONDS  (60) re-read version lists after "
+		"this\n"
+		"  timeout=SECONDS       (30) give up on the store after "
+		"this\n"
+		"  versioning=auto|major_minor|simple_date (auto; or "
+		"MODELKIT_ASSETS_VERSIONING_SYSTEM)\n"
+		"  allow_other           (off) let other users in\n"
+		"  uid=N                 (the mounting user's) owner "
+		"shown\n"
+		"  gid=N                 (the mounting user's group) group "
+		"shown\n"
+		"  metrics_port=N        (none) Prometheus text on "
+		"METRICS_ADDR:N\n"
+		"  metrics_addr=ADDR     (" METRICS_DEFAULT_ADDR
+		") numeric IPv4/IPv6 to listen on; loopback by\n"
+		"                        default for safety, 0.0.0.0 to be "
+		"scraped from outside\n"
+		"  readahead=BLOCKS      (8) blocks fetched ahead, GETs "
+		"in flight\n"
+		"  threads=N             (16) FUSE worker threads\n"
+		"  readahead_kb=KiB      (16384) kernel read-ahead, root "
+		"only; 0: kernel default\n"
+		"  log=FILE              (none: discarded without -f) "
+		"daemon log\n"
+		"  debug                 (off) as -d\n"
+		"  any other option goes to libfuse\n");
 }
 
 /* Seconds (may have a fraction) -> ms. Returns 0 or -EINVAL. */
@@ -147,6 +169,10 @@ static int one_opt(struct mount_cli *c, char *item)
 	} else if (IS("metrics_port") && val) {
 		ret = parse_uint(val, 65535, &n);
 		c->o.metrics_port = (int)n;
+	} else if (IS("metrics_addr") && val) {
+		if (!metrics_addr_valid(val))
+			ret = -EINVAL;
+		c->o.metrics_addr = val;
 	} else if (IS("readahead") && val) {
 		ret = parse_uint(val, 64, &n);
 		c->o.readahead = (int)n;
@@ -388,7 +414,18 @@ int cmd_stats(int argc, char **argv)
 			json = true;
 		} else if (strcmp(argv[i], "-h") == 0 ||
 			   strcmp(argv[i], "--help") == 0) {
-			printf("usage: assetfs stats MOUNTPOINT [--json]\n");
+			printf("usage: assetfs stats MOUNTPOINT [--json]\n"
+			       "  prints the mount's counters as `key value` "
+			       "lines (--json: one object):\n"
+			       "  bytes_fetched bytes_served block_hits "
+			       "block_misses retries errors\n"
+			       "  evictions cache_bytes and more.\n"
+			       "  stats takes no -o options; the mount serves "
+			       "the same counters as\n"
+			       "  Prometheus text with `assetfs mount -o "
+			       "metrics_port=N` (default: none)\n"
+			       "  on metrics_addr=ADDR (default: "
+			       METRICS_DEFAULT_ADDR ").\n");
 			return 0;
 		} else if (!mp && argv[i][0] != '-') {
 			mp = argv[i];

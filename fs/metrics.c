@@ -106,15 +106,53 @@ static void *metrics_thread(void *arg)
 	return NULL;
 }
 
-int metrics_start(int port, struct stats *stats, struct cache *cache,
-		  struct prov *prov, struct metrics **out)
+/* @addr:@port as a socket address; -EINVAL if @addr is not numeric. */
+static int metrics_sockaddr(const char *addr, int port,
+			    struct sockaddr_storage *ss, socklen_t *len)
 {
-	struct sockaddr_in sa = { 0 };
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (!addr)
+		addr = METRICS_DEFAULT_ADDR;
+	if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		*len = sizeof(*s4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*s6);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+bool metrics_addr_valid(const char *addr)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	return metrics_sockaddr(addr, 1, &ss, &len) == 0;
+}
+
+int metrics_start(const char *addr, int port, struct stats *stats,
+		  struct cache *cache, struct prov *prov,
+		  struct metrics **out)
+{
+	struct sockaddr_storage ss;
+	socklen_t salen;
 	struct metrics *mx;
 	int one = 1, ret;
 
 	if (port <= 0 || port > 65535)
 		return -EINVAL;
+	ret = metrics_sockaddr(addr, port, &ss, &salen);
+	if (ret < 0)
+		return ret;
 	mx = calloc(1, sizeof(*mx));
 	if (!mx)
 		return -ENOMEM;
@@ -122,16 +160,13 @@ int metrics_start(int port, struct stats *stats, struct cache *cache,
 	mx->cache = cache;
 	mx->prov = prov;
 	mx->wake[0] = mx->wake[1] = -1;
-	mx->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	mx->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (mx->lfd < 0) {
 		ret = -errno;
 		goto fail;
 	}
 	setsockopt(mx->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(mx->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	if (bind(mx->lfd, (struct sockaddr *)&ss, salen) < 0 ||
 	    listen(mx->lfd, 16) < 0) {
 		ret = -errno;
 		goto fail;

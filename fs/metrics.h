@@ -1,6 +1,8 @@
 /*
  * metrics - `-o metrics_port=N`: the mount's counters as Prometheus text
- * over HTTP on 127.0.0.1:N. A tiny single-threaded responder: one request
+ * over HTTP on ADDR:N (`-o metrics_addr=`, default 127.0.0.1: the
+ * counters are not secret, but exposing a port is the admin's choice;
+ * a DaemonSet scraped by Prometheus sets 0.0.0.0). A tiny single-threaded responder: one request
  * per connection, any path answers the metrics, a bounded read of the
  * request and a short socket timeout so a stuck client cannot block it
  * for long.
@@ -11,19 +13,29 @@
 #ifndef ASSETFS_FS_METRICS_H
 #define ASSETFS_FS_METRICS_H
 
+#include <stdbool.h>
+
 #include "fs/cache.h"
 #include "fs/stats.h"
 #include "providers/provider.h"
 
 struct metrics;
 
+#define METRICS_DEFAULT_ADDR "127.0.0.1"
+
 /*
- * Listen on 127.0.0.1:@port and serve @stats (borrowed; @cache and @prov,
- * borrowed and may be NULL, refresh the gauges). Returns 0, -EADDRINUSE,
- * or another negative errno.
+ * Listen on @addr:@port and serve @stats (borrowed; @cache and @prov,
+ * borrowed and may be NULL, refresh the gauges). @addr (borrowed) is a
+ * numeric IPv4 or IPv6 address, NULL for METRICS_DEFAULT_ADDR. Returns 0,
+ * -EINVAL (not a numeric address, or a bad port), -EADDRINUSE, or another
+ * negative errno.
  */
-int metrics_start(int port, struct stats *stats, struct cache *cache,
-		  struct prov *prov, struct metrics **out);
+int metrics_start(const char *addr, int port, struct stats *stats,
+		  struct cache *cache, struct prov *prov,
+		  struct metrics **out);
+
+/* Whether @addr is an address metrics_start() accepts. */
+bool metrics_addr_valid(const char *addr);
 
 /* Stop the thread and close; sets *@mx to NULL. NULL-safe. */
 void metrics_stop(struct metrics **mx);

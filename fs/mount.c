@@ -17,9 +17,12 @@
  * is in the thread-safe modules.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include "common/log.h"
@@ -438,6 +441,35 @@ static void say_ready(const struct mount_opts *o, int status)
 		o->ready(o->ready_arg, status);
 }
 
+/*
+ * Readiness: a session that is mounted has not yet answered FUSE_INIT,
+ * so "ready" (systemd's READY=1, the daemon's parent) is said by a thread
+ * of its own once a stat of the mount root, served by the session's
+ * loop, has come back: anyone told "ready" finds the mount answering.
+ */
+struct ready_ctx {
+	const struct mount_opts *o;
+	atomic_bool stopping; /* the loop ended: say nothing any more */
+};
+
+static void *ready_thread(void *arg)
+{
+	struct ready_ctx *r = arg;
+	struct stat st;
+
+	if (stat(r->o->mountpoint, &st) < 0) {
+		log_warn("mount: %s does not answer: %s", r->o->mountpoint,
+			 strerror(errno));
+		return NULL;
+	}
+	if (atomic_load(&r->stopping))
+		return NULL;
+	log_info("mounted %s on %s", r->o->store_url, r->o->mountpoint);
+	say_ready(r->o, 0);
+	sd_notify_state("READY=1");
+	return NULL;
+}
+
 int mount_run(const struct mount_opts *o)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -450,7 +482,9 @@ int mount_run(const struct mount_opts *o)
 	struct fetcher_opts fo = { 0 };
 	char err[STORE_ERR_MAX] = "";
 	struct mnt m = { 0 };
-	bool mounted = false, handlers = false;
+	struct ready_ctx rc = { .o = o };
+	pthread_t rt;
+	bool mounted = false, handlers = false, rt_started = false;
 	int32_t nsec;
 	int ret;
 
@@ -523,18 +557,19 @@ int mount_run(const struct mount_opts *o)
 	}
 	mounted = true;
 	if (o->metrics_port > 0) {
-		ret = metrics_start(o->metrics_port, m.stats, m.cache,
+		const char *ma = o->metrics_addr ? o->metrics_addr :
+						   METRICS_DEFAULT_ADDR;
+
+		ret = metrics_start(ma, o->metrics_port, m.stats, m.cache,
 				    store_prov(m.st), &mx);
 		if (ret < 0) {
-			log_error("mount: cannot serve metrics on "
-				  "127.0.0.1:%d: %s", o->metrics_port,
+			log_error("mount: cannot serve metrics on %s%s%s:%d: "
+				  "%s", strchr(ma, ':') ? "[" : "", ma,
+				  strchr(ma, ':') ? "]" : "", o->metrics_port,
 				  strerror(-ret));
 			goto out;
 		}
 	}
-	log_info("mounted %s on %s", o->store_url, o->mountpoint);
-	say_ready(o, 0);
-	sd_notify_state("READY=1");
 	lc = fuse_loop_cfg_create();
 	if (!lc) {
 		ret = -ENOMEM;
@@ -543,7 +578,15 @@ int mount_run(const struct mount_opts *o)
 	fuse_loop_cfg_set_max_threads(lc, o->threads > 0 ? (unsigned)o->threads
 							 : 16);
 	fuse_loop_cfg_set_idle_threads(lc, 4);
+	atomic_init(&rc.stopping, false);
+	ret = -pthread_create(&rt, NULL, ready_thread, &rc);
+	if (ret < 0) {
+		log_error("mount: cannot start a thread: %s", strerror(-ret));
+		goto out;
+	}
+	rt_started = true;
 	ret = fuse_session_loop_mt(se, lc);
+	atomic_store(&rc.stopping, true);
 	sd_notify_state("STOPPING=1");
 	ret = ret < 0 ? ret : 0;
 	log_info("unmounting %s", o->mountpoint);
@@ -553,6 +596,9 @@ out:
 	metrics_stop(&mx);
 	if (mounted)
 		fuse_session_unmount(se);
+	/* after the unmount: a stat still waiting on the session fails */
+	if (rt_started)
+		pthread_join(rt, NULL);
 	if (handlers)
 		fuse_remove_signal_handlers(se);
 	if (se)

@@ -38,11 +38,12 @@ struct mount_opts {
 	int readahead_kb;    /* kernel read-ahead of the mount (root only);
 				0: leave the kernel's default */
 	int metrics_port;    /* 0: none */
+	const char *metrics_addr; /* NULL: METRICS_DEFAULT_ADDR (loopback) */
 	const char *versioning; /* NULL: environment / auto */
 	const char *fuse_opts;	/* more -o options for libfuse, or NULL */
 	struct cache_opts cache;
-	/* called once mounted (status 0) or on failure (negative errno),
-	   may be NULL */
+	/* called once mounted and answering (status 0; from a thread of
+	   its own) or on failure (negative errno), may be NULL */
 	void (*ready)(void *arg, int status);
 	void *ready_arg;
 };

@@ -140,6 +140,9 @@ def test_metrics_port_agrees_everywhere():
     ds = one("DaemonSet", "assetfs")
     c = container(ds)
     port = int(mount_options()["metrics_port"])
+    # scraped from outside the pod: not loopback (the mount's default)
+    assert not mount_options().get("metrics_addr", "127.0.0.1") \
+        .startswith(("127.", "::1", "localhost"))
     ann = ds["spec"]["template"]["metadata"]["annotations"]
     assert int(ann["prometheus.io/port"]) == port
     assert port in [p["containerPort"] for p in c["ports"]]

@@ -425,6 +425,69 @@ def test_stats_and_metrics_port(assetfs_bin, store, assets, mounter):
     assert p.returncode == 1 and b"not an assetfs mount" in p.stderr
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def metrics_at(host, port):
+    try:
+        return urllib.request.urlopen(f"http://{host}:{port}/metrics",
+                                      timeout=5).read().decode()
+    except OSError:
+        return None
+
+
+def test_metrics_addr(assetfs_bin, store, mounter, tmp_path):
+    # default: loopback 127.0.0.1 only (127.0.0.2 reaches any address
+    # bound to 0.0.0.0, never one bound to 127.0.0.1)
+    port = free_port()
+    m = mounter(store[0], name="m1", metrics_port=port)
+    assert "assetfs_bytes_fetched" in metrics_at("127.0.0.1", port)
+    assert metrics_at("127.0.0.2", port) is None
+    m.unmount()
+    # metrics_addr=0.0.0.0: every address, so Prometheus can scrape it
+    port = free_port()
+    mounter(store[0], name="m2", metrics_port=port, metrics_addr="0.0.0.0")
+    assert "assetfs_bytes_fetched" in metrics_at("127.0.0.2", port)
+    # not a numeric address: a usage error naming it, nothing mounted
+    (tmp_path / "m3").mkdir()
+    p = run([assetfs_bin, "mount", "-f", store[0], str(tmp_path / "m3"),
+             "-o", f"cache_dir={tmp_path / 'cache'},metrics_port={port},"
+             "metrics_addr=example.com"], check=False, timeout=30)
+    assert p.returncode == 2
+    assert b"bad option 'metrics_addr=example.com'" in p.stderr
+    assert not os.path.ismount(tmp_path / "m3")
+
+
+def test_help_lists_every_option_with_its_default(assetfs_bin):
+    out = run([assetfs_bin, "mount", "--help"]).stdout
+    out = out if isinstance(out, str) else out.decode()
+    # every option cmd_mount.c parses, each on a line with its default
+    src = (pathlib.Path(__file__).resolve().parents[2] /
+           "fs/cmd_mount.c").read_text()
+    parsed = set(re.findall(r'IS\("([a-z_]+)"\)', src))
+    assert {"readahead_kb", "metrics_addr", "metrics_port", "cache_dir",
+            "threads"} <= parsed
+    for opt in parsed:
+        line = [ln for ln in out.splitlines()
+                if re.match(rf"\s*{opt}\b", ln)]
+        assert line, f"{opt} missing from mount --help:\n{out}"
+        assert re.search(r"\(.+\)", line[0]), f"{opt}: no default shown"
+    for opt, default in [("versions_ttl", "60"), ("timeout", "30"),
+                         ("readahead", "8"), ("threads", "16"),
+                         ("readahead_kb", "16384"), ("cache_size", "10G"),
+                         ("cache_min_free", "5%"),
+                         ("metrics_addr", "127.0.0.1")]:
+        assert re.search(rf"^\s*{opt}=\S*\s+\({re.escape(default)}\)",
+                         out, re.M), opt
+    st = run([assetfs_bin, "stats", "--help"]).stdout
+    st = st if isinstance(st, str) else st.decode()
+    assert "metrics_port=N" in st and "metrics_addr" in st
+    assert "127.0.0.1" in st and "bytes_fetched" in st
+
+
 def test_daemon_mode_and_sigterm(assetfs_bin, store, assets, tmp_path):
     mnt = tmp_path / "dmnt"
     mnt.mkdir()
