@@ -7,9 +7,9 @@
  * manifest: SHA-256 of every 4 MiB block and of each file), then, when
  * signing, `<name>/<version>.meta.sig` (the Ed25519 signature of the exact
  * `.meta` bytes, fs/sign.h), then `<name>.versions` last, then
- * `assets.index`. A listed version therefore always has its signature. A failure before
- * `.versions` deletes what was written; the store's visible state is
- * unchanged either way. A version already listed is never overwritten.
+ * `assets.index`. A listed version therefore always has its signature.
+ * A failure before `.versions` deletes what was written; the store's
+ * visible state is unchanged either way. A version already listed is never overwritten.
  *
  * A new asset may not nest inside another asset nor take the name of a
  * namespace (-EEXIST): in the tree a name is one or the other. Leftovers

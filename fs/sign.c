@@ -160,8 +160,7 @@ static int sign_load(const char *path, bool priv, struct sign_key **out,
 		goto out;
 	}
 	if (priv)
-		pkey = PEM_read_bio_PrivateKey(bio, NULL, sign_no_pass,
-					       &asked);
+		pkey = PEM_read_bio_PrivateKey(bio, NULL, sign_no_pass, &asked);
 	else
 		pkey = PEM_read_bio_PUBKEY(bio, NULL, sign_no_pass, &asked);
 	if (!pkey) {
@@ -235,8 +234,8 @@ static int sign_from_raw(const uint8_t raw[SIGN_RAW_KEY_LEN], bool priv,
 	return sign_key_wrap(pkey, priv, label, out);
 }
 
-int sign_public_from_raw(const uint8_t pub[SIGN_RAW_KEY_LEN],
-			 const char *label, struct sign_key **out)
+int sign_public_from_raw(const uint8_t pub[SIGN_RAW_KEY_LEN], const char *label,
+			 struct sign_key **out)
 {
 	return sign_from_raw(pub, false, label, out);
 }
@@ -384,8 +383,8 @@ int sign_keygen(const char *path, char *err, size_t errlen)
 		sign_msg(err, errlen, "cannot encode the key as PEM");
 		goto out;
 	}
-	ret = sign_write_new(path, 0600, privpem.data, privpem.len, err,
-			     errlen);
+	ret =
+	    sign_write_new(path, 0600, privpem.data, privpem.len, err, errlen);
 	if (ret < 0)
 		goto out;
 	ret = sign_write_new(pub, 0644, pubpem.data, pubpem.len, err, errlen);

@@ -27,11 +27,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SIGN_SIG_LEN 64		  /* an Ed25519 signature */
-#define SIGN_RAW_KEY_LEN 32	  /* a raw Ed25519 public key or seed */
-#define SIGN_KEY_MAX_BYTES 16384  /* cap on a key file */
-#define SIGN_SIG_SUFFIX ".sig"	  /* "<name>/<version>.meta.sig" */
-#define SIGN_PUB_SUFFIX ".pub"	  /* keygen's public key: "<KEY>.pub" */
+#define SIGN_SIG_LEN 64		 /* an Ed25519 signature */
+#define SIGN_RAW_KEY_LEN 32	 /* a raw Ed25519 public key or seed */
+#define SIGN_KEY_MAX_BYTES 16384 /* cap on a key file */
+#define SIGN_SIG_SUFFIX ".sig"	 /* "<name>/<version>.meta.sig" */
+#define SIGN_PUB_SUFFIX ".pub"	 /* keygen's public key: "<KEY>.pub" */
 
 struct sign_key;
 
@@ -62,8 +62,8 @@ int sign_load_public(const char *path, struct sign_key **out, char *err,
  * or a 32-byte private seed. @label names the key in messages (copied).
  * Returns 0, -EINVAL (OpenSSL refused the bytes) or -ENOMEM.
  */
-int sign_public_from_raw(const uint8_t pub[SIGN_RAW_KEY_LEN],
-			 const char *label, struct sign_key **out);
+int sign_public_from_raw(const uint8_t pub[SIGN_RAW_KEY_LEN], const char *label,
+			 struct sign_key **out);
 int sign_private_from_raw(const uint8_t seed[SIGN_RAW_KEY_LEN],
 			  const char *label, struct sign_key **out);
 

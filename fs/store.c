@@ -305,10 +305,10 @@ static int store_check_sig(struct store *s, const char *name,
 		goto out;
 	}
 	/* An oversized .sig is simply not a signature. */
-	ret = ret < 0 ? -EBADMSG
-		      : sign_verify(s->verify, doc->data ? doc->data : "",
-				    doc->len, sig.data ? sig.data : "",
-				    sig.len);
+	ret = ret < 0
+		  ? -EBADMSG
+		  : sign_verify(s->verify, doc->data ? doc->data : "", doc->len,
+				sig.data ? sig.data : "", sig.len);
 	if (ret == -EBADMSG)
 		store_err(err, errlen,
 			  "%s:%s: .meta signature does not verify with %s",

@@ -67,8 +67,9 @@ struct store_opts {
  * prov_store_url() for the --store / environment precedence). @opts may be
  * NULL. Returns 0, -EINVAL (bad URL or versioning system, or a verify key
  * that is not an Ed25519 public key), -ENOMEM, the errno of reading the
- * verify key (-ENOENT, -EACCES) or a provider error; message in @err. Opening does not touch the store, so a
- * store that is unreachable fails at the first read, not here.
+ * verify key (-ENOENT, -EACCES) or a provider error; message in @err.
+ * Opening does not touch the store, so a store that is unreachable fails
+ * at the first read, not here.
  */
 int store_open(const char *url, const struct store_opts *opts,
 	       struct store **out, char *err, size_t errlen);

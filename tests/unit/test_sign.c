@@ -28,8 +28,7 @@ static const struct {
      "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da08"
      "5ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"},
     {"c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7",
-     "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025",
-     "af82",
+     "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025", "af82",
      "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18"
      "ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a"},
     {"833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42",
@@ -197,9 +196,8 @@ test(sign_keygen_round_trip)
 	CHECK_INT(sign_keygen(key2, err, sizeof(err)), 0);
 	CHECK_INT(sign_load_public(pub2, &other, err, sizeof(err)), 0);
 	if (other)
-		CHECK_INT(
-		    sign_verify(other, doc, sizeof(doc) - 1, sig, 64),
-		    -EBADMSG);
+		CHECK_INT(sign_verify(other, doc, sizeof(doc) - 1, sig, 64),
+			  -EBADMSG);
 
 	/* a key is never overwritten */
 	CHECK_INT(sign_keygen(key, err, sizeof(err)), -EEXIST);
@@ -280,8 +278,7 @@ test(sign_malformed_key_files)
 		big[SIGN_KEY_MAX_BYTES + 1] = '\0';
 		write_file(path, big);
 		free(big);
-		CHECK_INT(sign_load_public(path, &k, err, sizeof(err)),
-			  -EFBIG);
+		CHECK_INT(sign_load_public(path, &k, err, sizeof(err)), -EFBIG);
 		CHECK_STR_CONTAINS(err, "larger than");
 	}
 	CHECK(k == NULL);
