@@ -559,7 +559,7 @@ static int az_put_call(struct prov *p, const char *key, const char *query,
 	}
 	r.progress = progress;
 	r.progress_arg = arg;
-	r.progress_base = off;
+	r.progress_base = 0; /* parts report their own bytes */
 	r.progress_total = total;
 	ret = cr_run(a->pool, p, &r);
 	if (ret < 0)
@@ -579,40 +579,77 @@ static int az_put_buf(struct prov *p, const char *key, const void *data,
 			   NULL, NULL, len);
 }
 
+struct az_parts {
+	struct prov *p;
+	const char *key;
+	int fd;
+	uint64_t size, bs;
+	struct cr_progress *pg;
+};
+
+/* Block ids of one blob must all have the same length. */
+static int az_block_id(size_t i, struct buf *id)
+{
+	char raw[32];
+
+	snprintf(raw, sizeof(raw), "block-%010zu", i);
+	return cu_base64(id, raw, strlen(raw), false);
+}
+
+/* Put Block @i (0-based); run concurrently. */
+static int az_put_block(void *arg, size_t i)
+{
+	struct az_parts *ap = arg;
+	uint64_t off = (uint64_t)i * ap->bs;
+	uint64_t len = ap->size - off < ap->bs ? ap->size - off : ap->bs;
+	struct cr_part_progress pp = { .pg = ap->pg };
+	struct buf q, id;
+	int ret;
+
+	buf_init(&q, 512);
+	buf_init(&id, 64);
+	ret = az_block_id(i, &id);
+	if (ret == 0)
+		ret = buf_puts(&q, "comp=block&blockid=");
+	if (ret == 0)
+		ret = cu_url_encode(&q, id.data, false);
+	if (ret == 0)
+		ret = az_put_call(ap->p, ap->key, q.data, NULL, NULL, 0, ap->fd,
+				  off, len, cr_part_progress, &pp, ap->size);
+	buf_free(&q);
+	buf_free(&id);
+	return ret;
+}
+
 static int az_put_blocks(struct prov *p, const char *key, int fd,
 			 uint64_t size, prov_progress_fn progress, void *arg)
 {
 	struct az *a = p->priv;
+	struct az_parts ap = { .p = p, .key = key, .fd = fd, .size = size };
+	struct cr_progress pg;
 	uint64_t bs = a->block_size, n;
-	struct buf list, q, id;
-	int ret = 0;
+	struct buf list, id;
+	int ret;
 
 	n = (size + bs - 1) / bs;
 	if (n > AZ_MAX_BLOCKS) {
 		bs = (size + AZ_MAX_BLOCKS - 1) / AZ_MAX_BLOCKS;
 		n = (size + bs - 1) / bs;
 	}
+	ap.bs = bs;
+	ap.pg = &pg;
+	cr_progress_init(&pg, progress, arg, size);
+	ret = cr_parallel((size_t)n, CR_PARTS_THREADS, az_put_block, &ap);
+	cr_progress_destroy(&pg);
+	if (ret < 0)
+		return ret;
 	buf_init(&list, (size_t)n * 64 + 256);
-	buf_init(&q, 512);
 	buf_init(&id, 64);
 	ret = buf_puts(&list, "<?xml version=\"1.0\" encoding=\"utf-8\"?>"
 			      "<BlockList>");
 	for (uint64_t i = 0; i < n && ret == 0; i++) {
-		char raw[32];
-		uint64_t off = i * bs, len = size - off < bs ? size - off : bs;
-
-		/* ids of one blob must all have the same length */
-		snprintf(raw, sizeof(raw), "block-%010" PRIu64, i);
 		buf_reset(&id);
-		buf_reset(&q);
-		ret = cu_base64(&id, raw, strlen(raw), false);
-		if (ret == 0)
-			ret = buf_puts(&q, "comp=block&blockid=");
-		if (ret == 0)
-			ret = cu_url_encode(&q, id.data, false);
-		if (ret == 0)
-			ret = az_put_call(p, key, q.data, NULL, NULL, 0, fd,
-					  off, len, progress, arg, size);
+		ret = az_block_id((size_t)i, &id);
 		if (ret == 0)
 			ret = buf_printf(&list, "<Latest>%s</Latest>",
 					 id.data);
@@ -623,7 +660,6 @@ static int az_put_blocks(struct prov *p, const char *key, int fd,
 		ret = az_put_call(p, key, "comp=blocklist", NULL, list.data,
 				  list.len, -1, 0, 0, NULL, NULL, list.len);
 	buf_free(&list);
-	buf_free(&q);
 	buf_free(&id);
 	return ret;
 }

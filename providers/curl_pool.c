@@ -192,3 +192,99 @@ void cpool_put_handle(struct cpool *pool, CURL *h, bool broken)
 	if (h)
 		curl_easy_cleanup(h);
 }
+
+/* ---- parallel parts ---- */
+
+struct par {
+	size_t n;
+	int (*fn)(void *arg, size_t i);
+	void *arg;
+	pthread_mutex_t lock;
+	size_t next;   /* protected by lock */
+	int ret;       /* protected by lock: the first failure */
+	char err[512]; /* protected by lock: its message */
+};
+
+static void *par_worker(void *x)
+{
+	struct par *pr = x;
+
+	for (;;) {
+		size_t i;
+		int r;
+
+		pthread_mutex_lock(&pr->lock);
+		if (pr->ret < 0 || pr->next >= pr->n) {
+			pthread_mutex_unlock(&pr->lock);
+			break;
+		}
+		i = pr->next++;
+		pthread_mutex_unlock(&pr->lock);
+		r = pr->fn(pr->arg, i);
+		if (r < 0) {
+			pthread_mutex_lock(&pr->lock);
+			if (pr->ret == 0) {
+				pr->ret = r;
+				snprintf(pr->err, sizeof(pr->err), "%s",
+					 prov_last_error());
+			}
+			pthread_mutex_unlock(&pr->lock);
+		}
+	}
+	return NULL;
+}
+
+int cr_parallel(size_t n, int threads, int (*fn)(void *arg, size_t i),
+		void *arg)
+{
+	struct par pr = { .n = n, .fn = fn, .arg = arg };
+	pthread_t th[16];
+	int started = 0;
+
+	if (threads > 16)
+		threads = 16;
+	if ((size_t)threads > n)
+		threads = (int)n;
+	pthread_mutex_init(&pr.lock, NULL);
+	for (int t = 1; t < threads; t++) {
+		if (pthread_create(&th[started], NULL, par_worker, &pr) != 0)
+			break; /* fewer threads will do */
+		started++;
+	}
+	par_worker(&pr);
+	for (int t = 0; t < started; t++)
+		pthread_join(th[t], NULL);
+	pthread_mutex_destroy(&pr.lock);
+	if (pr.ret < 0)
+		prov_set_error("%s", pr.err);
+	return pr.ret;
+}
+
+void cr_progress_init(struct cr_progress *pg, prov_progress_fn fn,
+		      void *arg, uint64_t total)
+{
+	pthread_mutex_init(&pg->lock, NULL);
+	pg->done = 0;
+	pg->total = total;
+	pg->fn = fn;
+	pg->arg = arg;
+}
+
+void cr_progress_destroy(struct cr_progress *pg)
+{
+	pthread_mutex_destroy(&pg->lock);
+}
+
+void cr_part_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct cr_part_progress *pp = arg;
+	struct cr_progress *pg = pp->pg;
+
+	(void)total;
+	pthread_mutex_lock(&pg->lock);
+	pg->done = pg->done - pp->last + done;
+	pp->last = done;
+	if (pg->fn)
+		pg->fn(pg->arg, pg->done, pg->total);
+	pthread_mutex_unlock(&pg->lock);
+}

@@ -24,6 +24,7 @@
 #ifndef ASSETFS_PROVIDERS_CURL_POOL_H
 #define ASSETFS_PROVIDERS_CURL_POOL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -138,5 +139,42 @@ int cr_run(struct cpool *pool, struct prov *p, struct cr_req *r);
 
 /* The errno for a final HTTP status (the single mapping point). */
 int cr_status_errno(long status);
+
+/* Parts of a large upload in flight at once. */
+#define CR_PARTS_THREADS 4
+
+/*
+ * Run @fn(@arg, i) for every i in [0, @n) on up to @threads threads (the
+ * caller's among them). After the first failure no new part starts.
+ * Returns 0, or the first failure's negative errno with its
+ * prov_last_error() message carried over to the calling thread. @fn must
+ * be safe to call concurrently for different parts.
+ */
+int cr_parallel(size_t n, int threads, int (*fn)(void *arg, size_t i),
+		void *arg);
+
+/*
+ * Progress of a multi-part upload, summed over parts sent concurrently:
+ * each part's cr_req gets progress = cr_part_progress and progress_arg =
+ * its own struct cr_part_progress. The user's callback runs under
+ * pg->lock, so it needs no locking of its own.
+ */
+struct cr_progress {
+	pthread_mutex_t lock;
+	uint64_t done;  /* protected by lock */
+	uint64_t total;
+	prov_progress_fn fn; /* may be NULL */
+	void *arg;
+};
+
+struct cr_part_progress {
+	struct cr_progress *pg;
+	uint64_t last; /* what this part reported last (a retry restarts) */
+};
+
+void cr_progress_init(struct cr_progress *pg, prov_progress_fn fn,
+		      void *arg, uint64_t total);
+void cr_progress_destroy(struct cr_progress *pg);
+void cr_part_progress(void *arg, uint64_t done, uint64_t total);
 
 #endif

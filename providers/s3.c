@@ -534,12 +534,71 @@ out:
 	return ret;
 }
 
+struct s3_parts {
+	struct prov *p;
+	struct s3 *s;
+	const char *key;
+	int fd;
+	uint64_t size, part;
+	const char *upload_id;
+	char **etags;	/* one slot per part, each written by its own part */
+	struct cr_progress *pg;
+};
+
+/* Upload part @i (0-based) of a multipart upload; run concurrently. */
+static int s3_put_part(void *arg, size_t i)
+{
+	struct s3_parts *sp = arg;
+	uint64_t off = (uint64_t)i * sp->part;
+	uint64_t n = sp->size - off < sp->part ? sp->size - off : sp->part;
+	struct cr_part_progress pp = { .pg = sp->pg };
+	struct s3_call c;
+	struct cr_req r;
+	struct buf q;
+	int ret;
+
+	buf_init(&q, 4096);
+	ret = buf_printf(&q, "partNumber=%zu&uploadId=", i + 1);
+	if (ret == 0)
+		ret = cu_url_encode(&q, sp->upload_id, false);
+	if (ret < 0) {
+		buf_free(&q);
+		return ret;
+	}
+	ret = s3_call_init(sp->p, sp->s, &c, "PUT", sp->key, q.data);
+	if (ret < 0)
+		goto out;
+	s3_req_init(&r, &c, "PUT");
+	r.has_body = true;
+	r.body_fd = sp->fd;
+	r.body_off = off;
+	r.body_size = n;
+	r.progress = cr_part_progress;
+	r.progress_arg = &pp;
+	r.progress_total = sp->size;
+	ret = s3_run(sp->p, sp->s, &r);
+	if (ret == 0 && !r.etag[0]) {
+		prov_set_error("%s: no ETag for part %zu", c.what.data, i + 1);
+		ret = -EIO;
+	}
+	if (ret == 0) {
+		sp->etags[i] = strdup(r.etag);
+		if (!sp->etags[i])
+			ret = -ENOMEM;
+	}
+out:
+	s3_call_free(&c);
+	buf_free(&q);
+	return ret;
+}
+
 static int s3_put_multipart(struct prov *p, const char *key, int fd,
 			    uint64_t size, prov_progress_fn progress,
 			    void *arg)
 {
 	struct s3 *s = p->priv;
 	struct buf resp, upload_id, q, done;
+	struct cr_progress pg;
 	struct cu_xml x;
 	uint64_t part = s->part_size, nparts;
 	char **etags = NULL;
@@ -570,42 +629,17 @@ static int s3_put_multipart(struct prov *p, const char *key, int fd,
 		ret = -EIO;
 		goto out;
 	}
-	for (uint64_t i = 0; i < nparts; i++) {
-		uint64_t off = i * part, n = size - off < part ? size - off :
-								 part;
-		struct s3_call c;
-		struct cr_req r;
+	{
+		struct s3_parts sp = {
+			.p = p, .s = s, .key = key, .fd = fd, .size = size,
+			.part = part, .upload_id = upload_id.data,
+			.etags = etags, .pg = &pg,
+		};
 
-		buf_reset(&q);
-		ret = buf_printf(&q, "partNumber=%" PRIu64 "&uploadId=",
-				 i + 1);
-		if (ret == 0)
-			ret = cu_url_encode(&q, upload_id.data, false);
-		if (ret == 0)
-			ret = s3_call_init(p, s, &c, "PUT", key, q.data);
-		if (ret < 0)
-			goto abort;
-		s3_req_init(&r, &c, "PUT");
-		r.has_body = true;
-		r.body_fd = fd;
-		r.body_off = off;
-		r.body_size = n;
-		r.progress = progress;
-		r.progress_arg = arg;
-		r.progress_base = off;
-		r.progress_total = size;
-		ret = s3_run(p, s, &r);
-		if (ret == 0 && !r.etag[0]) {
-			prov_set_error("%s: no ETag for part %" PRIu64,
-				       c.what.data, i + 1);
-			ret = -EIO;
-		}
-		if (ret == 0) {
-			etags[i] = strdup(r.etag);
-			if (!etags[i])
-				ret = -ENOMEM;
-		}
-		s3_call_free(&c);
+		cr_progress_init(&pg, progress, arg, size);
+		ret = cr_parallel((size_t)nparts, CR_PARTS_THREADS,
+				  s3_put_part, &sp);
+		cr_progress_destroy(&pg);
 		if (ret < 0)
 			goto abort;
 	}

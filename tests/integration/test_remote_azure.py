@@ -111,7 +111,9 @@ def test_azure_paging_blocks_ranges(az, prov_tool, tmp_path):
     big = tmp_path / "big.bin"
     data = os.urandom((5 << 20) + 999)
     big.write_bytes(data)
-    run([prov_tool, STORE, "put", "pb/big.bin", str(big)], env=env)
+    p = run([prov_tool, STORE, "put", "pb/big.bin", str(big)],
+            env=dict(env, PROV_TOOL_PROGRESS="1"))
+    assert f"progress {len(data)}/{len(data)} in".encode() in p.stderr
     for i in range(5):
         run([prov_tool, STORE, "put", f"pb/d{i}/x", str(big)],
             env=dict(env, ASSETFS_MULTIPART_THRESHOLD=str(64 << 20)))

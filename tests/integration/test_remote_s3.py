@@ -77,8 +77,12 @@ def test_s3_multipart_upload(s3, assetfs_bin, prov_tool, tmp_path):
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom((12 << 20) + 12345))
     before = proxy_stats(s3["proxy"])
-    run([prov_tool, STORE, "put", "mp/big.bin", str(big)], env=env)
+    p = run([prov_tool, STORE, "put", "mp/big.bin", str(big)],
+            env=dict(env, PROV_TOOL_PROGRESS="1"))
     after = proxy_stats(s3["proxy"])
+    # parts go up concurrently; the progress still sums to the whole
+    n = big.stat().st_size
+    assert f"progress {n}/{n} in".encode() in p.stderr
     # initiate + 3 parts + complete, all verified
     assert after["verified"] - before["verified"] >= 5
     assert after["rejected"] == before["rejected"]

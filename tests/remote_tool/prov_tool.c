@@ -7,7 +7,8 @@
  *   prov_tool URL list PREFIX [-d]
  *   prov_tool URL head KEY
  *   prov_tool URL get KEY [OFF LEN]          (bytes to stdout)
- *   prov_tool URL put KEY FILE
+ *   prov_tool URL put KEY FILE               (PROV_TOOL_PROGRESS=1: the
+ *                                             last progress on stderr)
  *   prov_tool URL del KEY
  *   prov_tool URL stress KEY FILE N THREADS SEED
  *   prov_tool URL repeat KEY COUNT SLEEP_MS   (whole GETs, one process)
@@ -49,6 +50,20 @@ static int null_sink(void *arg, const void *data, size_t len)
 	(void)data;
 	(void)len;
 	return 0;
+}
+
+struct put_progress {
+	uint64_t done, total;
+	unsigned long calls;
+};
+
+static void put_progress_fn(void *arg, uint64_t done, uint64_t total)
+{
+	struct put_progress *pp = arg;
+
+	pp->done = done;
+	pp->total = total;
+	pp->calls++;
 }
 
 struct cmp_sink {
@@ -296,8 +311,15 @@ int main(int argc, char **argv)
 				strerror(errno));
 			rc = 1;
 		} else {
+			struct put_progress pp = { 0 };
+
 			ret = prov_put_file(p, argv[3], fd,
-					    (uint64_t)st.st_size, NULL, NULL);
+					    (uint64_t)st.st_size,
+					    put_progress_fn, &pp);
+			if (ret == 0 && getenv("PROV_TOOL_PROGRESS"))
+				fprintf(stderr, "progress %" PRIu64 "/%" PRIu64
+					" in %lu calls\n",
+					pp.done, pp.total, pp.calls);
 		}
 		if (fd >= 0)
 			close(fd);
