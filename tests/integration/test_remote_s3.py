@@ -3,6 +3,7 @@
 index, paged delimiter listings, multipart uploads, ranged reads, profiles,
 wrong keys, anonymous access, and no secret in any output."""
 import os
+import time
 
 import pytest
 
@@ -178,3 +179,26 @@ def test_s3_wrong_region_says_which(s3, servers, prov_tool):  # noqa: F811
     # (a HEAD answer has no body, so no error code)
     assert b"HTTP 301: the bucket is in region eu-west-3, not us-east-1 " \
         b"(set AWS_REGION=eu-west-3)" in p.stderr
+
+
+def test_s3_multipart_failure_is_reported_and_aborted(s3, servers,  # noqa
+                                                      prov_tool, tmp_path):
+    fp = servers("fault", "--upstream", s3["proxy"], "--faults", "500=1.0",
+                 "--methods", "PUT", name="fault-mp")
+    env = dict(s3["env"], S3_ENDPOINT=fp["url"],
+               ASSETFS_MULTIPART_THRESHOLD=str(6 << 20),
+               ASSETFS_S3_PART_SIZE=str(5 << 20),
+               PROV_TOOL_TIMEOUT_MS="2000")
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(12 << 20))
+    t0 = time.monotonic()
+    p = run([prov_tool, STORE, "put", "mp2/big.bin", str(big)], env=env,
+            check=False)
+    assert p.returncode == 1
+    assert b"PUT s3://assets/modelkit-assets/mp2/big.bin: HTTP 500" \
+        in p.stderr
+    assert time.monotonic() - t0 < 10
+    # nothing was completed: the object does not exist
+    p = run([prov_tool, STORE, "head", "mp2/big.bin"], env=s3["env"],
+            check=False)
+    assert p.returncode == 1 and b"no such object" in p.stderr
