@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,4 +330,52 @@ test(sign_loads_openssl_made_keys)
 	CHECK_STR_CONTAINS(err, "not an Ed25519 private key");
 	CHECK(!priv && !pubk);
 	rmkeys(dir);
+}
+
+struct verify_job {
+	const struct sign_key *k;
+	const uint8_t *sig;
+	int good, bad;
+};
+
+static void *verify_many(void *arg)
+{
+	struct verify_job *j = arg;
+	uint8_t bad[64];
+
+	memcpy(bad, j->sig, 64);
+	bad[63] ^= 0x01;
+	for (int i = 0; i < 200; i++) {
+		if (sign_verify(j->k, "abc", 3, j->sig, 64) == 0)
+			j->good++;
+		if (sign_verify(j->k, "abc", 3, bad, 64) == -EBADMSG)
+			j->bad++;
+	}
+	return NULL;
+}
+
+test(sign_one_key_verifies_from_many_threads)
+{
+	/* The mount verifies from FUSE worker threads with one store key. */
+	uint8_t seed[32], sig[64];
+	struct sign_key *k = NULL;
+	struct verify_job jobs[8];
+	pthread_t t[8];
+
+	unhex(vectors[0].seed, seed, sizeof(seed));
+	CHECK_INT(sign_private_from_raw(seed, "seed", &k), 0);
+	if (!k)
+		return;
+	CHECK_INT(sign_bytes(k, "abc", 3, sig), 0);
+	for (int i = 0; i < 8; i++) {
+		jobs[i] = (struct verify_job){.k = k, .sig = sig};
+		CHECK_INT(pthread_create(&t[i], NULL, verify_many, &jobs[i]),
+			  0);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_INT(jobs[i].good, 200);
+		CHECK_INT(jobs[i].bad, 200);
+	}
+	sign_key_free(&k);
 }
