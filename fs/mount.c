@@ -458,9 +458,14 @@ static void *ready_thread(void *arg)
 	struct stat st;
 
 	if (stat(r->o->mountpoint, &st) < 0) {
-		log_warn("mount: %s does not answer: %s", r->o->mountpoint,
-			 strerror(errno));
-		return NULL;
+		int err = errno;
+
+		if (atomic_load(&r->stopping))
+			return NULL; /* mount_run()'s caller reports it */
+		/* mounted all the same: waiting on would hang the caller */
+		log_warn("mount: %s does not answer its own stat (%s); "
+			 "reporting ready anyway", r->o->mountpoint,
+			 strerror(err));
 	}
 	if (atomic_load(&r->stopping))
 		return NULL;
@@ -497,6 +502,9 @@ int mount_run(const struct mount_opts *o)
 	m.mountpoint = o->mountpoint;
 	m.readahead_kb = o->readahead_kb > 0 ? o->readahead_kb : 0;
 	atomic_init(&m.tuned, false);
+	pthread_mutex_init(&m.hlock, NULL);
+	mnt_handle_init(&m.dirs);
+	mnt_handle_init(&m.files);
 	m.stats = stats_new();
 	m.it = inode_table_new();
 	if (!m.stats || !m.it) {
@@ -603,6 +611,9 @@ out:
 		fuse_remove_signal_handlers(se);
 	if (se)
 		fuse_session_destroy(se);
+	mount_dir_free_all(&m);
+	mount_file_free_all(&m);
+	pthread_mutex_destroy(&m.hlock);
 	fuse_loop_cfg_destroy(lc);
 	fuse_opt_free_args(&args);
 	fetcher_free(m.fe);

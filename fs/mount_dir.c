@@ -22,6 +22,7 @@
 #include "fs/mount_int.h"
 
 struct dirh {
+	struct mnt_handle link; /* first: on m->dirs while open */
 	struct dent *e;
 	size_t n;
 };
@@ -394,8 +395,11 @@ void mount_op_opendir(fuse_req_t req, fuse_ino_t ino,
 	}
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->cache_readdir = 0;
-	if (fuse_reply_open(req, fi) != 0)
+	mnt_handle_add(m, &m->dirs, &h->link);
+	if (fuse_reply_open(req, fi) != 0) {
+		mnt_handle_del(m, &h->link);
 		dirh_free(h);
+	}
 }
 
 static unsigned dtype(enum inode_kind k)
@@ -494,6 +498,19 @@ void mount_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 void mount_op_releasedir(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
-	dirh_free((struct dirh *)(uintptr_t)fi->fh);
+	struct dirh *h = (struct dirh *)(uintptr_t)fi->fh;
+
+	mnt_handle_del(mnt_of(req), &h->link);
+	dirh_free(h);
 	fuse_reply_err(req, 0);
+}
+
+void mount_dir_free_all(struct mnt *m)
+{
+	while (m->dirs.next != &m->dirs) {
+		struct dirh *h = (struct dirh *)(void *)m->dirs.next;
+
+		mnt_handle_del(m, &h->link);
+		dirh_free(h);
+	}
 }

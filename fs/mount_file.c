@@ -37,6 +37,7 @@ struct fh_slot {
 
 /* An open file. */
 struct fh {
+	struct mnt_handle link; /* first: on m->files while open */
 	struct cat_version *cv; /* reference */
 	uint32_t node;
 	struct fetch_obj obj;
@@ -122,8 +123,11 @@ void mount_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	h->obj.etag = cn->etag;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->keep_cache = 1;
-	if (fuse_reply_open(req, fi) != 0)
+	mnt_handle_add(m, &m->files, &h->link);
+	if (fuse_reply_open(req, fi) != 0) {
+		mnt_handle_del(m, &h->link);
 		fh_free(h);
+	}
 	return;
 fail:
 	fh_free(h);
@@ -272,8 +276,21 @@ void mount_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void mount_op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	fh_free((struct fh *)(uintptr_t)fi->fh);
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+
+	mnt_handle_del(mnt_of(req), &h->link);
+	fh_free(h);
 	fuse_reply_err(req, 0);
+}
+
+void mount_file_free_all(struct mnt *m)
+{
+	while (m->files.next != &m->files) {
+		struct fh *h = (struct fh *)(void *)m->files.next;
+
+		mnt_handle_del(m, &h->link);
+		fh_free(h); /* no read is left to hold a reference */
+	}
 }
 
 /* ---- xattrs ---- */

@@ -14,6 +14,7 @@
 #define FUSE_USE_VERSION 314
 
 #include <fuse_lowlevel.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -30,6 +31,15 @@
 #define LONG_TIMEOUT_S (24.0 * 3600) /* version content never changes */
 #define NEG_TIMEOUT_S 1.0	     /* "no such asset/version" */
 
+/*
+ * An open file or dir handle, on a list of the mount's, so that what the
+ * kernel never released (the session ended first, e.g. on SIGTERM) is
+ * freed at unmount.
+ */
+struct mnt_handle {
+	struct mnt_handle *prev, *next; /* protected by mnt->hlock */
+};
+
 struct mnt {
 	struct inode_table *it;
 	struct catalog *cat;
@@ -45,7 +55,42 @@ struct mnt {
 	const char *mountpoint; /* borrowed from the options */
 	int readahead_kb;	/* kernel read-ahead to set, 0: leave it */
 	atomic_bool tuned;	/* readahead_kb applied (after FUSE_INIT) */
+	pthread_mutex_t hlock;	/* guards the two lists below only */
+	struct mnt_handle dirs;	/* open dir handles (struct dirh) */
+	struct mnt_handle files; /* open file handles (struct fh) */
 };
+
+static inline void mnt_handle_init(struct mnt_handle *list)
+{
+	list->prev = list->next = list;
+}
+
+static inline void mnt_handle_add(struct mnt *m, struct mnt_handle *list,
+				  struct mnt_handle *h)
+{
+	pthread_mutex_lock(&m->hlock);
+	h->next = list->next;
+	h->prev = list;
+	list->next->prev = h;
+	list->next = h;
+	pthread_mutex_unlock(&m->hlock);
+}
+
+static inline void mnt_handle_del(struct mnt *m, struct mnt_handle *h)
+{
+	pthread_mutex_lock(&m->hlock);
+	h->prev->next = h->next;
+	h->next->prev = h->prev;
+	h->prev = h->next = h;
+	pthread_mutex_unlock(&m->hlock);
+}
+
+/*
+ * Free the handles the kernel never released. Only once the session's
+ * threads are gone.
+ */
+void mount_dir_free_all(struct mnt *m);
+void mount_file_free_all(struct mnt *m);
 
 /*
  * Apply what can only be set once the kernel has processed FUSE_INIT

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from helpers_mount import push, wait_for
+from helpers_mount import SANITIZER_MARKS, push, wait_for
 
 
 @pytest.fixture
@@ -107,6 +107,8 @@ def test_ready_after_the_mount_answers_and_stopping_on_sigterm(
         assert state == "STOPPING=1" and pid == proc.pid
         assert proc.wait(timeout=20) == 0
         assert not os.path.ismount(mnt)
+        log = (tmp_path / "mnt.log").read_text(errors="replace")
+        assert not any(mk in log for mk in SANITIZER_MARKS), log
     finally:
         cleanup(mnt, proc)
 
