@@ -2,10 +2,10 @@
  * metrics - `-o metrics_port=N`: the mount's counters as Prometheus text
  * over HTTP on ADDR:N (`-o metrics_addr=`, default 127.0.0.1: the
  * counters are not secret, but exposing a port is the admin's choice;
- * a DaemonSet scraped by Prometheus sets 0.0.0.0). A tiny single-threaded responder: one request
- * per connection, any path answers the metrics, a bounded read of the
- * request and a short socket timeout so a stuck client cannot block it
- * for long.
+ * a DaemonSet scraped by Prometheus sets 0.0.0.0). A tiny
+ * single-threaded responder: one request per connection, any path
+ * answers the metrics, a bounded read of the request and a short socket
+ * timeout so a stuck client cannot block it for long.
  *
  * Threads: one thread of its own; stats/cache/prov are thread-safe.
  * Errors: 0 or a negative errno.
