@@ -227,7 +227,8 @@ def test_bench_scripts_parse():
     executable and are valid bash."""
     text = (ROOT / "docs/benchmarks.md").read_text()
     names = sorted(set(re.findall(r"scripts/bench[a-z-]*", text)))
-    assert names == ["scripts/bench", "scripts/bench-server"], names
+    assert names == ["scripts/bench", "scripts/bench-remote",
+                     "scripts/bench-server"], names
     for n in names:
         f = ROOT / n
         assert os.access(f, os.X_OK), n
