@@ -100,6 +100,20 @@ def proxy_stats(url):
         return json.loads(r.read())
 
 
+def sanitized_build():
+    """Whether BUILD was configured with -Db_sanitize (everything runs
+    several times slower there, so time bounds get more slack)."""
+    try:
+        opts = json.loads((BUILD / "meson-info" /
+                           "intro-buildoptions.json").read_text())
+    except (OSError, ValueError):
+        return False
+    for o in opts:
+        if o.get("name") == "b_sanitize":
+            return o.get("value") not in (None, "", "none")
+    return False
+
+
 def sha(b):
     return hashlib.sha256(b).hexdigest()
 

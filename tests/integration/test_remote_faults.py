@@ -10,7 +10,8 @@ import urllib.request
 import pytest
 
 from helpers_remote import (S3_ACCESS_KEY, S3_SECRET, assert_no_secrets,
-                            cli, make_folder, servers, prov_tool)  # noqa
+                            cli, make_folder, sanitized_build, servers,
+                            prov_tool)  # noqa
 from conftest import run
 
 FAULTS = ("500=0.04,503=0.02,429=0.02,reset=0.04,midreset=0.03,"
@@ -35,8 +36,10 @@ def check_stress(res, n):
     assert res["wrong"] == 0, res
     assert res["short"] == 0, res
     assert res["ok"] + res["failed"] == n, res
-    # a failure is bounded by the timeout (plus scheduling slack)
-    assert res["max_ms"] <= TIMEOUT_MS + 1500, res
+    # a failure is bounded by the timeout (plus scheduling slack, more
+    # under sanitizers on a loaded 2-core machine)
+    slack = 4000 if sanitized_build() else 1500
+    assert res["max_ms"] <= TIMEOUT_MS + slack, res
     assert res["ok"] >= 0.95 * n, res
     assert res["retries"] > 0, res
 
