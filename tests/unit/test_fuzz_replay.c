@@ -43,6 +43,9 @@
 #define FUZZ_ENTRY fuzz_assets_index_entry
 #include "tests/fuzz/fuzz_assets_index.c"
 #undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_xml_entry
+#include "tests/fuzz/fuzz_xml.c"
+#undef FUZZ_ENTRY
 
 #define REPLAY_MAX_INPUT (256u << 10)
 #define REPLAY_MAX_FILES 256
@@ -362,4 +365,9 @@ test(replay_meta)
 test(replay_assets_index)
 {
 	replay("assets_index", fuzz_assets_index_entry, 0x5eed0004);
+}
+
+test(replay_xml)
+{
+	replay("xml", fuzz_xml_entry, 0x5eed0005);
 }
