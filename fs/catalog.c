@@ -15,6 +15,15 @@
  * (`x.versions`, `x/1.0.meta`) and under "assetfs:level:NS" and
  * "assetfs:objinfo:NAME/VERSION" (sizes and ETags of versions without a
  * manifest), as small JSON documents.
+ *
+ * Signatures: with a verify key (the store's, loaded again here), a
+ * `.meta` is used only once store_get_meta() verified it; its `.meta.sig`
+ * is then kept (hex) under "assetfs:sig:NAME/VERSION.meta.sig" beside the
+ * document. The documents are shared by every mount on the cache dir,
+ * with or without a key, so nothing in them is trusted: offline, a cached
+ * `.meta` is used only if the cached signature verifies its exact bytes
+ * with this mount's key. -EBADMSG (a refused signature) is never a store
+ * outage, so it never falls back to a cached copy.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -26,10 +35,13 @@
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "fs/catalog.h"
+#include "fs/sign.h"
 
 #define CAT_DOC_MAX (64u << 20)
 #define CAT_OBJ_LEVEL "assetfs:level:"
 #define CAT_OBJ_INFO "assetfs:objinfo:"
+#define CAT_OBJ_SIG "assetfs:sig:"
+#define CAT_SIG_MAX 4096 /* cap on a fetched .meta.sig (64 bytes) */
 
 struct ment {
 	char *key;
@@ -50,6 +62,7 @@ struct catalog {
 	struct cache *cache;
 	struct stats *stats;
 	const char *url;
+	struct sign_key *verify; /* owned, or NULL: no signature checks */
 	int ttl_ms;
 	int parallel;
 	int offline_ms;
@@ -283,6 +296,17 @@ int catalog_new(struct store *st, struct cache *cache, struct stats *stats,
 		catalog_free(c);
 		return -ENOMEM;
 	}
+	if (store_verify_key(st)) {
+		char err[STORE_ERR_MAX];
+		int ret = sign_load_public(store_verify_key(st), &c->verify,
+					   err, sizeof(err));
+
+		if (ret < 0) {
+			log_error("%s", err);
+			catalog_free(c);
+			return ret;
+		}
+	}
 	*out = c;
 	return 0;
 }
@@ -294,6 +318,7 @@ void catalog_free(struct catalog *c)
 	smap_clear(&c->levels, level_unref_v);
 	smap_clear(&c->versions, versions_unref_v);
 	smap_clear(&c->metas, version_unref_v);
+	sign_key_free(&c->verify);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -313,7 +338,7 @@ static bool store_down(int err)
 {
 	return err != -ENOENT && err != -EINVAL && err != -EFBIG &&
 	       err != -ENOTSUP && err != -ENOMEM && err != -ENAMETOOLONG &&
-	       err != -ENOTDIR && err != -EISDIR;
+	       err != -ENOTDIR && err != -EISDIR && err != -EBADMSG;
 }
 
 bool catalog_err_unreachable(int err)
@@ -1267,6 +1292,151 @@ out:
 	return ret;
 }
 
+/* ---- signatures ---- */
+
+static void sig_hex(const uint8_t *b, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int hex_val(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	return -1;
+}
+
+/* Decode exactly SIGN_SIG_LEN bytes of lower-case hex. 0 or -EBADMSG. */
+static int sig_unhex(const char *s, size_t len, uint8_t out[SIGN_SIG_LEN])
+{
+	size_t i;
+
+	if (!s || len != 2 * SIGN_SIG_LEN)
+		return -EBADMSG;
+	for (i = 0; i < SIGN_SIG_LEN; i++) {
+		int hi = hex_val(s[2 * i]), lo = hex_val(s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -EBADMSG;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+static int sig_doc_key(const char *name, const char *version, char *buf,
+		       size_t len)
+{
+	char skey[STORE_KEY_MAX];
+	int ret = store_key_sig(name, version, skey, sizeof(skey));
+
+	if (ret < 0)
+		return ret;
+	ret = snprintf(buf, len, "%s%s", CAT_OBJ_SIG, skey);
+	return ret < 0 || (size_t)ret >= len ? -ENAMETOOLONG : 0;
+}
+
+/*
+ * With a key, once store_get_meta() verified @raw (the `.meta` of
+ * @name:@version, store key @key): read the `.meta.sig` again, check it
+ * against @raw and keep both for offline use. Returns 0 (also when the
+ * signature cannot be read now: the document was verified, it is just not
+ * kept), or -EBADMSG with a message in @err if the signature no longer
+ * verifies @raw.
+ */
+static int keep_signed(struct catalog *c, const char *name,
+		       const char *version, const char *key,
+		       const struct buf *raw, const char *etag, char *err,
+		       size_t errlen)
+{
+	char skey[STORE_KEY_MAX], dkey[STORE_KEY_MAX + sizeof(CAT_OBJ_SIG)];
+	char hex[2 * SIGN_SIG_LEN + 1];
+	struct buf sig;
+	int ret;
+
+	buf_init(&sig, CAT_SIG_MAX);
+	if (store_key_sig(name, version, skey, sizeof(skey)) < 0 ||
+	    sig_doc_key(name, version, dkey, sizeof(dkey)) < 0) {
+		ret = 0; /* cannot be kept; still verified */
+		goto out;
+	}
+	stats_inc(c->stats, STAT_STORE_REQUESTS);
+	ret = prov_get_buf(store_prov(c->st), skey, CAT_SIG_MAX, &sig, NULL);
+	if (ret < 0 && store_down(ret)) {
+		log_debug("cannot keep %s for offline use: %s", skey,
+			  strerror(-ret));
+		ret = 0;
+		goto out;
+	}
+	if (ret == 0 && sig.len == SIGN_SIG_LEN)
+		ret = sign_verify(c->verify, raw->data ? raw->data : "",
+				  raw->len, sig.data, sig.len);
+	else
+		ret = -EBADMSG; /* gone, oversized or not a signature */
+	if (ret == -EBADMSG) {
+		snprintf(err, errlen,
+			 "%s:%s: .meta signature changed while it was read "
+			 "(no longer verifies with %s)",
+			 name, version, sign_key_name(c->verify));
+		goto out;
+	}
+	if (ret < 0) { /* OpenSSL could not check: do not keep */
+		ret = 0;
+		goto out;
+	}
+	sig_hex((const uint8_t *)sig.data, SIGN_SIG_LEN, hex);
+	doc_put(c, dkey, hex, 2 * SIGN_SIG_LEN, NULL);
+	doc_put(c, key, raw->data, raw->len, etag);
+out:
+	buf_free(&sig);
+	return ret;
+}
+
+/*
+ * Offline, with a key: does the kept signature of @name:@version verify
+ * @raw, its kept `.meta`, with this mount's key? Returns 0, or -EBADMSG
+ * with a message in @err (no kept signature, or a wrong one).
+ */
+static int cached_sig_ok(struct catalog *c, const char *name,
+			 const char *version, const struct buf *raw, char *err,
+			 size_t errlen)
+{
+	char dkey[STORE_KEY_MAX + sizeof(CAT_OBJ_SIG)];
+	uint8_t sig[SIGN_SIG_LEN];
+	struct buf hex;
+	int ret;
+
+	buf_init(&hex, 2 * SIGN_SIG_LEN + 16);
+	ret = sig_doc_key(name, version, dkey, sizeof(dkey));
+	if (ret == 0)
+		ret = doc_get(c, dkey, &hex);
+	if (ret == 0)
+		ret = sig_unhex(hex.data, hex.len, sig);
+	if (ret == 0)
+		ret = sign_verify(c->verify, raw->data ? raw->data : "",
+				  raw->len, sig, sizeof(sig));
+	if (ret == -ENOENT)
+		snprintf(err, errlen,
+			 "%s:%s: store unreachable and no signature of the "
+			 "cached .meta is kept to verify with %s",
+			 name, version, sign_key_name(c->verify));
+	else if (ret < 0)
+		snprintf(err, errlen,
+			 "%s:%s: store unreachable and the cached .meta does "
+			 "not verify with %s",
+			 name, version, sign_key_name(c->verify));
+	buf_free(&hex);
+	return ret < 0 ? -EBADMSG : 0;
+}
+
 static struct cat_version *version_ref(struct cat_version *v)
 {
 	atomic_fetch_add(&v->refs, 1);
@@ -1325,20 +1495,32 @@ int catalog_version(struct catalog *c, const char *name, const char *version,
 		if (ret < 0)
 			note_failure(c, ret, key, err);
 	}
-	if (ret == 0) {
+	if (ret == 0 && c->verify) {
+		ret = keep_signed(c, name, version, key, &raw, etag, err,
+				  sizeof(err));
+	} else if (ret == 0) {
 		doc_put(c, key, raw.data, raw.len, etag);
 	} else if (store_down(ret)) {
 		char perr[SPEC_ERR_MAX];
+		int r = -ENOENT;
 
 		buf_reset(&raw);
-		if (doc_get(c, key, &raw) == 0 &&
-		    meta_parse(raw.data, raw.len, &v->meta, perr,
-			       sizeof(perr)) == 0)
+		if (doc_get(c, key, &raw) == 0)
+			r = c->verify ? cached_sig_ok(c, name, version, &raw,
+						      err, sizeof(err)) :
+					0;
+		if (r == -EBADMSG)
+			ret = r; /* never the unverified copy */
+		else if (r == 0 && meta_parse(raw.data, raw.len, &v->meta,
+					      perr, sizeof(perr)) == 0)
 			ret = 0;
-	} else {
+	} else if (ret != -EBADMSG) {
 		log_warn("skipping version %s:%s: %s", name, version,
 			 *err ? err : strerror(-ret));
 	}
+	if (ret == -EBADMSG) /* remembered below: once per TTL */
+		log_warn("%s: version refused (EACCES)",
+			 *err ? err : strerror(-ret));
 	if (ret == 0)
 		ret = build_nodes(c, v);
 	if (ret < 0 && store_down(ret))

@@ -98,7 +98,11 @@ struct cat_version {
 
 /*
  * Make a catalog over @st (borrowed). @cache (borrowed, may be NULL: no
- * offline copies) and @stats (borrowed, may be NULL). Returns 0 or -ENOMEM.
+ * offline copies) and @stats (borrowed, may be NULL). If @st has a verify
+ * key (store_verify_key()), the catalog loads it too and checks the
+ * signature of every `.meta` it serves, also of offline copies (see
+ * catalog_version()). Returns 0, -ENOMEM, or the error of loading the key
+ * (logged).
  */
 int catalog_new(struct store *st, struct cache *cache, struct stats *stats,
 		const struct catalog_opts *opts, struct catalog **out);
@@ -129,6 +133,11 @@ int catalog_is_namespace(struct catalog *c, const char *name);
 /*
  * Version @version of @name: its .meta and files. Returns 0 with a
  * reference, -ENOENT, -EINVAL (hostile .meta, logged), or an error.
+ * With a verify key: -EBADMSG (logged once per versions_ttl, naming the
+ * version) when the `.meta` has no signature that verifies with the key,
+ * online or, offline, when the kept copy's kept signature does not verify
+ * (or none is kept); a refused version is never served from a cache, and
+ * -EBADMSG is not an "unreachable" error (catalog_err_unreachable()).
  */
 int catalog_version(struct catalog *c, const char *name, const char *version,
 		    struct cat_version **out);

@@ -8,7 +8,10 @@
  * (prov_store_url()). Our options are taken out of the -o list; options
  * only mount(8) cares about (defaults, auto, nofail, _netdev, user, ...)
  * are dropped; anything else goes to libfuse, which refuses what it does
- * not know. Without -f the command forks before any thread exists: the
+ * not know. verify_key= defaults to $ASSETFS_VERIFY_KEY as for the other
+ * commands (an empty value turns checks off); bearer_token_file= is handed
+ * to the http(s) backend, which otherwise reads $ASSETFS_BEARER_TOKEN_FILE.
+ * Without -f the command forks before any thread exists: the
  * child mounts and serves, the parent waits until the mount answers (or
  * failed) and exits 0 or 1, as mount(8) expects of a helper.
  *
@@ -60,6 +63,14 @@ static void mount_usage(FILE *f)
 		"this\n"
 		"  versioning=auto|major_minor|simple_date (auto; or "
 		"MODELKIT_ASSETS_VERSIONING_SYSTEM)\n"
+		"  verify_key=KEY.pub    ($ASSETFS_VERIFY_KEY; none) refuse "
+		"versions whose .meta is\n"
+		"                        not signed with this Ed25519 key "
+		"(EACCES, logged)\n"
+		"  bearer_token_file=F   ($ASSETFS_BEARER_TOKEN_FILE; none) "
+		"http(s) stores: send\n"
+		"                        \"Authorization: Bearer\" with the "
+		"token in F\n"
 		"  allow_other           (off) let other users in\n"
 		"  uid=N                 (the mounting user's) owner "
 		"shown\n"
@@ -117,6 +128,7 @@ struct mount_cli {
 	char fuse_opts[OPTS_MAX];
 	const char *log_file;
 	bool foreground;
+	bool verify_set; /* verify_key= given (even empty) */
 };
 
 static bool dropped_opt(const char *k)
@@ -158,6 +170,11 @@ static int one_opt(struct mount_cli *c, char *item)
 		ret = parse_secs(val, &c->o.timeout_ms);
 	} else if (IS("versioning") && val) {
 		c->o.versioning = val;
+	} else if (IS("verify_key") && val) {
+		c->o.verify_key = val;
+		c->verify_set = true;
+	} else if (IS("bearer_token_file") && val) {
+		c->o.bearer_token_file = val;
 	} else if (IS("allow_other") && !val) {
 		c->o.allow_other = true;
 	} else if (IS("uid") && val) {
@@ -350,6 +367,12 @@ int cmd_mount(int argc, char **argv)
 			pos[npos - 1], strerror(errno));
 		return 1;
 	}
+	if (!c.verify_set)
+		c.o.verify_key = getenv("ASSETFS_VERIFY_KEY");
+	if (c.o.verify_key && !*c.o.verify_key)
+		c.o.verify_key = NULL;
+	if (c.o.bearer_token_file && !*c.o.bearer_token_file)
+		c.o.bearer_token_file = NULL;
 	c.o.store_url = url;
 	c.o.mountpoint = mp;
 	c.o.fuse_opts = c.fuse_opts;

@@ -122,6 +122,9 @@ int mount_reply_errno(fuse_req_t req, int ret)
 	if (ret == -ENOENT || ret == -ENOTDIR || ret == -EROFS ||
 	    ret == -ENOMEM || ret == -ENAMETOOLONG || ret == -EISDIR)
 		return fuse_reply_err(req, -ret);
+	/* a version whose .meta signature does not verify: refused */
+	if (ret == -EBADMSG)
+		return fuse_reply_err(req, EACCES);
 	/* the store failed us (or sent garbage): counted like a read */
 	stats_inc(mnt_of(req)->stats, STAT_ERRORS);
 	return fuse_reply_err(req, EIO);
@@ -522,8 +525,10 @@ int mount_run(const struct mount_opts *o)
 	po.timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
 	/* read-ahead GETs, foreground reads and parallel listings */
 	po.max_conns = m.readahead + 32;
+	po.bearer_token_file = o->bearer_token_file;
 	sto.prov = &po;
 	sto.versioning = o->versioning;
+	sto.verify_key = o->verify_key;
 	ret = store_open(o->store_url, &sto, &m.st, err, sizeof(err));
 	if (ret < 0) {
 		log_error("mount: %s", *err ? err : strerror(-ret));
@@ -532,8 +537,11 @@ int mount_run(const struct mount_opts *o)
 	co.versions_ttl_ms = o->versions_ttl_ms;
 	co.parallel = 32;
 	ret = catalog_new(m.st, m.cache, m.stats, &co, &m.cat);
-	if (ret < 0)
+	if (ret < 0) {
+		log_error("mount: cannot start the catalog: %s",
+			  strerror(-ret));
 		goto out;
+	}
 	fo.timeout_ms = po.timeout_ms;
 	fo.threads = m.readahead;
 	ret = fetcher_new(m.st, m.cache, m.stats, &fo, &m.fe);

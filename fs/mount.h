@@ -40,6 +40,12 @@ struct mount_opts {
 	int metrics_port;    /* 0: none */
 	const char *metrics_addr; /* NULL: METRICS_DEFAULT_ADDR (loopback) */
 	const char *versioning; /* NULL: environment / auto */
+	/* Ed25519 public key (PEM) every version's .meta must be signed
+	   with (docs/signing.md), or NULL: no checks */
+	const char *verify_key;
+	/* http(s) stores: file holding a bearer token, or NULL (the
+	   backend then reads $ASSETFS_BEARER_TOKEN_FILE) */
+	const char *bearer_token_file;
 	const char *fuse_opts;	/* more -o options for libfuse, or NULL */
 	struct cache_opts cache;
 	/* called once mounted and answering (status 0; from a thread of
