@@ -367,7 +367,14 @@ static void note_failure(struct catalog *c, int err, const char *what,
 	was = time_mono_ms() < c->offline_until_ms;
 	c->offline_until_ms = time_mono_ms() + c->offline_ms;
 	pthread_mutex_unlock(&c->lock);
-	if (!was)
+	if (!was && err == -EACCES)
+		log_warn("store %s refused access (%s: %s): check its "
+			 "credentials (http(s): -o bearer_token_file=FILE or "
+			 "$ASSETFS_BEARER_TOKEN_FILE); serving the last known "
+			 "lists and cached data for %d s",
+			 c->url, what, msg && *msg ? msg : strerror(-err),
+			 c->offline_ms / 1000);
+	else if (!was)
 		log_warn("store %s unreachable (%s: %s); serving the last "
 			 "known lists and cached data for %d s",
 			 c->url, what, msg && *msg ? msg : strerror(-err),

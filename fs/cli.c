@@ -38,15 +38,19 @@ enum {
 	OPT_DRY_RUN,
 	OPT_SIGN,
 	OPT_VERIFY_KEY,
+	OPT_BEARER,
 };
 
 #define CLI_VERIFY_ENV "ASSETFS_VERIFY_KEY"
+#define CLI_BEARER_ENV "ASSETFS_BEARER_TOKEN_FILE"
 
 struct cli_common {
 	const char *store;
 	const char *versioning;
 	const char *sign_key;	/* push --sign */
 	const char *verify_key; /* --verify-key, or $ASSETFS_VERIFY_KEY */
+	/* --bearer-token-file, or $ASSETFS_BEARER_TOKEN_FILE (http(s)) */
+	const char *bearer_token_file;
 };
 
 static const char cli_verify_help[] =
@@ -69,6 +73,10 @@ static const char cli_store_help[] =
     "modelkit-assets)\n"
     "  --versioning SYS    major_minor, simple_date or auto (default:\n"
     "                      $MODELKIT_ASSETS_VERSIONING_SYSTEM, else auto)\n"
+    "  --bearer-token-file FILE\n"
+    "                      http(s) stores: send \"Authorization: Bearer\"\n"
+    "                      with the token in FILE (default:\n"
+    "                      $" CLI_BEARER_ENV ")\n"
     "  -h, --help          this help\n";
 
 static void cli_err(const char *cmd, const char *fmt, ...)
@@ -88,7 +96,16 @@ static void cli_err(const char *cmd, const char *fmt, ...)
 	for (char *c = line; *c; c++)
 		if (*c == '\n' || *c == '\r')
 			*c = ' ';
-	fprintf(stderr, "%s\n", line);
+	/* The providers report a refused request as "... HTTP 401": say
+	   what it means and how to give a token (never the token itself). */
+	if (strstr(line, ": HTTP 401") && (strstr(line, "http://") ||
+					   strstr(line, "https://")))
+		fprintf(stderr, "%s (authentication required: an http(s) "
+				"store takes a bearer token from "
+				"--bearer-token-file FILE or $"
+				CLI_BEARER_ENV ")\n", line);
+	else
+		fprintf(stderr, "%s\n", line);
 }
 
 static int cli_usage(const char *cmd, const char *fmt, ...)
@@ -115,7 +132,7 @@ static int cli_parse(int argc, char **argv, struct cli_common *cc,
 		     const struct option *extra, size_t n_extra,
 		     const char *help, bool *flags)
 {
-	struct option opts[8];
+	struct option opts[12];
 	size_t n = 0;
 	int o;
 
@@ -123,8 +140,10 @@ static int cli_parse(int argc, char **argv, struct cli_common *cc,
 	    (struct option){"store", required_argument, NULL, OPT_STORE};
 	opts[n++] = (struct option){"versioning", required_argument, NULL,
 				    OPT_VERSIONING};
+	opts[n++] = (struct option){"bearer-token-file", required_argument,
+				    NULL, OPT_BEARER};
 	opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
-	for (size_t i = 0; i < n_extra && n < 7; i++)
+	for (size_t i = 0; i < n_extra && n < 11; i++)
 		opts[n++] = extra[i];
 	opts[n] = (struct option){NULL, 0, NULL, 0};
 	memset(cc, 0, sizeof(*cc));
@@ -152,6 +171,9 @@ static int cli_parse(int argc, char **argv, struct cli_common *cc,
 			break;
 		case OPT_VERIFY_KEY:
 			cc->verify_key = optarg;
+			break;
+		case OPT_BEARER:
+			cc->bearer_token_file = optarg;
 			break;
 		case ':':
 			return cli_usage(argv[0], "option '%s' needs a value",
@@ -182,9 +204,15 @@ static int cli_open(const char *cmd, const struct cli_common *cc,
 		    struct store **s)
 {
 	char url[PROV_URL_MAX], err[STORE_ERR_MAX];
-	struct store_opts so = {.versioning = cc->versioning,
+	struct prov_opts po = {.bearer_token_file = cc->bearer_token_file};
+	struct store_opts so = {.prov = &po,
+				.versioning = cc->versioning,
 				.verify_key = cc->verify_key};
+	const char *e = getenv(CLI_BEARER_ENV);
 	int ret;
+
+	if (!po.bearer_token_file && e && *e)
+		po.bearer_token_file = e;
 
 	ret = prov_store_url(cc->store, url, sizeof(url));
 	if (ret < 0) {

@@ -48,8 +48,11 @@ static void usage(FILE *f)
 		   "The store is --store URL, else $ASSETFS_STORE, else\n"
 		   "MODELKIT_STORAGE_PROVIDER / _BUCKET / _PREFIX.\n"
 		   "Signed stores: 'push --sign KEY'; 'resolve', 'cat' and "
-		   "'ls' take\n--verify-key KEY.pub (or $ASSETFS_VERIFY_KEY)."
-		   "\n"
+		   "'ls' take\n--verify-key KEY.pub (or $ASSETFS_VERIFY_KEY), "
+		   "'mount' -o verify_key=KEY.pub.\n"
+		   "http(s) stores with a token: --bearer-token-file FILE "
+		   "(or\n$ASSETFS_BEARER_TOKEN_FILE), 'mount' -o "
+		   "bearer_token_file=FILE.\n"
 		   "Run 'assetfs COMMAND --help' for a command's options.\n");
 }
 
