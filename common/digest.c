@@ -15,7 +15,7 @@ struct hasher {
 	EVP_MD_CTX *ctx;
 };
 
-static int hexval(char c)
+int digest_hexval(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -31,8 +31,8 @@ int digest_from_hex(const char *hex, struct digest *out)
 	if (!hex || strlen(hex) != DIGEST_HEX_LEN)
 		return -EINVAL;
 	for (size_t i = 0; i < DIGEST_LEN; i++) {
-		int hi = hexval(hex[2 * i]);
-		int lo = hexval(hex[2 * i + 1]);
+		int hi = digest_hexval(hex[2 * i]);
+		int lo = digest_hexval(hex[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -EINVAL;

@@ -23,6 +23,9 @@ struct digest {
 	uint8_t b[DIGEST_LEN];
 };
 
+/* The value (0-15) of the hex digit @c (either case), or -1. */
+int digest_hexval(char c);
+
 /* Parse exactly 64 hex digits (either case). Returns 0 or -EINVAL. */
 int digest_from_hex(const char *hex, struct digest *out);
 

@@ -13,6 +13,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "common/digest.h"
+
 static const char hexdig_upper[] = "0123456789ABCDEF";
 static const char hexdig_lower[] = "0123456789abcdef";
 
@@ -45,17 +47,6 @@ int cu_url_encode(struct buf *out, const char *s, bool keep_slash)
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int cu_url_decode(struct buf *out, const char *s, bool plus_space)
 {
 	int ret;
@@ -64,7 +55,8 @@ int cu_url_decode(struct buf *out, const char *s, bool plus_space)
 		char c = *s;
 
 		if (c == '%') {
-			int hi = hexval(s[1]), lo = hi < 0 ? -1 : hexval(s[2]);
+			int hi = digest_hexval(s[1]);
+			int lo = hi < 0 ? -1 : digest_hexval(s[2]);
 
 			if (hi < 0 || lo < 0)
 				return -EINVAL;
@@ -301,7 +293,7 @@ static int xml_decode(struct buf *out, const char *p, const char *end)
 			if (q == semi)
 				return -EINVAL;
 			for (; q < semi; q++) {
-				int v = hexval(*q);
+				int v = digest_hexval(*q);
 
 				if (v < 0 || v >= base)
 					return -EINVAL;
