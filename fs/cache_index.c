@@ -318,7 +318,7 @@ int cache_evict_locked(struct cache *c, uint64_t need, uint64_t target)
 {
 	struct digest v[64];
 	uint64_t vsz[64];
-	uint64_t blocks, bytes, dfree;
+	uint64_t blocks = 0, bytes = 0, dfree;
 	char path[CACHE_PATH_MAX];
 	sqlite3_stmt *s;
 	int n, i, rc, ret;
