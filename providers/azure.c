@@ -333,146 +333,121 @@ static void az_explain(struct cr_req *r, int ret)
 		prov_set_error("%s: no such object", r->what);
 }
 
+static int az_list_fetch(struct prov *p, struct cl_page *pg)
+{
+	struct az *a = p->priv;
+	struct buf *q = pg->query;
+	struct az_call c;
+	struct cr_req r;
+	int ret;
+
+	ret = buf_puts(q, "restype=container&comp=list");
+	if (ret == 0 && pg->delimited)
+		ret = buf_puts(q, "&delimiter=%2F");
+	if (ret == 0 && pg->token->len) {
+		ret = buf_puts(q, "&marker=");
+		if (ret == 0)
+			ret = cu_url_encode(q, pg->token->data, false);
+	}
+	if (ret == 0 && a->page_size > 0)
+		ret = buf_printf(q, "&maxresults=%d", a->page_size);
+	if (ret == 0 && *pg->full) {
+		ret = buf_puts(q, "&prefix=");
+		if (ret == 0)
+			ret = cu_url_encode(q, pg->full, false);
+	}
+	if (ret < 0)
+		return ret;
+	ret = az_call_init(p, &c, "LIST", NULL, q->data);
+	if (ret < 0)
+		goto out;
+	az_req_init(p, &r, &c, "GET");
+	r.what = pg->what;
+	r.out = pg->body;
+	ret = cr_run(a->pool, p, &r);
+	if (ret < 0)
+		az_explain(&r, ret);
+out:
+	az_call_free(&c);
+	return ret;
+}
+
+static int az_list_parse(struct prov *p, struct cl_page *pg)
+{
+	struct buf *body = pg->body;
+	struct cu_xml x, in;
+	int ret = 0;
+
+	(void)p;
+	x.p = body->data ? body->data : "";
+	x.end = x.p + body->len;
+	while (ret == 0 && cu_xml_next(&x, "Blob", &in)) {
+		struct buf name, etag, num, date;
+		struct cu_xml props;
+		char qetag[300];
+
+		buf_init(&name, PROV_URL_MAX);
+		buf_init(&etag, 256);
+		buf_init(&num, 64);
+		buf_init(&date, 64);
+		ret = cu_xml_text(&in, "Name", &name);
+		props = in;
+		if (ret == 0 && cu_xml_text(&props, "Content-Length", &num) < 0)
+			ret = -EIO;
+		if (ret == 0) {
+			int64_t t = 0;
+
+			cu_xml_text(&props, "Etag", &etag);
+			if (cu_xml_text(&props, "Last-Modified", &date) == 0)
+				t = cu_parse_http_date(date.data);
+			/* headers quote ETags, listings do not */
+			snprintf(qetag, sizeof(qetag), "%s%s%s",
+				 etag.data && etag.data[0] != '"' ? "\"" : "",
+				 etag.data ? etag.data : "",
+				 etag.data && etag.data[0] != '"' ? "\"" : "");
+			ret = cl_add_object(pg->b, name.data,
+					    strtoull(num.data, NULL, 10),
+					    etag.data ? qetag : NULL,
+					    t > 0 ? t : 0);
+		}
+		buf_free(&name);
+		buf_free(&etag);
+		buf_free(&num);
+		buf_free(&date);
+	}
+	x.p = body->data ? body->data : "";
+	while (ret == 0 && cu_xml_next(&x, "BlobPrefix", &in)) {
+		struct buf name;
+
+		buf_init(&name, PROV_URL_MAX);
+		ret = cu_xml_text(&in, "Name", &name);
+		if (ret == 0)
+			ret = cl_add_prefix(pg->b, name.data);
+		buf_free(&name);
+	}
+	x.p = body->data ? body->data : "";
+	if (ret == 0)
+		cu_xml_text(&x, "NextMarker", pg->token);
+	if (ret < 0 && ret != -ENOMEM)
+		prov_set_error("%s: bad listing reply (%s)", pg->what,
+			       strerror(-ret));
+	if (ret == -EINVAL || ret == -ENOENT || ret == -EFBIG)
+		ret = -EIO;
+	return ret;
+}
+
+static const struct cl_pager az_pager = {
+	.scheme = "az",
+	.body_max = AZ_LIST_BODY_MAX,
+	.max_pages = AZ_LIST_PAGES_MAX,
+	.fetch = az_list_fetch,
+	.parse = az_list_parse,
+};
+
 static int az_list(struct prov *p, const char *prefix, bool delimited,
 		   struct prov_listing *out)
 {
-	struct az *a = p->priv;
-	struct cl_builder cb;
-	struct buf marker, body, q, full, strip;
-	int ret, pages = 0;
-
-	buf_init(&marker, 4096);
-	buf_init(&body, AZ_LIST_BODY_MAX);
-	buf_init(&q, 16384);
-	buf_init(&full, PROV_URL_MAX);
-	buf_init(&strip, PROV_URL_MAX);
-	ret = buf_printf(&strip, "%s%s", p->prefix, *p->prefix ? "/" : "");
-	if (ret == 0)
-		ret = buf_printf(&full, "%s%s", strip.data, prefix);
-	if (ret < 0)
-		goto out;
-	cl_init(&cb, out, strip.data);
-	do {
-		struct az_call c;
-		struct cr_req r;
-		struct cu_xml x, in;
-
-		if (++pages > AZ_LIST_PAGES_MAX) {
-			prov_set_error("LIST az://%s/%s: too many pages",
-				       p->bucket, full.data);
-			ret = -EIO;
-			break;
-		}
-		buf_reset(&q);
-		buf_reset(&body);
-		ret = buf_puts(&q, "restype=container&comp=list");
-		if (ret == 0 && delimited)
-			ret = buf_puts(&q, "&delimiter=%2F");
-		if (ret == 0 && marker.len) {
-			ret = buf_puts(&q, "&marker=");
-			if (ret == 0)
-				ret = cu_url_encode(&q, marker.data, false);
-		}
-		if (ret == 0 && a->page_size > 0)
-			ret = buf_printf(&q, "&maxresults=%d", a->page_size);
-		if (ret == 0 && full.len) {
-			ret = buf_puts(&q, "&prefix=");
-			if (ret == 0)
-				ret = cu_url_encode(&q, full.data, false);
-		}
-		if (ret < 0)
-			break;
-		ret = az_call_init(p, &c, "LIST", NULL, q.data);
-		if (ret == 0) {
-			buf_reset(&c.what);
-			ret = buf_printf(&c.what, "LIST az://%s/%s", p->bucket,
-					 full.data);
-		}
-		if (ret < 0) {
-			az_call_free(&c);
-			break;
-		}
-		az_req_init(p, &r, &c, "GET");
-		r.out = &body;
-		ret = cr_run(a->pool, p, &r);
-		if (ret < 0) {
-			az_explain(&r, ret);
-			az_call_free(&c);
-			break;
-		}
-		x.p = body.data ? body.data : "";
-		x.end = x.p + body.len;
-		while (ret == 0 && cu_xml_next(&x, "Blob", &in)) {
-			struct buf name, etag, num, date;
-			struct cu_xml props;
-			char qetag[300];
-
-			buf_init(&name, PROV_URL_MAX);
-			buf_init(&etag, 256);
-			buf_init(&num, 64);
-			buf_init(&date, 64);
-			ret = cu_xml_text(&in, "Name", &name);
-			props = in;
-			if (ret == 0 &&
-			    cu_xml_text(&props, "Content-Length", &num) < 0)
-				ret = -EIO;
-			if (ret == 0) {
-				int64_t t = 0;
-
-				cu_xml_text(&props, "Etag", &etag);
-				if (cu_xml_text(&props, "Last-Modified",
-						&date) == 0)
-					t = cu_parse_http_date(date.data);
-				/* headers quote ETags, listings do not */
-				snprintf(qetag, sizeof(qetag), "%s%s%s",
-					 etag.data && etag.data[0] != '"' ?
-						 "\"" :
-						 "",
-					 etag.data ? etag.data : "",
-					 etag.data && etag.data[0] != '"' ?
-						 "\"" :
-						 "");
-				ret = cl_add_object(&cb, name.data,
-						    strtoull(num.data, NULL,
-							     10),
-						    etag.data ? qetag : NULL,
-						    t > 0 ? t : 0);
-			}
-			buf_free(&name);
-			buf_free(&etag);
-			buf_free(&num);
-			buf_free(&date);
-		}
-		x.p = body.data ? body.data : "";
-		while (ret == 0 && cu_xml_next(&x, "BlobPrefix", &in)) {
-			struct buf name;
-
-			buf_init(&name, PROV_URL_MAX);
-			ret = cu_xml_text(&in, "Name", &name);
-			if (ret == 0)
-				ret = cl_add_prefix(&cb, name.data);
-			buf_free(&name);
-		}
-		x.p = body.data ? body.data : "";
-		buf_reset(&marker);
-		if (ret == 0)
-			cu_xml_text(&x, "NextMarker", &marker);
-		if (ret < 0 && ret != -ENOMEM)
-			prov_set_error("%s: bad listing reply (%s)",
-				       c.what.data, strerror(-ret));
-		if (ret == -EINVAL || ret == -ENOENT || ret == -EFBIG)
-			ret = -EIO;
-		az_call_free(&c);
-	} while (ret == 0 && marker.len > 0);
-	if (ret == 0)
-		cl_finish(&cb);
-out:
-	buf_free(&marker);
-	buf_free(&body);
-	buf_free(&q);
-	buf_free(&full);
-	buf_free(&strip);
-	return ret;
+	return cl_list_paged(p, &az_pager, prefix, delimited, out);
 }
 
 static int az_head(struct prov *p, const char *key, struct prov_object *out)

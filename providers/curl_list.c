@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "providers/provider_int.h"
+
 void cl_init(struct cl_builder *b, struct prov_listing *l, const char *strip)
 {
 	memset(l, 0, sizeof(*l));
@@ -130,4 +132,58 @@ void cl_finish(struct cl_builder *b)
 		l->prefixes[j++] = l->prefixes[i];
 	}
 	l->n_prefixes = j;
+}
+
+int cl_list_paged(struct prov *p, const struct cl_pager *pager,
+		  const char *prefix, bool delimited,
+		  struct prov_listing *out)
+{
+	struct cl_builder cb;
+	struct cl_page pg;
+	struct buf token, body, q, full, strip, what;
+	int ret, pages = 0;
+
+	buf_init(&token, 4096);
+	buf_init(&body, pager->body_max);
+	buf_init(&q, 16384);
+	buf_init(&full, PROV_URL_MAX);
+	buf_init(&strip, PROV_URL_MAX);
+	buf_init(&what, PROV_URL_MAX);
+	ret = buf_printf(&strip, "%s%s", p->prefix, *p->prefix ? "/" : "");
+	if (ret == 0)
+		ret = buf_printf(&full, "%s%s", strip.data, prefix);
+	if (ret == 0)
+		ret = buf_printf(&what, "LIST %s://%s/%s", pager->scheme,
+				 p->bucket, full.data);
+	if (ret < 0)
+		goto out;
+	cl_init(&cb, out, strip.data);
+	pg = (struct cl_page){
+		.full = full.data, .what = what.data, .token = &token,
+		.delimited = delimited, .query = &q, .body = &body, .b = &cb,
+	};
+	do {
+		if (++pages > pager->max_pages) {
+			prov_set_error("%s: too many pages", what.data);
+			ret = -EIO;
+			break;
+		}
+		buf_reset(&q);
+		buf_reset(&body);
+		ret = pager->fetch(p, &pg);
+		if (ret < 0)
+			break;
+		buf_reset(&token);
+		ret = pager->parse(p, &pg);
+	} while (ret == 0 && token.len > 0);
+	if (ret == 0)
+		cl_finish(&cb);
+out:
+	buf_free(&token);
+	buf_free(&body);
+	buf_free(&q);
+	buf_free(&full);
+	buf_free(&strip);
+	buf_free(&what);
+	return ret;
 }

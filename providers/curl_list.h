@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "providers/provider.h"
 
 #define CL_MAX_ENTRIES (4u << 20)
@@ -41,5 +42,48 @@ int cl_add_prefix(struct cl_builder *b, const char *prefix);
 
 /* Sort both lists and drop duplicates. */
 void cl_finish(struct cl_builder *b);
+
+/*
+ * One page of a paged listing, as the driver below hands it to a backend.
+ * Every buf is the driver's, reset before the callback that fills it.
+ */
+struct cl_page {
+	const char *full;  /* the full prefix listed: "storeprefix/" + prefix */
+	const char *what;  /* "LIST scheme://bucket/full", for messages */
+	struct buf *token; /* in fetch: this page's token ("" = first page);
+			      in parse: set it to the next one, or leave it
+			      empty on the last page */
+	bool delimited;
+	struct buf *query; /* scratch for fetch's query string */
+	struct buf *body;  /* fetch puts the reply here (capped) */
+	struct cl_builder *b;
+};
+
+/*
+ * What a backend supplies to cl_list_paged(): its scheme (for messages),
+ * the cap on one reply and on the number of pages, and two callbacks.
+ * @fetch builds the page request from pg->token and runs it into pg->body;
+ * on failure it leaves its message and returns a negative errno. @parse
+ * adds the page's objects and prefixes to pg->b and sets pg->token; it
+ * reports its own errors, mapped to what the backend promises.
+ */
+struct cl_pager {
+	const char *scheme;
+	size_t body_max;
+	int max_pages;
+	int (*fetch)(struct prov *p, struct cl_page *pg);
+	int (*parse)(struct prov *p, struct cl_page *pg);
+};
+
+/*
+ * List @prefix (relative to the store prefix) page by page until a page
+ * leaves no token, into @out (zeroed first; entries relative to the store
+ * prefix, sorted and deduplicated on success). Returns 0, -EIO past
+ * @pager->max_pages pages, or the first callback error; on failure @out
+ * may hold a partial listing for the caller to free. Borrowed arguments.
+ */
+int cl_list_paged(struct prov *p, const struct cl_pager *pager,
+		  const char *prefix, bool delimited,
+		  struct prov_listing *out);
 
 #endif

@@ -480,126 +480,103 @@ static int gcs_parse_object(const cJSON *it, uint64_t *size, char **gen,
 	return 0;
 }
 
+static int gcs_list_fetch(struct prov *p, struct cl_page *pg)
+{
+	struct gcs *g = p->priv;
+	struct buf *q = pg->query;
+	struct gcs_call c;
+	struct cr_req r;
+	int ret;
+
+	ret = buf_puts(q, "prefix=");
+	if (ret == 0)
+		ret = cu_url_encode(q, pg->full, false);
+	if (ret == 0 && pg->delimited)
+		ret = buf_puts(q, "&delimiter=%2F");
+	if (ret == 0 && g->page_size > 0)
+		ret = buf_printf(q, "&maxResults=%d", g->page_size);
+	if (ret == 0 && pg->token->len) {
+		ret = buf_puts(q, "&pageToken=");
+		if (ret == 0)
+			ret = cu_url_encode(q, pg->token->data, false);
+	}
+	if (ret < 0)
+		return ret;
+	ret = gcs_call_init(p, &c, 'l', "LIST", NULL, q->data);
+	if (ret < 0)
+		goto out;
+	gcs_req_init(p, &r, &c, "GET");
+	r.what = pg->what;
+	r.out = pg->body;
+	ret = gcs_run(p, &r);
+	if (ret == -ENOENT)
+		prov_set_error("%s: no such bucket", pg->what);
+out:
+	gcs_call_free(&c);
+	return ret;
+}
+
+static int gcs_list_parse(struct prov *p, struct cl_page *pg)
+{
+	struct buf *body = pg->body;
+	cJSON *j, *arr, *it, *nt;
+	int ret = 0;
+
+	(void)p;
+	j = cJSON_ParseWithLength(body->data ? body->data : "", body->len);
+	if (!j) {
+		prov_set_error("%s: bad listing reply", pg->what);
+		ret = -EIO;
+	}
+	arr = cJSON_GetObjectItemCaseSensitive(j, "items");
+	cJSON_ArrayForEach(it, arr)
+	{
+		const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "name");
+		uint64_t size = 0;
+		int64_t mtime = 0;
+		char *gen = NULL;
+
+		if (ret < 0)
+			break;
+		if (!cJSON_IsString(nm) ||
+		    gcs_parse_object(it, &size, &gen, &mtime) < 0) {
+			prov_set_error("%s: bad object in listing", pg->what);
+			ret = -EIO;
+			break;
+		}
+		ret = cl_add_object(pg->b, nm->valuestring, size, gen, mtime);
+	}
+	arr = cJSON_GetObjectItemCaseSensitive(j, "prefixes");
+	cJSON_ArrayForEach(it, arr)
+	{
+		if (ret < 0)
+			break;
+		if (cJSON_IsString(it))
+			ret = cl_add_prefix(pg->b, it->valuestring);
+	}
+	nt = cJSON_GetObjectItemCaseSensitive(j, "nextPageToken");
+	if (ret == 0 && cJSON_IsString(nt) && *nt->valuestring)
+		ret = buf_puts(pg->token, nt->valuestring);
+	if (ret == -EFBIG) {
+		prov_set_error("%s: listing too large", pg->what);
+		ret = -EIO;
+	}
+	cJSON_Delete(j);
+	return ret;
+}
+
+static const struct cl_pager gcs_pager = {
+	.scheme = "gs",
+	.body_max = GCS_LIST_BODY_MAX,
+	.max_pages = GCS_LIST_PAGES_MAX,
+	.fetch = gcs_list_fetch,
+	.parse = gcs_list_parse,
+};
+
 static int gcs_list(struct prov *p, const char *prefix, bool delimited,
 		    struct prov_listing *out)
 {
-	struct gcs *g = p->priv;
-	struct cl_builder cb;
-	struct buf token, body, q, full, strip;
-	int ret, pages = 0;
-
-	buf_init(&token, 4096);
-	buf_init(&body, GCS_LIST_BODY_MAX);
-	buf_init(&q, 16384);
-	buf_init(&full, PROV_URL_MAX);
-	buf_init(&strip, PROV_URL_MAX);
-	ret = buf_printf(&strip, "%s%s", p->prefix, *p->prefix ? "/" : "");
-	if (ret == 0)
-		ret = buf_printf(&full, "%s%s", strip.data, prefix);
-	if (ret < 0)
-		goto out;
-	cl_init(&cb, out, strip.data);
-	do {
-		struct gcs_call c;
-		struct cr_req r;
-		cJSON *j = NULL, *arr, *it, *nt;
-
-		if (++pages > GCS_LIST_PAGES_MAX) {
-			prov_set_error("LIST gs://%s/%s: too many pages",
-				       p->bucket, full.data);
-			ret = -EIO;
-			break;
-		}
-		buf_reset(&q);
-		buf_reset(&body);
-		ret = buf_puts(&q, "prefix=");
-		if (ret == 0)
-			ret = cu_url_encode(&q, full.data, false);
-		if (ret == 0 && delimited)
-			ret = buf_puts(&q, "&delimiter=%2F");
-		if (ret == 0 && g->page_size > 0)
-			ret = buf_printf(&q, "&maxResults=%d", g->page_size);
-		if (ret == 0 && token.len) {
-			ret = buf_puts(&q, "&pageToken=");
-			if (ret == 0)
-				ret = cu_url_encode(&q, token.data, false);
-		}
-		if (ret == 0)
-			ret = gcs_call_init(p, &c, 'l', "LIST", NULL, q.data);
-		if (ret == 0) {
-			buf_reset(&c.what);
-			ret = buf_printf(&c.what, "LIST gs://%s/%s", p->bucket,
-					 full.data);
-		}
-		if (ret < 0) {
-			gcs_call_free(&c);
-			break;
-		}
-		gcs_req_init(p, &r, &c, "GET");
-		r.out = &body;
-		ret = gcs_run(p, &r);
-		if (ret < 0) {
-			if (ret == -ENOENT)
-				prov_set_error("%s: no such bucket",
-					       c.what.data);
-			gcs_call_free(&c);
-			break;
-		}
-		j = cJSON_ParseWithLength(body.data ? body.data : "",
-					  body.len);
-		if (!j) {
-			prov_set_error("%s: bad listing reply", c.what.data);
-			ret = -EIO;
-		}
-		arr = cJSON_GetObjectItemCaseSensitive(j, "items");
-		cJSON_ArrayForEach(it, arr)
-		{
-			const cJSON *nm = cJSON_GetObjectItemCaseSensitive(
-				it, "name");
-			uint64_t size = 0;
-			int64_t mtime = 0;
-			char *gen = NULL;
-
-			if (ret < 0)
-				break;
-			if (!cJSON_IsString(nm) ||
-			    gcs_parse_object(it, &size, &gen, &mtime) < 0) {
-				prov_set_error("%s: bad object in listing",
-					       c.what.data);
-				ret = -EIO;
-				break;
-			}
-			ret = cl_add_object(&cb, nm->valuestring, size, gen,
-					    mtime);
-		}
-		arr = cJSON_GetObjectItemCaseSensitive(j, "prefixes");
-		cJSON_ArrayForEach(it, arr)
-		{
-			if (ret < 0)
-				break;
-			if (cJSON_IsString(it))
-				ret = cl_add_prefix(&cb, it->valuestring);
-		}
-		buf_reset(&token);
-		nt = cJSON_GetObjectItemCaseSensitive(j, "nextPageToken");
-		if (ret == 0 && cJSON_IsString(nt) && *nt->valuestring)
-			ret = buf_puts(&token, nt->valuestring);
-		if (ret == -EFBIG) {
-			prov_set_error("%s: listing too large", c.what.data);
-			ret = -EIO;
-		}
-		cJSON_Delete(j);
-		gcs_call_free(&c);
-	} while (ret == 0 && token.len > 0);
-	if (ret == 0)
-		cl_finish(&cb);
-out:
-	buf_free(&token);
-	buf_free(&body);
-	buf_free(&q);
-	buf_free(&full);
-	buf_free(&strip);
-	return ret;
+	return cl_list_paged(p, &gcs_pager, prefix, delimited, out);
 }
 
 static int gcs_head(struct prov *p, const char *key, struct prov_object *out)

@@ -264,148 +264,123 @@ static int s3_run(struct prov *p, struct s3 *s, struct cr_req *r)
 
 /* ---- operations ---- */
 
+static int s3_list_fetch(struct prov *p, struct cl_page *pg)
+{
+	struct s3 *s = p->priv;
+	struct buf *q = pg->query;
+	struct s3_call c;
+	struct cr_req r;
+	int ret = 0;
+
+	if (pg->token->len) {
+		ret = buf_puts(q, "continuation-token=");
+		if (ret == 0)
+			ret = cu_url_encode(q, pg->token->data, false);
+		if (ret == 0)
+			ret = buf_puts(q, "&");
+	}
+	if (ret == 0 && pg->delimited)
+		ret = buf_puts(q, "delimiter=%2F&");
+	if (ret == 0)
+		ret = buf_puts(q, "list-type=2");
+	if (ret == 0 && s->page_size > 0)
+		ret = buf_printf(q, "&max-keys=%d", s->page_size);
+	if (ret == 0)
+		ret = buf_puts(q, "&prefix=");
+	if (ret == 0)
+		ret = cu_url_encode(q, pg->full, false);
+	if (ret < 0)
+		return ret;
+	ret = s3_call_init(p, s, &c, "LIST", NULL, q->data);
+	if (ret < 0)
+		goto out;
+	s3_req_init(&r, &c, "GET");
+	r.what = pg->what;
+	r.out = pg->body;
+	ret = s3_run(p, s, &r);
+	if (ret == -ENOENT)
+		prov_set_error("LIST s3://%s: no such bucket", p->bucket);
+out:
+	s3_call_free(&c);
+	return ret;
+}
+
+static int s3_list_parse(struct prov *p, struct cl_page *pg)
+{
+	struct buf *body = pg->body;
+	struct cu_xml x, in;
+	struct buf v;
+	int ret = 0;
+
+	(void)p;
+	x.p = body->data ? body->data : "";
+	x.end = x.p + body->len;
+	buf_init(&v, PROV_URL_MAX);
+	while (ret == 0 && cu_xml_next(&x, "Contents", &in)) {
+		struct buf key, etag, num, date;
+		int64_t sec = 0;
+		int32_t nsec;
+
+		buf_init(&key, PROV_URL_MAX);
+		buf_init(&etag, 512);
+		buf_init(&num, 64);
+		buf_init(&date, 64);
+		ret = cu_xml_text(&in, "Key", &key);
+		if (ret == 0 && cu_xml_text(&in, "Size", &num) < 0)
+			ret = -EIO;
+		if (ret == 0) {
+			cu_xml_text(&in, "ETag", &etag);
+			if (cu_xml_text(&in, "LastModified", &date) == 0 &&
+			    time_parse_iso8601(date.data, &sec, &nsec) < 0)
+				sec = 0;
+			ret = cl_add_object(pg->b, key.data,
+					    strtoull(num.data, NULL, 10),
+					    etag.data, sec);
+		}
+		buf_free(&key);
+		buf_free(&etag);
+		buf_free(&num);
+		buf_free(&date);
+	}
+	x.p = body->data ? body->data : "";
+	while (ret == 0 && cu_xml_next(&x, "CommonPrefixes", &in)) {
+		buf_reset(&v);
+		ret = cu_xml_text(&in, "Prefix", &v);
+		if (ret == 0)
+			ret = cl_add_prefix(pg->b, v.data);
+	}
+	x.p = body->data ? body->data : "";
+	buf_reset(&v);
+	if (ret == 0 && cu_xml_text(&x, "IsTruncated", &v) == 0 &&
+	    strcmp(v.data, "true") == 0) {
+		if (cu_xml_text(&x, "NextContinuationToken", pg->token) < 0 ||
+		    pg->token->len == 0) {
+			ret = -EIO;
+			prov_set_error("%s: truncated listing without a "
+				       "continuation token", pg->what);
+		}
+	}
+	if (ret < 0 && ret != -EIO && ret != -ENOMEM)
+		prov_set_error("%s: bad listing reply (%s)", pg->what,
+			       strerror(-ret));
+	if (ret == -EINVAL || ret == -ENOENT || ret == -EFBIG)
+		ret = -EIO;
+	buf_free(&v);
+	return ret;
+}
+
+static const struct cl_pager s3_pager = {
+	.scheme = "s3",
+	.body_max = S3_LIST_BODY_MAX,
+	.max_pages = S3_LIST_PAGES_MAX,
+	.fetch = s3_list_fetch,
+	.parse = s3_list_parse,
+};
+
 static int s3_list(struct prov *p, const char *prefix, bool delimited,
 		   struct prov_listing *out)
 {
-	struct s3 *s = p->priv;
-	struct cl_builder cb;
-	struct buf token, body, q, full, strip;
-	int ret, pages = 0;
-
-	buf_init(&token, 4096);
-	buf_init(&body, S3_LIST_BODY_MAX);
-	buf_init(&q, 16384);
-	buf_init(&full, PROV_URL_MAX);
-	buf_init(&strip, PROV_URL_MAX);
-	ret = buf_printf(&strip, "%s%s", p->prefix, *p->prefix ? "/" : "");
-	if (ret == 0)
-		ret = buf_printf(&full, "%s%s", strip.data, prefix);
-	if (ret < 0)
-		goto out;
-	cl_init(&cb, out, strip.data);
-	do {
-		struct s3_call c;
-		struct cr_req r;
-		struct cu_xml x, in;
-		struct buf v;
-
-		if (++pages > S3_LIST_PAGES_MAX) {
-			ret = -EIO;
-			prov_set_error("LIST s3://%s/%s: too many pages",
-				       p->bucket, full.data);
-			break;
-		}
-		buf_reset(&q);
-		buf_reset(&body);
-		if (token.len) {
-			ret = buf_puts(&q, "continuation-token=");
-			if (ret == 0)
-				ret = cu_url_encode(&q, token.data, false);
-			if (ret == 0)
-				ret = buf_puts(&q, "&");
-		}
-		if (ret == 0 && delimited)
-			ret = buf_puts(&q, "delimiter=%2F&");
-		if (ret == 0)
-			ret = buf_puts(&q, "list-type=2");
-		if (ret == 0 && s->page_size > 0)
-			ret = buf_printf(&q, "&max-keys=%d", s->page_size);
-		if (ret == 0)
-			ret = buf_puts(&q, "&prefix=");
-		if (ret == 0)
-			ret = cu_url_encode(&q, full.data, false);
-		if (ret < 0)
-			break;
-		ret = s3_call_init(p, s, &c, "LIST", NULL, q.data);
-		if (ret == 0) {
-			buf_reset(&c.what);
-			ret = buf_printf(&c.what, "LIST s3://%s/%s", p->bucket,
-					 full.data);
-		}
-		if (ret < 0) {
-			s3_call_free(&c);
-			break;
-		}
-		s3_req_init(&r, &c, "GET");
-		r.out = &body;
-		ret = s3_run(p, s, &r);
-		if (ret < 0) {
-			if (ret == -ENOENT)
-				prov_set_error("LIST s3://%s: no such bucket",
-					       p->bucket);
-			s3_call_free(&c);
-			break;
-		}
-		x.p = body.data ? body.data : "";
-		x.end = x.p + body.len;
-		buf_init(&v, PROV_URL_MAX);
-		while (ret == 0 && cu_xml_next(&x, "Contents", &in)) {
-			struct buf key, etag, num, date;
-			int64_t sec = 0;
-			int32_t nsec;
-
-			buf_init(&key, PROV_URL_MAX);
-			buf_init(&etag, 512);
-			buf_init(&num, 64);
-			buf_init(&date, 64);
-			ret = cu_xml_text(&in, "Key", &key);
-			if (ret == 0 && cu_xml_text(&in, "Size", &num) < 0)
-				ret = -EIO;
-			if (ret == 0) {
-				cu_xml_text(&in, "ETag", &etag);
-				if (cu_xml_text(&in, "LastModified", &date) ==
-					    0 &&
-				    time_parse_iso8601(date.data, &sec,
-						       &nsec) < 0)
-					sec = 0;
-				ret = cl_add_object(&cb, key.data,
-						    strtoull(num.data, NULL,
-							     10),
-						    etag.data, sec);
-			}
-			buf_free(&key);
-			buf_free(&etag);
-			buf_free(&num);
-			buf_free(&date);
-		}
-		x.p = body.data ? body.data : "";
-		while (ret == 0 && cu_xml_next(&x, "CommonPrefixes", &in)) {
-			buf_reset(&v);
-			ret = cu_xml_text(&in, "Prefix", &v);
-			if (ret == 0)
-				ret = cl_add_prefix(&cb, v.data);
-		}
-		x.p = body.data ? body.data : "";
-		buf_reset(&token);
-		buf_reset(&v);
-		if (ret == 0 && cu_xml_text(&x, "IsTruncated", &v) == 0 &&
-		    strcmp(v.data, "true") == 0) {
-			if (cu_xml_text(&x, "NextContinuationToken", &token) <
-				    0 ||
-			    token.len == 0) {
-				ret = -EIO;
-				prov_set_error("%s: truncated listing without "
-					       "a continuation token",
-					       c.what.data);
-			}
-		}
-		if (ret < 0 && ret != -EIO && ret != -ENOMEM)
-			prov_set_error("%s: bad listing reply (%s)",
-				       c.what.data, strerror(-ret));
-		if (ret == -EINVAL || ret == -ENOENT || ret == -EFBIG)
-			ret = -EIO;
-		buf_free(&v);
-		s3_call_free(&c);
-	} while (ret == 0 && token.len > 0);
-	if (ret == 0)
-		cl_finish(&cb);
-out:
-	buf_free(&token);
-	buf_free(&body);
-	buf_free(&q);
-	buf_free(&full);
-	buf_free(&strip);
-	return ret;
+	return cl_list_paged(p, &s3_pager, prefix, delimited, out);
 }
 
 static int s3_head(struct prov *p, const char *key, struct prov_object *out)
