@@ -466,12 +466,7 @@ static int az_head(struct prov *p, const char *key, struct prov_object *out)
 		az_explain(&r, ret);
 		goto out;
 	}
-	out->key = strdup(key);
-	out->etag = r.etag[0] ? strdup(r.etag) : NULL;
-	out->size = r.have_length ? r.content_length : 0;
-	out->mtime = r.mtime;
-	if (!out->key || (r.etag[0] && !out->etag))
-		ret = -ENOMEM;
+	ret = cr_head_object(&r, key, out);
 out:
 	az_call_free(&c);
 	return ret;
@@ -491,13 +486,7 @@ static int64_t az_get(struct prov *p, const char *key, uint64_t off,
 	if (ret < 0)
 		goto out;
 	az_req_init(p, &r, &c, "GET");
-	r.ranged = !(off == 0 && len == PROV_WHOLE);
-	r.off = off;
-	r.len = len;
-	r.resumable = true;
-	r.if_match = if_match;
-	r.sink = sink;
-	r.sink_arg = arg;
+	cr_req_set_range(&r, off, len, if_match, sink, arg);
 	ret = cr_run(a->pool, p, &r);
 	if (ret < 0)
 		az_explain(&r, ret);

@@ -18,6 +18,32 @@
 #include <string.h>
 #include <strings.h>
 
+/* ---- request set-up shared by the backends ---- */
+
+void cr_req_set_range(struct cr_req *r, uint64_t off, uint64_t len,
+		      const char *if_match, prov_sink_fn sink, void *arg)
+{
+	r->ranged = !(off == 0 && len == PROV_WHOLE);
+	r->off = off;
+	r->len = len;
+	r->resumable = true;
+	r->if_match = if_match;
+	r->sink = sink;
+	r->sink_arg = arg;
+}
+
+int cr_head_object(const struct cr_req *r, const char *key,
+		   struct prov_object *out)
+{
+	out->key = strdup(key);
+	out->etag = r->etag[0] ? strdup(r->etag) : NULL;
+	out->size = r->have_length ? r->content_length : 0;
+	out->mtime = r->mtime;
+	if (!out->key || (r->etag[0] && !out->etag))
+		return -ENOMEM;
+	return 0;
+}
+
 /* ---- headers ---- */
 
 int cr_hdr_add(struct cr_hdrs *h, const char *name, const char *fmt, ...)

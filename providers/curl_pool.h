@@ -140,6 +140,24 @@ int cr_run(struct cpool *pool, struct prov *p, struct cr_req *r);
 /* The errno for a final HTTP status (the single mapping point). */
 int cr_status_errno(long status);
 
+/*
+ * Set @r up to GET [@off, @off + @len) of an object (@len may be
+ * PROV_WHOLE; 0 and PROV_WHOLE is an unranged GET) into @sink(@arg),
+ * resumable, pinned to @if_match (may be NULL). Pointers are borrowed
+ * for the life of @r. The backend adds its own pinning fields.
+ */
+void cr_req_set_range(struct cr_req *r, uint64_t off, uint64_t len,
+		      const char *if_match, prov_sink_fn sink, void *arg);
+
+/*
+ * Fill @out from the answer to the HEAD request @r of @key: the key
+ * (copied), the ETag (copied, NULL if none), Content-Length (0 if none)
+ * and Last-Modified. Returns 0 or -ENOMEM (what was copied stays in @out
+ * for the caller's prov_object_free()).
+ */
+int cr_head_object(const struct cr_req *r, const char *key,
+		   struct prov_object *out);
+
 /* Parts of a large upload in flight at once. */
 #define CR_PARTS_THREADS 4
 

@@ -640,17 +640,11 @@ static int64_t gcs_get(struct prov *p, const char *key, uint64_t off,
 	if (ret < 0)
 		goto out;
 	gcs_req_init(p, &r, &c, "GET");
-	r.ranged = !(off == 0 && len == PROV_WHOLE);
-	r.off = off;
-	r.len = len;
+	cr_req_set_range(&r, off, len, if_match, sink, arg);
 	/* the caller's generation, or on a resume the one first served,
 	   goes into the URL as ifGenerationMatch: never mixed bytes */
-	r.resumable = true;
-	r.if_match = if_match;
 	r.pin_query = "ifGenerationMatch";
 	r.capture_hdr = "x-goog-generation";
-	r.sink = sink;
-	r.sink_arg = arg;
 	ret = gcs_run(p, &r);
 	if (ret < 0)
 		gcs_explain(&r, ret);

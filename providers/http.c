@@ -181,12 +181,7 @@ static int http_head(struct prov *p, const char *key, struct prov_object *out)
 		prov_set_error("%s: no such object", what.data);
 	if (ret < 0)
 		goto out;
-	out->key = strdup(key);
-	out->etag = r.etag[0] ? strdup(r.etag) : NULL;
-	out->size = r.have_length ? r.content_length : 0;
-	out->mtime = r.mtime;
-	if (!out->key || (r.etag[0] && !out->etag))
-		ret = -ENOMEM;
+	ret = cr_head_object(&r, key, out);
 out:
 	buf_free(&url);
 	buf_free(&what);
@@ -207,13 +202,7 @@ static int64_t http_get(struct prov *p, const char *key, uint64_t off,
 	if (ret < 0)
 		goto out;
 	http_req_init(p, &r, "GET", &url, &what);
-	r.ranged = !(off == 0 && len == PROV_WHOLE);
-	r.off = off;
-	r.len = len;
-	r.resumable = true;
-	r.if_match = if_match;
-	r.sink = sink;
-	r.sink_arg = arg;
+	cr_req_set_range(&r, off, len, if_match, sink, arg);
 	ret = cr_run(h->pool, p, &r);
 	if (ret == -ENOENT)
 		prov_set_error("%s: no such object", what.data);

@@ -399,12 +399,7 @@ static int s3_head(struct prov *p, const char *key, struct prov_object *out)
 		prov_set_error("%s: no such object", c.what.data);
 	if (ret < 0)
 		goto out;
-	out->key = strdup(key);
-	out->etag = r.etag[0] ? strdup(r.etag) : NULL;
-	out->size = r.have_length ? r.content_length : 0;
-	out->mtime = r.mtime;
-	if (!out->key || (r.etag[0] && !out->etag))
-		ret = -ENOMEM;
+	ret = cr_head_object(&r, key, out);
 out:
 	s3_call_free(&c);
 	return ret;
@@ -423,13 +418,7 @@ static int64_t s3_get(struct prov *p, const char *key, uint64_t off,
 	if (ret < 0)
 		goto out;
 	s3_req_init(&r, &c, "GET");
-	r.ranged = !(off == 0 && len == PROV_WHOLE);
-	r.off = off;
-	r.len = len;
-	r.resumable = true;
-	r.if_match = if_match;
-	r.sink = sink;
-	r.sink_arg = arg;
+	cr_req_set_range(&r, off, len, if_match, sink, arg);
 	ret = s3_run(p, s, &r);
 	if (ret == -ENOENT)
 		prov_set_error("%s: no such object", c.what.data);
