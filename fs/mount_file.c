@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,7 @@ struct fh_slot {
 	uint64_t index;
 	const char *map; /* NULL: empty; else a mapping of map_len bytes */
 	size_t map_len;
+	bool heap; /* map is a malloc'd copy (mmap failed), not a mapping */
 	int refs;
 };
 
@@ -48,8 +50,17 @@ struct fh_slot {
 struct blk_map {
 	const char *p;
 	size_t len;
+	bool heap;
 	int slot;
 };
+
+static void unmap_block(const char *p, size_t len, bool heap)
+{
+	if (heap)
+		free((void *)p);
+	else
+		munmap((void *)p, len);
+}
 
 /* An open file. */
 struct fh {
@@ -80,7 +91,8 @@ static void fh_free(struct fh *h)
 		return;
 	for (i = 0; i < FH_SLOTS; i++)
 		if (h->slot[i].map)
-			munmap((void *)h->slot[i].map, h->slot[i].map_len);
+			unmap_block(h->slot[i].map, h->slot[i].map_len,
+				    h->slot[i].heap);
 	cat_version_unref(h->cv);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
@@ -151,14 +163,20 @@ fail:
 /*
  * Map block file @fd read-only, at most @len bytes (*@len becomes the
  * mapped length: a file shorter than expected is mapped as it is, so no
- * access past its end can fault); closes @fd.
+ * access past its end can fault); closes @fd. When mmap fails (the
+ * process is out of mappings: vm.max_map_count), the block is read into
+ * a heap copy instead and *@heap set.
  */
-static int map_block(int fd, uint64_t *len, const char **out)
+static int map_block(int fd, uint64_t *len, const char **out, bool *heap)
 {
 	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	ssize_t n;
 	void *p;
 	int ret = 0;
 
+	*heap = false;
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
 		goto out;
@@ -170,11 +188,28 @@ static int map_block(int fd, uint64_t *len, const char **out)
 		goto out;
 	}
 	p = mmap(NULL, (size_t)*len, PROT_READ, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED) {
-		ret = -errno;
+	if (p != MAP_FAILED) {
+		*out = p;
 		goto out;
 	}
-	*out = p;
+	buf = malloc((size_t)*len);
+	if (!buf) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	while (got < *len) {
+		n = pread(fd, buf + got, (size_t)*len - got, (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ret = n < 0 ? -errno : -EIO;
+			free(buf);
+			goto out;
+		}
+		got += (size_t)n;
+	}
+	*out = buf;
+	*heap = true;
 out:
 	close(fd);
 	return ret;
@@ -188,6 +223,7 @@ static int fh_block_map(struct mnt *m, struct fh *h, uint64_t b,
 			struct blk_map *bm)
 {
 	const char *p = NULL;
+	bool heap = false;
 	uint64_t len;
 	int i, ret, nfd = -1;
 
@@ -197,6 +233,7 @@ static int fh_block_map(struct mnt *m, struct fh *h, uint64_t b,
 			h->slot[i].refs++;
 			bm->p = h->slot[i].map;
 			bm->len = h->slot[i].map_len;
+			bm->heap = h->slot[i].heap;
 			bm->slot = i;
 			pthread_mutex_unlock(&h->lock);
 			stats_inc(m->stats, STAT_BLOCK_HITS);
@@ -207,11 +244,12 @@ static int fh_block_map(struct mnt *m, struct fh *h, uint64_t b,
 	ret = fetcher_block(m->fe, &h->obj, b, &nfd, &len);
 	if (ret < 0)
 		return ret;
-	ret = map_block(nfd, &len, &p);
+	ret = map_block(nfd, &len, &p, &heap);
 	if (ret < 0)
 		return ret;
 	bm->p = p;
 	bm->len = (size_t)len;
+	bm->heap = heap;
 	bm->slot = -1;
 	pthread_mutex_lock(&h->lock);
 	for (i = 0; i < FH_SLOTS; i++) {
@@ -220,19 +258,22 @@ static int fh_block_map(struct mnt *m, struct fh *h, uint64_t b,
 			h->slot[i].refs++;
 			bm->p = h->slot[i].map;
 			bm->len = h->slot[i].map_len;
+			bm->heap = h->slot[i].heap;
 			bm->slot = i;
 			pthread_mutex_unlock(&h->lock);
-			munmap((void *)p, (size_t)len);
+			unmap_block(p, (size_t)len, heap);
 			return 0;
 		}
 	}
 	for (i = 0; i < FH_SLOTS; i++) {
 		if (h->slot[i].refs == 0) {
 			if (h->slot[i].map)
-				munmap((void *)h->slot[i].map,
-				       h->slot[i].map_len);
+				unmap_block(h->slot[i].map,
+					    h->slot[i].map_len,
+					    h->slot[i].heap);
 			h->slot[i].map = p;
 			h->slot[i].map_len = (size_t)len;
+			h->slot[i].heap = heap;
 			h->slot[i].index = b;
 			h->slot[i].refs = 1;
 			bm->slot = i;
@@ -246,7 +287,7 @@ static int fh_block_map(struct mnt *m, struct fh *h, uint64_t b,
 static void fh_put_map(struct fh *h, const struct blk_map *bm)
 {
 	if (bm->slot < 0) {
-		munmap((void *)bm->p, bm->len);
+		unmap_block(bm->p, bm->len, bm->heap);
 		return;
 	}
 	pthread_mutex_lock(&h->lock);
