@@ -41,15 +41,20 @@ int digest_from_hex(const char *hex, struct digest *out)
 	return 0;
 }
 
-void digest_to_hex(const struct digest *d, char out[DIGEST_HEX_LEN + 1])
+void digest_hex_encode(const uint8_t *in, size_t n, char *out)
 {
 	static const char xd[] = "0123456789abcdef";
 
-	for (size_t i = 0; i < DIGEST_LEN; i++) {
-		out[2 * i] = xd[d->b[i] >> 4];
-		out[2 * i + 1] = xd[d->b[i] & 15];
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = xd[in[i] >> 4];
+		out[2 * i + 1] = xd[in[i] & 15];
 	}
-	out[DIGEST_HEX_LEN] = '\0';
+	out[2 * n] = '\0';
+}
+
+void digest_to_hex(const struct digest *d, char out[DIGEST_HEX_LEN + 1])
+{
+	digest_hex_encode(d->b, DIGEST_LEN, out);
 }
 
 bool digest_equal(const struct digest *a, const struct digest *b)

@@ -29,6 +29,9 @@ int digest_hexval(char c);
 /* Parse exactly 64 hex digits (either case). Returns 0 or -EINVAL. */
 int digest_from_hex(const char *hex, struct digest *out);
 
+/* Lower-case hex of @n bytes into @out (2 * @n + 1 bytes, NUL included). */
+void digest_hex_encode(const uint8_t *in, size_t n, char *out);
+
 /* Write 64 lowercase hex digits and a NUL into @out. */
 void digest_to_hex(const struct digest *d, char out[DIGEST_HEX_LEN + 1]);
 

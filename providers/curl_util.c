@@ -16,7 +16,6 @@
 #include "common/digest.h"
 
 static const char hexdig_upper[] = "0123456789ABCDEF";
-static const char hexdig_lower[] = "0123456789abcdef";
 
 static bool unreserved(unsigned char c)
 {
@@ -74,15 +73,6 @@ int cu_url_decode(struct buf *out, const char *s, bool plus_space)
 	return 0;
 }
 
-void cu_hex(const uint8_t *in, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hexdig_lower[in[i] >> 4];
-		out[2 * i + 1] = hexdig_lower[in[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 int cu_sha256_hex(const void *data, size_t len,
 		  char out[CU_SHA256_HEX_LEN + 1])
 {
@@ -92,7 +82,7 @@ int cu_sha256_hex(const void *data, size_t len,
 	if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) ||
 	    mdlen != CU_SHA256_LEN)
 		return -EIO;
-	cu_hex(md, CU_SHA256_LEN, out);
+	digest_hex_encode(md, CU_SHA256_LEN, out);
 	return 0;
 }
 

@@ -1,6 +1,6 @@
 /*
  * curl_util - small pure helpers shared by the remote backends (s3, gs, az,
- * http): percent-encoding, base64, hex, SHA-256 and HMAC-SHA-256 (OpenSSL),
+ * http): percent-encoding, base64, SHA-256 and HMAC-SHA-256 (OpenSSL),
  * a capped scanner for the flat XML that S3 and Azure listings return, and
  * HTTP dates.
  *
@@ -35,9 +35,6 @@ int cu_url_encode(struct buf *out, const char *s, bool keep_slash);
  * Returns 0, -EINVAL on a malformed escape, or the buf_append() error.
  */
 int cu_url_decode(struct buf *out, const char *s, bool plus_space);
-
-/* Lower-case hex of @n bytes into @out (2 * @n + 1 bytes). */
-void cu_hex(const uint8_t *in, size_t n, char *out);
 
 /* SHA-256 of @len bytes as 64 lower-case hex digits and a NUL. 0 or -EIO. */
 int cu_sha256_hex(const void *data, size_t len,

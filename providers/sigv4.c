@@ -11,6 +11,7 @@
 
 #include <openssl/crypto.h>
 
+#include "common/digest.h"
 #include "providers/curl_util.h"
 
 struct lhdr {
@@ -212,7 +213,7 @@ int sigv4_signature(const struct sigv4_req *r, const char *secret_key,
 	if (ret == 0)
 		ret = cu_hmac_sha256(k2, sizeof(k2), sts.data, sts.len, k);
 	if (ret == 0)
-		cu_hex(k, sizeof(k), out);
+		digest_hex_encode(k, sizeof(k), out);
 	if (key.data)
 		OPENSSL_cleanse(key.data, key.len);
 	OPENSSL_cleanse(k2, sizeof(k2));
