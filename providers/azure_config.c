@@ -143,28 +143,16 @@ out:
 	return ret;
 }
 
-static uint64_t env_u64(const char *name, uint64_t def)
-{
-	const char *v = getenv(name);
-	char *end;
-	unsigned long long x;
-
-	if (!v || !*v)
-		return def;
-	x = strtoull(v, &end, 10);
-	return *end || x == 0 ? def : x;
-}
-
 int az_config_load(struct az *a)
 {
 	int ret = az_load_config(a);
 
 	if (ret < 0)
 		return ret;
-	a->block_size = env_u64("ASSETFS_AZ_BLOCK_SIZE", AZ_BLOCK_SIZE);
-	a->put_threshold = env_u64("ASSETFS_MULTIPART_THRESHOLD",
-				   AZ_PUT_THRESHOLD);
-	a->page_size = (int)env_u64("ASSETFS_LIST_PAGE_SIZE", 0);
+	a->block_size = prov_env_u64("ASSETFS_AZ_BLOCK_SIZE", AZ_BLOCK_SIZE);
+	a->put_threshold = prov_env_u64("ASSETFS_MULTIPART_THRESHOLD",
+					AZ_PUT_THRESHOLD);
+	a->page_size = (int)prov_env_u64("ASSETFS_LIST_PAGE_SIZE", 0);
 	if (a->page_size > 5000)
 		a->page_size = 5000;
 	return 0;

@@ -303,6 +303,18 @@ bool prov_can_put(const struct prov *p)
 	return p->ops->can_put && p->ops->put_buf;
 }
 
+uint64_t prov_env_u64(const char *name, uint64_t def)
+{
+	const char *v = getenv(name);
+	char *end;
+	unsigned long long x;
+
+	if (!v || !*v)
+		return def;
+	x = strtoull(v, &end, 10);
+	return *end || x == 0 ? def : x;
+}
+
 int prov_full_key(const struct prov *p, const char *key, char *buf, size_t len)
 {
 	int n;

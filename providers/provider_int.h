@@ -64,6 +64,13 @@ int prov_full_key(const struct prov *p, const char *key, char *buf,
 		  size_t len);
 
 /*
+ * The positive decimal number in environment variable @name (a backend
+ * tunable such as ASSETFS_LIST_PAGE_SIZE), or @def when it is unset,
+ * empty, zero or not entirely digits.
+ */
+uint64_t prov_env_u64(const char *name, uint64_t def);
+
+/*
  * Parse @url into p->scheme, p->bucket and p->prefix (owned; nothing else
  * is touched). Returns 0, -EINVAL (message via prov_set_error) or -ENOMEM.
  */

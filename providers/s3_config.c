@@ -266,18 +266,6 @@ static int s3_setup_endpoint(struct prov *p, struct s3 *s)
 	return 0;
 }
 
-static uint64_t env_u64(const char *name, uint64_t def)
-{
-	const char *v = getenv(name);
-	char *end;
-	unsigned long long x;
-
-	if (!v || !*v)
-		return def;
-	x = strtoull(v, &end, 10);
-	return *end || x == 0 ? def : x;
-}
-
 int s3_config_load(struct prov *p, struct s3 *s)
 {
 	int ret;
@@ -287,12 +275,12 @@ int s3_config_load(struct prov *p, struct s3 *s)
 		ret = s3_setup_endpoint(p, s);
 	if (ret < 0)
 		return ret;
-	s->part_size = env_u64("ASSETFS_S3_PART_SIZE", S3_PART_SIZE);
+	s->part_size = prov_env_u64("ASSETFS_S3_PART_SIZE", S3_PART_SIZE);
 	if (s->part_size < (5ull << 20))
 		s->part_size = 5ull << 20;
-	s->multipart_threshold = env_u64("ASSETFS_MULTIPART_THRESHOLD",
-					 S3_MULTIPART_THRESHOLD);
-	s->page_size = (int)env_u64("ASSETFS_LIST_PAGE_SIZE", 0);
+	s->multipart_threshold = prov_env_u64("ASSETFS_MULTIPART_THRESHOLD",
+					      S3_MULTIPART_THRESHOLD);
+	s->page_size = (int)prov_env_u64("ASSETFS_LIST_PAGE_SIZE", 0);
 	if (s->page_size > 1000)
 		s->page_size = 1000;
 	return 0;
