@@ -150,7 +150,7 @@ static bool dropped_opt(const char *k)
 static int one_opt(struct mount_cli *c, char *item)
 {
 	char *val = strchr(item, '=');
-	long n;
+	long n = 0;
 	int ret = 0;
 
 	if (!*item)

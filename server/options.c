@@ -345,7 +345,7 @@ int options_parse(int argc, char **argv, struct server_opts *o, char *err,
 {
 	const char *lazy = getenv("MODELKIT_LAZY_LOADING");
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	double v;
+	double v = 0;
 	int c, ret;
 
 	memset(o, 0, sizeof(*o));
