@@ -122,6 +122,23 @@ out:
 	return ret;
 }
 
+/*
+ * The SignedHeaders list ("host;x-amz-date"): the names of @h (sorted),
+ * each once. The canonical request and the Authorization header must
+ * carry exactly the same list, so both use this.
+ */
+static int put_signed_headers(struct buf *out, const struct lhdr *h, int n)
+{
+	int ret = 0;
+
+	for (int i = 0; i < n && ret == 0; i++) {
+		if (i > 0 && strcmp(h[i].name, h[i - 1].name) == 0)
+			continue;
+		ret = buf_printf(out, "%s%s", i > 0 ? ";" : "", h[i].name);
+	}
+	return ret;
+}
+
 int sigv4_canonical_request(const struct sigv4_req *r, struct buf *out)
 {
 	struct lhdr h[SIGV4_MAX_HEADERS];
@@ -150,11 +167,8 @@ int sigv4_canonical_request(const struct sigv4_req *r, struct buf *out)
 	}
 	if (ret == 0)
 		ret = buf_append(out, "\n", 1);
-	for (int i = 0; i < n && ret == 0; i++) {
-		if (i > 0 && strcmp(h[i].name, h[i - 1].name) == 0)
-			continue;
-		ret = buf_printf(out, "%s%s", i > 0 ? ";" : "", h[i].name);
-	}
+	if (ret == 0)
+		ret = put_signed_headers(out, h, n);
 	if (ret == 0)
 		ret = buf_printf(out, "\n%s", r->payload_hash);
 	return ret;
@@ -239,11 +253,8 @@ int sigv4_authorization(const struct sigv4_req *r, const char *access_key,
 			 "AWS4-HMAC-SHA256 Credential=%s/%.8s/%s/%s/aws4_request, "
 			 "SignedHeaders=",
 			 access_key, r->amz_date, r->region, r->service);
-	for (int i = 0; i < n && ret == 0; i++) {
-		if (i > 0 && strcmp(h[i].name, h[i - 1].name) == 0)
-			continue;
-		ret = buf_printf(out, "%s%s", i > 0 ? ";" : "", h[i].name);
-	}
+	if (ret == 0)
+		ret = put_signed_headers(out, h, n);
 	if (ret == 0)
 		ret = buf_printf(out, ", Signature=%s", sig);
 	return ret;
