@@ -678,6 +678,16 @@ out:
 	return ret;
 }
 
+/* Bind @k to parameters 1..5 of the TOFU map statements. */
+static void objkey_bind(sqlite3_stmt *s, const struct cache_objkey *k)
+{
+	sqlite3_bind_text(s, 1, k->store, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, k->key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, k->etag, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, k->block_size);
+	sqlite3_bind_int64(s, 5, (int64_t)k->index);
+}
+
 int cache_objblock_get(struct cache *c, const struct cache_objkey *k,
 		       struct digest *out)
 {
@@ -692,11 +702,7 @@ int cache_objblock_get(struct cache *c, const struct cache_objkey *k,
 		ret = -EIO;
 		goto out;
 	}
-	sqlite3_bind_text(s, 1, k->store, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, k->key, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, k->etag, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, k->block_size);
-	sqlite3_bind_int64(s, 5, (int64_t)k->index);
+	objkey_bind(s, k);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		const void *b = sqlite3_column_blob(s, 0);
@@ -730,11 +736,7 @@ int cache_objblock_put(struct cache *c, const struct cache_objkey *k,
 		ret = -EIO;
 		goto out;
 	}
-	sqlite3_bind_text(s, 1, k->store, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, k->key, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, k->etag, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, k->block_size);
-	sqlite3_bind_int64(s, 5, (int64_t)k->index);
+	objkey_bind(s, k);
 	sqlite3_bind_blob(s, 6, d->b, DIGEST_LEN, SQLITE_STATIC);
 	ret = cache_st_done(c, s);
 out:

@@ -209,6 +209,50 @@ int store_parse_versions(const struct store *s, const char *json, size_t len,
 	return versions_parse(json, len, s->sys, out, err, errlen);
 }
 
+/*
+ * Read the small document @key (at most @max bytes) into @b, its ETag into
+ * *@tag (owned by the caller). Returns 0 or a negative errno with @err set;
+ * for -ENOENT the caller words the message, since only it knows what the
+ * key stands for.
+ */
+static int store_fetch_doc(struct store *s, const char *key, size_t max,
+			   struct buf *b, char **tag, char *err, size_t errlen)
+{
+	int ret = prov_get_buf(s->prov, key, max, b, tag);
+
+	if (ret == -EFBIG)
+		store_err(err, errlen, "%s: larger than %zu bytes", key, max);
+	else if (ret < 0 && ret != -ENOENT)
+		store_err(err, errlen, "cannot read %s: %s", key,
+			  store_prov_reason(ret));
+	return ret;
+}
+
+/*
+ * Give the caller what it asked for besides the parsed document: a copy of
+ * the raw bytes (if @raw) and the ETag (if @etag; *@tag moves there).
+ * Returns 0 or -ENOMEM/-EFBIG with @err set.
+ */
+static int store_hand_over(const char *key, const struct buf *b,
+			   struct buf *raw, char **tag, char **etag, char *err,
+			   size_t errlen)
+{
+	int ret;
+
+	if (raw) {
+		ret = buf_append(raw, b->data ? b->data : "", b->len);
+		if (ret < 0) {
+			store_err(err, errlen, "%s: %s", key, strerror(-ret));
+			return ret;
+		}
+	}
+	if (etag) {
+		*etag = *tag;
+		*tag = NULL;
+	}
+	return 0;
+}
+
 int store_get_versions(struct store *s, const char *name,
 		       struct version_list *out, struct buf *raw, char **etag,
 		       char *err, size_t errlen)
@@ -231,39 +275,21 @@ int store_get_versions(struct store *s, const char *name,
 		store_err(err, errlen, "asset name too long");
 		goto out;
 	}
-	ret = prov_get_buf(s->prov, key, VERSIONS_MAX_BYTES, &b, &tag);
-	if (ret == -ENOENT) {
+	ret = store_fetch_doc(s, key, VERSIONS_MAX_BYTES, &b, &tag, err,
+			      errlen);
+	if (ret == -ENOENT)
 		store_err(err, errlen, "no such asset '%s'", name);
+	if (ret < 0)
 		goto out;
-	}
-	if (ret == -EFBIG) {
-		store_err(err, errlen, "%s: larger than %u bytes", key,
-			  VERSIONS_MAX_BYTES);
-		goto out;
-	}
-	if (ret < 0) {
-		store_err(err, errlen, "cannot read %s: %s", key,
-			  store_prov_reason(ret));
-		goto out;
-	}
 	ret = store_parse_versions(s, b.data ? b.data : "", b.len, out, perr,
 				   sizeof(perr));
 	if (ret < 0) {
 		store_err(err, errlen, "%s: %s", key, perr);
 		goto out;
 	}
-	if (raw) {
-		ret = buf_append(raw, b.data ? b.data : "", b.len);
-		if (ret < 0) {
-			store_err(err, errlen, "%s: %s", key, strerror(-ret));
-			version_list_clear(out);
-			goto out;
-		}
-	}
-	if (etag) {
-		*etag = tag;
-		tag = NULL;
-	}
+	ret = store_hand_over(key, &b, raw, &tag, etag, err, errlen);
+	if (ret < 0)
+		version_list_clear(out);
 out:
 	free(tag);
 	buf_free(&b);
@@ -343,21 +369,11 @@ int store_get_meta(struct store *s, const char *name, const char *version,
 		store_err(err, errlen, "asset name too long");
 		goto out;
 	}
-	ret = prov_get_buf(s->prov, key, META_MAX_BYTES, &b, &tag);
-	if (ret == -ENOENT) {
+	ret = store_fetch_doc(s, key, META_MAX_BYTES, &b, &tag, err, errlen);
+	if (ret == -ENOENT)
 		store_err(err, errlen, "no .meta for '%s:%s'", name, version);
+	if (ret < 0)
 		goto out;
-	}
-	if (ret == -EFBIG) {
-		store_err(err, errlen, "%s: larger than %u bytes", key,
-			  META_MAX_BYTES);
-		goto out;
-	}
-	if (ret < 0) {
-		store_err(err, errlen, "cannot read %s: %s", key,
-			  store_prov_reason(ret));
-		goto out;
-	}
 	if (s->verify) {
 		ret = store_check_sig(s, name, version, &b, err, errlen);
 		if (ret < 0)
@@ -368,18 +384,9 @@ int store_get_meta(struct store *s, const char *name, const char *version,
 		store_err(err, errlen, "%s: %s", key, perr);
 		goto out;
 	}
-	if (raw) {
-		ret = buf_append(raw, b.data ? b.data : "", b.len);
-		if (ret < 0) {
-			store_err(err, errlen, "%s: %s", key, strerror(-ret));
-			meta_clear(out);
-			goto out;
-		}
-	}
-	if (etag) {
-		*etag = tag;
-		tag = NULL;
-	}
+	ret = store_hand_over(key, &b, raw, &tag, etag, err, errlen);
+	if (ret < 0)
+		meta_clear(out);
 out:
 	free(tag);
 	buf_free(&b);
