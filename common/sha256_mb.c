@@ -213,41 +213,14 @@ static void mb_run(mb_kernel_fn *kernel, size_t lanes, size_t n,
 /* The rounds, written once over per-implementation vector operations.    */
 
 /*
- * FIPS 180-4 6.2.2 step 3, one round t: T1 = h + SIGMA1(e) + Ch(e,f,g) + Kt +
- * Wt, T2 = SIGMA0(a) + Maj(a,b,c); d += T1, h = T1 + T2. Instead of moving a..h
- * down one place, the caller passes the names rotated (MB_ROUNDS8).
- * X is the operation prefix (avx2, vl, zmm); @kw is Kt + Wt.
- */
-#define MB_ROUND(X, a, b, c, d, e, f, g, h, kw)                                \
-	do {                                                                   \
-		__typeof__(a) t1_ = X##_add(h, kw);                            \
-		__typeof__(a) t2_;                                             \
-		t1_ = X##_add(X##_add(t1_, X##_ch(e, f, g)), X##_bsig1(e));    \
-		t2_ = X##_add(X##_bsig0(a), X##_maj(a, b, c));                 \
-		d = X##_add(d, t1_);                                           \
-		h = X##_add(t1_, t2_);                                         \
-	} while (0)
-
-/*
  * Kt + Wt, with W kept as a ring of 16 words. @k is mb_k hidden from the
- * optimiser (MB_HIDE), so Kt becomes a broadcast load folded into the add
- * instead of a constant moved through a general register.
+ * optimiser (MB_HIDE), so Kt becomes a broadcast load instead of a
+ * constant moved through a general register.
  */
 #define MB_KW(X, w, t) X##_add((w)[(t)&15], X##_set1(k[t]))
 #define MB_HIDE(p) __asm__("" : "+r"(p))
-
-/* Rounds t..t+7: after 8 rounds the names are back in place. */
-#define MB_ROUNDS8(X, w, t)                                                    \
-	do {                                                                   \
-		MB_ROUND(X, a, b, c, d, e, f, g, h, MB_KW(X, w, (t) + 0));     \
-		MB_ROUND(X, h, a, b, c, d, e, f, g, MB_KW(X, w, (t) + 1));     \
-		MB_ROUND(X, g, h, a, b, c, d, e, f, MB_KW(X, w, (t) + 2));     \
-		MB_ROUND(X, f, g, h, a, b, c, d, e, MB_KW(X, w, (t) + 3));     \
-		MB_ROUND(X, e, f, g, h, a, b, c, d, MB_KW(X, w, (t) + 4));     \
-		MB_ROUND(X, d, e, f, g, h, a, b, c, MB_KW(X, w, (t) + 5));     \
-		MB_ROUND(X, c, d, e, f, g, h, a, b, MB_KW(X, w, (t) + 6));     \
-		MB_ROUND(X, b, c, d, e, f, g, h, a, MB_KW(X, w, (t) + 7));     \
-	} while (0)
+/* Keep the compiler from re-associating the sum in @v with later adds. */
+#define MB_HIDE_V(v) __asm__("" : "+v"(v))
 
 /*
  * FIPS 180-4 6.2.2 step 1 for t >= 16:
@@ -258,34 +231,63 @@ static void mb_run(mb_kernel_fn *kernel, size_t lanes, size_t n,
 	     X##_add(X##_add(X##_ssig1((w)[((t)-2) & 15]), (w)[((t)-7) & 15]), \
 		     X##_add(X##_ssig0((w)[((t)-15) & 15]), (w)[(t)&15])))
 
-/* Rounds t..t+7 for t >= 16: each computes its Wt first. */
-#define MB_SCHED_ROUNDS8(X, w, t)                                              \
+/*
+ * FIPS 180-4 6.2.2 step 3, round t: T1 = h + SIGMA1(e) + Ch(e,f,g) + Kt + Wt,
+ * T2 = SIGMA0(a) + Maj(a,b,c); d += T1, h = T1 + T2. Instead of moving a..h
+ * down one place, the caller passes the names rotated (MB_ROUNDS8).
+ * X is the operation prefix (avx2, vl, zmm); @t a constant.
+ *
+ * On entry h already holds h + Kt + Wt: each round computes W(t+1) (step
+ * 1) and adds K(t+1) + W(t+1) to g, next round's h, so g's old value dies
+ * in Ch and the three-input instruction may overwrite it (one register
+ * copy fewer per round).
+ */
+#define MB_ROUND(X, w, t, a, b, c, d, e, f, g, h)                              \
 	do {                                                                   \
-		MB_SCHEDULE(X, w, (t) + 0), MB_SCHEDULE(X, w, (t) + 1);        \
-		MB_SCHEDULE(X, w, (t) + 2), MB_SCHEDULE(X, w, (t) + 3);        \
-		MB_SCHEDULE(X, w, (t) + 4), MB_SCHEDULE(X, w, (t) + 5);        \
-		MB_SCHEDULE(X, w, (t) + 6), MB_SCHEDULE(X, w, (t) + 7);        \
-		MB_ROUNDS8(X, w, t);                                           \
+		__typeof__(a) t1_, t2_, n_ = g;                                \
+		if ((t) + 1 >= 16 && (t) + 1 < 64)                             \
+			MB_SCHEDULE(X, w, (t) + 1);                            \
+		if ((t) + 1 < 64)                                              \
+			n_ = X##_add(g, MB_KW(X, w, ((t) + 1) & 63));          \
+		MB_HIDE_V(n_);                                                 \
+		t1_ = X##_add(X##_add(h, X##_ch(e, f, g)), X##_bsig1(e));      \
+		t2_ = X##_add(X##_bsig0(a), X##_maj(a, b, c));                 \
+		g = n_;                                                        \
+		d = X##_add(d, t1_);                                           \
+		h = X##_add(t1_, t2_);                                         \
+	} while (0)
+
+/* Rounds t..t+7: after 8 rounds the names are back in place. */
+#define MB_ROUNDS8(X, w, t)                                                    \
+	do {                                                                   \
+		MB_ROUND(X, w, (t) + 0, a, b, c, d, e, f, g, h);               \
+		MB_ROUND(X, w, (t) + 1, h, a, b, c, d, e, f, g);               \
+		MB_ROUND(X, w, (t) + 2, g, h, a, b, c, d, e, f);               \
+		MB_ROUND(X, w, (t) + 3, f, g, h, a, b, c, d, e);               \
+		MB_ROUND(X, w, (t) + 4, e, f, g, h, a, b, c, d);               \
+		MB_ROUND(X, w, (t) + 5, d, e, f, g, h, a, b, c);               \
+		MB_ROUND(X, w, (t) + 6, c, d, e, f, g, h, a, b);               \
+		MB_ROUND(X, w, (t) + 7, b, c, d, e, f, g, h, a);               \
 	} while (0)
 
 /*
  * One block for all lanes: the 64 rounds over the words in @w (6.2.2
  * steps 1-3) and the addition into the state @s (step 4). Straight-line
  * code, so every ring index is a constant and W stays in registers. Needs
- * a..h declared by the caller.
+ * a..h and k declared by the caller.
  */
 #define MB_BLOCK(X, s, w)                                                      \
 	do {                                                                   \
 		a = s[0], b = s[1], c = s[2], d = s[3];                        \
-		e = s[4], f = s[5], g = s[6], h = s[7];                        \
+		e = s[4], f = s[5], g = s[6], h = X##_add(s[7], MB_KW(X, w, 0)); \
 		MB_ROUNDS8(X, w, 0);                                           \
 		MB_ROUNDS8(X, w, 8);                                           \
-		MB_SCHED_ROUNDS8(X, w, 16);                                    \
-		MB_SCHED_ROUNDS8(X, w, 24);                                    \
-		MB_SCHED_ROUNDS8(X, w, 32);                                    \
-		MB_SCHED_ROUNDS8(X, w, 40);                                    \
-		MB_SCHED_ROUNDS8(X, w, 48);                                    \
-		MB_SCHED_ROUNDS8(X, w, 56);                                    \
+		MB_ROUNDS8(X, w, 16);                                          \
+		MB_ROUNDS8(X, w, 24);                                          \
+		MB_ROUNDS8(X, w, 32);                                          \
+		MB_ROUNDS8(X, w, 40);                                          \
+		MB_ROUNDS8(X, w, 48);                                          \
+		MB_ROUNDS8(X, w, 56);                                          \
 		s[0] = X##_add(s[0], a), s[1] = X##_add(s[1], b);              \
 		s[2] = X##_add(s[2], c), s[3] = X##_add(s[3], d);              \
 		s[4] = X##_add(s[4], e), s[5] = X##_add(s[5], f);              \
@@ -365,7 +367,7 @@ MB_AVX2_FN __m256i avx2_maj(__m256i a, __m256i b, __m256i c)
  * immediate is the truth table of f(x, y, z) at bit 4x + 2y + z.
  */
 #define MB_TL_XOR3 0x96 /* x ^ y ^ z */
-#define MB_TL_CH 0xca	/* x ? y : z */
+#define MB_TL_CH 0xb8 /* y ? z : x: Ch(e, f, g) passed as (g, e, f) */
 #define MB_TL_MAJ 0xe8	/* at least two of x, y, z */
 
 MB_VL_FN __m256i vl_add(__m256i x, __m256i y)
@@ -408,7 +410,7 @@ MB_VL_FN __m256i vl_ssig1(__m256i x)
 
 MB_VL_FN __m256i vl_ch(__m256i e, __m256i f, __m256i g)
 {
-	return _mm256_ternarylogic_epi32(e, f, g, MB_TL_CH);
+	return _mm256_ternarylogic_epi32(g, e, f, MB_TL_CH);
 }
 
 MB_VL_FN __m256i vl_maj(__m256i a, __m256i b, __m256i c)
@@ -457,7 +459,7 @@ MB_ZMM_FN __m512i zmm_ssig1(__m512i x)
 
 MB_ZMM_FN __m512i zmm_ch(__m512i e, __m512i f, __m512i g)
 {
-	return _mm512_ternarylogic_epi32(e, f, g, MB_TL_CH);
+	return _mm512_ternarylogic_epi32(g, e, f, MB_TL_CH);
 }
 
 MB_ZMM_FN __m512i zmm_maj(__m512i a, __m512i b, __m512i c)
