@@ -9,6 +9,9 @@
  * The runs go round every implementation and N in turn, so a quiet or a
  * busy moment of the machine is shared among them all.
  *
+ * Figures are those of a real call: with one message (two for avx2) the
+ * lane implementations hand it to OpenSSL, which is faster for it.
+ *
  * Usage: sha256_speed [RUNS]   (default 5, at most 100)
  */
 #include <stdbool.h>

@@ -12,9 +12,27 @@
  * as many blocks as the shortest run among the busy lanes; idle lanes read
  * a zero block with stride 0, so no lane ever reads outside a message.
  *
- * Measured on the target (Xeon Cascade Lake, 2.5 GHz, no SHA-NI; best of
- * several runs, bench/sha256_speed, 4 MiB messages):
- *   MEASUREMENTS
+ * Measured on the target (Xeon Cascade Lake, 2.5 GHz, no SHA-NI, 2 cores
+ * shared with other work; bench/sha256_speed, release build, best of 5-7
+ * runs, aggregate MB/s of N messages of 4 MiB in one call):
+ *
+ *   N                    1     2     4     8    16
+ *   openssl            392   392   392   392   392  (one at a time)
+ *   avx2 (8 lanes)     150   300   596  1174  1173
+ *   avx512vl (8 lanes) 262   476   935  1996  1994
+ *   avx512 (16 lanes)    -     -     -     -  2731  (N <= 8: avx512vl)
+ *
+ * so 8 messages hash at 5.1x OpenSSL's speed on one, 16 at 7.0x. Lanes
+ * lose to OpenSSL for a single message (and AVX2 for two), so such calls
+ * go to OpenSSL (min_n below). Default: "avx512", i.e. the 16-lane zmm
+ * kernel for N > 8 (1.37x the 8-lane one at full lanes) and the 8-lane
+ * AVX-512VL kernel for N <= 8 (half-empty zmm lanes would cost more).
+ * Loading the blocks with vpgatherdd instead of 16-byte loads and unpacks
+ * ran at 1064 MB/s against 1900 (avx512vl, N = 8): shuffles it is.
+ * Caveat: OpenSSL measured right after the zmm kernel was no slower here
+ * (a VM), but on bare metal 512-bit code may lower the core's clock for
+ * a few ms (AVX-512 licences), slowing whatever runs next on that core;
+ * ASSETFS_SHA256=avx512vl keeps to 256-bit registers.
  *
  * Threads: everything is reentrant; the implementation is chosen once
  * (pthread_once) and read through an atomic pointer. Errors: 0 or a
@@ -279,7 +297,8 @@ static void mb_run(mb_kernel_fn *kernel, size_t lanes, size_t n,
 #define MB_BLOCK(X, s, w)                                                      \
 	do {                                                                   \
 		a = s[0], b = s[1], c = s[2], d = s[3];                        \
-		e = s[4], f = s[5], g = s[6], h = X##_add(s[7], MB_KW(X, w, 0)); \
+		e = s[4], f = s[5], g = s[6],                                  \
+		h = X##_add(s[7], MB_KW(X, w, 0));                             \
 		MB_ROUNDS8(X, w, 0);                                           \
 		MB_ROUNDS8(X, w, 8);                                           \
 		MB_ROUNDS8(X, w, 16);                                          \
@@ -367,7 +386,7 @@ MB_AVX2_FN __m256i avx2_maj(__m256i a, __m256i b, __m256i c)
  * immediate is the truth table of f(x, y, z) at bit 4x + 2y + z.
  */
 #define MB_TL_XOR3 0x96 /* x ^ y ^ z */
-#define MB_TL_CH 0xb8 /* y ? z : x: Ch(e, f, g) passed as (g, e, f) */
+#define MB_TL_CH 0xb8	/* y ? z : x: Ch(e, f, g) passed as (g, e, f) */
 #define MB_TL_MAJ 0xe8	/* at least two of x, y, z */
 
 MB_VL_FN __m256i vl_add(__m256i x, __m256i y)
@@ -659,13 +678,14 @@ struct mb_impl {
 	mb_kernel_fn *narrow;	 /* 8 lanes, for n <= 8; NULL: OpenSSL */
 	mb_kernel_fn *wide;	 /* for n > 8 */
 	size_t wide_lanes;
+	size_t min_n; /* fewer messages go to OpenSSL: faster for them */
 };
 
 static const struct mb_impl mb_impls[] = {
-    {"openssl", NULL, NULL, NULL, 1},
-    {"avx2", mb_has_avx2, avx2_x8, avx2_x8, 8},
-    {"avx512vl", mb_has_avx512vl, vl_x8, vl_x8, 8},
-    {"avx512", mb_has_avx512, vl_x8, zmm_x16, 16},
+    {"openssl", NULL, NULL, NULL, 1, 0},
+    {"avx2", mb_has_avx2, avx2_x8, avx2_x8, 8, 3},
+    {"avx512vl", mb_has_avx512vl, vl_x8, vl_x8, 8, 2},
+    {"avx512", mb_has_avx512, vl_x8, zmm_x16, 16, 2},
 };
 
 #define MB_NIMPLS (sizeof(mb_impls) / sizeof(mb_impls[0]))
@@ -741,7 +761,7 @@ int sha256_mb(size_t n, const void *const data[], const size_t len[],
 
 	if (n > SHA256_MB_MAX)
 		return -EINVAL;
-	if (!impl->narrow) {
+	if (!impl->narrow || n < impl->min_n) {
 		for (i = 0; i < n; i++) {
 			ret = digest_buf(data[i], len[i], &out[i]);
 			if (ret < 0)
