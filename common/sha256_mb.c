@@ -58,6 +58,7 @@
 /* The most lanes of any kernel. */
 #define MB_LANES_MAX 16
 
+#ifdef MB_X86
 /* FIPS 180-4 4.2.2: the round constants K0..K63. */
 static const uint32_t mb_k[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1,
@@ -72,6 +73,7 @@ static const uint32_t mb_k[64] = {
     0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
     0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 };
+#endif
 
 /* FIPS 180-4 5.3.3: the initial hash value H(0). */
 static const uint32_t mb_iv[8] = {
@@ -291,8 +293,9 @@ static void mb_run(mb_kernel_fn *kernel, size_t lanes, size_t n,
 /*
  * One block for all lanes: the 64 rounds over the words in @w (6.2.2
  * steps 1-3) and the addition into the state @s (step 4). Straight-line
- * code, so every ring index is a constant and W stays in registers. Needs
- * a..h and k declared by the caller.
+ * code, so every ring index is a constant and W stays in registers where
+ * there are enough (32 with AVX-512; AVX2's 16 spill some). Needs a..h and
+ * k declared by the caller.
  */
 #define MB_BLOCK(X, s, w)                                                      \
 	do {                                                                   \
