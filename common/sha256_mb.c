@@ -13,19 +13,21 @@
  * a zero block with stride 0, so no lane ever reads outside a message.
  *
  * Measured on the target (Xeon Cascade Lake, 2.5 GHz, no SHA-NI, 2 cores
- * shared with other work; bench/sha256_speed, release build, best of 5-7
+ * shared with other work; bench/sha256_speed, release build, best of 10
  * runs, aggregate MB/s of N messages of 4 MiB in one call):
  *
  *   N                    1     2     4     8    16
- *   openssl            392   392   392   392   392  (one at a time)
- *   avx2 (8 lanes)     150   300   596  1174  1173
- *   avx512vl (8 lanes) 262   476   935  1996  1994
- *   avx512 (16 lanes)    -     -     -     -  2731  (N <= 8: avx512vl)
+ *   openssl            393   397   397   395   393  (one at a time)
+ *   avx2 (8 lanes)     398o  397o  587  1151  1152
+ *   avx512vl (8 lanes) 397o  522  1028  2000  2009
+ *   avx512 (16 lanes)  394o  521v 1025v 2022v 2719
+ *   (o: handed to OpenSSL; v: run by the 8-lane avx512vl kernel)
  *
- * so 8 messages hash at 5.1x OpenSSL's speed on one, 16 at 7.0x. Lanes
- * lose to OpenSSL for a single message (and AVX2 for two), so such calls
- * go to OpenSSL (min_n below). Default: "avx512", i.e. the 16-lane zmm
- * kernel for N > 8 (1.37x the 8-lane one at full lanes) and the 8-lane
+ * so 8 messages hash at 5.1x OpenSSL's speed on one, 16 at 6.9x. One
+ * message alone in the lanes ran at 262 MB/s (avx512vl) and 150 (avx2),
+ * two in AVX2 lanes at 300: such calls go to OpenSSL instead (min_n
+ * below). Default: "avx512", i.e. the 16-lane zmm
+ * kernel for N > 8 (1.35x the 8-lane one at full lanes) and the 8-lane
  * AVX-512VL kernel for N <= 8 (half-empty zmm lanes would cost more).
  * Loading the blocks with vpgatherdd instead of 16-byte loads and unpacks
  * ran at 1064 MB/s against 1900 (avx512vl, N = 8): shuffles it is.
@@ -95,12 +97,18 @@ typedef void mb_kernel_fn(uint32_t *st, const uint8_t *const p[],
 /* ---------------------------------------------------------------------- */
 /* The driver: lanes, padding, refilling (generic C).                     */
 
+/*
+ * One lane of the driver: it reads its message's full blocks from the
+ * caller's memory, then the 1 or 2 blocks of @tail (leftover bytes and
+ * padding); @left counts the blocks of the run being read. @msg is the
+ * index of the message in the lane, or -1 when the lane is idle.
+ */
 struct mb_lane {
-	uint8_t tail[128]; /* leftover bytes + padding: 1 or 2 blocks */
-	size_t left;	   /* blocks left in the current run */
+	uint8_t tail[128];
+	size_t left;
 	size_t tail_blocks;
-	long msg;     /* index of the message in this lane, or -1 */
-	bool in_tail; /* the run being read is the tail buffer */
+	long msg;
+	bool in_tail;
 };
 
 /*
