@@ -268,6 +268,8 @@ struct cache_stats {
 	uint64_t bytes_evicted;
 	uint64_t digest_mismatches; /* commits refused: wrong bytes */
 	uint64_t corrupt_blocks;    /* on-disk blocks failing re-checks */
+	uint64_t hashed_blocks;	    /* blocks SHA-256'd at commit */
+	uint64_t hash_batches;	    /* SIMD passes they took (see sha256_batch) */
 	/* the shared index, all processes */
 	uint64_t blocks;
 	uint64_t bytes;

@@ -848,6 +848,7 @@ int cache_get_stats(struct cache *c, struct cache_stats *st)
 	st->bytes_evicted = ATOMIC_GET(&c->bytes_evicted);
 	st->digest_mismatches = ATOMIC_GET(&c->mismatches);
 	st->corrupt_blocks = ATOMIC_GET(&c->corrupt);
+	sha256_batch_counts(c->hash, &st->hashed_blocks, &st->hash_batches);
 	st->max_bytes = c->max_bytes;
 	st->min_free_bytes = c->min_free_bytes;
 	st->disk_free_bytes = cache_disk_free(c);

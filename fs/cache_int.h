@@ -41,6 +41,7 @@
 #include <sqlite3.h>
 #include <xxhash.h>
 
+#include "common/sha256_batch.h"
 #include "fs/cache.h"
 
 #define CACHE_FLUSH_MS 2000	   /* batched access times */
@@ -121,6 +122,9 @@ struct cache {
 	pthread_cond_t lk_cond;	 /* with lk_lock; broadcast on unlock */
 	struct held_key *held;	 /* protected by lk_lock */
 
+	/* SHA-256 of committed blocks, shared by all fetch threads */
+	struct sha256_batch *hash;
+
 	uint64_t tmp_seq;					/* atomic */
 	uint64_t hits, misses, bytes_written, blocks_written;	/* atomic */
 	uint64_t evictions, bytes_evicted, mismatches, corrupt; /* atomic */
@@ -130,7 +134,6 @@ struct cache_txn {
 	struct cache *c;
 	int fd;
 	char path[CACHE_PATH_MAX];
-	struct hasher *sha;
 	XXH3_state_t *xxh;
 	uint64_t len;
 	int err;

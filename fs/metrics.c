@@ -30,17 +30,7 @@ struct metrics {
 
 static void refresh(struct metrics *mx)
 {
-	struct cache_stats cs;
-	struct prov_stats ps;
-
-	if (mx->cache && cache_get_stats(mx->cache, &cs) == 0) {
-		stats_set(mx->stats, STAT_CACHE_BYTES, cs.bytes);
-		stats_set(mx->stats, STAT_EVICTIONS, cs.evictions);
-	}
-	if (mx->prov) {
-		prov_get_stats(mx->prov, &ps);
-		stats_set(mx->stats, STAT_RETRIES, ps.retries);
-	}
+	stats_pull(mx->stats, mx->cache, mx->prov);
 }
 
 static void serve_one(struct metrics *mx, int fd)

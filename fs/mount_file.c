@@ -401,19 +401,6 @@ static const char *const version_xattrs[] = {
 	"user.assetfs.push_date", "user.assetfs.cached",
 };
 
-static void refresh_gauges(struct mnt *m)
-{
-	struct cache_stats cs;
-	struct prov_stats ps;
-
-	if (cache_get_stats(m->cache, &cs) == 0) {
-		stats_set(m->stats, STAT_CACHE_BYTES, cs.bytes);
-		stats_set(m->stats, STAT_EVICTIONS, cs.evictions);
-	}
-	prov_get_stats(store_prov(m->st), &ps);
-	stats_set(m->stats, STAT_RETRIES, ps.retries);
-}
-
 /* Sum of cached bytes of every file under node @k of @cv. */
 static uint64_t cached_under(struct mnt *m, const struct cat_version *cv,
 			     uint32_t k)
@@ -453,7 +440,7 @@ static int xattr_value(struct mnt *m, const struct inode *n,
 	int ret, k;
 
 	if (n->ino == INODE_ROOT_INO && strcmp(name, MOUNT_STATS_XATTR) == 0) {
-		refresh_gauges(m);
+		stats_pull(m->stats, m->cache, store_prov(m->st));
 		return stats_format(m->stats, STATS_FMT_TEXT, out);
 	}
 	if (strncmp(name, "user.assetfs.", 13) != 0 || !n->version ||

@@ -6,7 +6,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include "fs/cache.h"
 #include "fs/stats.h"
+#include "providers/provider.h"
 
 struct stats {
 	atomic_uint_fast64_t v[STAT__COUNT];
@@ -31,6 +33,8 @@ static const char *const stat_names[STAT__COUNT] = {
 	[STAT_LOOKUPS] = "lookups",
 	[STAT_READS] = "reads",
 	[STAT_OPENS] = "opens",
+	[STAT_SHA256_BLOCKS] = "sha256_blocks",
+	[STAT_SHA256_BATCHES] = "sha256_batches",
 };
 
 struct stats *stats_new(void)
@@ -117,4 +121,21 @@ int stats_format(const struct stats *s, enum stats_format fmt,
 	if (ret == 0 && fmt == STATS_FMT_JSON)
 		ret = buf_puts(out, "}\n");
 	return ret;
+}
+
+void stats_pull(struct stats *s, struct cache *c, struct prov *p)
+{
+	struct cache_stats cs;
+	struct prov_stats ps;
+
+	if (c && cache_get_stats(c, &cs) == 0) {
+		stats_set(s, STAT_CACHE_BYTES, cs.bytes);
+		stats_set(s, STAT_EVICTIONS, cs.evictions);
+		stats_set(s, STAT_SHA256_BLOCKS, cs.hashed_blocks);
+		stats_set(s, STAT_SHA256_BATCHES, cs.hash_batches);
+	}
+	if (p) {
+		prov_get_stats(p, &ps);
+		stats_set(s, STAT_RETRIES, ps.retries);
+	}
 }

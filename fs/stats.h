@@ -37,6 +37,8 @@ enum stat_id {
 	STAT_LOOKUPS,
 	STAT_READS,
 	STAT_OPENS,
+	STAT_SHA256_BLOCKS,	/* blocks hashed (this process) */
+	STAT_SHA256_BATCHES,	/* SIMD passes that hashed them */
 	STAT__COUNT
 };
 
@@ -54,6 +56,15 @@ static inline void stats_inc(struct stats *s, enum stat_id id)
 /* Set a gauge (or any counter) to @v. */
 void stats_set(struct stats *s, enum stat_id id, uint64_t v);
 uint64_t stats_get(const struct stats *s, enum stat_id id);
+
+struct cache;
+struct prov;
+
+/*
+ * Copy into @s the counters other modules keep (cache bytes, evictions,
+ * hash batches, provider retries); @c and @p are borrowed and may be NULL.
+ */
+void stats_pull(struct stats *s, struct cache *c, struct prov *p);
 
 /* The snake_case name of a counter ("bytes_fetched"). */
 const char *stats_name(enum stat_id id);

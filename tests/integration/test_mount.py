@@ -413,6 +413,9 @@ def test_stats_and_metrics_port(assetfs_bin, store, assets, mounter):
     assert s["block_misses"] >= 1
     assert s["cache_bytes"] >= len(data)
     assert s["errors"] == 0
+    # every fetched block was hashed once, in SIMD passes of one or more
+    assert s["sha256_blocks"] == s["blocks_fetched"] >= 1
+    assert 1 <= s["sha256_batches"] <= s["sha256_blocks"]
     p = run([assetfs_bin, "stats", str(m.mnt), "--json"])
     j = json.loads(p.stdout)
     assert j["bytes_fetched"] == len(data)

@@ -1,0 +1,149 @@
+/*
+ * sha256_batch - see sha256_batch.h.
+ *
+ * The queue is a FIFO of requests living on their callers' stacks. A
+ * caller that becomes a hasher unlinks up to a lane count of requests from
+ * the head (its own among them or not), hashes them without the lock, marks
+ * them done and wakes everyone; each caller returns once its own request is
+ * done. FIFO order bounds the wait: a request is in one of the next
+ * (queue length / lanes) batches.
+ *
+ * Locks: b->lock guards the queue, the hasher count and the counters; it is
+ * never held while hashing.
+ */
+#include "common/sha256_batch.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "common/sha256_mb.h"
+
+struct req {
+	const void *data;
+	size_t len;
+	struct digest *out;
+	bool done; /* protected by b->lock */
+	struct req *next;
+};
+
+struct sha256_batch {
+	pthread_mutex_t lock;
+	pthread_cond_t done_cond;
+	struct req *head, *tail; /* protected by lock */
+	unsigned hashing;	 /* protected by lock: threads hashing now */
+	unsigned max_hashers;
+	uint64_t messages, batches; /* protected by lock */
+};
+
+struct sha256_batch *sha256_batch_new(unsigned max_hashers)
+{
+	struct sha256_batch *b = calloc(1, sizeof(*b));
+	long ncpu;
+
+	if (!b)
+		return NULL;
+	if (!max_hashers) {
+		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		max_hashers = ncpu > 0 && ncpu < 64 ? (unsigned)ncpu : 4;
+	}
+	b->max_hashers = max_hashers;
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->done_cond, NULL);
+	return b;
+}
+
+void sha256_batch_free(struct sha256_batch *b)
+{
+	if (!b)
+		return;
+	pthread_cond_destroy(&b->done_cond);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
+/* Hash the requests of @batch (unlinked, @n of them) and mark them done. */
+static void run_batch(struct sha256_batch *b, struct req **batch, size_t n)
+{
+	const void *data[SHA256_MB_MAX];
+	size_t len[SHA256_MB_MAX];
+	struct digest out[SHA256_MB_MAX];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		data[i] = batch[i]->data;
+		len[i] = batch[i]->len;
+	}
+	/* n <= SHA256_MB_MAX: cannot fail */
+	sha256_mb(n, data, len, out);
+	pthread_mutex_lock(&b->lock);
+	for (i = 0; i < n; i++) {
+		*batch[i]->out = out[i];
+		batch[i]->done = true;
+	}
+	b->messages += n;
+	b->batches++;
+	b->hashing--;
+	pthread_cond_broadcast(&b->done_cond);
+	pthread_mutex_unlock(&b->lock);
+}
+
+int sha256_batch_hash(struct sha256_batch *b, const void *data, size_t len,
+		      struct digest *out)
+{
+	struct req me = { .data = data, .len = len, .out = out };
+	struct req *batch[SHA256_MB_MAX];
+	size_t lanes = sha256_mb_lanes(), n;
+
+	if (!b)
+		return -EINVAL;
+	if (lanes > SHA256_MB_MAX)
+		lanes = SHA256_MB_MAX;
+	if (lanes <= 1) {
+		/* no lanes to share: hash it here, in parallel with others */
+		const void *d[1] = { data };
+		size_t l[1] = { len };
+
+		sha256_mb(1, d, l, out);
+		pthread_mutex_lock(&b->lock);
+		b->messages++;
+		b->batches++;
+		pthread_mutex_unlock(&b->lock);
+		return 0;
+	}
+	pthread_mutex_lock(&b->lock);
+	if (b->tail)
+		b->tail->next = &me;
+	else
+		b->head = &me;
+	b->tail = &me;
+	while (!me.done) {
+		if (b->head && b->hashing < b->max_hashers) {
+			for (n = 0; n < lanes && b->head; n++) {
+				batch[n] = b->head;
+				b->head = b->head->next;
+			}
+			if (!b->head)
+				b->tail = NULL;
+			b->hashing++;
+			pthread_mutex_unlock(&b->lock);
+			run_batch(b, batch, n);
+			pthread_mutex_lock(&b->lock);
+			continue;
+		}
+		pthread_cond_wait(&b->done_cond, &b->lock);
+	}
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}
+
+void sha256_batch_counts(struct sha256_batch *b, uint64_t *messages,
+			 uint64_t *batches)
+{
+	pthread_mutex_lock(&b->lock);
+	*messages = b->messages;
+	*batches = b->batches;
+	pthread_mutex_unlock(&b->lock);
+}

@@ -1,0 +1,45 @@
+/*
+ * sha256_batch - hash messages from many threads in shared SIMD batches.
+ *
+ * sha256_mb() hashes up to a lane count of messages for about the price of
+ * one, but the blocks a mount fetches finish one by one, in different
+ * threads. A batcher gathers them the way a database groups commits: a
+ * thread that wants a digest queues its message; when fewer than
+ * @max_hashers threads are hashing, it takes every queued message (up to
+ * the lane count) and hashes them in one sha256_mb() call, while messages
+ * that arrive meanwhile queue for the next batch. Nobody waits on a timer:
+ * alone, a message is hashed at once; under load, batches fill by
+ * themselves. With one lane (OpenSSL), callers hash their own message.
+ *
+ * Threads: sha256_batch_hash() is called from any number of threads; the
+ * message stays borrowed (and must stay readable) until it returns.
+ * Errors: 0 or a negative errno.
+ */
+#ifndef ASSETFS_COMMON_SHA256_BATCH_H
+#define ASSETFS_COMMON_SHA256_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/digest.h"
+
+struct sha256_batch;
+
+/*
+ * A batcher with at most @max_hashers threads hashing at once (0: one per
+ * online CPU). Returns NULL on out of memory.
+ */
+struct sha256_batch *sha256_batch_new(unsigned max_hashers);
+/* All callers must have returned. NULL-safe. */
+void sha256_batch_free(struct sha256_batch *b);
+
+/* *@out = SHA-256 of the @len bytes at @data. Returns 0 (it cannot fail
+ * but for a broken batcher: -EINVAL). */
+int sha256_batch_hash(struct sha256_batch *b, const void *data, size_t len,
+		      struct digest *out);
+
+/* Counters, for stats and tests: messages hashed and batches run. */
+void sha256_batch_counts(struct sha256_batch *b, uint64_t *messages,
+			 uint64_t *batches);
+
+#endif

@@ -1,0 +1,114 @@
+/*
+ * test_sha256_batch - digests hashed in shared batches from many threads at
+ * once equal OpenSSL's digest of each message, whatever batch each landed
+ * in, for every implementation this CPU has; every message is counted once.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "common/digest.h"
+#include "common/sha256_batch.h"
+#include "common/sha256_mb.h"
+#include "test.h"
+
+#define THREADS 12
+#define ROUNDS 6
+
+struct worker {
+	struct sha256_batch *b;
+	unsigned seed;
+	int bad; /* messages whose digest differed */
+};
+
+/* A message of a length drawn from sizes a fetch sees: empty, tiny, a
+ * partial last block, a whole 4 MiB block. */
+static size_t pick_len(unsigned *seed)
+{
+	static const size_t lens[] = { 0, 1, 55, 64, 4096, 100000,
+				       (4u << 20) - 1, 4u << 20 };
+
+	return lens[(unsigned)rand_r(seed) % (sizeof(lens) / sizeof(lens[0]))];
+}
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	unsigned char *msg = malloc(4u << 20);
+	struct digest got, want;
+
+	if (!msg) {
+		w->bad = ROUNDS;
+		return NULL;
+	}
+	for (int r = 0; r < ROUNDS; r++) {
+		size_t len = pick_len(&w->seed);
+
+		for (size_t i = 0; i < len; i++)
+			msg[i] = (unsigned char)rand_r(&w->seed);
+		if (sha256_batch_hash(w->b, msg, len, &got) != 0 ||
+		    digest_buf(msg, len, &want) != 0 ||
+		    !digest_equal(&got, &want))
+			w->bad++;
+	}
+	free(msg);
+	return NULL;
+}
+
+/* THREADS threads of ROUNDS messages each through one batcher. */
+static void run_threads(unsigned max_hashers)
+{
+	struct sha256_batch *b = sha256_batch_new(max_hashers);
+	struct worker w[THREADS];
+	pthread_t th[THREADS];
+	uint64_t messages = 0, batches = 0;
+	int i;
+
+	CHECK(b != NULL);
+	if (!b)
+		return;
+	for (i = 0; i < THREADS; i++) {
+		w[i] = (struct worker){ .b = b, .seed = 1000u + (unsigned)i };
+		CHECK_INT(pthread_create(&th[i], NULL, work, &w[i]), 0);
+	}
+	for (i = 0; i < THREADS; i++) {
+		pthread_join(th[i], NULL);
+		CHECK_INT(w[i].bad, 0);
+	}
+	sha256_batch_counts(b, &messages, &batches);
+	CHECK_INT(messages, THREADS * ROUNDS);
+	CHECK(batches >= 1 && batches <= messages);
+	sha256_batch_free(b);
+}
+
+static void each_impl(unsigned max_hashers)
+{
+	static const char *const impls[] = { "openssl", "avx2", "avx512vl",
+					     "avx512" };
+	char keep[32];
+
+	snprintf(keep, sizeof(keep), "%s", sha256_mb_impl());
+	for (size_t i = 0; i < sizeof(impls) / sizeof(impls[0]); i++) {
+		if (sha256_mb_use(impls[i]) != 0)
+			continue; /* this CPU lacks it */
+		run_threads(max_hashers);
+	}
+	CHECK_INT(sha256_mb_use(keep), 0);
+}
+
+test(batch_digests_match_openssl_one_hasher)
+{
+	each_impl(1);
+}
+
+test(batch_digests_match_openssl_per_cpu_hashers)
+{
+	each_impl(0);
+}
+
+test(batch_null_is_einval)
+{
+	struct digest d;
+
+	CHECK_INT(sha256_batch_hash(NULL, "", 0, &d), -EINVAL);
+}
