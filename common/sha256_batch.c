@@ -25,6 +25,7 @@ struct req {
 	const void *data;
 	size_t len;
 	struct digest *out;
+	int err;   /* sha256_mb()'s return, set with done */
 	bool done; /* protected by b->lock */
 	struct req *next;
 };
@@ -71,16 +72,18 @@ static void run_batch(struct sha256_batch *b, struct req **batch, size_t n)
 	size_t len[SHA256_MB_MAX];
 	struct digest out[SHA256_MB_MAX];
 	size_t i;
+	int ret;
 
 	for (i = 0; i < n; i++) {
 		data[i] = batch[i]->data;
 		len[i] = batch[i]->len;
 	}
-	/* n <= SHA256_MB_MAX: cannot fail */
-	sha256_mb(n, data, len, out);
+	ret = sha256_mb(n, data, len, out);
 	pthread_mutex_lock(&b->lock);
 	for (i = 0; i < n; i++) {
-		*batch[i]->out = out[i];
+		if (ret == 0)
+			*batch[i]->out = out[i];
+		batch[i]->err = ret;
 		batch[i]->done = true;
 	}
 	b->messages += n;
@@ -105,13 +108,13 @@ int sha256_batch_hash(struct sha256_batch *b, const void *data, size_t len,
 		/* no lanes to share: hash it here, in parallel with others */
 		const void *d[1] = { data };
 		size_t l[1] = { len };
+		int ret = sha256_mb(1, d, l, out);
 
-		sha256_mb(1, d, l, out);
 		pthread_mutex_lock(&b->lock);
 		b->messages++;
 		b->batches++;
 		pthread_mutex_unlock(&b->lock);
-		return 0;
+		return ret;
 	}
 	pthread_mutex_lock(&b->lock);
 	if (b->tail)
@@ -136,7 +139,7 @@ int sha256_batch_hash(struct sha256_batch *b, const void *data, size_t len,
 		pthread_cond_wait(&b->done_cond, &b->lock);
 	}
 	pthread_mutex_unlock(&b->lock);
-	return 0;
+	return me.err;
 }
 
 void sha256_batch_counts(struct sha256_batch *b, uint64_t *messages,

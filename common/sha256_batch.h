@@ -33,8 +33,10 @@ struct sha256_batch *sha256_batch_new(unsigned max_hashers);
 /* All callers must have returned. NULL-safe. */
 void sha256_batch_free(struct sha256_batch *b);
 
-/* *@out = SHA-256 of the @len bytes at @data. Returns 0 (it cannot fail
- * but for a broken batcher: -EINVAL). */
+/*
+ * *@out = SHA-256 of the @len bytes at @data. Returns 0, -ENOMEM (OpenSSL
+ * out of memory) or -EINVAL (@b NULL).
+ */
 int sha256_batch_hash(struct sha256_batch *b, const void *data, size_t len,
 		      struct digest *out);
 

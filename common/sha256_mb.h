@@ -13,9 +13,10 @@
  * The implementation is chosen once, from the CPU: OpenSSL when the CPU has
  * the SHA extensions (one message is then faster than lanes) or no AVX2;
  * else 8 lanes (AVX2, or AVX-512VL on 256-bit registers) and, for more than
- * 8 messages, 16 lanes (AVX-512) where that is faster. ASSETFS_SHA256=
- * openssl|avx2|avx512 in the environment forces one (an unsupported choice
- * is ignored, with the fallback logged once).
+ * 8 messages, 16 lanes (AVX-512) where that is faster. A lone message
+ * (two on AVX2) goes to OpenSSL, faster for it. ASSETFS_SHA256=
+ * openssl|avx2|avx512vl|avx512 in the environment forces one (an
+ * unsupported choice is ignored, with the fallback logged once).
  *
  * Every implementation returns the same digests as OpenSSL (FIPS 180-4):
  * tests/unit/test_sha256_mb.c checks each one the CPU has against OpenSSL.
@@ -37,7 +38,8 @@
 /*
  * out[i] = SHA-256 of the @len[i] bytes at @data[i], for i < @n. Lengths
  * may differ and be 0; pointers need no alignment. @n may be 0.
- * Returns 0, or -EINVAL when @n > SHA256_MB_MAX.
+ * Returns 0, -EINVAL when @n > SHA256_MB_MAX, or -ENOMEM when OpenSSL
+ * fails (out of memory).
  */
 int sha256_mb(size_t n, const void *const data[], const size_t len[],
 	      struct digest out[]);

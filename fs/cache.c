@@ -767,7 +767,8 @@ int cache_txn_begin(struct cache *c, struct cache_txn **out)
 	t->c = c;
 	t->fd = -1;
 	t->xxh = XXH3_createState();
-	if (!t->xxh) {
+	t->stage = malloc(CACHE_STAGE);
+	if (!t->xxh || !t->stage) {
 		ret = -ENOMEM;
 		goto fail;
 	}
@@ -801,20 +802,45 @@ fail:
 	return ret;
 }
 
-int cache_txn_write(struct cache_txn *t, const void *data, size_t len)
+/* Write out the staged bytes. */
+static int txn_flush(struct cache_txn *t)
 {
 	int ret;
 
-	if (t->err)
+	if (t->err || !t->staged)
 		return t->err;
-	ret = write_all(t->fd, data, len);
+	ret = write_all(t->fd, t->stage, t->staged);
 	if (ret < 0) {
 		t->err = ret;
 		return ret;
 	}
-	XXH3_64bits_update(t->xxh, data, len);
-	t->len += len;
+	XXH3_64bits_update(t->xxh, t->stage, t->staged);
+	t->staged = 0;
 	return 0;
+}
+
+int cache_txn_write(struct cache_txn *t, const void *data, size_t len)
+{
+	const char *p = data;
+	size_t n;
+	int ret;
+
+	while (len > 0 && !t->err) {
+		n = CACHE_STAGE - t->staged;
+		if (n > len)
+			n = len;
+		memcpy(t->stage + t->staged, p, n);
+		t->staged += n;
+		t->len += n;
+		p += n;
+		len -= n;
+		if (t->staged == CACHE_STAGE) {
+			ret = txn_flush(t);
+			if (ret < 0)
+				return ret;
+		}
+	}
+	return t->err;
 }
 
 void cache_txn_abort(struct cache_txn **tp)
@@ -829,6 +855,7 @@ void cache_txn_abort(struct cache_txn **tp)
 		close(t->fd);
 	}
 	XXH3_freeState(t->xxh);
+	free(t->stage);
 	free(t);
 }
 
@@ -866,10 +893,9 @@ int cache_txn_commit(struct cache *c, struct cache_txn *t,
 	bool existed = false;
 	int ret, fail = 0;
 
-	if (t->err) {
-		ret = t->err;
+	ret = txn_flush(t);
+	if (ret < 0)
 		goto out;
-	}
 	ret = txn_sha256(c, t, &sum);
 	if (ret < 0)
 		goto out;

@@ -502,7 +502,7 @@ int mount_run(const struct mount_opts *o)
 	m.gid = o->gid;
 	m.ttl_s = (o->versions_ttl_ms > 0 ? o->versions_ttl_ms : 60000) /
 		  1000.0;
-	m.readahead = o->readahead > 0 ? o->readahead : 8;
+	m.readahead = o->readahead > 0 ? o->readahead : 32;
 	m.mountpoint = o->mountpoint;
 	m.readahead_kb = o->readahead_kb > 0 ? o->readahead_kb : 0;
 	atomic_init(&m.tuned, false);

@@ -32,8 +32,8 @@ struct mount_opts {
 	gid_t gid;
 	int versions_ttl_ms; /* 0 -> 60000 */
 	int timeout_ms;	     /* 0 -> 30000 */
-	int readahead;	     /* blocks fetched ahead and GETs in flight;
-				0 -> 8 */
+	int readahead;	     /* most blocks fetched ahead (and GETs in
+				flight) for a sequential reader; 0 -> 32 */
 	int threads;	     /* max FUSE worker threads; 0 -> 16 */
 	int readahead_kb;    /* kernel read-ahead of the mount (root only);
 				0: leave the kernel's default */

@@ -73,6 +73,8 @@ struct fh {
 	pthread_mutex_t lock;
 	uint64_t next_off;		/* protected by lock */
 	uint64_t ra_next;		/* protected by lock */
+	uint64_t ra_win;		/* protected by lock: blocks ahead */
+	uint64_t ra_grow_at;		/* protected by lock */
 	struct fh_slot slot[FH_SLOTS];	/* protected by lock */
 };
 
@@ -295,21 +297,41 @@ static void fh_put_map(struct fh *h, const struct blk_map *bm)
 	pthread_mutex_unlock(&h->lock);
 }
 
+/*
+ * Read-ahead for a sequential reader. The window starts at
+ * MOUNT_RA_START blocks and doubles, up to m->readahead, each time the
+ * reader has gone through a whole window: a reader that stops early costs
+ * little, one that streams a large file keeps many GETs in flight, and
+ * the blocks that arrive together share the cache's hashing passes. A seek
+ * starts the window over. The kernel's own read-ahead sends a sequential
+ * reader's reads several at a time, answered by different threads in any
+ * order: a read counts as sequential when it starts within
+ * MOUNT_RA_NEAR bytes of the furthest end read so far.
+ */
 static void maybe_readahead(struct mnt *m, struct fh *h, uint64_t off,
 			    uint64_t end, uint64_t last_block)
 {
-	uint64_t from, to;
+	uint64_t from, to, max = (uint64_t)m->readahead;
 	bool seq;
 
 	if (m->readahead <= 0)
 		return;
 	pthread_mutex_lock(&h->lock);
-	seq = off == 0 || off == h->next_off;
-	h->next_off = end;
+	seq = off == 0 || (off + MOUNT_RA_NEAR >= h->next_off &&
+			   off <= h->next_off + MOUNT_RA_NEAR);
+	if (end > h->next_off || !seq)
+		h->next_off = end;
+	if (!seq || h->ra_win == 0) {
+		h->ra_win = max < MOUNT_RA_START ? max : MOUNT_RA_START;
+		h->ra_grow_at = last_block + h->ra_win;
+	} else if (last_block >= h->ra_grow_at && h->ra_win < max) {
+		h->ra_win = h->ra_win * 2 < max ? h->ra_win * 2 : max;
+		h->ra_grow_at = last_block + h->ra_win;
+	}
 	from = last_block + 1;
 	if (from < h->ra_next)
 		from = h->ra_next;
-	to = last_block + 1 + (uint64_t)m->readahead;
+	to = last_block + 1 + h->ra_win;
 	if (seq && from < to)
 		h->ra_next = to;
 	pthread_mutex_unlock(&h->lock);

@@ -40,6 +40,11 @@ struct mnt_handle {
 	struct mnt_handle *prev, *next; /* protected by mnt->hlock */
 };
 
+/* The read-ahead window a sequential reader starts with, in blocks. */
+#define MOUNT_RA_START 8
+/* How far from the last read a read may start and still be sequential. */
+#define MOUNT_RA_NEAR (32ull << 20)
+
 struct mnt {
 	struct inode_table *it;
 	struct catalog *cat;
@@ -50,7 +55,7 @@ struct mnt {
 	uid_t uid;
 	gid_t gid;
 	double ttl_s;
-	int readahead;
+	int readahead; /* most blocks fetched ahead of a reader */
 	int64_t start_sec;
 	const char *mountpoint; /* borrowed from the options */
 	int readahead_kb;	/* kernel read-ahead to set, 0: leave it */

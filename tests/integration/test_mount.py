@@ -479,7 +479,7 @@ def test_help_lists_every_option_with_its_default(assetfs_bin):
         assert line, f"{opt} missing from mount --help:\n{out}"
         assert re.search(r"\(.+\)", line[0]), f"{opt}: no default shown"
     for opt, default in [("versions_ttl", "60"), ("timeout", "30"),
-                         ("readahead", "8"), ("threads", "16"),
+                         ("readahead", "32"), ("threads", "16"),
                          ("readahead_kb", "16384"), ("cache_size", "10G"),
                          ("cache_min_free", "5%"),
                          ("metrics_addr", "127.0.0.1")]:
