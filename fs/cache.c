@@ -553,6 +553,8 @@ void cache_close(struct cache **cp)
 			cache_sync_and_mark(c);
 		cache_db_close(c);
 	}
+	while (c->n_stages > 0)
+		free(c->stages[--c->n_stages]);
 	cache_dset_free(&c->touch);
 	cache_dset_free(&c->suspect);
 	cache_dset_free(&c->unsynced);
@@ -755,6 +757,30 @@ int cache_block_stat(struct cache *c, const struct digest *d, uint64_t *size)
 	return 0;
 }
 
+static char *stage_get(struct cache *c)
+{
+	char *p = NULL;
+
+	pthread_mutex_lock(&c->mem_lock);
+	if (c->n_stages > 0)
+		p = c->stages[--c->n_stages];
+	pthread_mutex_unlock(&c->mem_lock);
+	return p ? p : malloc(CACHE_STAGE);
+}
+
+static void stage_put(struct cache *c, char *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&c->mem_lock);
+	if (c->n_stages < CACHE_STAGES_KEPT) {
+		c->stages[c->n_stages++] = p;
+		p = NULL;
+	}
+	pthread_mutex_unlock(&c->mem_lock);
+	free(p);
+}
+
 int cache_txn_begin(struct cache *c, struct cache_txn **out)
 {
 	struct cache_txn *t;
@@ -767,7 +793,7 @@ int cache_txn_begin(struct cache *c, struct cache_txn **out)
 	t->c = c;
 	t->fd = -1;
 	t->xxh = XXH3_createState();
-	t->stage = malloc(CACHE_STAGE);
+	t->stage = stage_get(c);
 	if (!t->xxh || !t->stage) {
 		ret = -ENOMEM;
 		goto fail;
@@ -855,7 +881,7 @@ void cache_txn_abort(struct cache_txn **tp)
 		close(t->fd);
 	}
 	XXH3_freeState(t->xxh);
-	free(t->stage);
+	stage_put(t->c, t->stage);
 	free(t);
 }
 

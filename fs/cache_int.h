@@ -88,6 +88,15 @@ struct dset {
 	size_t n;
 };
 
+/*
+ * A txn's writes reach its temp file in CACHE_STAGE pieces: whole,
+ * aligned writes let the page cache take them in large folios, where the
+ * network's small pieces cost a page-cache lookup, a reservation and a
+ * partial-page fill each (a quarter of a cold read's CPU, measured).
+ */
+#define CACHE_STAGE (1u << 20)
+#define CACHE_STAGES_KEPT 32
+
 struct cache {
 	char *dir;
 	char lock_path[CACHE_PATH_MAX];
@@ -106,6 +115,10 @@ struct cache {
 	struct dset suspect;  /* protected by mem_lock; 1 / -1 done */
 	struct dset unsynced; /* protected by mem_lock: our commits to sync */
 	size_t suspect_live;  /* protected by mem_lock */
+	/* txn staging buffers kept for reuse (fresh ones fault in page by
+	 * page) */
+	char *stages[CACHE_STAGES_KEPT]; /* protected by mem_lock */
+	int n_stages;			 /* protected by mem_lock */
 
 	pthread_t maint;
 	bool maint_running;
@@ -130,13 +143,6 @@ struct cache {
 	uint64_t evictions, bytes_evicted, mismatches, corrupt; /* atomic */
 };
 
-/*
- * A txn's writes reach its temp file in CACHE_STAGE pieces: whole,
- * aligned writes let the page cache take them in large folios, where the
- * network's small pieces cost a page-cache lookup, a reservation and a
- * partial-page fill each (a quarter of a cold read's CPU, measured).
- */
-#define CACHE_STAGE (1u << 20)
 
 struct cache_txn {
 	struct cache *c;
