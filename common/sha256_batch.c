@@ -34,6 +34,7 @@ struct sha256_batch {
 	pthread_mutex_t lock;
 	pthread_cond_t done_cond;
 	struct req *head, *tail; /* protected by lock */
+	size_t queued;		 /* protected by lock: requests on the queue */
 	unsigned hashing;	 /* protected by lock: threads hashing now */
 	unsigned max_hashers;
 	uint64_t messages, batches; /* protected by lock */
@@ -122,12 +123,20 @@ int sha256_batch_hash(struct sha256_batch *b, const void *data, size_t len,
 	else
 		b->head = &me;
 	b->tail = &me;
+	b->queued++;
 	while (!me.done) {
-		if (b->head && b->hashing < b->max_hashers) {
+		/*
+		 * The first hasher takes what is there; more run alongside
+		 * only with a full batch, so that a second core helps when
+		 * blocks pile up but never splits what would fill one pass.
+		 */
+		if (b->head && b->hashing < b->max_hashers &&
+		    (b->hashing == 0 || b->queued >= lanes)) {
 			for (n = 0; n < lanes && b->head; n++) {
 				batch[n] = b->head;
 				b->head = b->head->next;
 			}
+			b->queued -= n;
 			if (!b->head)
 				b->tail = NULL;
 			b->hashing++;

@@ -7,7 +7,8 @@
  * thread that wants a digest queues its message; when fewer than
  * @max_hashers threads are hashing, it takes every queued message (up to
  * the lane count) and hashes them in one sha256_mb() call, while messages
- * that arrive meanwhile queue for the next batch. Nobody waits on a timer:
+ * that arrive meanwhile queue for the next batch; a second hasher starts
+ * alongside only when a full batch is waiting. Nobody waits on a timer:
  * alone, a message is hashed at once; under load, batches fill by
  * themselves. With one lane (OpenSSL), callers hash their own message.
  *

@@ -28,7 +28,6 @@
 #include <unistd.h>
 
 #include <sqlite3.h>
-#include <xxhash.h>
 
 #include "common/fileutil.h"
 #include "common/log.h"
@@ -448,12 +447,8 @@ int cache_open(const struct cache_opts *opts, struct cache **out)
 	}
 	c->inspect = opts->inspect;
 	c->dir = strdup(dir);
-	/*
-	 * One hashing thread at a time: blocks that finish while it hashes
-	 * wait for the next pass and fill its lanes; one thread's SIMD pass
-	 * outruns the network (about 2 GB/s with full lanes here).
-	 */
-	c->hash = sha256_batch_new(1);
+	/* as many hashing threads as CPUs, the extra ones for full passes */
+	c->hash = sha256_batch_new(0);
 	if (!c->dir || !c->hash) {
 		ret = -ENOMEM;
 		goto out;

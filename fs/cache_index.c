@@ -30,7 +30,6 @@
 #include <unistd.h>
 
 #include <sqlite3.h>
-#include <xxhash.h>
 
 #include "common/fileutil.h"
 #include "common/log.h"

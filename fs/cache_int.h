@@ -39,7 +39,11 @@
 #include <sys/statvfs.h>
 
 #include <sqlite3.h>
+#ifdef ASSETFS_XXH_DISPATCH
+#include <xxh_x86dispatch.h> /* xxh3 on AVX2 / AVX-512 where the CPU has it */
+#else
 #include <xxhash.h>
+#endif
 
 #include "common/sha256_batch.h"
 #include "fs/cache.h"
