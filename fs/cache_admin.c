@@ -31,6 +31,7 @@
 
 #include "common/fileutil.h"
 #include "common/log.h"
+#include "common/sha256_mb.h"
 
 /*
  * Remove temp files of dead writers: a live writer holds flock() on its
@@ -306,23 +307,98 @@ out:
 	return ret;
 }
 
-static int verify_file(struct cache *c, const struct digest *d,
-		       const char *path, void *arg)
-{
-	struct cache_verify_report *r = arg;
-	char hex[DIGEST_HEX_LEN + 1];
-	struct digest got;
-	uint64_t xxh = 0, size = 0;
-	sqlite3_stmt *s;
-	int ret;
+/*
+ * Verify hashes block files in groups of up to sha256_mb_lanes(), one
+ * sha256_mb() call per group, reading each file whole into its slot's
+ * buffer (read(), not mmap: a disk error must be a bad block, not a
+ * SIGBUS). A file over VERIFY_INLINE_MAX bytes is streamed by hash_file()
+ * instead, so the buffers stay within SHA256_MB_MAX x 4 MiB.
+ */
+#define VERIFY_INLINE_MAX (4u << 20) /* the block size assetfs push writes */
 
-	ret = hash_file(path, &got, &xxh, &size);
+struct verify_slot {
+	struct digest d;
+	char path[CACHE_PATH_MAX];
+	char *buf; /* owned, cap bytes, reused across groups */
+	size_t cap, len;
+	struct digest got;
+	uint64_t xxh;
+	int ret; /* of reading the file */
+};
+
+struct verify_walk {
+	struct cache_verify_report *r;
+	struct verify_slot slot[SHA256_MB_MAX];
+	size_t n, lanes; /* queued slots; group size */
+};
+
+/*
+ * Read the file at @path whole into @v->buf. Returns 0, -EAGAIN if it is
+ * too large or no buffer can be had (hash_file() it), or the errno of
+ * open/read.
+ */
+static int verify_read(struct verify_slot *v, const char *path)
+{
+	struct stat st;
+	ssize_t n;
+	int fd, ret = 0;
+
+	v->len = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		ret = -EISDIR; /* what read() says */
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > VERIFY_INLINE_MAX) {
+		ret = -EAGAIN;
+		goto out;
+	}
+	if (v->cap < (size_t)st.st_size + 1) {
+		char *nb = realloc(v->buf, (size_t)st.st_size + 1);
+
+		if (!nb) {
+			ret = -EAGAIN; /* streaming needs only 1 MiB */
+			goto out;
+		}
+		v->buf = nb;
+		v->cap = (size_t)st.st_size + 1;
+	}
+	/* one spare byte: a file that grew since fstat() is streamed */
+	while (v->len < v->cap &&
+	       (n = read(fd, v->buf + v->len, v->cap - v->len)) != 0) {
+		if (n < 0) {
+			ret = -errno;
+			goto out;
+		}
+		v->len += (size_t)n;
+	}
+	if (v->len == v->cap)
+		ret = -EAGAIN;
+out:
+	close(fd);
+	return ret;
+}
+
+/* The verdict on block @d at @path, hashed (@ret < 0: unreadable). */
+static void verify_judge(struct cache *c, struct cache_verify_report *r,
+			 const struct digest *d, const char *path, int ret,
+			 const struct digest *got, uint64_t xxh, uint64_t size)
+{
+	char hex[DIGEST_HEX_LEN + 1];
+	sqlite3_stmt *s;
+
 	if (ret == -ENOENT)
-		return 0; /* evicted meanwhile */
+		return; /* evicted meanwhile */
 	digest_to_hex(d, hex);
 	r->checked++;
 	r->bytes += size;
-	if (ret < 0 || !digest_equal(&got, d)) {
+	if (ret < 0 || !digest_equal(got, d)) {
 		r->bad++;
 		ATOMIC_ADD(&c->corrupt, 1);
 		if (r->on_bad)
@@ -336,7 +412,7 @@ static int verify_file(struct cache *c, const struct digest *d,
 		if (cache_db_begin(c) == 0)
 			cache_db_end(c, cache_del_block_locked(c, d));
 		pthread_mutex_unlock(&c->db_lock);
-		return 0;
+		return;
 	}
 	/* Good: now known durable, with a fresh xxh3. */
 	pthread_mutex_lock(&c->db_lock);
@@ -358,11 +434,69 @@ static int verify_file(struct cache *c, const struct digest *d,
 		}
 	}
 	pthread_mutex_unlock(&c->mem_lock);
+}
+
+/*
+ * Hash the queued files (one sha256_mb() call) and judge them in the order
+ * they were queued. Returns 0 or -ENOMEM when sha256_mb fails.
+ */
+static int verify_flush(struct cache *c, struct verify_walk *w)
+{
+	const void *data[SHA256_MB_MAX];
+	size_t len[SHA256_MB_MAX];
+	struct digest got[SHA256_MB_MAX];
+	size_t i, n = 0;
+	int ret;
+
+	/* the files read whole, packed for one call */
+	for (i = 0; i < w->n; i++) {
+		struct verify_slot *v = &w->slot[i];
+
+		if (v->ret < 0)
+			continue;
+		data[n] = v->buf;
+		len[n++] = v->len;
+	}
+	ret = sha256_mb(n, data, len, got);
+	if (ret < 0)
+		return ret;
+	for (i = 0, n = 0; i < w->n; i++) {
+		struct verify_slot *v = &w->slot[i];
+		uint64_t size = 0;
+
+		if (v->ret == -EAGAIN) {
+			v->ret = hash_file(v->path, &v->got, &v->xxh, &size);
+		} else if (v->ret == 0) {
+			v->got = got[n++];
+			v->xxh = digest_xxh3(v->buf, v->len);
+			size = v->len;
+		}
+		verify_judge(c, w->r, &v->d, v->path, v->ret, &v->got, v->xxh,
+			     size);
+	}
+	w->n = 0;
 	return 0;
+}
+
+/* walk_blocks() callback: queue the file, hash the group once full. */
+static int verify_file(struct cache *c, const struct digest *d,
+		       const char *path, void *arg)
+{
+	struct verify_walk *w = arg;
+	struct verify_slot *v = &w->slot[w->n];
+
+	if (snprintf(v->path, sizeof(v->path), "%s", path) >=
+	    (int)sizeof(v->path))
+		return -ENAMETOOLONG; /* walk_blocks' paths fit */
+	v->d = *d;
+	v->ret = verify_read(v, path);
+	w->n++;
+	return w->n < w->lanes ? 0 : verify_flush(c, w);
 }
 
 int cache_verify(struct cache *c, struct cache_verify_report *r)
 {
+	struct verify_walk *w;
 	int ret;
 
 	r->checked = r->bytes = r->bad = r->missing = r->orphans = 0;
@@ -372,5 +506,18 @@ int cache_verify(struct cache *c, struct cache_verify_report *r)
 	pthread_mutex_unlock(&c->db_lock);
 	if (ret < 0)
 		return ret;
-	return walk_blocks(c, verify_file, r);
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->r = r;
+	w->lanes = sha256_mb_lanes();
+	if (w->lanes < 1 || w->lanes > SHA256_MB_MAX)
+		w->lanes = w->lanes < 1 ? 1 : SHA256_MB_MAX;
+	ret = walk_blocks(c, verify_file, w);
+	if (ret >= 0)
+		ret = verify_flush(c, w);
+	for (size_t i = 0; i < SHA256_MB_MAX; i++)
+		free(w->slot[i].buf);
+	free(w);
+	return ret;
 }

@@ -20,6 +20,7 @@
 #include <sqlite3.h>
 
 #include "common/digest.h"
+#include "common/sha256_mb.h"
 #include "fs/cache.h"
 #include "fs/cache_int.h" /* CACHE_STAGE */
 #include "test.h"
@@ -1322,4 +1323,106 @@ test(cache_verify_finds_and_removes_bad_blocks)
 	cache_close(&c);
 	rm_rf(dir);
 	free(dir);
+}
+
+struct bad_seen {
+	char hex[4][DIGEST_HEX_LEN + 1];
+	int n;
+};
+
+static void note_bad(const char *hex, const char *why, void *arg)
+{
+	struct bad_seen *b = arg;
+
+	CHECK_STR(why, "content does not match its name");
+	if (b->n < 4)
+		snprintf(b->hex[b->n], sizeof(b->hex[0]), "%s", hex);
+	b->n++;
+}
+
+static int cmp_digest(const void *a, const void *b)
+{
+	return memcmp(a, b, DIGEST_LEN);
+}
+
+/*
+ * Verify hashes in groups of sha256_mb_lanes(): 40 blocks (and one of
+ * 5 MiB, hashed apart) with 2 corrupted ones inside the first groups
+ * (walk order is about digest order) report exactly those 2, under each
+ * implementation (1, 8 and 16 lanes).
+ */
+test(cache_verify_groups_report_exactly_the_bad)
+{
+	static const char *const impls[] = {"openssl", "avx2", "avx512"};
+	enum { NB = 40 };
+	static uint8_t data[5 << 20];
+	char bp[CACHE_PATH_MAX], hex[2][DIGEST_HEX_LEN + 1];
+	struct digest d[NB + 1];
+	int runs = 0;
+
+	for (size_t k = 0; k < 3; k++) {
+		char *dir;
+		struct cache *c = NULL;
+		struct cache_verify_report r = {0};
+		struct bad_seen seen = {0};
+		struct cache_stats st;
+		uint64_t bytes = 0;
+
+		if (sha256_mb_use(impls[k]) < 0)
+			continue;
+		runs++;
+		dir = tmpdir();
+		CHECK_INT(open_cache(dir, 0, &c), 0);
+		for (int i = 0; i < NB; i++) {
+			size_t len = BLK - (size_t)i * 7;
+
+			fill(data, len, 500 + (unsigned)i);
+			CHECK_INT(cache_put_block(c, data, len, NULL, &d[i]),
+				  0);
+			bytes += len;
+		}
+		fill(data, sizeof(data), 999);
+		CHECK_INT(cache_put_block(c, data, sizeof(data), NULL, &d[NB]),
+			  0);
+		bytes += sizeof(data);
+		cache_close(&c);
+		qsort(d, NB + 1, sizeof(d[0]), cmp_digest);
+		/* the 6th and 12th in digest order: mid-group for 8 and 16 */
+		for (int j = 0; j < 2; j++) {
+			const struct digest *bad = &d[j ? 11 : 5];
+
+			digest_to_hex(bad, hex[j]);
+			snprintf(bp, sizeof(bp), "%s/blocks/%.2s/%s", dir,
+				 hex[j], hex[j]);
+			corrupt_file(bp, 100 + j);
+		}
+		CHECK_INT(open_cache(dir, 0, &c), 0);
+		r.on_bad = note_bad;
+		r.arg = &seen;
+		CHECK_INT(cache_verify(c, &r), 0);
+		CHECK_INT(r.checked, NB + 1);
+		CHECK_INT(r.bytes, bytes);
+		CHECK_INT(r.bad, 2);
+		CHECK_INT(seen.n, 2);
+		/* reported in walk order: by directory, so by first byte */
+		if (memcmp(hex[0], hex[1], 2) != 0) {
+			CHECK_STR(seen.hex[0], hex[0]);
+			CHECK_STR(seen.hex[1], hex[1]);
+		}
+		for (int j = 0; j < 2; j++) {
+			snprintf(bp, sizeof(bp), "%s/blocks/%.2s/%s", dir,
+				 hex[j], hex[j]);
+			CHECK(access(bp, F_OK) < 0);
+		}
+		CHECK_INT(cache_get_stats(c, &st), 0);
+		CHECK_INT(st.blocks, NB - 1);
+		memset(&r, 0, sizeof(r));
+		CHECK_INT(cache_verify(c, &r), 0);
+		CHECK_INT(r.checked, NB - 1);
+		CHECK_INT(r.bad, 0);
+		cache_close(&c);
+		rm_rf(dir);
+		free(dir);
+	}
+	CHECK(runs >= 1);
 }
