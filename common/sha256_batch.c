@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/sha256_mb.h"
@@ -24,6 +25,7 @@
 struct req {
 	const void *data;
 	size_t len;
+	int64_t since_ns; /* when it was queued (CLOCK_MONOTONIC) */
 	struct digest *out;
 	int err;   /* sha256_mb()'s return, set with done */
 	bool done; /* protected by b->lock */
@@ -35,6 +37,7 @@ struct sha256_batch {
 	pthread_cond_t done_cond;
 	struct req *head, *tail; /* protected by lock */
 	size_t queued;		 /* protected by lock: requests on the queue */
+	size_t coming;		 /* protected by lock: announced, not queued */
 	unsigned hashing;	 /* protected by lock: threads hashing now */
 	unsigned max_hashers;
 	uint64_t messages, batches; /* protected by lock */
@@ -53,7 +56,14 @@ struct sha256_batch *sha256_batch_new(unsigned max_hashers)
 	}
 	b->max_hashers = max_hashers;
 	pthread_mutex_init(&b->lock, NULL);
-	pthread_cond_init(&b->done_cond, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&b->done_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	return b;
 }
 
@@ -94,6 +104,46 @@ static void run_batch(struct sha256_batch *b, struct req **batch, size_t n)
 	pthread_mutex_unlock(&b->lock);
 }
 
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void sha256_batch_expect(struct sha256_batch *b, int delta)
+{
+	if (!b)
+		return;
+	pthread_mutex_lock(&b->lock);
+	if (delta > 0)
+		b->coming += (size_t)delta;
+	else if ((size_t)-delta <= b->coming)
+		b->coming -= (size_t)-delta;
+	else
+		b->coming = 0;
+	if (delta < 0)
+		pthread_cond_broadcast(&b->done_cond); /* maybe none to wait for */
+	pthread_mutex_unlock(&b->lock);
+}
+
+/*
+ * Whether a hasher should start a pass now, and if not, until when (*@until)
+ * it waits. Called with b->lock held and the queue not empty.
+ */
+static bool pass_now(struct sha256_batch *b, size_t lanes, int64_t *until)
+{
+	if (b->hashing >= b->max_hashers)
+		return false;
+	if (b->hashing > 0) /* a second pass: only a full one */
+		return b->queued >= lanes;
+	if (b->queued >= lanes || b->coming == 0)
+		return true;
+	*until = b->head->since_ns + SHA256_BATCH_WAIT_NS;
+	return mono_ns() >= *until;
+}
+
 int sha256_batch_hash(struct sha256_batch *b, const void *data, size_t len,
 		      struct digest *out)
 {
@@ -124,14 +174,12 @@ int sha256_batch_hash(struct sha256_batch *b, const void *data, size_t len,
 		b->head = &me;
 	b->tail = &me;
 	b->queued++;
+	me.since_ns = mono_ns();
+	pthread_cond_broadcast(&b->done_cond); /* a waiting hasher may go */
 	while (!me.done) {
-		/*
-		 * The first hasher takes what is there; more run alongside
-		 * only with a full batch, so that a second core helps when
-		 * blocks pile up but never splits what would fill one pass.
-		 */
-		if (b->head && b->hashing < b->max_hashers &&
-		    (b->hashing == 0 || b->queued >= lanes)) {
+		int64_t until = 0;
+
+		if (b->head && pass_now(b, lanes, &until)) {
 			for (n = 0; n < lanes && b->head; n++) {
 				batch[n] = b->head;
 				b->head = b->head->next;
@@ -145,7 +193,16 @@ int sha256_batch_hash(struct sha256_batch *b, const void *data, size_t len,
 			pthread_mutex_lock(&b->lock);
 			continue;
 		}
-		pthread_cond_wait(&b->done_cond, &b->lock);
+		if (until) {
+			struct timespec ts = {
+				.tv_sec = (time_t)(until / 1000000000),
+				.tv_nsec = (long)(until % 1000000000),
+			};
+
+			pthread_cond_timedwait(&b->done_cond, &b->lock, &ts);
+		} else {
+			pthread_cond_wait(&b->done_cond, &b->lock);
+		}
 	}
 	pthread_mutex_unlock(&b->lock);
 	return me.err;

@@ -8,9 +8,15 @@
  * @max_hashers threads are hashing, it takes every queued message (up to
  * the lane count) and hashes them in one sha256_mb() call, while messages
  * that arrive meanwhile queue for the next batch; a second hasher starts
- * alongside only when a full batch is waiting. Nobody waits on a timer:
- * alone, a message is hashed at once; under load, batches fill by
- * themselves. With one lane (OpenSSL), callers hash their own message.
+ * alongside only when a full batch is waiting.
+ *
+ * Callers may announce messages that are on their way
+ * (sha256_batch_expect()): the cache announces a block when its fetch
+ * starts. While more are announced than queued and lanes are free, a pass
+ * waits for them, at most SHA256_BATCH_WAIT_NS after its oldest message
+ * was queued: a slow store then still fills passes, instead of each block
+ * costing a single-stream hash. Nothing announced: a message is hashed at
+ * once. With one lane (OpenSSL), callers hash their own message.
  *
  * Threads: sha256_batch_hash() is called from any number of threads; the
  * message stays borrowed (and must stay readable) until it returns.
@@ -26,6 +32,9 @@
 
 struct sha256_batch;
 
+/* The longest a queued message waits for announced ones to join it. */
+#define SHA256_BATCH_WAIT_NS (20 * 1000000LL)
+
 /*
  * A batcher with at most @max_hashers threads hashing at once (0: one per
  * online CPU). Returns NULL on out of memory.
@@ -40,6 +49,13 @@ void sha256_batch_free(struct sha256_batch *b);
  */
 int sha256_batch_hash(struct sha256_batch *b, const void *data, size_t len,
 		      struct digest *out);
+
+/*
+ * Announce @delta (> 0) messages that will be hashed soon, or take back
+ * (< 0) announced ones: each announced message is taken back once, when it
+ * is about to be hashed or when it will not be. NULL-safe.
+ */
+void sha256_batch_expect(struct sha256_batch *b, int delta);
 
 /* Counters, for stats and tests: messages hashed and batches run. */
 void sha256_batch_counts(struct sha256_batch *b, uint64_t *messages,

@@ -794,6 +794,8 @@ int cache_txn_begin(struct cache *c, struct cache_txn **out)
 		goto fail;
 	}
 	XXH3_64bits_reset(t->xxh);
+	sha256_batch_expect(c->hash, 1);
+	t->announced = true;
 	for (tries = 0; tries < 16; tries++) {
 		ret = cache_path_fmt(t->path, sizeof(t->path),
 				     "%s/tmp/%d.%" PRIu64 ".%" PRIx64, c->dir,
@@ -875,6 +877,8 @@ void cache_txn_abort(struct cache_txn **tp)
 		unlink(t->path);
 		close(t->fd);
 	}
+	if (t->announced)
+		sha256_batch_expect(t->c->hash, -1);
 	XXH3_freeState(t->xxh);
 	stage_put(t->c, t->stage);
 	free(t);
@@ -892,6 +896,8 @@ static int txn_sha256(struct cache *c, struct cache_txn *t,
 	void *map;
 	int ret;
 
+	sha256_batch_expect(c->hash, -1);
+	t->announced = false;
 	if (t->len == 0)
 		return sha256_batch_hash(c->hash, "", 0, out);
 	if (t->len > SIZE_MAX)

@@ -155,6 +155,7 @@ struct cache_txn {
 	XXH3_state_t *xxh;
 	char *stage;	/* CACHE_STAGE bytes: writes go out whole */
 	size_t staged;	/* bytes in stage */
+	bool announced;	/* to c->hash, as a block on its way */
 	uint64_t len;	/* bytes written, staged ones included */
 	int err;
 };
