@@ -3,8 +3,9 @@
  * checks, via xxHash).
  *
  * A struct digest is the SHA-256 of a block or file; its lowercase hex form
- * names block files and appears in manifests. Hashers are used while bytes
- * arrive, never in a second pass.
+ * names block files and appears in manifests. The streaming hasher serves
+ * single streams (a whole file); blocks are hashed several at a time by
+ * sha256_mb / sha256_batch.
  *
  * Threads: a hasher has one owner; everything else is pure.
  * Errors: 0 or a negative errno.

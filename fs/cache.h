@@ -182,14 +182,18 @@ int cache_block_recheck(struct cache *c, const struct digest *d, int *fd,
 int cache_txn_begin(struct cache *c, struct cache_txn **out);
 
 /*
- * Append @len bytes (borrowed) to the block, hashing SHA-256 and xxh3 as
- * they pass. Returns 0 or a negative errno (-ENOSPC...); after an error
- * the txn can only be aborted.
+ * Append @len bytes (borrowed) to the block: staged, written out in
+ * CACHE_STAGE pieces, xxh3'd as they go (SHA-256 comes at commit).
+ * Returns 0 or a negative errno (-ENOSPC...); after an error the txn can
+ * only be aborted.
  */
 int cache_txn_write(struct cache_txn *txn, const void *data, size_t len);
 
 /*
- * Publish @txn. If @want is non-NULL and the bytes do not hash to it:
+ * Publish @txn. Its SHA-256 is computed here, from the temp file, through
+ * the cache's batcher (common/sha256_batch.h): blocks committed at the
+ * same time by other threads share the pass. If @want is non-NULL and the
+ * bytes do not hash to it:
  * -EIO, nothing published, the mismatch is logged and counted. Otherwise
  * the block is renamed into blocks/ (no fsync) and recorded in the index
  * with its size, xxh3 and access time, evicting least recently used blocks

@@ -2,8 +2,8 @@
  * fetcher - see fetcher.h.
  *
  * A miss follows the cache's single-flight protocol: open, lock, re-check,
- * fetch into a transaction that hashes as bytes arrive, commit against the
- * expected digest (or record it, for trust on first use), unlock, open.
+ * fetch into a transaction, commit (which hashes the block, in a SIMD pass
+ * shared with other blocks) against the expected digest (or record it, for trust on first use), unlock, open.
  *
  * Locks: f->lock guards the read-ahead queue, the in-flight set and the
  * failure memory; it is never held across I/O.
