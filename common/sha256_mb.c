@@ -54,6 +54,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define MB_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -660,10 +661,14 @@ static bool mb_has_avx512(void)
 	return mb_has_avx512vl() && __builtin_cpu_supports("avx512bw");
 }
 
+/* CPUID leaf 7, EBX bit 29 (clang 14 has no "sha" for the builtin) */
 static bool mb_has_sha(void)
 {
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("sha");
+	unsigned int a, b, c, d;
+
+	if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+		return false;
+	return (b >> 29) & 1;
 }
 #else /* !MB_X86: only OpenSSL; the other names exist but are unsupported */
 static bool mb_never(void)
