@@ -324,6 +324,7 @@ static void maybe_readahead(struct mnt *m, struct fh *h, uint64_t off,
 	if (!seq || h->ra_win == 0) {
 		h->ra_win = max < MOUNT_RA_START ? max : MOUNT_RA_START;
 		h->ra_grow_at = last_block + h->ra_win;
+		h->ra_next = 0; /* a seek back must not wait for the old mark */
 	} else if (last_block >= h->ra_grow_at && h->ra_win < max) {
 		h->ra_win = h->ra_win * 2 < max ? h->ra_win * 2 : max;
 		h->ra_grow_at = last_block + h->ra_win;
