@@ -27,6 +27,7 @@
 
 #include "common/log.h"
 #include "common/sdnotify.h"
+#include "common/sha256_mb.h"
 #include "common/timeutil.h"
 #include "fs/metrics.h"
 #include "fs/mount.h"
@@ -472,7 +473,9 @@ static void *ready_thread(void *arg)
 	}
 	if (atomic_load(&r->stopping))
 		return NULL;
-	log_info("mounted %s on %s", r->o->store_url, r->o->mountpoint);
+	log_info("mounted %s on %s (SHA-256: %s, %zu lane%s)",
+		 r->o->store_url, r->o->mountpoint, sha256_mb_impl(),
+		 sha256_mb_lanes(), sha256_mb_lanes() == 1 ? "" : "s");
 	say_ready(r->o, 0);
 	sd_notify_state("READY=1");
 	return NULL;

@@ -342,6 +342,8 @@ def test_altered_store_bytes_fail_with_eio(assetfs_bin, store, mounter,
         # blocks shared passes
         assert s["sha256_batches"] < s["sha256_blocks"], s
     assert "do not match" in m.read_log()
+    if sha_impl == "openssl":  # the log says which hashing is in use
+        assert "(SHA-256: openssl, 1 lane)" in m.read_log()
     # the bad bytes are not cached: every cached block is a good block
     good = {__import__("hashlib").sha256(data[i:i + BLOCK]).hexdigest()
             for i in range(0, len(data), BLOCK)}
