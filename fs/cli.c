@@ -15,7 +15,9 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -500,22 +502,72 @@ out:
 	return status;
 }
 
+/*
+ * Where cat's bytes go. With a manifest, they are held a block at a time
+ * and written only once the block's SHA-256 matches: a corrupt store
+ * yields an error, never its bad bytes (the blocks before it are out).
+ */
 struct cat_sink {
-	struct hasher *h;
-	uint64_t n;
+	const struct manifest_file *mf; /* NULL: stream as they come */
+	char *block;			/* block_size bytes, with mf */
+	size_t block_size, held;
+	uint64_t n;			/* bytes received */
+	uint64_t bad_block;		/* the block that did not match */
+	bool bad;
 };
+
+/* Check the held block against the manifest and write it out. */
+static int cat_flush(struct cat_sink *cs)
+{
+	uint64_t i = (cs->n - 1) / cs->block_size;
+	struct digest d;
+	int ret;
+
+	if (!cs->held)
+		return 0;
+	if (i >= cs->mf->n_blocks ||
+	    digest_buf(cs->block, cs->held, &d) < 0 ||
+	    !digest_equal(&d, &cs->mf->blocks[i])) {
+		cs->bad = true;
+		cs->bad_block = i;
+		return -EBADMSG;
+	}
+	ret = write_all(STDOUT_FILENO, cs->block, cs->held);
+	cs->held = 0;
+	return ret;
+}
 
 static int cat_write(void *arg, const void *data, size_t len)
 {
 	struct cat_sink *cs = arg;
+	const char *p = data;
+	size_t k;
 	int ret;
 
-	ret = write_all(STDOUT_FILENO, data, len);
-	if (ret < 0)
-		return ret;
-	if (cs->h)
-		hasher_update(cs->h, data, len);
-	cs->n += len;
+	if (!cs->mf) {
+		cs->n += len;
+		return write_all(STDOUT_FILENO, data, len);
+	}
+	if (cs->n + len > cs->mf->size) { /* more than the manifest says */
+		cs->bad = true;
+		cs->bad_block = cs->mf->n_blocks;
+		return -EBADMSG;
+	}
+	while (len > 0) {
+		k = cs->block_size - cs->held;
+		if (k > len)
+			k = len;
+		memcpy(cs->block + cs->held, p, k);
+		cs->held += k;
+		cs->n += k;
+		p += k;
+		len -= k;
+		if (cs->held == cs->block_size) {
+			ret = cat_flush(cs);
+			if (ret < 0)
+				return ret;
+		}
+	}
 	return 0;
 }
 
@@ -524,9 +576,10 @@ static const char cat_help[] =
     "\n"
     "Write the bytes of a file asset, or of the [sub/path] file of a\n"
     "folder asset, to stdout (streamed). When the version has a\n"
-    "manifest, the bytes are checked against its SHA-256 and a mismatch\n"
-    "fails the command. With a verify key, the .meta (and so the\n"
-    "manifest) must carry a good signature first.\n"
+    "manifest, each block is checked against its SHA-256 before it is\n"
+    "written: a mismatch fails the command and no byte of the bad block\n"
+    "reaches stdout. With a verify key, the .meta (and so the manifest)\n"
+    "must carry a good signature first.\n"
     "\n"
     "Options:\n";
 
@@ -539,7 +592,6 @@ int cmd_cat(int argc, char **argv)
 	struct cat_sink cs = {0};
 	struct cli_common cc;
 	struct store *s = NULL;
-	struct digest got;
 	int64_t n;
 	int ret, status = CLI_EXIT_FAIL;
 
@@ -566,32 +618,44 @@ int cmd_cat(int argc, char **argv)
 	}
 	mf = manifest_find(r.meta.manifest, r.sub ? r.sub : "");
 	if (mf) {
-		cs.h = hasher_new();
-		if (!cs.h) {
+		cs.mf = mf;
+		cs.block_size = r.meta.manifest->block_size;
+		cs.block = malloc(cs.block_size);
+		if (!cs.block) {
 			cli_err("cat", "out of memory");
 			goto out;
 		}
 	}
 	n = prov_get(store_prov(s), r.key, 0, PROV_WHOLE, NULL, cat_write, &cs);
+	if (n >= 0 && mf && cs.n != mf->size) {
+		cs.bad = true; /* short: said as such, not as a bad block */
+		cs.bad_block = mf->n_blocks;
+	} else if (n >= 0 && mf) {
+		n = cat_flush(&cs); /* the last, short block */
+	}
+	if (cs.bad) {
+		if (cs.bad && cs.bad_block < mf->n_blocks)
+			cli_err("cat",
+				"%s: block %" PRIu64 " does not match its "
+				"manifest's SHA-256: the store is corrupt "
+				"(nothing of that block was written)",
+				r.key, cs.bad_block);
+		else
+			cli_err("cat",
+				"%s is not the size its manifest says "
+				"(%" PRIu64 " bytes): the store is corrupt",
+				r.key, mf->size);
+		goto out;
+	}
 	if (n < 0) {
 		cli_err("cat", "cannot read %s: %s", r.key,
 			*prov_last_error() ? prov_last_error()
 					   : strerror((int)-n));
 		goto out;
 	}
-	if (mf) {
-		if (cs.n != mf->size || hasher_final(cs.h, &got) < 0 ||
-		    !digest_equal(&got, &mf->sha256)) {
-			cli_err("cat",
-				"%s does not match its manifest (size "
-				"or SHA-256 differ): the store is corrupt",
-				r.key);
-			goto out;
-		}
-	}
 	status = 0;
 out:
-	hasher_free(cs.h);
+	free(cs.block);
 	store_resolved_clear(&r);
 	store_close(&s);
 	return status;

@@ -325,13 +325,27 @@ def test_store_as_a_plain_directory(cli, tmp_path):
 
 def test_cat_checks_the_manifest(cli, tmp_path):
     f = tmp_path / "m.bin"
-    f.write_bytes(os.urandom(5 << 20))
+    good = os.urandom(9 << 20)
+    f.write_bytes(good)
     cli.out("push", str(f), "m")
     obj = cli.dir / "m" / "0.0"
-    data = bytearray(obj.read_bytes())
+    data = bytearray(good)
     data[(4 << 20) + 7] ^= 0xFF  # flip a byte in the second block
     obj.write_bytes(bytes(data))
     p = cli.run("cat", "m", check=False)
     assert p.returncode == 1
-    assert p.stderr == (b"assetfs cat: m/0.0 does not match its manifest "
-                        b"(size or SHA-256 differ): the store is corrupt\n")
+    assert p.stderr == (b"assetfs cat: m/0.0: block 1 does not match its "
+                        b"manifest's SHA-256: the store is corrupt (nothing "
+                        b"of that block was written)\n")
+    # the good first block went out; nothing of the bad one did
+    assert p.stdout == good[:4 << 20]
+    # a store object longer or shorter than its manifest says
+    for wrong in (good + b"x", good[:-1]):
+        obj.write_bytes(wrong)
+        p = cli.run("cat", "m", check=False)
+        assert p.returncode == 1
+        assert p.stderr == (b"assetfs cat: m/0.0 is not the size its "
+                            b"manifest says (9437184 bytes): the store is "
+                            b"corrupt\n"), p.stderr
+    obj.write_bytes(good)
+    assert cli.run("cat", "m").stdout == good
