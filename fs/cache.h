@@ -254,6 +254,14 @@ int cache_doc_put(struct cache *c, const char *store, const char *key,
 		  const void *data, size_t len, const char *etag);
 
 /*
+ * The keys of @store's stored documents that start with @prefix, in key
+ * order, at most @max: *@keys is a malloc'd array of *@n malloc'd strings
+ * (the caller frees each and the array). Returns 0 or a negative errno.
+ */
+int cache_doc_keys(struct cache *c, const char *store, const char *prefix,
+		   size_t max, char ***keys, size_t *n);
+
+/*
  * Get the last stored copy: appended to @out (its cap applies: -EFBIG);
  * @etag (may be NULL) gets a malloc'd copy of the ETag or NULL (caller
  * frees); @stored_at (may be NULL) the Unix time it was stored.

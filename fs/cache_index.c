@@ -63,6 +63,8 @@ static const char *const cache_sql[ST__N] = {
 	[ST_COUNT_SUSPECT] = "SELECT count(*) FROM blocks WHERE state=2",
 	[ST_COUNT_DOCS] = "SELECT count(*) FROM docs",
 	[ST_COUNT_OBJ] = "SELECT count(*) FROM objblocks",
+	[ST_DOC_KEYS] = "SELECT dkey FROM docs WHERE store=?1 AND"
+			" substr(dkey,1,?3)=?2 ORDER BY dkey LIMIT ?4",
 };
 
 static const char cache_schema[] =
@@ -771,6 +773,62 @@ int cache_doc_put(struct cache *c, const char *store, const char *key,
 out:
 	pthread_mutex_unlock(&c->db_lock);
 	return ret;
+}
+
+int cache_doc_keys(struct cache *c, const char *store, const char *prefix,
+		   size_t max, char ***keys, size_t *n)
+{
+	sqlite3_stmt *s;
+	char **v = NULL, **nv;
+	size_t count = 0;
+	int rc, ret = 0;
+
+	*keys = NULL;
+	*n = 0;
+	if (!store || !prefix)
+		return -EINVAL;
+	pthread_mutex_lock(&c->db_lock);
+	s = cache_st(c, ST_DOC_KEYS);
+	if (!s) {
+		ret = -EIO;
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, store, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, prefix, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)strlen(prefix));
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)max);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const unsigned char *k = sqlite3_column_text(s, 0);
+
+		if (!k)
+			continue;
+		nv = realloc(v, (count + 1) * sizeof(*v));
+		if (!nv) {
+			ret = -ENOMEM;
+			break;
+		}
+		v = nv;
+		v[count] = strdup((const char *)k);
+		if (!v[count]) {
+			ret = -ENOMEM;
+			break;
+		}
+		count++;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = cache_sqlite_err(rc);
+	sqlite3_reset(s);
+out:
+	pthread_mutex_unlock(&c->db_lock);
+	if (ret < 0) {
+		while (count > 0)
+			free(v[--count]);
+		free(v);
+		return ret;
+	}
+	*keys = v;
+	*n = count;
+	return 0;
 }
 
 int cache_doc_get(struct cache *c, const char *store, const char *key,

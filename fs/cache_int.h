@@ -77,6 +77,7 @@ enum cache_stmt {
 	ST_COUNT_SUSPECT,
 	ST_COUNT_DOCS,
 	ST_COUNT_OBJ,
+	ST_DOC_KEYS,
 	ST__N,
 };
 

@@ -41,6 +41,8 @@
 #define CAT_OBJ_LEVEL "assetfs:level:"
 #define CAT_OBJ_INFO "assetfs:objinfo:"
 #define CAT_OBJ_SIG "assetfs:sig:"
+/* The most kept documents an offline listing looks through. */
+#define CAT_OFFLINE_KEYS_MAX 100000
 #define CAT_SIG_MAX 4096 /* cap on a fetched .meta.sig (64 bytes) */
 
 struct ment {
@@ -591,15 +593,48 @@ static int level_add_known(struct cat_level *l, const char *ns,
 }
 
 /*
+ * The assets below @ns whose version list the cache keeps (for offline
+ * use), from any earlier run: "<ns>/x.versions" is asset x, and
+ * "<ns>/y/z.versions" namespace y.
+ */
+static int level_add_docs(struct catalog *c, const char *ns,
+			  struct cat_level *l)
+{
+	char prefix[SPEC_NAME_MAX + 2], name[STORE_KEY_MAX];
+	size_t n = 0, i, kl, sl = strlen(STORE_VERSIONS_SUFFIX);
+	char **keys = NULL;
+	int ret;
+
+	if (!c->cache)
+		return 0;
+	snprintf(prefix, sizeof(prefix), "%s%s", ns, *ns ? "/" : "");
+	ret = cache_doc_keys(c->cache, c->url, prefix, CAT_OFFLINE_KEYS_MAX,
+			     &keys, &n);
+	for (i = 0; i < n; i++) {
+		kl = strlen(keys[i]);
+		if (ret == 0 && kl > sl && kl - sl < sizeof(name) &&
+		    strcmp(keys[i] + kl - sl, STORE_VERSIONS_SUFFIX) == 0) {
+			snprintf(name, sizeof(name), "%.*s", (int)(kl - sl),
+				 keys[i]);
+			if (spec_check_name(name, NULL, 0) == 0)
+				ret = level_add_known(l, ns, name, true);
+		}
+		free(keys[i]);
+	}
+	free(keys);
+	return ret;
+}
+
+/*
  * Offline and never listed: the level as far as this process knows it,
- * from the assets and namespaces it has seen. Returns 0 if anything is
- * known below @ns, else -ENOENT.
+ * from the assets and namespaces it has seen and the version lists the
+ * cache keeps. Returns 0 if anything is known below @ns, else -ENOENT.
  */
 static int level_from_memory(struct catalog *c, const char *ns,
 			     struct cat_level *l)
 {
 	size_t i;
-	int ret = 0;
+	int ret = level_add_docs(c, ns, l);
 
 	pthread_mutex_lock(&c->lock);
 	for (i = 0; i < c->versions.size && ret == 0; i++) {

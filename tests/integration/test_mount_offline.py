@@ -103,6 +103,30 @@ def test_offline_after_restart(offline_setup, mounter, tmp_path):
         os.rename(away, sd)
 
 
+def test_offline_after_restart_lists_what_was_only_opened(offline_setup,
+                                                         mounter, tmp_path):
+    """The root, never listed online (an asset was opened by path, as a
+    model server does), still lists offline after a restart: from the
+    version lists the cache kept."""
+    url, sd, a, b = offline_setup
+    cache_dir = tmp_path / "cache"
+    m = mounter(url, cache_dir=cache_dir, versions_ttl=1, timeout=5)
+    assert read_all(m.mnt / "team/cached/0.0") == a  # no listing at all
+    m.unmount()
+    away = sd.parent / "moved-away"
+    os.rename(sd, away)
+    try:
+        m2 = mounter(url, name="mnt2", cache_dir=cache_dir, versions_ttl=1,
+                     timeout=5)
+        assert os.listdir(m2.mnt) == ["team"]
+        assert "cached" in os.listdir(m2.mnt / "team")
+        assert "0.0" in os.listdir(m2.mnt / "team/cached")
+        assert read_all(m2.mnt / "team/cached/0.0") == a
+        assert m2.stats()["bytes_fetched"] == 0
+    finally:
+        os.rename(away, sd)
+
+
 def test_unanswering_store_fails_within_timeout(mounter, tmp_path):
     """A store that accepts connections and never answers: a lookup fails
     with EIO after about `timeout`, not later, and the next one fails at

@@ -1426,3 +1426,42 @@ test(cache_verify_groups_report_exactly_the_bad)
 	}
 	CHECK(runs >= 1);
 }
+
+/* The offline listing's walk over kept documents: by store and prefix. */
+test(cache_doc_keys_by_prefix)
+{
+	static const char *const put[] = { "a/y/z.versions", "a/x.versions",
+					   "b/q.versions", "ab.versions",
+					   "assetfs:level:a" };
+	char *dir = tmpdir();
+	struct cache *c = NULL;
+	char **keys = NULL;
+	size_t n = 0, i;
+
+	CHECK_INT(open_cache(dir, 0, &c), 0);
+	for (i = 0; i < sizeof(put) / sizeof(put[0]); i++)
+		CHECK_INT(cache_doc_put(c, "file:///s", put[i], "[]", 2, NULL),
+			  0);
+	CHECK_INT(cache_doc_put(c, "file:///t", "a/w.versions", "[]", 2,
+				NULL), 0);
+	CHECK_INT(cache_doc_keys(c, "file:///s", "a/", 100, &keys, &n), 0);
+	CHECK_INT(n, 2); /* in key order, this store only, "ab" not "a/" */
+	if (n == 2) {
+		CHECK_STR(keys[0], "a/x.versions");
+		CHECK_STR(keys[1], "a/y/z.versions");
+	}
+	for (i = 0; i < n; i++)
+		free(keys[i]);
+	free(keys);
+	CHECK_INT(cache_doc_keys(c, "file:///s", "", 3, &keys, &n), 0);
+	CHECK_INT(n, 3); /* the cap */
+	for (i = 0; i < n; i++)
+		free(keys[i]);
+	free(keys);
+	CHECK_INT(cache_doc_keys(c, "file:///u", "", 3, &keys, &n), 0);
+	CHECK_INT(n, 0);
+	free(keys);
+	cache_close(&c);
+	rm_rf(dir);
+	free(dir);
+}
