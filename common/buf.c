@@ -107,3 +107,17 @@ char *buf_steal(struct buf *b)
 	b->cap = 0;
 	return p;
 }
+
+size_t buf_fill(char *dst, size_t *have, size_t cap, const char **in,
+		size_t *in_len)
+{
+	size_t n = cap - *have;
+
+	if (n > *in_len)
+		n = *in_len;
+	memcpy(dst + *have, *in, n);
+	*have += n;
+	*in += n;
+	*in_len -= n;
+	return n;
+}

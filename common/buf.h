@@ -46,4 +46,12 @@ void buf_free(struct buf *b);
  */
 char *buf_steal(struct buf *b);
 
+/*
+ * Fill a fixed buffer from a stream of pieces: move bytes from (*@in,
+ * *@in_len) into @dst, which holds *@have of its @cap bytes, until it is
+ * full or the piece ends, advancing all three. Returns the bytes moved.
+ */
+size_t buf_fill(char *dst, size_t *have, size_t cap, const char **in,
+		size_t *in_len);
+
 #endif

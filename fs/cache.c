@@ -29,6 +29,7 @@
 
 #include <sqlite3.h>
 
+#include "common/buf.h"
 #include "common/fileutil.h"
 #include "common/log.h"
 
@@ -845,18 +846,10 @@ static int txn_flush(struct cache_txn *t)
 int cache_txn_write(struct cache_txn *t, const void *data, size_t len)
 {
 	const char *p = data;
-	size_t n;
 	int ret;
 
 	while (len > 0 && !t->err) {
-		n = CACHE_STAGE - t->staged;
-		if (n > len)
-			n = len;
-		memcpy(t->stage + t->staged, p, n);
-		t->staged += n;
-		t->len += n;
-		p += n;
-		len -= n;
+		t->len += buf_fill(t->stage, &t->staged, CACHE_STAGE, &p, &len);
 		if (t->staged == CACHE_STAGE) {
 			ret = txn_flush(t);
 			if (ret < 0)

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #include "common/digest.h"
 #include "common/fileutil.h"
 #include "fs/commands.h"
@@ -541,7 +542,6 @@ static int cat_write(void *arg, const void *data, size_t len)
 {
 	struct cat_sink *cs = arg;
 	const char *p = data;
-	size_t k;
 	int ret;
 
 	if (!cs->mf) {
@@ -554,14 +554,8 @@ static int cat_write(void *arg, const void *data, size_t len)
 		return -EBADMSG;
 	}
 	while (len > 0) {
-		k = cs->block_size - cs->held;
-		if (k > len)
-			k = len;
-		memcpy(cs->block + cs->held, p, k);
-		cs->held += k;
-		cs->n += k;
-		p += k;
-		len -= k;
+		cs->n += buf_fill(cs->block, &cs->held, cs->block_size, &p,
+				  &len);
 		if (cs->held == cs->block_size) {
 			ret = cat_flush(cs);
 			if (ret < 0)

@@ -529,3 +529,22 @@ test(log_line_format_and_level)
 	buf_free(&b);
 	rm_tree(dir);
 }
+
+test(buf_fill_takes_what_fits)
+{
+	char dst[10];
+	size_t have = 0, len = 7;
+	const char *in = "abcdefg";
+
+	CHECK_INT(buf_fill(dst, &have, sizeof(dst), &in, &len), 7);
+	CHECK_INT(have, 7);
+	CHECK_INT(len, 0);
+	in = "hijklm";
+	len = 6;
+	CHECK_INT(buf_fill(dst, &have, sizeof(dst), &in, &len), 3);
+	CHECK_INT(have, 10);
+	CHECK_INT(len, 3);
+	CHECK(memcmp(dst, "abcdefghij", 10) == 0);
+	CHECK(memcmp(in, "klm", 3) == 0);
+	CHECK_INT(buf_fill(dst, &have, sizeof(dst), &in, &len), 0); /* full */
+}
