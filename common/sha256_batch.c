@@ -40,10 +40,11 @@ struct sha256_batch {
 	size_t coming;		 /* protected by lock: announced, not queued */
 	unsigned hashing;	 /* protected by lock: threads hashing now */
 	unsigned max_hashers;
+	int64_t wait_ns;
 	uint64_t messages, batches; /* protected by lock */
 };
 
-struct sha256_batch *sha256_batch_new(unsigned max_hashers)
+struct sha256_batch *sha256_batch_new(unsigned max_hashers, int64_t wait_ns)
 {
 	struct sha256_batch *b = calloc(1, sizeof(*b));
 	long ncpu;
@@ -55,6 +56,7 @@ struct sha256_batch *sha256_batch_new(unsigned max_hashers)
 		max_hashers = ncpu > 0 && ncpu < 64 ? (unsigned)ncpu : 4;
 	}
 	b->max_hashers = max_hashers;
+	b->wait_ns = wait_ns > 0 ? wait_ns : SHA256_BATCH_WAIT_NS;
 	pthread_mutex_init(&b->lock, NULL);
 	{
 		pthread_condattr_t ca;
@@ -112,6 +114,13 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Take back @n announced messages. Called with b->lock held. */
+static void unannounce(struct sha256_batch *b, size_t n)
+{
+	b->coming = n <= b->coming ? b->coming - n : 0;
+	pthread_cond_broadcast(&b->done_cond); /* maybe none to wait for */
+}
+
 void sha256_batch_expect(struct sha256_batch *b, int delta)
 {
 	if (!b)
@@ -119,12 +128,8 @@ void sha256_batch_expect(struct sha256_batch *b, int delta)
 	pthread_mutex_lock(&b->lock);
 	if (delta > 0)
 		b->coming += (size_t)delta;
-	else if ((size_t)-delta <= b->coming)
-		b->coming -= (size_t)-delta;
 	else
-		b->coming = 0;
-	if (delta < 0)
-		pthread_cond_broadcast(&b->done_cond); /* maybe none to wait for */
+		unannounce(b, (size_t)-(int64_t)delta);
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -140,12 +145,12 @@ static bool pass_now(struct sha256_batch *b, size_t lanes, int64_t *until)
 		return b->queued >= lanes;
 	if (b->queued >= lanes || b->coming == 0)
 		return true;
-	*until = b->head->since_ns + SHA256_BATCH_WAIT_NS;
+	*until = b->head->since_ns + b->wait_ns;
 	return mono_ns() >= *until;
 }
 
 int sha256_batch_hash(struct sha256_batch *b, const void *data, size_t len,
-		      struct digest *out)
+		      bool announced, struct digest *out)
 {
 	struct req me = { .data = data, .len = len, .out = out };
 	struct req *batch[SHA256_MB_MAX];
@@ -162,12 +167,16 @@ int sha256_batch_hash(struct sha256_batch *b, const void *data, size_t len,
 		int ret = sha256_mb(1, d, l, out);
 
 		pthread_mutex_lock(&b->lock);
+		if (announced)
+			unannounce(b, 1);
 		b->messages++;
 		b->batches++;
 		pthread_mutex_unlock(&b->lock);
 		return ret;
 	}
 	pthread_mutex_lock(&b->lock);
+	if (announced)
+		b->coming = b->coming ? b->coming - 1 : 0; /* now queued */
 	if (b->tail)
 		b->tail->next = &me;
 	else

@@ -25,6 +25,7 @@
 #ifndef ASSETFS_COMMON_SHA256_BATCH_H
 #define ASSETFS_COMMON_SHA256_BATCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,23 +38,27 @@ struct sha256_batch;
 
 /*
  * A batcher with at most @max_hashers threads hashing at once (0: one per
- * online CPU). Returns NULL on out of memory.
+ * online CPU) whose passes wait at most @wait_ns for announced messages
+ * (0: SHA256_BATCH_WAIT_NS). Returns NULL on out of memory.
  */
-struct sha256_batch *sha256_batch_new(unsigned max_hashers);
+struct sha256_batch *sha256_batch_new(unsigned max_hashers, int64_t wait_ns);
 /* All callers must have returned. NULL-safe. */
 void sha256_batch_free(struct sha256_batch *b);
 
 /*
- * *@out = SHA-256 of the @len bytes at @data. Returns 0, -ENOMEM (OpenSSL
- * out of memory) or -EINVAL (@b NULL).
+ * *@out = SHA-256 of the @len bytes at @data. @announced: this message was
+ * announced with sha256_batch_expect(), and it is taken back here, in the
+ * same step that queues it (a pass never sees it neither coming nor
+ * queued). Returns 0, -ENOMEM (OpenSSL out of memory) or -EINVAL (@b
+ * NULL).
  */
 int sha256_batch_hash(struct sha256_batch *b, const void *data, size_t len,
-		      struct digest *out);
+		      bool announced, struct digest *out);
 
 /*
  * Announce @delta (> 0) messages that will be hashed soon, or take back
- * (< 0) announced ones: each announced message is taken back once, when it
- * is about to be hashed or when it will not be. NULL-safe.
+ * (< 0) announced ones that will not be (those that are hashed are taken
+ * back by sha256_batch_hash()). NULL-safe.
  */
 void sha256_batch_expect(struct sha256_batch *b, int delta);
 

@@ -449,7 +449,7 @@ int cache_open(const struct cache_opts *opts, struct cache **out)
 	c->inspect = opts->inspect;
 	c->dir = strdup(dir);
 	/* as many hashing threads as CPUs, the extra ones for full passes */
-	c->hash = sha256_batch_new(0);
+	c->hash = sha256_batch_new(0, 0);
 	if (!c->dir || !c->hash) {
 		ret = -ENOMEM;
 		goto out;
@@ -886,21 +886,21 @@ void cache_txn_abort(struct cache_txn **tp)
 static int txn_sha256(struct cache *c, struct cache_txn *t,
 		      struct digest *out)
 {
-	void *map;
+	void *map = NULL;
 	int ret;
 
-	sha256_batch_expect(c->hash, -1);
+	/* a block is at most a manifest block: size_t holds it */
+	if (t->len) {
+		map = mmap(NULL, (size_t)t->len, PROT_READ,
+			   MAP_SHARED | MAP_POPULATE, t->fd, 0);
+		if (map == MAP_FAILED)
+			return -errno; /* still announced: abort takes it back */
+	}
+	ret = sha256_batch_hash(c->hash, map ? map : "", (size_t)t->len,
+				t->announced, out);
 	t->announced = false;
-	if (t->len == 0)
-		return sha256_batch_hash(c->hash, "", 0, out);
-	if (t->len > SIZE_MAX)
-		return -EFBIG;
-	map = mmap(NULL, (size_t)t->len, PROT_READ, MAP_SHARED | MAP_POPULATE,
-		   t->fd, 0);
-	if (map == MAP_FAILED)
-		return -errno;
-	ret = sha256_batch_hash(c->hash, map, (size_t)t->len, out);
-	munmap(map, (size_t)t->len);
+	if (map)
+		munmap(map, (size_t)t->len);
 	return ret;
 }
 
