@@ -12,6 +12,7 @@
 #define ASSETFS_COMMON_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum log_level {
 	LOG_LVL_ERROR = 0,
@@ -33,6 +34,14 @@ enum log_level log_get_level(void);
 
 /* Parse "error", "warn", "info" or "debug". Returns 0 or -EINVAL. */
 int log_level_parse(const char *s, enum log_level *out);
+
+/*
+ * Write a message into a caller's error buffer @err of @errlen bytes
+ * (truncated; nothing when @err is NULL or @errlen 0): the "char *err,
+ * size_t errlen" convention of parsers and stores.
+ */
+void log_errbuf(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

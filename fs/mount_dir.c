@@ -445,12 +445,6 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			nm = i == 0 ? "." : "..";
 			e.attr.st_ino = i == 0 ? self->ino : self->parent;
 			e.attr.st_mode = S_IFDIR;
-			len = plus ? fuse_add_direntry_plus(req, buf + used,
-							    size - used, nm,
-							    &e, i + 1) :
-				     fuse_add_direntry(req, buf + used,
-						       size - used, nm,
-						       &e.attr, i + 1);
 		} else {
 			const struct dent *d = &h->e[i - 2];
 
@@ -466,15 +460,15 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 				e.attr.st_mode = d->unknown ? 0 :
 							      dtype(d->kind);
 			}
-			len = plus ? fuse_add_direntry_plus(req, buf + used,
-							    size - used, nm,
-							    &e, i + 1) :
-				     fuse_add_direntry(req, buf + used,
-						       size - used, nm,
-						       &e.attr, i + 1);
-			if (len > size - used && plus && e.ino)
-				inode_forget(m->it, e.ino, 1);
 		}
+		len = plus ? fuse_add_direntry_plus(req, buf + used,
+						    size - used, nm, &e,
+						    i + 1) :
+			     fuse_add_direntry(req, buf + used, size - used,
+					       nm, &e.attr, i + 1);
+		/* no room: the entry made for it is not handed out */
+		if (len > size - used && plus && e.ino)
+			inode_forget(m->it, e.ino, 1);
 		if (len > size - used)
 			break;
 		used += len;

@@ -218,6 +218,28 @@ out:
 }
 
 /*
+ * Block @b's mapping from the handle's slots into @bm, one more reference
+ * on it. Returns 0, or -ENOENT when no slot holds it. Called with
+ * h->lock held.
+ */
+static int slot_take(struct fh *h, uint64_t b, struct blk_map *bm)
+{
+	int i;
+
+	for (i = 0; i < FH_SLOTS; i++) {
+		if (h->slot[i].map && h->slot[i].index == b) {
+			h->slot[i].refs++;
+			bm->p = h->slot[i].map;
+			bm->len = h->slot[i].map_len;
+			bm->heap = h->slot[i].heap;
+			bm->slot = i;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/*
  * A mapping of block @b into @bm: from the handle's slots or freshly
  * mapped (then kept in a free slot). Release with fh_put_map().
  */
@@ -230,19 +252,12 @@ static int fh_block_map(struct mnt *m, struct fh *h, uint64_t b,
 	int i, ret, nfd = -1;
 
 	pthread_mutex_lock(&h->lock);
-	for (i = 0; i < FH_SLOTS; i++) {
-		if (h->slot[i].map && h->slot[i].index == b) {
-			h->slot[i].refs++;
-			bm->p = h->slot[i].map;
-			bm->len = h->slot[i].map_len;
-			bm->heap = h->slot[i].heap;
-			bm->slot = i;
-			pthread_mutex_unlock(&h->lock);
-			stats_inc(m->stats, STAT_BLOCK_HITS);
-			return 0;
-		}
-	}
+	ret = slot_take(h, b, bm);
 	pthread_mutex_unlock(&h->lock);
+	if (ret == 0) {
+		stats_inc(m->stats, STAT_BLOCK_HITS);
+		return 0;
+	}
 	ret = fetcher_block(m->fe, &h->obj, b, &nfd, &len);
 	if (ret < 0)
 		return ret;
@@ -254,18 +269,11 @@ static int fh_block_map(struct mnt *m, struct fh *h, uint64_t b,
 	bm->heap = heap;
 	bm->slot = -1;
 	pthread_mutex_lock(&h->lock);
-	for (i = 0; i < FH_SLOTS; i++) {
-		if (h->slot[i].map && h->slot[i].index == b) {
-			/* another read mapped it meanwhile: share that one */
-			h->slot[i].refs++;
-			bm->p = h->slot[i].map;
-			bm->len = h->slot[i].map_len;
-			bm->heap = h->slot[i].heap;
-			bm->slot = i;
-			pthread_mutex_unlock(&h->lock);
-			unmap_block(p, (size_t)len, heap);
-			return 0;
-		}
+	if (slot_take(h, b, bm) == 0) {
+		/* another read mapped it meanwhile: share that one */
+		pthread_mutex_unlock(&h->lock);
+		unmap_block(p, (size_t)len, heap);
+		return 0;
 	}
 	for (i = 0; i < FH_SLOTS; i++) {
 		if (h->slot[i].refs == 0) {

@@ -15,7 +15,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,26 +29,13 @@
 
 #include "common/buf.h"
 #include "common/fileutil.h"
+#include "common/log.h"
 
 struct sign_key {
 	EVP_PKEY *pkey; /* owned */
 	bool priv;
 	char *name; /* owned: path or label, for messages */
 };
-
-static void sign_msg(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void sign_msg(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /*
  * The one mapping of OpenSSL failures: drain the error queue, keep the
@@ -144,19 +130,19 @@ static int sign_load(const char *path, bool priv, struct sign_key **out,
 	buf_init(&b, SIGN_KEY_MAX_BYTES);
 	ret = file_read_capped(path, SIGN_KEY_MAX_BYTES, &b);
 	if (ret == -EFBIG) {
-		sign_msg(err, errlen, "%s: larger than %u bytes: not a key",
-			 path, SIGN_KEY_MAX_BYTES);
+		log_errbuf(err, errlen, "%s: larger than %u bytes: not a key",
+			   path, SIGN_KEY_MAX_BYTES);
 		goto out;
 	}
 	if (ret < 0) {
-		sign_msg(err, errlen, "cannot read key %s: %s", path,
-			 strerror(-ret));
+		log_errbuf(err, errlen, "cannot read key %s: %s", path,
+			   strerror(-ret));
 		goto out;
 	}
 	bio = BIO_new_mem_buf(b.data ? b.data : "", (int)b.len);
 	if (!bio) {
 		ret = sign_ossl_err(-ENOMEM, NULL, 0);
-		sign_msg(err, errlen, "out of memory");
+		log_errbuf(err, errlen, "out of memory");
 		goto out;
 	}
 	if (priv)
@@ -166,37 +152,37 @@ static int sign_load(const char *path, bool priv, struct sign_key **out,
 	if (!pkey) {
 		ret = sign_ossl_err(-EINVAL, reason, sizeof(reason));
 		if (ret == -EINVAL && asked)
-			sign_msg(err, errlen,
-				 "%s: an encrypted key; assetfs needs an "
-				 "unencrypted %s",
-				 path, what);
+			log_errbuf(err, errlen,
+				   "%s: an encrypted key; assetfs needs an "
+				   "unencrypted %s",
+				   path, what);
 		else if (ret == -EINVAL && !priv && b.data &&
 			 strstr(b.data, "PRIVATE KEY-----"))
-			sign_msg(err, errlen,
-				 "%s: a private key; verify with the public "
-				 "key (%s" SIGN_PUB_SUFFIX " from 'assetfs "
-				 "keygen %s')",
-				 path, path, path);
+			log_errbuf(err, errlen,
+				   "%s: a private key; verify with the public "
+				   "key (%s" SIGN_PUB_SUFFIX " from 'assetfs "
+				   "keygen %s')",
+				   path, path, path);
 		else if (ret == -EINVAL)
-			sign_msg(err, errlen, "%s: not %s (%s)", path, what,
-				 reason);
+			log_errbuf(err, errlen, "%s: not %s (%s)", path, what,
+				   reason);
 		else
-			sign_msg(err, errlen, "out of memory");
+			log_errbuf(err, errlen, "out of memory");
 		goto out;
 	}
 	if (EVP_PKEY_get_id(pkey) != EVP_PKEY_ED25519) {
-		sign_msg(err, errlen, "%s: a %s key, not %s", path,
-			 EVP_PKEY_get0_type_name(pkey)
-			     ? EVP_PKEY_get0_type_name(pkey)
-			     : "non-Ed25519",
-			 what);
+		log_errbuf(err, errlen, "%s: a %s key, not %s", path,
+			   EVP_PKEY_get0_type_name(pkey)
+			       ? EVP_PKEY_get0_type_name(pkey)
+			       : "non-Ed25519",
+			   what);
 		ret = -EINVAL;
 		goto out;
 	}
 	ret = sign_key_wrap(pkey, priv, path, out);
 	pkey = NULL; /* consumed */
 	if (ret < 0)
-		sign_msg(err, errlen, "out of memory");
+		log_errbuf(err, errlen, "out of memory");
 out:
 	EVP_PKEY_free(pkey);
 	BIO_free(bio);
@@ -303,11 +289,11 @@ static int sign_write_new(const char *path, mode_t mode, const void *data,
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (fd < 0) {
 		ret = -errno;
-		sign_msg(err, errlen, "cannot create %s: %s%s", path,
-			 strerror(-ret),
-			 ret == -EEXIST ? " (a key is never overwritten; "
-					  "remove it or pick another path)"
-					: "");
+		log_errbuf(err, errlen, "cannot create %s: %s%s", path,
+			   strerror(-ret),
+			   ret == -EEXIST ? " (a key is never overwritten; "
+					    "remove it or pick another path)"
+					  : "");
 		return ret;
 	}
 	ret = write_all(fd, data, len);
@@ -316,8 +302,8 @@ static int sign_write_new(const char *path, mode_t mode, const void *data,
 	if (close(fd) < 0 && ret == 0)
 		ret = -errno;
 	if (ret < 0) {
-		sign_msg(err, errlen, "cannot write %s: %s", path,
-			 strerror(-ret));
+		log_errbuf(err, errlen, "cannot write %s: %s", path,
+			   strerror(-ret));
 		unlink(path);
 	}
 	return ret;
@@ -359,28 +345,28 @@ int sign_keygen(const char *path, char *err, size_t errlen)
 	buf_init(&pubpem, 0);
 	if ((size_t)snprintf(pub, sizeof(pub), "%s" SIGN_PUB_SUFFIX, path) >=
 	    sizeof(pub)) {
-		sign_msg(err, errlen, "key path too long: %s", path);
+		log_errbuf(err, errlen, "key path too long: %s", path);
 		return -ENAMETOOLONG;
 	}
 	/* Check both first: a half-made pair is worse than none. */
 	if (lstat(pub, &st) == 0) {
-		sign_msg(err, errlen,
-			 "cannot create %s: it exists (a key is never "
-			 "overwritten; remove it or pick another path)",
-			 pub);
+		log_errbuf(err, errlen,
+			   "cannot create %s: it exists (a key is never "
+			   "overwritten; remove it or pick another path)",
+			   pub);
 		return -EEXIST;
 	}
 	pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 	if (!pkey) {
 		ret = sign_ossl_err(-EIO, NULL, 0);
-		sign_msg(err, errlen, "cannot generate an Ed25519 key");
+		log_errbuf(err, errlen, "cannot generate an Ed25519 key");
 		goto out;
 	}
 	ret = sign_pem(pkey, true, &privpem);
 	if (ret == 0)
 		ret = sign_pem(pkey, false, &pubpem);
 	if (ret < 0) {
-		sign_msg(err, errlen, "cannot encode the key as PEM");
+		log_errbuf(err, errlen, "cannot encode the key as PEM");
 		goto out;
 	}
 	ret =

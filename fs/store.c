@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "fs/sign.h"
 
 /* Cap on a `.meta.sig` read: a signature is 64 bytes, anything much
@@ -34,20 +35,6 @@ struct store {
 	struct sign_key *verify; /* owned, or NULL: no verification */
 };
 
-static void store_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void store_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 int store_from_prov(struct prov *prov, const char *versioning,
 		    struct store **out, char *err, size_t errlen)
 {
@@ -59,17 +46,18 @@ int store_from_prov(struct prov *prov, const char *versioning,
 	if (versioning) {
 		ret = versioning_parse(versioning, &sys);
 		if (ret < 0)
-			store_err(err, errlen,
-				  "unknown versioning system '%s' "
-				  "(expected auto, major_minor or simple_date)",
-				  versioning);
+			log_errbuf(
+			    err, errlen,
+			    "unknown versioning system '%s' "
+			    "(expected auto, major_minor or simple_date)",
+			    versioning);
 	} else {
 		ret = versioning_from_env(&sys);
 		if (ret < 0)
-			store_err(err, errlen,
-				  "MODELKIT_ASSETS_VERSIONING_SYSTEM='%s': "
-				  "expected major_minor or simple_date",
-				  getenv("MODELKIT_ASSETS_VERSIONING_SYSTEM"));
+			log_errbuf(err, errlen,
+				   "MODELKIT_ASSETS_VERSIONING_SYSTEM='%s': "
+				   "expected major_minor or simple_date",
+				   getenv("MODELKIT_ASSETS_VERSIONING_SYSTEM"));
 	}
 	if (ret < 0) {
 		prov_close(&prov);
@@ -78,7 +66,7 @@ int store_from_prov(struct prov *prov, const char *versioning,
 	s = calloc(1, sizeof(*s));
 	if (!s) {
 		prov_close(&prov);
-		store_err(err, errlen, "out of memory");
+		log_errbuf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	s->prov = prov;
@@ -104,9 +92,9 @@ int store_open(const char *url, const struct store_opts *opts,
 	}
 	ret = prov_open(url, opts ? opts->prov : NULL, &p);
 	if (ret < 0) {
-		store_err(err, errlen, "%s",
-			  *prov_last_error() ? prov_last_error()
-					     : strerror(-ret));
+		log_errbuf(err, errlen, "%s",
+			   *prov_last_error() ? prov_last_error()
+					      : strerror(-ret));
 		goto out;
 	}
 	ret = store_from_prov(p, opts ? opts->versioning : NULL, out, err,
@@ -221,10 +209,10 @@ static int store_fetch_doc(struct store *s, const char *key, size_t max,
 	int ret = prov_get_buf(s->prov, key, max, b, tag);
 
 	if (ret == -EFBIG)
-		store_err(err, errlen, "%s: larger than %zu bytes", key, max);
+		log_errbuf(err, errlen, "%s: larger than %zu bytes", key, max);
 	else if (ret < 0 && ret != -ENOENT)
-		store_err(err, errlen, "cannot read %s: %s", key,
-			  store_prov_reason(ret));
+		log_errbuf(err, errlen, "cannot read %s: %s", key,
+			   store_prov_reason(ret));
 	return ret;
 }
 
@@ -242,7 +230,7 @@ static int store_hand_over(const char *key, const struct buf *b,
 	if (raw) {
 		ret = buf_append(raw, b->data ? b->data : "", b->len);
 		if (ret < 0) {
-			store_err(err, errlen, "%s: %s", key, strerror(-ret));
+			log_errbuf(err, errlen, "%s: %s", key, strerror(-ret));
 			return ret;
 		}
 	}
@@ -272,19 +260,19 @@ int store_get_versions(struct store *s, const char *name,
 		goto out;
 	ret = store_key_versions(name, key, sizeof(key));
 	if (ret < 0) {
-		store_err(err, errlen, "asset name too long");
+		log_errbuf(err, errlen, "asset name too long");
 		goto out;
 	}
-	ret = store_fetch_doc(s, key, VERSIONS_MAX_BYTES, &b, &tag, err,
-			      errlen);
+	ret =
+	    store_fetch_doc(s, key, VERSIONS_MAX_BYTES, &b, &tag, err, errlen);
 	if (ret == -ENOENT)
-		store_err(err, errlen, "no such asset '%s'", name);
+		log_errbuf(err, errlen, "no such asset '%s'", name);
 	if (ret < 0)
 		goto out;
 	ret = store_parse_versions(s, b.data ? b.data : "", b.len, out, perr,
 				   sizeof(perr));
 	if (ret < 0) {
-		store_err(err, errlen, "%s: %s", key, perr);
+		log_errbuf(err, errlen, "%s: %s", key, perr);
 		goto out;
 	}
 	ret = store_hand_over(key, &b, raw, &tag, etag, err, errlen);
@@ -313,21 +301,21 @@ static int store_check_sig(struct store *s, const char *name,
 	buf_init(&sig, STORE_SIG_MAX_BYTES);
 	ret = store_key_sig(name, version, key, sizeof(key));
 	if (ret < 0) {
-		store_err(err, errlen, "asset name too long");
+		log_errbuf(err, errlen, "asset name too long");
 		goto out;
 	}
 	ret = prov_get_buf(s->prov, key, STORE_SIG_MAX_BYTES, &sig, NULL);
 	if (ret == -ENOENT) {
-		store_err(err, errlen,
-			  "%s:%s: .meta has no signature (no %s) to verify "
-			  "with %s",
-			  name, version, key, kname);
+		log_errbuf(err, errlen,
+			   "%s:%s: .meta has no signature (no %s) to verify "
+			   "with %s",
+			   name, version, key, kname);
 		ret = -EBADMSG;
 		goto out;
 	}
 	if (ret < 0 && ret != -EFBIG) {
-		store_err(err, errlen, "cannot read %s: %s", key,
-			  store_prov_reason(ret));
+		log_errbuf(err, errlen, "cannot read %s: %s", key,
+			   store_prov_reason(ret));
 		goto out;
 	}
 	/* An oversized .sig is simply not a signature. */
@@ -336,12 +324,12 @@ static int store_check_sig(struct store *s, const char *name,
 		  : sign_verify(s->verify, doc->data ? doc->data : "", doc->len,
 				sig.data ? sig.data : "", sig.len);
 	if (ret == -EBADMSG)
-		store_err(err, errlen,
-			  "%s:%s: .meta signature does not verify with %s",
-			  name, version, kname);
+		log_errbuf(err, errlen,
+			   "%s:%s: .meta signature does not verify with %s",
+			   name, version, kname);
 	else if (ret < 0)
-		store_err(err, errlen, "%s:%s: cannot check the signature: %s",
-			  name, version, strerror(-ret));
+		log_errbuf(err, errlen, "%s:%s: cannot check the signature: %s",
+			   name, version, strerror(-ret));
 out:
 	buf_free(&sig);
 	return ret;
@@ -366,12 +354,12 @@ int store_get_meta(struct store *s, const char *name, const char *version,
 		goto out;
 	ret = store_key_meta(name, version, key, sizeof(key));
 	if (ret < 0) {
-		store_err(err, errlen, "asset name too long");
+		log_errbuf(err, errlen, "asset name too long");
 		goto out;
 	}
 	ret = store_fetch_doc(s, key, META_MAX_BYTES, &b, &tag, err, errlen);
 	if (ret == -ENOENT)
-		store_err(err, errlen, "no .meta for '%s:%s'", name, version);
+		log_errbuf(err, errlen, "no .meta for '%s:%s'", name, version);
 	if (ret < 0)
 		goto out;
 	if (s->verify) {
@@ -381,7 +369,7 @@ int store_get_meta(struct store *s, const char *name, const char *version,
 	}
 	ret = meta_parse(b.data ? b.data : "", b.len, out, perr, sizeof(perr));
 	if (ret < 0) {
-		store_err(err, errlen, "%s: %s", key, perr);
+		log_errbuf(err, errlen, "%s: %s", key, perr);
 		goto out;
 	}
 	ret = store_hand_over(key, &b, raw, &tag, etag, err, errlen);
@@ -489,14 +477,14 @@ int store_list_level(struct store *s, const char *ns, struct store_level *out,
 	}
 	ret = store_fmt(prefix, sizeof(prefix), "%s%s", ns, *ns ? "/" : "");
 	if (ret < 0) {
-		store_err(err, errlen, "namespace name too long");
+		log_errbuf(err, errlen, "namespace name too long");
 		return ret;
 	}
 	pl = (size_t)ret;
 	ret = prov_list(s->prov, prefix, true, &l);
 	if (ret < 0) {
-		store_err(err, errlen, "cannot list '%s': %s", *ns ? ns : "/",
-			  store_prov_reason(ret));
+		log_errbuf(err, errlen, "cannot list '%s': %s", *ns ? ns : "/",
+			   store_prov_reason(ret));
 		return ret;
 	}
 	for (size_t i = 0; i < l.n_objects; i++) {
@@ -544,7 +532,7 @@ int store_list_level(struct store *s, const char *ns, struct store_level *out,
 	ret = 0;
 out:
 	if (ret < 0) {
-		store_err(err, errlen, "out of memory");
+		log_errbuf(err, errlen, "out of memory");
 		out->n_skipped = 0;
 	}
 	strvec_free(&assets);
@@ -607,8 +595,8 @@ int store_list_assets(struct store *s, struct assets_index *out, char *err,
 	}
 	ret = prov_list(s->prov, "", false, &l);
 	if (ret < 0) {
-		store_err(err, errlen, "cannot list the store: %s",
-			  store_prov_reason(ret));
+		log_errbuf(err, errlen, "cannot list the store: %s",
+			   store_prov_reason(ret));
 		return ret;
 	}
 	for (size_t i = 0; i < l.n_objects; i++) {
@@ -648,7 +636,7 @@ int store_list_assets(struct store *s, struct assets_index *out, char *err,
 	ret = 0;
 out:
 	if (ret < 0)
-		store_err(err, errlen, "out of memory");
+		log_errbuf(err, errlen, "out of memory");
 	free(inside);
 	strvec_free(&cand);
 	prov_listing_free(&l);
@@ -667,18 +655,18 @@ int store_read_index(struct store *s, struct assets_index *out, char *err,
 	ret = prov_get_buf(s->prov, STORE_INDEX_KEY, ASSETS_INDEX_MAX_BYTES, &b,
 			   NULL);
 	if (ret == -ENOENT) {
-		store_err(err, errlen, "the store has no " STORE_INDEX_KEY);
+		log_errbuf(err, errlen, "the store has no " STORE_INDEX_KEY);
 		goto out;
 	}
 	if (ret < 0) {
-		store_err(err, errlen, "cannot read " STORE_INDEX_KEY ": %s",
-			  store_prov_reason(ret));
+		log_errbuf(err, errlen, "cannot read " STORE_INDEX_KEY ": %s",
+			   store_prov_reason(ret));
 		goto out;
 	}
 	ret = assets_index_parse(b.data ? b.data : "", b.len, out, perr,
 				 sizeof(perr));
 	if (ret < 0)
-		store_err(err, errlen, STORE_INDEX_KEY ": %s", perr);
+		log_errbuf(err, errlen, STORE_INDEX_KEY ": %s", perr);
 out:
 	buf_free(&b);
 	return ret;
@@ -693,15 +681,15 @@ int store_write_index(struct store *s, const struct assets_index *ix, char *err,
 	buf_init(&b, 0);
 	ret = assets_index_format(ix, &b);
 	if (ret < 0) {
-		store_err(err, errlen, "formatting " STORE_INDEX_KEY ": %s",
-			  strerror(-ret));
+		log_errbuf(err, errlen, "formatting " STORE_INDEX_KEY ": %s",
+			   strerror(-ret));
 		goto out;
 	}
 	ret =
 	    prov_put_buf(s->prov, STORE_INDEX_KEY, b.data ? b.data : "", b.len);
 	if (ret < 0)
-		store_err(err, errlen, "cannot write " STORE_INDEX_KEY ": %s",
-			  store_prov_reason(ret));
+		log_errbuf(err, errlen, "cannot write " STORE_INDEX_KEY ": %s",
+			   store_prov_reason(ret));
 out:
 	buf_free(&b);
 	return ret;
@@ -742,7 +730,7 @@ int store_resolve(struct store *s, const struct spec *spec,
 	out->version = strdup(v);
 	if (!out->name || !out->version) {
 		ret = -ENOMEM;
-		store_err(err, errlen, "out of memory");
+		log_errbuf(err, errlen, "out of memory");
 		goto out;
 	}
 	ret = store_get_meta(s, spec->name, v, &out->meta, NULL, NULL, err,
@@ -754,10 +742,10 @@ int store_resolve(struct store *s, const struct spec *spec,
 		while (*sub == '/')
 			sub++;
 		if (!out->meta.is_directory) {
-			store_err(err, errlen,
-				  "'%s:%s' is a file asset: it "
-				  "has no file '%s'",
-				  spec->name, v, sub);
+			log_errbuf(err, errlen,
+				   "'%s:%s' is a file asset: it "
+				   "has no file '%s'",
+				   spec->name, v, sub);
 			ret = -ENOTDIR;
 			goto out;
 		}
@@ -766,23 +754,23 @@ int store_resolve(struct store *s, const struct spec *spec,
 			     sizeof(char *), store_cmp_key)) {
 			bool dir = store_is_subdir(&out->meta, sub);
 
-			store_err(err, errlen, "%s '%s' in '%s:%s'",
-				  dir ? "not a file:" : "no file", sub,
-				  spec->name, v);
+			log_errbuf(err, errlen, "%s '%s' in '%s:%s'",
+				   dir ? "not a file:" : "no file", sub,
+				   spec->name, v);
 			ret = dir ? -EISDIR : -ENOENT;
 			goto out;
 		}
 		out->sub = strdup(sub);
 		if (!out->sub) {
 			ret = -ENOMEM;
-			store_err(err, errlen, "out of memory");
+			log_errbuf(err, errlen, "out of memory");
 			goto out;
 		}
 	}
 	ret =
 	    store_key_file(spec->name, v, out->sub, out->key, sizeof(out->key));
 	if (ret < 0) {
-		store_err(err, errlen, "object key too long");
+		log_errbuf(err, errlen, "object key too long");
 		goto out;
 	}
 	ret = 0;

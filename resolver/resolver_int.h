@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include "common/log.h"
+
 /* Longest piece of hostile input echoed in an error message. */
 #define RESOLVER_QUOTE_MAX 80
 
@@ -21,9 +23,8 @@
  */
 void resolver_quote(const char *s, size_t n, char *out, size_t outlen);
 
-/* snprintf into @err if @err is non-NULL and @errlen > 0. */
-void resolver_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Messages into @err: log_errbuf() (common/log.h). */
+#define resolver_err log_errbuf
 
 /*
  * Check @n bytes at @p as a relative path (see spec.h); messages start

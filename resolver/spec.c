@@ -11,7 +11,6 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,17 +51,6 @@ void resolver_quote(const char *s, size_t n, char *out, size_t outlen)
 		o += 3;
 	}
 	out[o] = '\0';
-}
-
-void resolver_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
 }
 
 int resolver_json_parse(const char *json, size_t len, const char *what,
