@@ -482,7 +482,7 @@ def test_help_lists_every_option_with_its_default(assetfs_bin):
     out = out if isinstance(out, str) else out.decode()
     # every option cmd_mount.c parses, each on a line with its default
     src = (pathlib.Path(__file__).resolve().parents[2] /
-           "fs/cmd_mount.c").read_text()
+           "fs/cli/cmd_mount.c").read_text()
     parsed = set(re.findall(r'IS\("([a-z_]+)"\)', src))
     assert {"readahead_kb", "metrics_addr", "metrics_port", "cache_dir",
             "threads"} <= parsed

@@ -21,8 +21,8 @@
 
 #include "common/digest.h"
 #include "common/sha256_mb.h"
-#include "fs/cache.h"
-#include "fs/cache_int.h" /* CACHE_STAGE */
+#include "fs/cache/cache.h"
+#include "fs/cache/cache_int.h" /* CACHE_STAGE */
 #include "test.h"
 
 #define BLK (64 * 1024)

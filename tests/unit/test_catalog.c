@@ -12,7 +12,7 @@
 
 #include "common/fileutil.h"
 #include "common/log.h"
-#include "fs/catalog.h"
+#include "fs/catalog/catalog.h"
 #include "test.h"
 
 struct env {

@@ -13,7 +13,7 @@
 #include "common/fileutil.h"
 #include "common/log.h"
 #include "common/timeutil.h"
-#include "fs/fetcher.h"
+#include "fs/mount/fetcher.h"
 #include "test.h"
 
 #define BS (64u << 10)

@@ -20,8 +20,8 @@
 #include <openssl/evp.h>
 
 #include "common/sha256_mb.h"
-#include "fs/push.h"
-#include "fs/store.h"
+#include "fs/cli/push.h"
+#include "fs/catalog/store.h"
 #include "resolver/meta.h"
 #include "tests/unit/test.h"
 

@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fs/sign.h"
+#include "fs/catalog/sign.h"
 #include "tests/unit/test.h"
 
 /* RFC 8032 section 7.1, TESTs 1-3 and SHA(abc). */

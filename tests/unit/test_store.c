@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fs/store.h"
+#include "fs/catalog/store.h"
 #include "providers/provider_int.h"
 #include "tests/unit/test.h"
 

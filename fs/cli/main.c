@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "fs/commands.h"
+#include "fs/cli/commands.h"
 
 struct command {
 	const char *name;

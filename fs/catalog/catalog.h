@@ -32,9 +32,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fs/cache.h"
-#include "fs/stats.h"
-#include "fs/store.h"
+#include "fs/cache/cache.h"
+#include "fs/catalog/stats.h"
+#include "fs/catalog/store.h"
 #include "resolver/meta.h"
 #include "resolver/version.h"
 

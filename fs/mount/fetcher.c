@@ -19,7 +19,7 @@
 
 #include "common/log.h"
 #include "common/timeutil.h"
-#include "fs/fetcher.h"
+#include "fs/mount/fetcher.h"
 
 #define FETCH_QUEUE_MAX 256
 #define FETCH_FAIL_SLOTS 256

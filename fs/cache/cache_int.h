@@ -46,7 +46,7 @@
 #endif
 
 #include "common/sha256_batch.h"
-#include "fs/cache.h"
+#include "fs/cache/cache.h"
 
 #define CACHE_FLUSH_MS 2000	   /* batched access times */
 #define CACHE_SYNC_MS 30000	   /* syncfs + mark durable */

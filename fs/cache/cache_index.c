@@ -10,8 +10,8 @@
  * transactions, which serialise eviction and publication across every
  * process sharing the cache dir. Errors: 0 or a negative errno.
  */
-#include "fs/cache.h"
-#include "fs/cache_int.h"
+#include "fs/cache/cache.h"
+#include "fs/cache/cache_int.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -16,8 +16,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "fs/cache.h"
-#include "fs/commands.h"
+#include "fs/cache/cache.h"
+#include "fs/cli/commands.h"
 
 static void usage(FILE *f)
 {

@@ -6,8 +6,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include "fs/cache.h"
-#include "fs/stats.h"
+#include "fs/cache/cache.h"
+#include "fs/catalog/stats.h"
 #include "providers/provider.h"
 
 struct stats {

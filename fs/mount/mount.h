@@ -19,7 +19,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "fs/cache.h"
+#include "fs/cache/cache.h"
 
 #define MOUNT_STATS_XATTR "user.assetfs.stats"
 

@@ -19,7 +19,7 @@
 
 #include "common/log.h"
 #include "common/timeutil.h"
-#include "fs/mount_int.h"
+#include "fs/mount/mount_int.h"
 
 struct dirh {
 	struct mnt_handle link; /* first: on m->dirs while open */

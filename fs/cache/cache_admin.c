@@ -8,8 +8,8 @@
  * so no commit from another process slips between the directory walk and
  * the row scan. Errors: 0 or a negative errno.
  */
-#include "fs/cache.h"
-#include "fs/cache_int.h"
+#include "fs/cache/cache.h"
+#include "fs/cache/cache_int.h"
 
 #include <dirent.h>
 #include <errno.h>

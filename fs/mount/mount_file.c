@@ -32,8 +32,8 @@
 
 #include "common/log.h"
 #include "common/timeutil.h"
-#include "fs/mount.h"
-#include "fs/mount_int.h"
+#include "fs/mount/mount.h"
+#include "fs/mount/mount_int.h"
 
 #define FH_SLOTS 4
 #define XATTR_MAX 4096

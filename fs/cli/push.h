@@ -31,8 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fs/sign.h"
-#include "fs/store.h"
+#include "fs/catalog/sign.h"
+#include "fs/catalog/store.h"
 #include "resolver/spec.h"
 
 #define PUSH_PROGRESS_MIN (16u << 20) /* show a bar from this many bytes */

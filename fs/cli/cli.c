@@ -26,10 +26,10 @@
 #include "common/buf.h"
 #include "common/digest.h"
 #include "common/fileutil.h"
-#include "fs/commands.h"
-#include "fs/push.h"
-#include "fs/sign.h"
-#include "fs/store.h"
+#include "fs/cli/commands.h"
+#include "fs/cli/push.h"
+#include "fs/catalog/sign.h"
+#include "fs/catalog/store.h"
 
 #define CLI_EXIT_FAIL 1
 #define CLI_EXIT_USAGE 2

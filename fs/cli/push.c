@@ -11,7 +11,7 @@
  * changes between hashing and uploading (size or mtime) fails the push:
  * the manifest would not describe what was uploaded.
  */
-#include "fs/push.h"
+#include "fs/cli/push.h"
 
 #include <dirent.h>
 #include <errno.h>

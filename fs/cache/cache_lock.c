@@ -10,8 +10,8 @@
  * waiters sleep on c->lk_cond, woken at once by cache_unlock(). Every wait
  * is bounded by the caller's timeout. Errors: 0 or a negative errno.
  */
-#include "fs/cache.h"
-#include "fs/cache_int.h"
+#include "fs/cache/cache.h"
+#include "fs/cache/cache_int.h"
 
 #include <errno.h>
 #include <fcntl.h>

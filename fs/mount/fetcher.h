@@ -24,9 +24,9 @@
 
 #include <stdint.h>
 
-#include "fs/cache.h"
-#include "fs/stats.h"
-#include "fs/store.h"
+#include "fs/cache/cache.h"
+#include "fs/catalog/stats.h"
+#include "fs/catalog/store.h"
 #include "resolver/meta.h"
 
 struct fetcher;

@@ -15,8 +15,8 @@
 
 #include <stdbool.h>
 
-#include "fs/cache.h"
-#include "fs/stats.h"
+#include "fs/cache/cache.h"
+#include "fs/catalog/stats.h"
 #include "providers/provider.h"
 
 struct metrics;

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "common/fileutil.h"
-#include "fs/metrics.h"
+#include "fs/mount/metrics.h"
 
 #define METRICS_BODY_MAX (64u << 10)
 

@@ -7,8 +7,8 @@
  * index, cache_admin.c the walks over the block files (rebuild, gc,
  * verify).
  */
-#include "fs/cache.h"
-#include "fs/cache_int.h"
+#include "fs/cache/cache.h"
+#include "fs/cache/cache_int.h"
 
 #include <dirent.h>
 #include <errno.h>

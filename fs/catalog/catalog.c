@@ -34,8 +34,8 @@
 
 #include "common/log.h"
 #include "common/timeutil.h"
-#include "fs/catalog.h"
-#include "fs/sign.h"
+#include "fs/catalog/catalog.h"
+#include "fs/catalog/sign.h"
 
 #define CAT_DOC_MAX (64u << 20)
 #define CAT_OBJ_LEVEL "assetfs:level:"

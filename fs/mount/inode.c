@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "common/digest.h"
-#include "fs/inode.h"
+#include "fs/mount/inode.h"
 
 #define INODE_PATH_MAX 8192
 

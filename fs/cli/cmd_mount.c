@@ -35,10 +35,10 @@
 #include "common/buf.h"
 #include "common/fileutil.h"
 #include "common/log.h"
-#include "fs/cache.h"
-#include "fs/commands.h"
-#include "fs/metrics.h"
-#include "fs/mount.h"
+#include "fs/cache/cache.h"
+#include "fs/cli/commands.h"
+#include "fs/mount/metrics.h"
+#include "fs/mount/mount.h"
 #include "providers/provider.h"
 
 #define OPTS_MAX 8192

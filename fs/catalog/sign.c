@@ -11,7 +11,7 @@
  * Threads: keys are read-only after loading; every call builds its own
  * EVP_MD_CTX. Errors: negative errno, messages in @err.
  */
-#include "fs/sign.h"
+#include "fs/catalog/sign.h"
 
 #include <errno.h>
 #include <fcntl.h>

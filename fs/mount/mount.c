@@ -29,9 +29,9 @@
 #include "common/sdnotify.h"
 #include "common/sha256_mb.h"
 #include "common/timeutil.h"
-#include "fs/metrics.h"
-#include "fs/mount.h"
-#include "fs/mount_int.h"
+#include "fs/mount/metrics.h"
+#include "fs/mount/mount.h"
+#include "fs/mount/mount_int.h"
 
 /* ---- attributes ---- */
 

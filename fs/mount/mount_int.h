@@ -21,12 +21,12 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
-#include "fs/cache.h"
-#include "fs/catalog.h"
-#include "fs/fetcher.h"
-#include "fs/inode.h"
-#include "fs/stats.h"
-#include "fs/store.h"
+#include "fs/cache/cache.h"
+#include "fs/catalog/catalog.h"
+#include "fs/mount/fetcher.h"
+#include "fs/mount/inode.h"
+#include "fs/catalog/stats.h"
+#include "fs/catalog/store.h"
 
 #define LONG_TIMEOUT_S (24.0 * 3600) /* version content never changes */
 #define NEG_TIMEOUT_S 1.0	     /* "no such asset/version" */

@@ -14,7 +14,7 @@
  * Threads: struct store is read-only after opening. Errors: 0 or a
  * negative errno with a message in @err.
  */
-#include "fs/store.h"
+#include "fs/catalog/store.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "fs/sign.h"
+#include "fs/catalog/sign.h"
 
 /* Cap on a `.meta.sig` read: a signature is 64 bytes, anything much
    larger is not one (and is refused without reading it all). */
