@@ -1,8 +1,9 @@
 /*
- * mount - the FUSE low-level filesystem (see mount.h): attributes,
- * lookups, symlinks, EROFS for every write, the ops table and the
- * session. Names and dirs are in mount_dir.c, open files, reads and
- * xattrs in mount_file.c; mount_int.h is what they share.
+ * mount - the FUSE low-level filesystem (see mount.h): lookups, getattr,
+ * symlinks, EROFS for every write, the ops table and the session: the top
+ * of the module. Dir listings are in mount_dir.c, open files, reads and
+ * xattrs in mount_file.c, and what all of them need to know about a node
+ * in mount_node.c, at the bottom (mount_int.h draws the arrows).
  *
  * Every node is an entry of the inode table (fs/inode); what it shows comes
  * from the catalog (version lists and metas with TTLs) and, for file bytes,
@@ -32,104 +33,6 @@
 #include "fs/mount/metrics.h"
 #include "fs/mount/mount.h"
 #include "fs/mount/mount_int.h"
-
-/* ---- attributes ---- */
-
-static void base_attr(struct mnt *m, const struct inode *n, struct stat *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->st_ino = n->ino;
-	st->st_uid = m->uid;
-	st->st_gid = m->gid;
-	st->st_blksize = 128 * 1024;
-	st->st_mtim.tv_sec = m->start_sec;
-	st->st_ctim = st->st_mtim;
-	st->st_atim = st->st_mtim;
-}
-
-static void dir_attr(struct stat *st)
-{
-	st->st_mode = S_IFDIR | 0555;
-	st->st_nlink = 2;
-	st->st_size = 4096;
-}
-
-/*
- * Attributes of @n and the kernel timeout for them. Returns 0, -ENOENT
- * (the node no longer exists, e.g. an alias that went away) or an error.
- */
-int mount_node_attr(struct mnt *m, const struct inode *n, struct stat *st,
-		     double *timeout)
-{
-	struct cat_versions *vs = NULL;
-	struct cat_version *cv = NULL;
-	const struct cat_node *cn;
-	const char *target;
-	int ret = 0, k;
-
-	base_attr(m, n, st);
-	*timeout = m->ttl_s;
-	switch (n->kind) {
-	case INODE_NS:
-	case INODE_ASSET:
-		dir_attr(st);
-		return 0;
-	case INODE_ALIAS:
-		ret = catalog_versions(m->cat, n->name, &vs);
-		if (ret < 0)
-			return ret;
-		target = cat_versions_alias(vs, n->version);
-		if (!target) {
-			ret = -ENOENT;
-		} else {
-			st->st_mode = S_IFLNK | 0777;
-			st->st_nlink = 1;
-			st->st_size = (off_t)strlen(target);
-		}
-		cat_versions_unref(vs);
-		return ret;
-	default:
-		break;
-	}
-	ret = catalog_version(m->cat, n->name, n->version, &cv);
-	if (ret < 0)
-		return ret;
-	k = cat_version_find(cv, n->relpath ? n->relpath : "");
-	if (k < 0) {
-		ret = k;
-		goto out;
-	}
-	cn = &cv->nodes[k];
-	*timeout = LONG_TIMEOUT_S;
-	if (cn->is_dir) {
-		dir_attr(st);
-	} else {
-		st->st_mode = S_IFREG | 0444;
-		st->st_nlink = 1;
-		st->st_size = (off_t)cn->size;
-		st->st_blocks = (blkcnt_t)((cn->size + 511) / 512);
-	}
-	st->st_mtim.tv_sec = cv->meta.push_date;
-	st->st_mtim.tv_nsec = cv->meta.push_date_nsec;
-	st->st_ctim = st->st_mtim;
-	st->st_atim = st->st_mtim;
-out:
-	cat_version_unref(cv);
-	return ret;
-}
-
-int mount_reply_errno(fuse_req_t req, int ret)
-{
-	if (ret == -ENOENT || ret == -ENOTDIR || ret == -EROFS ||
-	    ret == -ENOMEM || ret == -ENAMETOOLONG || ret == -EISDIR)
-		return fuse_reply_err(req, -ret);
-	/* a version whose .meta signature does not verify: refused */
-	if (ret == -EBADMSG)
-		return fuse_reply_err(req, EACCES);
-	/* the store failed us (or sent garbage): counted like a read */
-	stats_inc(mnt_of(req)->stats, STAT_ERRORS);
-	return fuse_reply_err(req, EIO);
-}
 
 /* ---- ops ---- */
 
@@ -391,52 +294,6 @@ static int build_args(const struct mount_opts *o, struct fuse_args *args)
 	if (o->debug && fuse_opt_add_arg(args, "-d"))
 		return -ENOMEM;
 	return 0;
-}
-
-/*
- * Raise the kernel read-ahead of our mount's bdi (FUSE starts at 128 KiB,
- * which leaves a sequential reader waiting on small requests). Best
- * effort: only root may write sysfs. The bdi is named after the mount's
- * device number, found in /proc/self/mountinfo (a stat of the mountpoint
- * would need the session loop running).
- */
-static void set_readahead(const char *mountpoint, int kb)
-{
-	char line[8192], dev[64] = "", path[128], val[32];
-	FILE *f;
-
-	if (kb <= 0)
-		return;
-	f = fopen("/proc/self/mountinfo", "re");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		char mdev[64], mp[4096];
-
-		if (sscanf(line, "%*u %*u %63s %*s %4095s", mdev, mp) == 2 &&
-		    strcmp(mp, mountpoint) == 0)
-			snprintf(dev, sizeof(dev), "%s", mdev);
-	}
-	fclose(f);
-	if (!*dev)
-		return;
-	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
-	snprintf(val, sizeof(val), "%d", kb);
-	f = fopen(path, "we");
-	if (!f) {
-		log_debug("cannot set %s: %s", path, strerror(errno));
-		return;
-	}
-	fputs(val, f);
-	if (fclose(f) != 0)
-		log_debug("cannot set %s: %s", path, strerror(errno));
-}
-
-void mount_tune_once(struct mnt *m)
-{
-	if (atomic_load(&m->tuned) || atomic_exchange(&m->tuned, true))
-		return;
-	set_readahead(m->mountpoint, m->readahead_kb);
 }
 
 static void say_ready(const struct mount_opts *o, int status)

@@ -1,6 +1,5 @@
 /*
- * mount_dir - names and directories of the mount: what a name in a
- * namespace, asset or folder version is, and listings taken whole at
+ * mount_dir - directories of the mount: listings taken whole at
  * opendir (so offsets stay stable while the catalog refreshes) and
  * served by readdir and readdirplus (which hands the kernel entries, and
  * so counts lookups, like lookup does).
@@ -26,165 +25,6 @@ struct dirh {
 	struct dent *e;
 	size_t n;
 };
-
-/* ---- resolving a child ---- */
-
-static int join(char *buf, size_t len, const char *a, const char *b)
-{
-	int n = snprintf(buf, len, "%s%s%s", a, *a ? "/" : "", b);
-
-	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
-}
-
-/*
- * Offline fallback: does the last known level of @p list @comp as a
- * namespace? Returns 1, or -EIO.
- */
-static int parent_knows_ns(struct mnt *m, const struct inode *p,
-			   const char *comp)
-{
-	struct cat_level *l = NULL;
-	size_t i;
-	int ret = -EIO;
-
-	if (catalog_level(m->cat, p->name, &l) < 0)
-		return -EIO;
-	for (i = 0; i < l->n_namespaces; i++)
-		if (strcmp(l->namespaces[i], comp) == 0)
-			ret = 1;
-	cat_level_unref(l);
-	return ret;
-}
-
-/*
- * What @comp in dir @p is: fills @d (strings owned by @d). Returns 0,
- * -ENOENT, -ENOTDIR or an error.
- */
-int mount_resolve_child(struct mnt *m, const struct inode *p,
-			 const char *comp, struct dent *d)
-{
-	char full[SPEC_PATH_MAX + SPEC_NAME_MAX + 2];
-	struct cat_versions *vs = NULL;
-	struct cat_version *cv = NULL;
-	int ret, k;
-
-	memset(d, 0, sizeof(*d));
-	if (strcmp(comp, ".") == 0 || strcmp(comp, "..") == 0)
-		return -ENOENT;
-	switch (p->kind) {
-	case INODE_NS:
-		ret = join(full, sizeof(full), p->name, comp);
-		if (ret < 0 || spec_check_name(full, NULL, 0) < 0)
-			return -ENOENT;
-		ret = catalog_versions(m->cat, full, &vs);
-		if (ret == 0) {
-			d->kind = INODE_ASSET;
-		} else {
-			/* not an asset, or unknown offline: a namespace? */
-			int ns = catalog_is_namespace(m->cat, full);
-
-			if (ns < 0 && ret != -ENOENT && ret != -EINVAL)
-				ns = parent_knows_ns(m, p, comp);
-			if (ns < 0 || (ns == 0 && ret != -ENOENT &&
-				       ret != -EINVAL))
-				return ns < 0 && (ret == -ENOENT ||
-						  ret == -EINVAL) ? ns : ret;
-			if (ns == 0)
-				return -ENOENT;
-			d->kind = INODE_NS;
-		}
-		cat_versions_unref(vs);
-		d->name = strdup(full);
-		break;
-	case INODE_ASSET:
-		ret = catalog_versions(m->cat, p->name, &vs);
-		if (ret < 0)
-			return ret;
-		if (cat_versions_alias(vs, comp)) {
-			d->kind = INODE_ALIAS;
-		} else if (cat_versions_has(vs, comp)) {
-			ret = catalog_version(m->cat, p->name, comp, &cv);
-			if (ret < 0 && catalog_err_unreachable(ret))
-				log_warn("%s:%s: store unreachable and its "
-					 ".meta is not cached: EIO",
-					 p->name, comp);
-			if (ret < 0) {
-				cat_versions_unref(vs);
-				return ret == -EINVAL ? -ENOENT : ret;
-			}
-			d->kind = cv->nodes[0].is_dir ? INODE_VDIR :
-							INODE_VFILE;
-			d->relpath = strdup("");
-			cat_version_unref(cv);
-		} else {
-			cat_versions_unref(vs);
-			return -ENOENT;
-		}
-		cat_versions_unref(vs);
-		d->name = strdup(p->name);
-		d->version = strdup(comp);
-		break;
-	case INODE_VDIR:
-	case INODE_SUBDIR:
-		ret = catalog_version(m->cat, p->name, p->version, &cv);
-		if (ret < 0)
-			return ret;
-		ret = join(full, sizeof(full), p->relpath, comp);
-		k = ret < 0 ? ret : cat_version_find(cv, full);
-		if (k < 0) {
-			cat_version_unref(cv);
-			return k;
-		}
-		d->kind = cv->nodes[k].is_dir ? INODE_SUBDIR : INODE_FILE;
-		cat_version_unref(cv);
-		d->name = strdup(p->name);
-		d->version = strdup(p->version);
-		d->relpath = strdup(full);
-		break;
-	default:
-		return -ENOTDIR;
-	}
-	d->comp = strdup(comp);
-	if (!d->comp || !d->name)
-		return -ENOMEM;
-	return 0;
-}
-
-void mount_dent_clear(struct dent *d)
-{
-	free(d->comp);
-	free(d->name);
-	free(d->version);
-	free(d->relpath);
-	memset(d, 0, sizeof(*d));
-}
-
-/*
- * Make the inode for @d under @parent and fill @e. Adds one lookup on
- * success.
- */
-int mount_make_entry(struct mnt *m, uint64_t parent, const struct dent *d,
-		      struct fuse_entry_param *e)
-{
-	const struct inode *n;
-	double t;
-	int ret;
-
-	ret = inode_child(m->it, parent, d->comp, d->kind, d->name,
-			  d->version, d->relpath, &n);
-	if (ret < 0)
-		return ret;
-	memset(e, 0, sizeof(*e));
-	ret = mount_node_attr(m, n, &e->attr, &t);
-	if (ret < 0) {
-		inode_forget(m->it, n->ino, 1);
-		return ret;
-	}
-	e->ino = n->ino;
-	e->attr_timeout = t;
-	e->entry_timeout = t;
-	return 0;
-}
 
 /* ---- directories ---- */
 
@@ -243,7 +83,8 @@ static int list_ns(struct mnt *m, const struct inode *n, struct dirh *h,
 	for (i = 0; i < l->n_assets && ret == 0; i++) {
 		struct cat_versions *vs = NULL;
 
-		if (join(full, sizeof(full), n->name, l->assets[i]) < 0)
+		if (mount_path_join(full, sizeof(full), n->name,
+				    l->assets[i]) < 0)
 			continue;
 		/* an asset whose .versions is malformed is skipped (logged) */
 		if (catalog_versions(m->cat, full, &vs) == -EINVAL)
@@ -258,7 +99,7 @@ static int list_ns(struct mnt *m, const struct inode *n, struct dirh *h,
 		for (j = 0; j < l->n_assets; j++)
 			if (strcmp(l->assets[j], l->namespaces[i]) == 0)
 				dup = true;
-		if (dup || join(full, sizeof(full), n->name,
+		if (dup || mount_path_join(full, sizeof(full), n->name,
 				l->namespaces[i]) < 0)
 			continue;
 		ret = dirh_add(h, cap, l->namespaces[i], INODE_NS, full, NULL,

@@ -1,8 +1,15 @@
 /*
- * mount_int - what the files of the mount share (mount.c: attributes,
- * lookups, the ops table and the session; mount_dir.c: resolving names
- * and listing dirs; mount_file.c: open files, reads, xattrs). Not part of
- * any contract outside fs/mount*.c.
+ * mount_int - what the files of the mount share. Calls run one way, top
+ * to bottom:
+ *
+ *   mount.c       the ops table, lookups, attributes ops, the session
+ *     |-> mount_dir.c   listing dirs (opendir, readdir[plus])
+ *     |-> mount_file.c  open files, reads, xattrs
+ *     v
+ *   mount_node.c  what a node is: attributes, resolving a name, making
+ *                 an entry, the errno a reader sees, post-INIT tuning
+ *
+ * Nothing below calls up. Not part of any contract outside fs/mount/.
  *
  * Threads: the ops run on the session's worker threads; struct mnt is
  * read-only once the session runs, and everything it points to is
@@ -90,12 +97,7 @@ static inline void mnt_handle_del(struct mnt *m, struct mnt_handle *h)
 	pthread_mutex_unlock(&m->hlock);
 }
 
-/*
- * Free the handles the kernel never released. Only once the session's
- * threads are gone.
- */
-void mount_dir_free_all(struct mnt *m);
-void mount_file_free_all(struct mnt *m);
+/* ---- mount_node.c ---- */
 
 /*
  * Apply what can only be set once the kernel has processed FUSE_INIT
@@ -145,7 +147,18 @@ int mount_make_entry(struct mnt *m, uint64_t parent, const struct dent *d,
 /* Reply with @ret mapped to the errno a reader should see. */
 int mount_reply_errno(fuse_req_t req, int ret);
 
-/* mount_dir.c */
+/*
+ * "@a/@b" (or "@b" when @a is empty) into @buf. Returns 0 or
+ * -ENAMETOOLONG.
+ */
+int mount_path_join(char *buf, size_t len, const char *a, const char *b);
+
+/* ---- mount_dir.c ---- */
+/*
+ * Free the dir handles the kernel never released. Only once the session's
+ * threads are gone.
+ */
+void mount_dir_free_all(struct mnt *m);
 void mount_op_opendir(fuse_req_t req, fuse_ino_t ino,
 		      struct fuse_file_info *fi);
 void mount_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -155,7 +168,9 @@ void mount_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 void mount_op_releasedir(fuse_req_t req, fuse_ino_t ino,
 			 struct fuse_file_info *fi);
 
-/* mount_file.c */
+/* ---- mount_file.c ---- */
+/* As mount_dir_free_all(), for open files. */
+void mount_file_free_all(struct mnt *m);
 void mount_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void mount_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		   struct fuse_file_info *fi);
