@@ -1,8 +1,23 @@
 /*
- * cache_int - internals shared by cache.c (process side: open/close, hits,
- * writes), cache_lock.c (fetch locks), cache_index.c (the sqlite index)
- * and cache_admin.c (walks over the block files). Not part of the
- * contract: see cache.h.
+ * cache_int - the bottom layer of the block cache: the shared structs
+ * (struct cache, txns, fetch locks), their lock order, and the helpers
+ * with no sqlite and no file walks (clocks, digest sets, paths, sizes),
+ * defined in cache_util.c. Not part of the contract: see cache.h.
+ *
+ * The module's files form layers; each calls only the layers below it,
+ * and includes only their headers:
+ *
+ *   cache_admin.c              gc, verify            (top: `assetfs cache`)
+ *   cache.c  cache_txn.c       open/close, hits;     writes
+ *   cache_scan.c               walks of blocks/ and tmp/, reconciliation
+ *   cache_docs.c               TOFU map, documents, statistics
+ *   cache_index.c              sqlite: blocks, LRU, eviction, limits
+ *   cache_lock.c               fetch locks
+ *   cache_util.c               clocks, digest sets, paths (this header)
+ *
+ * The sqlite layer's internal calls are in cache_index_int.h, the walks'
+ * in cache_scan_int.h. Siblings on one line do not call each other
+ * (the cache_layers unit test checks the objects: fs/cache/meson.build).
  *
  * Moving parts:
  *
@@ -27,8 +42,8 @@
  *
  * Locks: c->db_lock (the sqlite connection and its statements) may be held
  * while taking c->mem_lock, never the reverse; c->lk_lock is a leaf.
- * Counters are atomics. The helpers below are internal: same errno
- * convention as cache.h; *_locked ones expect c->db_lock held.
+ * Counters are atomics. The helpers are internal: same errno convention as
+ * cache.h; *_locked ones expect c->db_lock held.
  */
 #ifndef ASSETFS_FS_CACHE_INT_H
 #define ASSETFS_FS_CACHE_INT_H
@@ -176,9 +191,6 @@ struct cache_lock {
 #define ATOMIC_ADD(p, n) __atomic_add_fetch((p), (n), __ATOMIC_RELAXED)
 #define ATOMIC_GET(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 
-/* The one place SQLITE_* result codes become errno values. */
-int cache_sqlite_err(int rc);
-
 int64_t cache_now_us(void);
 
 int64_t cache_mono_ms(void);
@@ -197,6 +209,12 @@ int cache_dset_put(struct dset *s, const struct digest *d, int64_t v,
 
 void cache_dset_free(struct dset *s);
 
+/*
+ * Block @d is no longer suspect in this process (re-checked, re-hashed or
+ * freshly written): the hit path stops checking it. Takes c->mem_lock.
+ */
+void cache_suspect_clear(struct cache *c, const struct digest *d);
+
 /* snprintf into @out; -ENAMETOOLONG if it does not fit. */
 int cache_path_fmt(char *out, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -205,75 +223,5 @@ uint64_t cache_size_resolve(const struct cache_size *s,
 			    const struct statvfs *v);
 
 uint64_t cache_disk_free(const struct cache *c);
-
-/* Caller holds c->db_lock. Returns a reset statement or NULL (logged). */
-sqlite3_stmt *cache_st(struct cache *c, enum cache_stmt id);
-
-/* Run a statement that returns no rows; resets it. Returns 0 or -errno. */
-int cache_st_done(struct cache *c, sqlite3_stmt *s);
-
-int cache_db_begin(struct cache *c);
-
-int cache_db_end(struct cache *c, int ret);
-
-/* Strictly increasing per process, so LRU order of our own writes holds. */
-int64_t cache_now(struct cache *c);
-
-int cache_flush_touches(struct cache *c);
-
-int cache_del_block_locked(struct cache *c, const struct digest *d);
-
-/*
- * Evict least recently used blocks until @need more bytes fit under
- * @target and the disk keeps min_free after writing them. Caller holds
- * db_lock inside a write txn. Returns 0, -ENOSPC if the index runs out of
- * blocks first, or -errno. Victims are unlinked at once (a reader with the
- * file open keeps its bytes), so the caller must commit the txn whatever
- * this returns: rolling back would resurrect rows of files already gone.
- */
-int cache_evict_locked(struct cache *c, uint64_t need, uint64_t target);
-
-/*
- * Remove temp files of dead writers: a live writer holds flock() on its
- * temp file from just after creating it, so a file we can lock is dead,
- * unless it is empty and new (a writer between open and flock).
- */
-int cache_clean_tmp(struct cache *c, uint64_t *removed);
-
-void cache_db_close(struct cache *c);
-
-/* Open index.db and create the schema. Returns 0, -EUCLEAN if corrupt. */
-int cache_db_open(struct cache *c, bool *created);
-
-/* Move a corrupt index aside (index.db.corrupt) so a fresh one is built. */
-void cache_db_discard(struct cache *c);
-
-int cache_block_row_exists(struct cache *c, const struct digest *d);
-
-int cache_put_block_row(struct cache *c, const struct digest *d, uint64_t size,
-			const uint64_t *xxh, int64_t atime, int state);
-
-/*
- * Make the index match the block files: add rows for files it lacks (as
- * suspect: we do not know whether they were durable) and drop rows whose
- * file is gone. Runs in one write txn so no commit slips between the walk
- * and the row scan. Caller holds db_lock.
- */
-int cache_reconcile_locked(struct cache *c, uint64_t *orphans,
-			   uint64_t *missing);
-
-/* After a reboot: unsynced blocks of the last boot become suspect. */
-int cache_boot_check_locked(struct cache *c);
-
-int cache_load_suspects_locked(struct cache *c);
-
-int cache_limits_locked(struct cache *c, const struct cache_opts *o);
-
-/*
- * syncfs() the cache's filesystem, then mark durable (state 1) the blocks
- * whose rows were committed more than 5 s before (a row is committed just
- * before its file is renamed).
- */
-int cache_sync_and_mark(struct cache *c);
 
 #endif
