@@ -13,7 +13,7 @@
 #include "common/log.h"
 #include "resolver/version.h"
 #include "server/batch.h"
-#include "server/proto.h"
+#include "server/proto_util.h"
 #include "server/registry.h"
 
 #define BATCH_LINE_MAX (64u << 20)
@@ -141,12 +141,10 @@ int batch_run(const struct server_opts *o)
 			snprintf(err, sizeof(err), "line longer than %u bytes",
 				 BATCH_LINE_MAX);
 			ret = -EINVAL;
-		} else if (!json_depth_ok(line, (size_t)len, PROTO_MAX_DEPTH)) {
-			snprintf(err, sizeof(err), "JSON nested too deep");
-			ret = -EINVAL;
-		} else if (!(j = cJSON_ParseWithLength(line, (size_t)len))) {
-			snprintf(err, sizeof(err), "malformed JSON");
-			ret = -EINVAL;
+		} else if ((ret = json_parse_exact(line, (size_t)len,
+						   PROTO_MAX_DEPTH, &j, err,
+						   sizeof(err))) < 0) {
+			/* message names the byte: malformed, trailing, deep */
 		} else {
 			ret =
 			    record(j, &x, &label, &has_label, err, sizeof(err));

@@ -34,8 +34,9 @@
 #include "server/metrics.h"
 #include "server/options.h"
 #include "server/pcache.h"
-#include "server/proto.h"
+#include "server/proto_util.h"
 #include "server/registry.h"
+#include "server/router.h"
 
 #define EXIT_STARTUP 3 /* a worker could not start: do not respawn */
 #define MAX_WORKERS 32

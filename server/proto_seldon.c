@@ -167,7 +167,7 @@ static void seldon_predict(struct server_ctx *c, const struct http_request *req,
 	cJSON *j;
 	int status, ret;
 
-	j = proto_parse_body(c, req, err, sizeof(err), &status);
+	j = proto_parse_body(c, req->body, req->body_len, err, sizeof(err), &status);
 	if (!j) {
 		seldon_error(resp, status, "MICROSERVICE_BAD_DATA", err);
 		return;
@@ -263,8 +263,7 @@ void seldon_handle(struct server_ctx *c, const struct http_request *req,
 	char name[128];
 	const char *p = req->path;
 	struct model *m;
-	size_t n, i;
-	bool ready = true;
+	size_t n;
 
 	name[0] = '\0';
 	if (strncmp(p, "/seldon/", 8) == 0) {
@@ -285,11 +284,7 @@ void seldon_handle(struct server_ctx *c, const struct http_request *req,
 		return;
 	}
 	if (strcmp(p, "/health/status") == 0) {
-		n = registry_count(c->reg);
-		for (i = 0; i < n; i++)
-			ready = ready &&
-				proto_model_ready(c, registry_at(c->reg, i));
-		if (!ready) {
+		if (!proto_all_ready(c)) {
 			seldon_error(resp, 503, "MICROSERVICE_NOT_READY",
 				     "a model is not ready");
 			return;

@@ -102,7 +102,7 @@ static void tfs_predict(struct server_ctx *c, const struct http_request *req,
 	bool columnar;
 	int status, ret;
 
-	j = proto_parse_body(c, req, err, sizeof(err), &status);
+	j = proto_parse_body(c, req->body, req->body_len, err, sizeof(err), &status);
 	if (!j) {
 		tfs_error(resp, status, err);
 		return;
@@ -142,6 +142,7 @@ static void tfs_status(struct server_ctx *c, struct http_response *resp,
 	char err[ERR_MAX];
 	struct model_version *v = NULL;
 	struct model *m = NULL;
+	cJSON *j, *st, *e;
 	int status;
 
 	status = proto_acquire(c, name, version, &m, &v, err, sizeof(err));
@@ -150,24 +151,19 @@ static void tfs_status(struct server_ctx *c, struct http_response *resp,
 		return;
 	}
 	/* TF Serving's model status, plus KServe V1's name and ready */
-	buf_puts(&resp->body, "{\"name\": ");
-	jw_str(&resp->body, name);
-	buf_printf(&resp->body, ", \"ready\": %s, ", v ? "true" : "false");
-	buf_puts(&resp->body, "\"model_version_status\": [{\"version\": ");
-	jw_str(&resp->body, v ? v->version : "");
-	if (v)
-		buf_puts(
-		    &resp->body,
-		    ", \"state\": \"AVAILABLE\", \"status\": "
-		    "{\"error_code\": \"OK\", \"error_message\": \"\"}}]}");
-	else {
-		buf_puts(
-		    &resp->body,
-		    ", \"state\": \"LOADING\", \"status\": "
-		    "{\"error_code\": \"UNAVAILABLE\", \"error_message\": ");
-		jw_str(&resp->body, err);
-		buf_puts(&resp->body, "}}]}");
-	}
+	j = cJSON_CreateObject();
+	cJSON_AddStringToObject(j, "name", name);
+	cJSON_AddBoolToObject(j, "ready", v != NULL);
+	st = cJSON_CreateObject();
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(j, "model_version_status"),
+			     st);
+	cJSON_AddStringToObject(st, "version", v ? v->version : "");
+	cJSON_AddStringToObject(st, "state", v ? "AVAILABLE" : "LOADING");
+	e = cJSON_AddObjectToObject(st, "status");
+	cJSON_AddStringToObject(e, "error_code", v ? "OK" : "UNAVAILABLE");
+	cJSON_AddStringToObject(e, "error_message", v ? "" : err);
+	if (proto_put_json(&resp->body, j) < 0)
+		tfs_error(resp, 500, "out of memory");
 	if (v)
 		snprintf(resp->version, sizeof(resp->version), "%.63s",
 			 v->version);
@@ -184,13 +180,15 @@ void tfs_handle(struct server_ctx *c, const struct http_request *req,
 
 	if (strcmp(p, "/v1/models") == 0 || strcmp(p, "/v1/models/") == 0) {
 		/* KServe V1: list the models */
-		buf_puts(&resp->body, "{\"models\": [");
-		for (n = 0; n < registry_count(c->reg); n++) {
-			if (n)
-				buf_puts(&resp->body, ", ");
-			jw_str(&resp->body, model_name(registry_at(c->reg, n)));
-		}
-		buf_puts(&resp->body, "]}");
+		cJSON *j = cJSON_CreateObject();
+		cJSON *a = cJSON_AddArrayToObject(j, "models");
+
+		for (n = 0; n < registry_count(c->reg); n++)
+			cJSON_AddItemToArray(
+			    a, cJSON_CreateString(
+				   model_name(registry_at(c->reg, n))));
+		if (proto_put_json(&resp->body, j) < 0)
+			tfs_error(resp, 500, "out of memory");
 		return;
 	}
 	if (strncmp(p, "/v1/models/", 11) != 0)

@@ -36,45 +36,47 @@ static bool model_has_proba(const struct model_version *v)
 	return v->info.is_classifier;
 }
 
+/* A tensor description {"name", "datatype", "shape"} added to @arr. */
+static void add_tensor(cJSON *arr, const char *name, const char *dt,
+		       long long rows, long long cols, bool two_d)
+{
+	cJSON *t = cJSON_CreateObject(), *shape = cJSON_CreateArray();
+
+	cJSON_AddItemToArray(arr, t);
+	cJSON_AddStringToObject(t, "name", name);
+	cJSON_AddStringToObject(t, "datatype", dt);
+	cJSON_AddItemToObject(t, "shape", shape);
+	cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)rows));
+	if (two_d)
+		cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)cols));
+}
+
 static void v2_metadata(struct model *m, struct model_version *v,
 			struct http_response *resp)
 {
-	struct buf *b = &resp->body;
 	const char *dt = proto_fp32(v) ? "FP32" : "FP64";
+	cJSON *j = cJSON_CreateObject(), *a, *p;
 
-	buf_puts(b, "{\"name\": ");
-	jw_str(b, model_name(m));
-	buf_puts(b, ", \"versions\": [");
-	jw_str(b, v->version);
-	buf_printf(b,
-		   "], \"platform\": \"%s\", \"inputs\": [{\"name\": "
-		   "\"input-0\", \"datatype\": \"%s\", \"shape\": [-1, %lld]}"
-		   "], \"outputs\": [",
-		   model_runtime(m), dt, (long long)v->info.n_features);
-	if (model_has_proba(v))
-		buf_printf(b,
-			   "{\"name\": \"predict_proba\", \"datatype\": "
-			   "\"%s\", \"shape\": [-1, %u]}, {\"name\": "
-			   "\"predict\", \"datatype\": \"INT64\", \"shape\": "
-			   "[-1]}",
-			   dt, v->info.n_outputs);
-	else if (v->info.n_outputs == 1)
-		buf_printf(b,
-			   "{\"name\": \"predict\", \"datatype\": \"%s\", "
-			   "\"shape\": [-1]}",
-			   dt);
-	else
-		buf_printf(b,
-			   "{\"name\": \"predict\", \"datatype\": \"%s\", "
-			   "\"shape\": [-1, %u]}",
-			   dt, v->info.n_outputs);
-	buf_puts(b, "], \"parameters\": {\"spec\": ");
-	jw_str(b, model_spec(m));
-	buf_puts(b, ", \"objective\": ");
-	jw_str(b, v->info.objective);
-	buf_puts(b, ", \"path\": ");
-	jw_str(b, v->path);
-	buf_puts(b, "}}");
+	cJSON_AddStringToObject(j, "name", model_name(m));
+	a = cJSON_AddArrayToObject(j, "versions");
+	cJSON_AddItemToArray(a, cJSON_CreateString(v->version));
+	cJSON_AddStringToObject(j, "platform", model_runtime(m));
+	a = cJSON_AddArrayToObject(j, "inputs");
+	add_tensor(a, "input-0", dt, -1, v->info.n_features, true);
+	a = cJSON_AddArrayToObject(j, "outputs");
+	if (model_has_proba(v)) {
+		add_tensor(a, "predict_proba", dt, -1, v->info.n_outputs, true);
+		add_tensor(a, "predict", "INT64", -1, 0, false);
+	} else {
+		add_tensor(a, "predict", dt, -1, v->info.n_outputs,
+			   v->info.n_outputs != 1);
+	}
+	p = cJSON_AddObjectToObject(j, "parameters");
+	cJSON_AddStringToObject(p, "spec", model_spec(m));
+	cJSON_AddStringToObject(p, "objective", v->info.objective);
+	cJSON_AddStringToObject(p, "path", v->path);
+	if (proto_put_json(&resp->body, j) < 0)
+		v2_error(resp, 500, "out of memory");
 }
 
 struct v2_input {
@@ -317,7 +319,7 @@ static void v2_infer(struct server_ctx *c, const struct http_request *req,
 	size_t k = v->info.n_outputs;
 	struct buf *b = &resp->body;
 
-	j = proto_parse_body(c, req, err, sizeof(err), &status);
+	j = proto_parse_body(c, req->body, req->body_len, err, sizeof(err), &status);
 	if (!j) {
 		v2_error(resp, status, err);
 		return;
@@ -416,7 +418,7 @@ void v2_handle(struct server_ctx *c, const struct http_request *req,
 	struct model_version *v = NULL;
 	struct model *m = NULL;
 	bool get = strcmp(req->method, "GET") == 0;
-	size_t i, n;
+	size_t n;
 	int status;
 
 	if (strcmp(p, "/v2") == 0 || strcmp(p, "/v2/") == 0) {
@@ -430,12 +432,8 @@ void v2_handle(struct server_ctx *c, const struct http_request *req,
 		return;
 	}
 	if (strcmp(p, "/v2/health/ready") == 0) {
-		bool ready = true;
+		bool ready = proto_all_ready(c);
 
-		n = registry_count(c->reg);
-		for (i = 0; i < n; i++)
-			ready = ready &&
-				proto_model_ready(c, registry_at(c->reg, i));
 		resp->status = ready ? 200 : 400;
 		buf_printf(&resp->body, "{\"ready\": %s}",
 			   ready ? "true" : "false");

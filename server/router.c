@@ -1,6 +1,7 @@
 /*
- * router - path -> protocol, the shared protocol helpers, metrics
- * accounting for every request, and the metrics port.
+ * router - path -> protocol on the main port, metrics accounting for
+ * every request, and the metrics port. It calls down into the protocol
+ * handlers and proto_util; nothing calls back into it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -10,106 +11,22 @@
 #include "common/timeutil.h"
 #include "server/metrics.h"
 #include "server/proto.h"
+#include "server/router.h"
 
 static bool prefix(const char *s, const char *p)
 {
 	return strncmp(s, p, strlen(p)) == 0;
 }
 
-cJSON *proto_parse_body(const struct server_ctx *c,
-			const struct http_request *req, char *err,
-			size_t errlen, int *status)
-{
-	const char *end = NULL;
-	cJSON *j;
-
-	*status = 400;
-	if (req->body_len == 0) {
-		snprintf(err, errlen,
-			 "the request has no body (a JSON object "
-			 "is expected)");
-		return NULL;
-	}
-	if (!json_depth_ok(req->body, req->body_len, c->max_depth)) {
-		snprintf(err, errlen, "JSON nested deeper than %d levels",
-			 c->max_depth);
-		return NULL;
-	}
-	j = cJSON_ParseWithLengthOpts(req->body, req->body_len, &end, 0);
-	if (!j) {
-		snprintf(err, errlen, "malformed JSON at byte %zu",
-			 end ? (size_t)(end - req->body) : (size_t)0);
-		return NULL;
-	}
-	if (!cJSON_IsObject(j)) {
-		snprintf(err, errlen, "the body must be a JSON object");
-		cJSON_Delete(j);
-		return NULL;
-	}
-	return j;
-}
-
-int proto_acquire(const struct server_ctx *c, const char *name,
-		  const char *version, struct model **m,
-		  struct model_version **v, char *err, size_t errlen)
-{
-	int ret;
-
-	*m = registry_find(c->reg, name);
-	if (!*m) {
-		snprintf(err, errlen, "unknown model '%.100s'", name);
-		return 404;
-	}
-	ret = model_acquire(c->reg, *m, version, v, err, errlen);
-	if (ret == -ENOENT)
-		return 404;
-	if (ret < 0)
-		return 503;
-	return 200;
-}
-
-int proto_write_rows(struct buf *b, const double *y, size_t rows, size_t k,
-		     bool fp32, bool flat_single)
-{
-	size_t i, j;
-	int ret;
-
-	ret = buf_append(b, "[", 1);
-	for (i = 0; i < rows && ret == 0; i++) {
-		if (i)
-			ret = buf_append(b, ", ", 2);
-		if (k == 1 && flat_single) {
-			ret = ret ? ret : (fp32 ? jw_f32 : jw_f64)(b, y[i]);
-			continue;
-		}
-		ret = ret ? ret : buf_append(b, "[", 1);
-		for (j = 0; j < k && ret == 0; j++) {
-			if (j)
-				ret = buf_append(b, ", ", 2);
-			ret = ret ? ret
-				  : (fp32 ? jw_f32 : jw_f64)(b, y[i * k + j]);
-		}
-		ret = ret ? ret : buf_append(b, "]", 1);
-	}
-	return ret ? ret : buf_append(b, "]", 1);
-}
-
-bool proto_fp32(const struct model_version *v)
-{
-	return strcmp(v->ops->name, "xgboost") == 0;
-}
-
-bool proto_model_ready(const struct server_ctx *c, struct model *m)
-{
-	if (model_ready(m))
-		return true;
-	return registry_lazy(c->reg) && !model_failed(m);
-}
-
 static void not_found(struct http_response *resp)
 {
 	resp->status = 404;
 	buf_puts(&resp->body, "{\"error\": \"no such endpoint\"}");
+}
+
+static const char *metrics_path(const struct server_ctx *c)
+{
+	return c->metrics_path ? c->metrics_path : "/metrics";
 }
 
 void router_handle(void *ctx, const struct http_request *req,
@@ -128,7 +45,7 @@ void router_handle(void *ctx, const struct http_request *req,
 		   prefix(p, "/health/") || prefix(p, "/seldon/")) {
 		resp->protocol = "seldon";
 		seldon_handle(c, req, resp);
-	} else if (strcmp(p, "/metrics") == 0 && c->metrics_here) {
+	} else if (strcmp(p, metrics_path(c)) == 0 && c->metrics_here) {
 		resp->protocol = "metrics";
 		router_metrics_handle(ctx, req, resp);
 	} else {
@@ -150,7 +67,7 @@ void router_metrics_handle(void *ctx, const struct http_request *req,
 {
 	struct server_ctx *c = ctx;
 
-	if (strcmp(req->path, "/metrics") != 0) {
+	if (strcmp(req->path, metrics_path(c)) != 0) {
 		not_found(resp);
 		return;
 	}

@@ -76,6 +76,42 @@ bool json_depth_ok(const char *s, size_t len, int max_depth)
 	return true;
 }
 
+int json_parse_exact(const char *s, size_t len, int max_depth, cJSON **out,
+		     char *err, size_t errlen)
+{
+	const char *end = NULL;
+	size_t off;
+	cJSON *j;
+
+	*out = NULL;
+	if (!json_depth_ok(s, len, max_depth)) {
+		snprintf(err, errlen, "JSON nested deeper than %d levels",
+			 max_depth);
+		return -EINVAL;
+	}
+	j = cJSON_ParseWithLengthOpts(s, len, &end, 0);
+	if (!j) {
+		snprintf(err, errlen, "malformed JSON at byte %zu",
+			 end && end >= s ? (size_t)(end - s) : (size_t)0);
+		return -EINVAL;
+	}
+	/* cJSON stops after the first value: what follows must be blank */
+	for (off = (size_t)(end - s); off < len; off++) {
+		char c = s[off];
+
+		if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+			snprintf(err, errlen,
+				 "bytes after the JSON value at byte %zu "
+				 "(a body holds exactly one JSON value)",
+				 off);
+			cJSON_Delete(j);
+			return -EINVAL;
+		}
+	}
+	*out = j;
+	return 0;
+}
+
 /* Check one scalar against @dt; on success store it in *@v. */
 static int check_elem(const cJSON *e, enum dtype dt, const char *what,
 		      size_t idx, double *v, char *err, size_t errlen)
@@ -89,11 +125,16 @@ static int check_elem(const cJSON *e, enum dtype dt, const char *what,
 		return 0;
 	}
 	if (!cJSON_IsNumber(e)) {
-		/* JSON has no NaN: accept the usual spellings for floats */
-		if (cJSON_IsNull(e) &&
-		    (dt == DT_FP32 || dt == DT_FP64 || dt == DT_FP16)) {
-			*v = NAN;
-			return 0;
+		/*
+		 * null is refused, not taken as a missing value: a client
+		 * that meant NaN and one that lost a field look the same.
+		 */
+		if (cJSON_IsNull(e)) {
+			snprintf(err, errlen,
+				 "%s: element %zu is null (numeric tensors "
+				 "take numbers only)",
+				 what, idx);
+			return -EINVAL;
 		}
 		goto bad;
 	}

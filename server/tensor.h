@@ -59,6 +59,17 @@ void matrix_free(struct matrix *m); /* NULL-safe; @m may be reused */
 bool json_depth_ok(const char *s, size_t len, int max_depth);
 
 /*
+ * Parse @s (@len bytes) as exactly one JSON value, nested at most
+ * @max_depth deep, with nothing after it but whitespace. Returns 0 with
+ * the tree in *@out (the caller frees it), or -EINVAL with a message in
+ * @err naming the byte where it went wrong ("malformed JSON at byte N",
+ * "bytes after the JSON value at byte N", "JSON nested deeper than D
+ * levels"), or -ENOMEM.
+ */
+int json_parse_exact(const char *s, size_t len, int max_depth, cJSON **out,
+		     char *err, size_t errlen);
+
+/*
  * Flatten @data (a number, bool, or arrays of them nested at any depth)
  * into @out, which holds @cap doubles, checking every element against
  * @dt (integers in range, bools for BOOL, numbers for FP). @what names the

@@ -1,6 +1,6 @@
 /*
  * fuzz_infer - libFuzzer target for assetfs-server's request parsing: the
- * raw-text depth check, then the V2 "inputs" parser (for a model of one
+ * exact one-value JSON parse (depth cap, nothing after the value), then the V2 "inputs" parser (for a model of one
  * feature and of any width), the Seldon parser and the TF Serving parser,
  * exactly as the HTTP handlers call them on a client's body.
  *
@@ -41,11 +41,11 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
 	cJSON *j;
 	int enc;
 
-	if (!json_depth_ok((const char *)data, size, PROTO_MAX_DEPTH))
+	if (json_parse_exact((const char *)data, size, PROTO_MAX_DEPTH, &j,
+			     err, sizeof(err)) < 0) {
+		FUZZ_CHECK(j == NULL && fuzz_err_ok(err, ERR_MAX));
 		return 0;
-	j = cJSON_ParseWithLength((const char *)data, size);
-	if (!j)
-		return 0;
+	}
 	err[0] = '\0';
 	fuzz_infer_check(v2_parse_inputs(
 				 cJSON_GetObjectItemCaseSensitive(j, "inputs"),

@@ -352,3 +352,51 @@ def test_binary_classifier_gives_both_probabilities(servers, tmp_path,
     assert m["parameters"]["objective"] == "binary:logistic"
     assert m["outputs"][0] == {"name": "predict_proba", "datatype": "FP32",
                                "shape": [-1, 2]}
+
+
+ROW = [5.1, 3.5, 1.4, 0.2]
+# (path, good body, shape of its errors); each body is answered 200 as is
+BODIES = [
+    ("/v2/models/iris/infer", v2_body([ROW]), "v2"),
+    ("/api/v1.0/predictions", {"data": {"ndarray": [ROW]}}, "seldon"),
+    ("/api/v1.0/predictions",
+     {"data": {"tensor": {"shape": [1, 4], "values": ROW}}}, "seldon"),
+    ("/v1/models/iris:predict", {"instances": [ROW]}, "tfs"),
+    ("/v1/models/iris:predict", {"inputs": [ROW]}, "tfs"),
+]
+
+
+def test_a_body_is_exactly_one_json_value(srv):
+    """Issue 11, defect 4: bytes after the JSON value are a 400 in every
+    protocol, naming the byte; whitespace after it is fine."""
+    for path, body, shape in BODIES:
+        text = json.dumps(body)
+        r = srv.post(path, text + " \n\t")
+        assert r.status_code == 200, (path, r.text)
+        for tail in (" trailing", "{}", " {\"inputs\": []}", "]", "\x00x"):
+            r = srv.post(path, text + tail)
+            msg = bad(r, 400, "bytes after the JSON value",
+                      shape="seldon" if shape == "seldon" else "v2")
+            assert f"at byte {len(text) + (tail[0] == ' ')}" in msg, msg
+
+
+def test_null_in_a_numeric_tensor_is_refused_naming_it(srv):
+    """Issue 11, defect 4: null is not a missing value: a 400 that names
+    the element, for every float and integer datatype."""
+    p = "/v2/models/iris/infer"
+    for dt in ("FP32", "FP64", "INT32", "UINT8"):
+        body = v2_body([[5, 3, 1, 0]], datatype=dt)
+        body["inputs"][0]["data"] = [[5, 3, None, 0]]
+        bad(srv.post(p, body), 400, "inputs[0] (input-0): element 2 is null")
+    bad(srv.post("/api/v1.0/predictions", {"data": {"tensor": {
+        "shape": [1, 4], "values": [5.1, None, 1.4, 0.2]}}}), 400,
+        "data.tensor.values: element 1 is null", shape="seldon")
+    bad(srv.post("/api/v1.0/predictions",
+                 {"data": {"ndarray": [[5.1, 3.5, None, 0.2]]}}), 400,
+        "row 0 column 2", shape="seldon")
+    bad(srv.post("/v1/models/iris:predict",
+                 {"instances": [[5.1, 3.5, 1.4, None]]}), 400,
+        "row 0 column 3")
+    bad(srv.post("/v1/models/iris:predict",
+                 {"instances": [5.1, None, 1.4, 0.2]}), 400,
+        "element 1")

@@ -333,16 +333,17 @@ def test_batch_scoring_and_metrics_jobs(server_bin, root, models, tmp_path):
              "{not json",
              json.dumps(models.X[2:5].tolist()),
              "",
-             json.dumps([1, 2])]
+             json.dumps([1, 2]),
+             json.dumps(models.X[0].tolist()) + " trailing"]
     inp.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out.jsonl"
     p = subprocess.run([server_bin, "batch", "--assets-dir", root,
                         "--model", "iris=iris:1", "--input", inp,
                         "--output", out], capture_output=True, text=True,
                        timeout=60)
-    assert p.returncode == 1, p.stderr   # two records failed
+    assert p.returncode == 1, p.stderr   # three records failed
     recs = [json.loads(x) for x in out.read_text().splitlines()]
-    assert [r["line"] for r in recs] == [1, 2, 3, 4, 6]
+    assert [r["line"] for r in recs] == [1, 2, 3, 4, 6, 7]
     np.testing.assert_allclose(recs[0]["predictions"],
                                models.clf.predict_proba(models.X[:1]),
                                atol=TOL)
@@ -351,6 +352,7 @@ def test_batch_scoring_and_metrics_jobs(server_bin, root, models, tmp_path):
                                atol=TOL)
     assert "malformed JSON" in recs[2]["error"]
     assert "expects 4 features" in recs[4]["error"]
+    assert "bytes after the JSON value" in recs[5]["error"]
     assert f"{inp}:3:" in p.stderr and f"{inp}:6:" in p.stderr
     # metrics job: accuracy and log loss over labelled records
     inp.write_text("".join(json.dumps({"features": x.tolist(),

@@ -52,8 +52,8 @@ test(flatten_nested_and_flat)
 	CHECK_INT(flat("5.5", DT_FP64, x, 8, err), 1);
 	CHECK(x[0] == 5.5);
 	CHECK_INT(flat("[[1, 2], [3, 4]]", DT_FP32, x, 3, err), -E2BIG);
-	CHECK_INT(flat("[null]", DT_FP32, x, 8, err), 1);
-	CHECK(isnan(x[0]));
+	CHECK_INT(flat("[1, null]", DT_FP32, x, 8, err), -EINVAL);
+	CHECK_STR_CONTAINS(err, "element 1 is null");
 	CHECK_INT(flat("[true, false]", DT_BOOL, x, 8, err), 2);
 	CHECK(x[0] == 1 && x[1] == 0);
 }
@@ -173,6 +173,45 @@ test(depth_on_raw_text)
 	CHECK(!json_depth_ok(deep, 2 * n, 32));
 	CHECK(json_depth_ok(deep, 2 * n, 10000));
 	free(deep);
+}
+
+struct exact_case {
+	const char *text;
+	int want;
+	const char *msg;
+};
+
+test(parse_exact_one_value)
+{
+	static const struct exact_case cases[] = {
+	    {"{\"a\": 1}", 0, NULL},
+	    {"{\"a\": 1} \r\n\t", 0, NULL},
+	    {"  [1, 2]", 0, NULL},
+	    {"{\"a\": 1} trailing", -EINVAL, "bytes after the JSON value at byte 9"},
+	    {"{\"a\": 1}{}", -EINVAL, "at byte 8"},
+	    {"1 2", -EINVAL, "at byte 2"},
+	    {"{\"a\": }", -EINVAL, "malformed JSON at byte"},
+	    {"[[[[1]]]]", -EINVAL, "deeper than 3"},
+	    {"", -EINVAL, "malformed JSON"},
+	};
+	char err[ERR_MAX];
+	cJSON *j;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err[0] = '\0';
+		CHECK_INT(json_parse_exact(cases[i].text, strlen(cases[i].text),
+					   3, &j, err, sizeof(err)),
+			  cases[i].want);
+		CHECK((j != NULL) == (cases[i].want == 0));
+		if (cases[i].msg)
+			CHECK_STR_CONTAINS(err, cases[i].msg);
+		cJSON_Delete(j);
+	}
+	/* a NUL inside the length is a byte after the value, not an end */
+	CHECK_INT(json_parse_exact("[1]\0x", 5, 3, &j, err, sizeof(err)),
+		  -EINVAL);
+	CHECK_STR_CONTAINS(err, "at byte 3");
 }
 
 test(json_writers)
