@@ -1,0 +1,160 @@
+/*
+ * catalog_int - what the files of the catalog share, and nothing outside
+ * fs/catalog/catalog*.c may use:
+ *   catalog.c          lifecycle, snapshots' refcounts, the store's
+ *                      reachability, offline documents' I/O, small helpers
+ *   catalog_map.c      the string map behind the three caches
+ *   catalog_refresh.c  namespace levels and version lists (TTLs, aliases)
+ *   catalog_offline.c  the offline forms of levels and object sizes
+ *   catalog_version.c  versions: .meta, object sizes, the node tree
+ *   catalog_sig.c      signatures of kept `.meta` copies
+ *
+ * Locking: c->lock guards the three maps and offline_until_ms; it is
+ * never held across I/O, and the functions here say when they take it.
+ */
+#ifndef ASSETFS_FS_CATALOG_INT_H
+#define ASSETFS_FS_CATALOG_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "fs/catalog/catalog.h"
+#include "fs/catalog/sign.h"
+
+#define CAT_DOC_MAX (64u << 20)
+#define CAT_OBJ_LEVEL "assetfs:level:"
+#define CAT_OBJ_INFO "assetfs:objinfo:"
+#define CAT_OBJ_SIG "assetfs:sig:"
+/* The most kept documents an offline listing looks through. */
+#define CAT_OFFLINE_KEYS_MAX 100000
+#define CAT_SIG_MAX 4096 /* cap on a fetched .meta.sig (64 bytes) */
+
+/* One entry of a map: a snapshot or a remembered error. */
+struct ment {
+	char *key;
+	void *val;     /* the snapshot, or NULL for a remembered error */
+	int err;       /* the error when val is NULL */
+	int64_t at_ms; /* when fetched */
+	struct ment *next;
+};
+
+/* A chained hash map from strings to entries (catalog_map.c). */
+struct smap {
+	struct ment **b;
+	size_t size; /* power of two */
+	size_t n;
+};
+
+struct catalog {
+	struct store *st;
+	struct cache *cache;
+	struct stats *stats;
+	const char *url;
+	struct sign_key *verify; /* owned, or NULL: no signature checks */
+	int ttl_ms;
+	int parallel;
+	int offline_ms;
+	pthread_mutex_t lock;
+	struct smap levels;	  /* protected by lock */
+	struct smap versions;	  /* protected by lock */
+	struct smap metas;	  /* protected by lock */
+	int64_t offline_until_ms; /* protected by lock */
+};
+
+/* ---- catalog_map.c (callers hold the map's lock) ---- */
+
+int cat_map_init(struct smap *m);
+struct ment *cat_map_get(struct smap *m, const char *key);
+/* Find or add the entry for @key. Returns NULL on out of memory. */
+struct ment *cat_map_put(struct smap *m, const char *key);
+/* Free every entry, dropping its value with @unref. */
+void cat_map_clear(struct smap *m, void (*unref)(void *));
+
+/* ---- catalog.c ---- */
+
+/* Run @fn(@arg, i) for i in [0, @n) on up to @threads threads. */
+void cat_par_for(int threads, size_t n, void (*fn)(void *, size_t), void *arg);
+
+void cat_strv_free(char **v, size_t n);
+/* Append a copy of @s. 0 or -ENOMEM. */
+int cat_strv_push(char ***v, size_t *n, const char *s);
+void cat_strv_sort_uniq(char **v, size_t *n);
+/* The last '/'-component of @full (a pointer into it). */
+const char *cat_last_comp(const char *full);
+
+/* Whether @err says the store is unreachable rather than "no such thing". */
+bool cat_store_down(int err);
+/*
+ * Before a request to the store: -EIO while the store is marked
+ * unreachable (so lookups do not each wait a `timeout`), else counts the
+ * request and returns 0. Takes c->lock.
+ */
+int cat_store_call(struct catalog *c);
+/*
+ * After a failed request for @what: if @err says the store is down, mark
+ * it so for offline_ms and log once (@msg, the provider's reason, may be
+ * NULL). Takes c->lock.
+ */
+void cat_note_failure(struct catalog *c, int err, const char *what,
+		      const char *msg);
+
+/* Keep / read a document for offline use (no-ops without a cache). */
+void cat_doc_put(struct catalog *c, const char *key, const char *data,
+		 size_t len, const char *etag);
+int cat_doc_get(struct catalog *c, const char *key, struct buf *out);
+
+/* ---- catalog_offline.c ---- */
+
+int cat_level_to_json(const struct cat_level *l, struct buf *out);
+int cat_level_from_json(const char *s, size_t len, struct cat_level *l);
+/*
+ * Offline and never listed: the level as far as this process knows it,
+ * from the assets and namespaces it has seen and the version lists the
+ * cache keeps. Returns 0 if anything is known below @ns, else -ENOENT.
+ * Takes c->lock.
+ */
+int cat_level_from_memory(struct catalog *c, const char *ns,
+			  struct cat_level *l);
+
+/* Sizes and ETags of the objects of a version without a manifest. */
+struct objinfo {
+	char **paths;
+	uint64_t *sizes;
+	char **etags;
+	size_t n;
+};
+
+void cat_objinfo_clear(struct objinfo *oi);
+int cat_objinfo_add(struct objinfo *oi, const char *path, uint64_t size,
+		    const char *etag);
+/* The index of @path, or -ENOENT. */
+int cat_objinfo_find(const struct objinfo *oi, const char *path);
+int cat_objinfo_to_json(const struct objinfo *oi, struct buf *out);
+int cat_objinfo_from_json(const char *s, size_t len, struct objinfo *oi);
+
+/* ---- catalog_sig.c ---- */
+
+/*
+ * With a key, once store_get_meta() verified @raw (the `.meta` of
+ * @name:@version, store key @key): read the `.meta.sig` again, check it
+ * against @raw and keep both for offline use. Returns 0 (also when the
+ * signature cannot be read now: the document was verified, it is just not
+ * kept), or -EBADMSG with a message in @err if the signature no longer
+ * verifies @raw.
+ */
+int cat_keep_signed(struct catalog *c, const char *name, const char *version,
+		    const char *key, const struct buf *raw, const char *etag,
+		    char *err, size_t errlen);
+
+/*
+ * Offline, with a key: does the kept signature of @name:@version verify
+ * @raw, its kept `.meta`, with this mount's key? Returns 0, or -EBADMSG
+ * with a message in @err (no kept signature, or a wrong one).
+ */
+int cat_cached_sig_ok(struct catalog *c, const char *name, const char *version,
+		      const struct buf *raw, char *err, size_t errlen);
+
+#endif

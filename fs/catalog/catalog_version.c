@@ -1,0 +1,432 @@
+/*
+ * catalog_version - versions: a version's `.meta` (signature-checked with
+ * a verify key), the sizes and ETags of its objects when it has no
+ * manifest, and the node tree a folder version's files make. A version is
+ * immutable: once built it is kept for the mount's life; a failure to
+ * build it is remembered for one TTL.
+ *
+ * Hostile `.meta` contents (entries that clash, files missing from the
+ * manifest or from the store) are skipped with one log line each.
+ *
+ * Threads: see catalog.h; c->lock is taken around map access only.
+ * Errors: 0 or a negative errno.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "fs/catalog/catalog_int.h"
+
+/* ---- object sizes and ETags ---- */
+
+/*
+ * Sizes and ETags of a version without a manifest: HEAD of a file asset,
+ * or one listing of a folder version's prefix.
+ */
+static int objinfo_fetch(struct catalog *c, const char *name,
+			 const char *version, bool is_dir, struct objinfo *oi)
+{
+	char key[STORE_KEY_MAX], dkey[STORE_KEY_MAX + 32];
+	struct prov_listing ls = {0};
+	struct prov_object ob = {0};
+	struct buf raw;
+	size_t i, plen;
+	int ret;
+
+	buf_init(&raw, CAT_DOC_MAX);
+	ret = store_key_file(name, version, NULL, key, sizeof(key));
+	if (ret < 0)
+		goto out;
+	snprintf(dkey, sizeof(dkey), "%s%s", CAT_OBJ_INFO, key);
+	ret = cat_store_call(c);
+	if (ret == 0 && !is_dir) {
+		ret = prov_head(store_prov(c->st), key, &ob);
+		if (ret == 0)
+			ret = cat_objinfo_add(oi, "", ob.size, ob.etag);
+	} else if (ret == 0) {
+		strcat(key, "/");
+		plen = strlen(key);
+		ret = prov_list(store_prov(c->st), key, false, &ls);
+		for (i = 0; ret == 0 && i < ls.n_objects; i++) {
+			if (strncmp(ls.objects[i].key, key, plen) != 0)
+				continue;
+			ret = cat_objinfo_add(oi, ls.objects[i].key + plen,
+					      ls.objects[i].size,
+					      ls.objects[i].etag);
+		}
+	}
+	if (ret == 0) {
+		if (cat_objinfo_to_json(oi, &raw) == 0)
+			cat_doc_put(c, dkey, raw.data, raw.len, NULL);
+	} else if (cat_store_down(ret)) {
+		cat_note_failure(c, ret, key, prov_last_error());
+		cat_objinfo_clear(oi);
+		if (cat_doc_get(c, dkey, &raw) == 0 &&
+		    cat_objinfo_from_json(raw.data, raw.len, oi) == 0)
+			ret = 0;
+	}
+out:
+	prov_object_free(&ob);
+	prov_listing_free(&ls);
+	buf_free(&raw);
+	return ret;
+}
+
+static int node_add(struct cat_version *v, size_t *cap, const char *relpath,
+		    bool is_dir, uint32_t parent)
+{
+	struct cat_node *n;
+	uint32_t idx = (uint32_t)v->n_nodes;
+
+	if (v->n_nodes == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 16;
+
+		n = realloc(v->nodes, ncap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		v->nodes = n;
+		*cap = ncap;
+	}
+	n = &v->nodes[idx];
+	memset(n, 0, sizeof(*n));
+	n->relpath = strdup(relpath);
+	if (!n->relpath)
+		return -ENOMEM;
+	n->comp = cat_last_comp(n->relpath);
+	n->is_dir = is_dir;
+	n->parent = parent;
+	v->n_nodes++;
+	if (idx == 0)
+		return 0;
+	/* append to the parent's children, keeping the contents' order */
+	if (!v->nodes[parent].first_child) {
+		v->nodes[parent].first_child = idx;
+	} else {
+		uint32_t k = v->nodes[parent].first_child;
+
+		while (v->nodes[k].next_sibling)
+			k = v->nodes[k].next_sibling;
+		v->nodes[k].next_sibling = idx;
+	}
+	return (int)idx;
+}
+
+static int child_find(const struct cat_version *v, uint32_t dir,
+		      const char *comp, size_t len)
+{
+	uint32_t k = v->nodes[dir].first_child;
+
+	for (; k; k = v->nodes[k].next_sibling)
+		if (strlen(v->nodes[k].comp) == len &&
+		    memcmp(v->nodes[k].comp, comp, len) == 0)
+			return (int)k;
+	return -ENOENT;
+}
+
+int cat_version_find(const struct cat_version *v, const char *relpath)
+{
+	uint32_t cur = 0;
+	const char *p = relpath;
+
+	while (*p) {
+		const char *slash = strchr(p, '/');
+		size_t len = slash ? (size_t)(slash - p) : strlen(p);
+		int k;
+
+		if (!v->nodes[cur].is_dir)
+			return -ENOENT;
+		k = child_find(v, cur, p, len);
+		if (k < 0)
+			return k;
+		cur = (uint32_t)k;
+		p += len;
+		if (*p == '/')
+			p++;
+	}
+	return (int)cur;
+}
+
+/* Add a file of a folder version with its parent dirs. */
+static int add_file(struct cat_version *v, size_t *cap, const char *path)
+{
+	char sub[SPEC_PATH_MAX + 1];
+	uint32_t cur = 0;
+	const char *p = path;
+	int k;
+
+	while (1) {
+		const char *slash = strchr(p, '/');
+		size_t len = slash ? (size_t)(slash - p) : strlen(p);
+
+		k = child_find(v, cur, p, len);
+		if (!slash) {
+			if (k >= 0)
+				return -EEXIST;
+			return node_add(v, cap, path, false, cur);
+		}
+		if (k >= 0 && !v->nodes[k].is_dir)
+			return -EEXIST;
+		if (k < 0) {
+			if ((size_t)(slash - path) > SPEC_PATH_MAX)
+				return -ENAMETOOLONG;
+			snprintf(sub, sizeof(sub), "%.*s", (int)(slash - path),
+				 path);
+			k = node_add(v, cap, sub, true, cur);
+			if (k < 0)
+				return k;
+		}
+		cur = (uint32_t)k;
+		p = slash + 1;
+	}
+}
+
+static int build_nodes(struct catalog *c, struct cat_version *v)
+{
+	const struct manifest *mf = v->meta.manifest;
+	struct objinfo oi = {0};
+	size_t cap = 0, i;
+	int ret, k;
+
+	v->block_size = mf ? mf->block_size : CAT_TOFU_BLOCK_SIZE;
+	if (!mf) {
+		ret = objinfo_fetch(c, v->name, v->version,
+				    v->meta.is_directory, &oi);
+		if (ret < 0) {
+			log_warn("%s:%s: cannot read object sizes: %s", v->name,
+				 v->version,
+				 *prov_last_error() ? prov_last_error()
+						    : strerror(-ret));
+			goto out;
+		}
+	}
+	ret = node_add(v, &cap, "", v->meta.is_directory, 0);
+	if (ret < 0)
+		goto out;
+	if (!v->meta.is_directory) {
+		if (mf) {
+			v->nodes[0].mf = manifest_find(mf, "");
+			if (!v->nodes[0].mf) {
+				log_warn("%s:%s: manifest has no entry for "
+					 "the file",
+					 v->name, v->version);
+				ret = -EINVAL;
+				goto out;
+			}
+			v->nodes[0].size = v->nodes[0].mf->size;
+		} else {
+			k = cat_objinfo_find(&oi, "");
+			if (k < 0) {
+				ret = -ENOENT;
+				goto out;
+			}
+			v->nodes[0].size = oi.sizes[k];
+			v->nodes[0].etag = strdup(oi.etags[k]);
+		}
+		goto out;
+	}
+	for (i = 0; i < v->meta.n_contents; i++) {
+		const char *path = v->meta.contents[i];
+		const struct manifest_file *f = NULL;
+		int oik = -1;
+
+		if (mf) {
+			f = manifest_find(mf, path);
+			if (!f) {
+				log_warn("%s:%s: '%s' is not in the manifest; "
+					 "skipped",
+					 v->name, v->version, path);
+				continue;
+			}
+		} else {
+			oik = cat_objinfo_find(&oi, path);
+			if (oik < 0) {
+				log_warn("%s:%s: no object for '%s'; skipped",
+					 v->name, v->version, path);
+				continue;
+			}
+		}
+		k = add_file(v, &cap, path);
+		if (k == -EEXIST) {
+			log_warn("%s:%s: '%s' clashes with another entry; "
+				 "skipped",
+				 v->name, v->version, path);
+			continue;
+		}
+		if (k < 0) {
+			ret = k;
+			goto out;
+		}
+		if (f) {
+			v->nodes[k].mf = f;
+			v->nodes[k].size = f->size;
+		} else {
+			v->nodes[k].size = oi.sizes[oik];
+			v->nodes[k].etag = strdup(oi.etags[oik]);
+			if (!v->nodes[k].etag) {
+				ret = -ENOMEM;
+				goto out;
+			}
+		}
+	}
+	ret = 0;
+out:
+	cat_objinfo_clear(&oi);
+	return ret;
+}
+
+/* ---- versions ---- */
+
+static struct cat_version *version_ref(struct cat_version *v)
+{
+	atomic_fetch_add(&v->refs, 1);
+	return v;
+}
+
+int catalog_version(struct catalog *c, const char *name, const char *version,
+		    struct cat_version **out)
+{
+	char mkey[STORE_KEY_MAX + SPEC_VERSION_MAX + 2];
+	char key[STORE_KEY_MAX];
+	char err[STORE_ERR_MAX] = "";
+	struct cat_version *v = NULL;
+	struct ment *e;
+	struct buf raw;
+	char *etag = NULL;
+	int ret;
+
+	buf_init(&raw, META_MAX_BYTES);
+	if (spec_check_name(name, NULL, 0) < 0 || !*version ||
+	    strlen(version) > SPEC_VERSION_MAX || strchr(version, '/'))
+		return -ENOENT;
+	snprintf(mkey, sizeof(mkey), "%s\n%s", name, version);
+	ret = store_key_meta(name, version, key, sizeof(key));
+	if (ret < 0)
+		return -ENOENT;
+	pthread_mutex_lock(&c->lock);
+	e = cat_map_get(&c->metas, mkey);
+	if (e && (e->val || time_mono_ms() - e->at_ms < c->ttl_ms)) {
+		ret = e->val ? 0 : e->err;
+		if (e->val)
+			*out = version_ref(e->val);
+		pthread_mutex_unlock(&c->lock);
+		return ret;
+	}
+	pthread_mutex_unlock(&c->lock);
+
+	v = calloc(1, sizeof(*v));
+	if (!v) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	atomic_init(&v->refs, 1);
+	v->name = strdup(name);
+	v->version = strdup(version);
+	if (!v->name || !v->version) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = cat_store_call(c);
+	if (ret == 0) {
+		ret = store_get_meta(c->st, name, version, &v->meta, &raw,
+				     &etag, err, sizeof(err));
+		if (ret < 0)
+			cat_note_failure(c, ret, key, err);
+	}
+	if (ret == 0 && c->verify) {
+		ret = cat_keep_signed(c, name, version, key, &raw, etag, err,
+				      sizeof(err));
+	} else if (ret == 0) {
+		cat_doc_put(c, key, raw.data, raw.len, etag);
+	} else if (cat_store_down(ret)) {
+		char perr[SPEC_ERR_MAX];
+		int r = -ENOENT;
+
+		buf_reset(&raw);
+		if (cat_doc_get(c, key, &raw) == 0)
+			r = c->verify
+				? cat_cached_sig_ok(c, name, version, &raw, err,
+						    sizeof(err))
+				: 0;
+		if (r == -EBADMSG)
+			ret = r; /* never the unverified copy */
+		else if (r == 0 && meta_parse(raw.data, raw.len, &v->meta, perr,
+					      sizeof(perr)) == 0)
+			ret = 0;
+	} else if (ret != -EBADMSG) {
+		log_warn("skipping version %s:%s: %s", name, version,
+			 *err ? err : strerror(-ret));
+	}
+	if (ret == -EBADMSG) /* remembered below: once per TTL */
+		log_warn("%s: version refused (EACCES)",
+			 *err ? err : strerror(-ret));
+	if (ret == 0)
+		ret = build_nodes(c, v);
+	if (ret < 0 && cat_store_down(ret))
+		goto out;
+	pthread_mutex_lock(&c->lock);
+	e = cat_map_put(&c->metas, mkey);
+	if (e && !e->val) {
+		e->val = ret == 0 ? version_ref(v) : NULL;
+		e->err = ret;
+		e->at_ms = time_mono_ms();
+	} else if (e && ret == 0) {
+		/* another thread won: use its copy */
+		cat_version_unref(v);
+		v = version_ref(e->val);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (ret == 0) {
+		*out = v;
+		v = NULL;
+	}
+out:
+	cat_version_unref(v);
+	free(etag);
+	buf_free(&raw);
+	return ret;
+}
+
+struct vprefetch_ctx {
+	struct catalog *c;
+	const char *name;
+	const struct cat_versions *v;
+	size_t *todo; /* indexes into v->list of versions not yet known */
+};
+
+static void vprefetch_one(void *arg, size_t i)
+{
+	struct vprefetch_ctx *p = arg;
+	struct cat_version *cv = NULL;
+
+	if (catalog_version(p->c, p->name, p->v->list.v[p->todo[i]], &cv) == 0)
+		cat_version_unref(cv);
+}
+
+int catalog_prefetch_versions(struct catalog *c, const char *name,
+			      const struct cat_versions *v)
+{
+	struct vprefetch_ctx p = {.c = c, .name = name, .v = v};
+	char mkey[SPEC_NAME_MAX + SPEC_VERSION_MAX + 2];
+	size_t i, n = 0;
+
+	if (!v->list.n)
+		return 0;
+	p.todo = calloc(v->list.n, sizeof(*p.todo));
+	if (!p.todo)
+		return -ENOMEM;
+	pthread_mutex_lock(&c->lock);
+	for (i = 0; i < v->list.n; i++) {
+		snprintf(mkey, sizeof(mkey), "%s\n%s", name, v->list.v[i]);
+		if (!cat_map_get(&c->metas, mkey))
+			p.todo[n++] = i;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (n)
+		cat_par_for(c->parallel, n, vprefetch_one, &p);
+	free(p.todo);
+	return 0;
+}
