@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/metrics_http.h"
 #include "common/timeutil.h"
 #include "server/batch.h"
 #include "server/http.h"
@@ -57,22 +58,22 @@ static void block_signals(sigset_t *set)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+static int render_metrics(void *ctx, struct buf *out)
+{
+	struct server_ctx *c = ctx;
+
+	return metrics_render(c->metrics, out);
+}
+
+/* `--metrics-port`: /metrics on every address (common/metrics_http). */
 static int start_metrics_server(const struct server_opts *o,
 				struct server_ctx *mctx,
-				struct http_server **out)
+				struct metrics_http **out)
 {
-	struct http_opts ho = {
-	    .listen_fd = -1,
-	    .port = o->metrics_port,
-	    .threads = 1,
-	    .max_body = 4096,
-	    .keepalive_s = o->keepalive_s,
-	    .request_timeout_ms = o->request_timeout_ms,
-	    .conn_limit = 64,
-	};
 	int ret;
 
-	ret = http_start(&ho, router_metrics_handle, mctx, out);
+	ret = metrics_http_start("0.0.0.0", o->metrics_port, render_metrics,
+				 mctx, out);
 	if (ret < 0)
 		log_error("cannot serve metrics on port %d: %s",
 			  o->metrics_port, strerror(-ret));
@@ -116,7 +117,8 @@ static int run_worker(const struct server_opts *o, unsigned slot, int fd,
 	struct registry_opts ro = {0};
 	struct registry *reg = NULL;
 	struct pcache *cache = NULL;
-	struct http_server *h = NULL, *mh = NULL;
+	struct http_server *h = NULL;
+	struct metrics_http *mh = NULL;
 	struct server_ctx ctx = {0};
 	struct http_opts ho = {0};
 	struct timespec ts = {.tv_nsec = 100 * 1000 * 1000};
@@ -226,7 +228,7 @@ static int run_worker(const struct server_opts *o, unsigned slot, int fd,
 	}
 	drain(h, o);
 out:
-	http_stop(mh);
+	metrics_http_stop(&mh);
 	http_stop(h);
 	registry_free(reg);
 	pcache_free(cache);
@@ -300,7 +302,7 @@ static void abort_retire(struct worker_slot *slots, int old)
 static int run_master(const struct server_opts *o, int fd, struct metrics *met)
 {
 	struct worker_slot slots[MAX_WORKERS] = {0};
-	struct http_server *mh = NULL;
+	struct metrics_http *mh = NULL;
 	struct server_ctx mctx = {.metrics = met};
 	struct timespec ts = {.tv_sec = 1};
 	int64_t crash_window = 0, deadline = 0;
@@ -414,7 +416,7 @@ stop:
 		}
 		usleep(20 * 1000);
 	}
-	http_stop(mh);
+	metrics_http_stop(&mh);
 	return code;
 }
 

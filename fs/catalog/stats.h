@@ -1,11 +1,20 @@
 /*
  * stats - the mount's counters: atomic, lock-free, readable at any time by
  * `assetfs stats` (through a private xattr on the mount root) and by the
- * Prometheus responder (fs/metrics).
+ * Prometheus endpoint (fs/mount/metrics, served by common/metrics_http).
+ *
+ * One table, STATS_TABLE below, drives both: each row names a counter's
+ * enum id, its `assetfs stats` key, its Prometheus name, its type and its
+ * help text. To count something new, add one row (and stats_pull() it if
+ * another module keeps the number). Prometheus names follow the
+ * conventions `promtool check metrics` enforces: a counter ends in
+ * `_total`, units are spelled out (`_bytes`, `_seconds`), every series has
+ * # HELP and # TYPE. Series with labels (one per pin, say) come from
+ * sources registered with stats_add_source().
  *
  * One struct stats per process, made by main and handed to every module
- * that counts (fetcher, cache, catalog, mount). Counters only grow, except
- * gauges (STAT_CACHE_BYTES), which are set.
+ * that counts (fetcher, cache, catalog, mount). Counters only grow;
+ * gauges are set.
  *
  * Threads: every function is safe from any thread; a NULL @s is a no-op
  * so modules can run without counting (unit tests).
@@ -18,28 +27,66 @@
 
 #include "common/buf.h"
 
+/*
+ * X(ID, stats key, Prometheus name, COUNTER|GAUGE, help). Keys are what
+ * `assetfs stats` prints and scripts parse: never rename one. The
+ * Prometheus names were renamed once (docs/mount.md has the table).
+ */
+#define STATS_TABLE(X)                                                        \
+	X(BYTES_FETCHED, "bytes_fetched", "assetfs_fetched_bytes_total",      \
+	  COUNTER, "Body bytes received from the store.")                     \
+	X(BYTES_SERVED, "bytes_served", "assetfs_served_bytes_total",         \
+	  COUNTER, "Bytes returned to readers of the mount.")                 \
+	X(BLOCK_HITS, "block_hits", "assetfs_block_hits_total", COUNTER,      \
+	  "Block reads served from the cache.")                               \
+	X(BLOCK_MISSES, "block_misses", "assetfs_block_misses_total",         \
+	  COUNTER, "Block reads that needed a fetch.")                        \
+	X(BLOCKS_FETCHED, "blocks_fetched", "assetfs_blocks_fetched_total",   \
+	  COUNTER, "Blocks fetched from the store and published by this "     \
+		   "process.")                                                \
+	X(RETRIES, "retries", "assetfs_store_retries_total", COUNTER,         \
+	  "Store requests retried (5xx, 429, resets, timeouts).")             \
+	X(ERRORS, "errors", "assetfs_io_errors_total", COUNTER,               \
+	  "File system operations that failed with EIO.")                     \
+	X(DIGEST_MISMATCHES, "digest_mismatches",                             \
+	  "assetfs_digest_mismatches_total", COUNTER,                         \
+	  "Fetched blocks refused because their SHA-256 was wrong.")          \
+	X(TIMEOUTS, "timeouts", "assetfs_fetch_timeouts_total", COUNTER,      \
+	  "Fetches given up after the timeout option.")                       \
+	X(EVICTIONS, "evictions", "assetfs_cache_evictions_total", COUNTER,   \
+	  "Blocks evicted from the cache.")                                   \
+	X(CACHE_BYTES, "cache_bytes", "assetfs_cache_bytes", GAUGE,           \
+	  "Bytes of blocks in the cache.")                                    \
+	X(READAHEAD_BLOCKS, "readahead_blocks",                               \
+	  "assetfs_readahead_blocks_total", COUNTER,                          \
+	  "Blocks fetched ahead of a sequential reader.")                     \
+	X(STORE_REQUESTS, "store_requests", "assetfs_store_requests_total",   \
+	  COUNTER, "Requests made to the store.")                             \
+	X(VERSIONS_REFRESHES, "versions_refreshes",                           \
+	  "assetfs_versions_refreshes_total", COUNTER,                        \
+	  "Version lists (.versions documents) read or re-read.")             \
+	X(OFFLINE_SERVES, "offline_serves", "assetfs_offline_serves_total",   \
+	  COUNTER, "Lists served from the offline copy in the cache.")        \
+	X(LOOKUPS, "lookups", "assetfs_lookups_total", COUNTER,               \
+	  "FUSE lookups answered.")                                           \
+	X(READS, "reads", "assetfs_reads_total", COUNTER,                     \
+	  "FUSE reads answered.")                                             \
+	X(OPENS, "opens", "assetfs_opens_total", COUNTER,                     \
+	  "FUSE opens answered.")                                             \
+	X(SHA256_BLOCKS, "sha256_blocks", "assetfs_sha256_blocks_total",      \
+	  COUNTER, "Blocks hashed with SHA-256 by this process.")             \
+	X(SHA256_BATCHES, "sha256_batches", "assetfs_sha256_batches_total",   \
+	  COUNTER, "SIMD hashing passes that hashed those blocks.")
+
+#define STATS_ENUM_ROW(id, key, prom, kind, help) STAT_##id,
 enum stat_id {
-	STAT_BYTES_FETCHED = 0, /* body bytes received from the store */
-	STAT_BYTES_SERVED,	/* bytes returned to readers of the mount */
-	STAT_BLOCK_HITS,	/* block reads served from the cache */
-	STAT_BLOCK_MISSES,	/* block reads that needed a fetch */
-	STAT_BLOCKS_FETCHED,	/* blocks fetched and published by us */
-	STAT_RETRIES,		/* provider retries */
-	STAT_ERRORS,		/* ops that failed with EIO */
-	STAT_DIGEST_MISMATCHES, /* fetched bytes refused: wrong SHA-256 */
-	STAT_TIMEOUTS,		/* fetches given up after `timeout` */
-	STAT_EVICTIONS,		/* blocks evicted from the cache */
-	STAT_CACHE_BYTES,	/* gauge: bytes of blocks in the cache */
-	STAT_READAHEAD_BLOCKS,	/* blocks fetched ahead of a reader */
-	STAT_STORE_REQUESTS,	/* requests made to the store */
-	STAT_VERSIONS_REFRESHES, /* .versions documents (re)read */
-	STAT_OFFLINE_SERVES,	/* lists served from the offline copy */
-	STAT_LOOKUPS,
-	STAT_READS,
-	STAT_OPENS,
-	STAT_SHA256_BLOCKS,	/* blocks hashed (this process) */
-	STAT_SHA256_BATCHES,	/* SIMD passes that hashed them */
-	STAT__COUNT
+	STATS_TABLE(STATS_ENUM_ROW) STAT__COUNT
+};
+#undef STATS_ENUM_ROW
+
+enum stat_kind {
+	STAT_KIND_COUNTER = 0, /* only grows: Prometheus "counter" */
+	STAT_KIND_GAUGE,       /* set to the current value */
 };
 
 struct stats;
@@ -66,8 +113,14 @@ struct prov;
  */
 void stats_pull(struct stats *s, struct cache *c, struct prov *p);
 
-/* The snake_case name of a counter ("bytes_fetched"). */
+/* The `assetfs stats` key of a counter ("bytes_fetched"). */
 const char *stats_name(enum stat_id id);
+
+/* Its Prometheus name ("assetfs_fetched_bytes_total"). */
+const char *stats_prom_name(enum stat_id id);
+
+/* Its help text (one line, no newline). */
+const char *stats_help(enum stat_id id);
 
 /* Whether a counter is a gauge (Prometheus type). */
 bool stats_is_gauge(enum stat_id id);
@@ -75,14 +128,49 @@ bool stats_is_gauge(enum stat_id id);
 enum stats_format {
 	STATS_FMT_TEXT = 0, /* "key value\n" lines */
 	STATS_FMT_JSON,	    /* {"key": value, ...} */
-	STATS_FMT_PROM,	    /* Prometheus text, names assetfs_* */
+	STATS_FMT_PROM,	    /* Prometheus text: # HELP, # TYPE, value */
 };
 
 /*
- * Append every counter to @out in @fmt. Returns 0 or -ENOMEM / -EFBIG
- * (the buf's cap).
+ * Append every counter to @out in @fmt; for STATS_FMT_PROM, then what
+ * every registered source adds. Returns 0 or -ENOMEM / -EFBIG (the buf's
+ * cap), or a source's error.
  */
-int stats_format(const struct stats *s, enum stats_format fmt,
-		 struct buf *out);
+int stats_format(struct stats *s, enum stats_format fmt, struct buf *out);
+
+/*
+ * A source of labelled Prometheus series (say, one gauge per pin): append
+ * whole families to @out with stats_prom_family() and
+ * stats_prom_sample(). Runs on the metrics thread; must be thread-safe
+ * against its owner. Returns 0 or a negative errno.
+ */
+typedef int (*stats_source_fn)(void *ctx, struct buf *out);
+
+#define STATS_SOURCES_MAX 8
+
+/*
+ * Register @fn(@ctx) (@ctx borrowed: it must outlive @s or be removed
+ * first). Returns 0, or -ENOSPC past STATS_SOURCES_MAX.
+ */
+int stats_add_source(struct stats *s, stats_source_fn fn, void *ctx);
+
+/* Unregister what stats_add_source(@fn, @ctx) registered. */
+void stats_remove_source(struct stats *s, stats_source_fn fn, void *ctx);
+
+/*
+ * The # HELP and # TYPE lines of family @name: @kind says counter or
+ * gauge (a counter's name must end in _total). Same returns as buf_printf.
+ */
+int stats_prom_family(struct buf *out, const char *name, enum stat_kind kind,
+		      const char *help);
+
+/*
+ * One sample: `name{k1="v1",...} value`. @labels holds @n_labels pairs
+ * (key, value, key, value...); the values (borrowed, any bytes) are
+ * escaped. Same returns as buf_printf.
+ */
+int stats_prom_sample(struct buf *out, const char *name,
+		      const char *const *labels, unsigned n_labels,
+		      uint64_t value);
 
 #endif

@@ -1,13 +1,13 @@
 /*
  * metrics - `-o metrics_port=N`: the mount's counters as Prometheus text
- * over HTTP on ADDR:N (`-o metrics_addr=`, default 127.0.0.1: the
- * counters are not secret, but exposing a port is the admin's choice;
- * a DaemonSet scraped by Prometheus sets 0.0.0.0). A tiny
- * single-threaded responder: one request per connection, any path
- * answers the metrics, a bounded read of the request and a short socket
- * timeout so a stuck client cannot block it for long.
+ * at http://ADDR:N/metrics (`-o metrics_addr=`, default 127.0.0.1: the
+ * counters are not secret, but exposing a port is the admin's choice; a
+ * DaemonSet scraped by Prometheus sets 0.0.0.0). The HTTP side is
+ * common/metrics_http (libmicrohttpd); this module only refreshes the
+ * gauges other modules keep and renders fs/catalog/stats in its
+ * Prometheus form on each scrape.
  *
- * Threads: one thread of its own; stats/cache/prov are thread-safe.
+ * Threads: renders on the HTTP thread; stats/cache/prov are thread-safe.
  * Errors: 0 or a negative errno.
  */
 #ifndef ASSETFS_FS_METRICS_H
@@ -37,7 +37,7 @@ int metrics_start(const char *addr, int port, struct stats *stats,
 /* Whether @addr is an address metrics_start() accepts. */
 bool metrics_addr_valid(const char *addr);
 
-/* Stop the thread and close; sets *@mx to NULL. NULL-safe. */
+/* Stop serving and free; sets *@mx to NULL. NULL-safe. */
 void metrics_stop(struct metrics **mx);
 
 #endif

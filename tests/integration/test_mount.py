@@ -434,7 +434,7 @@ def test_stats_and_metrics_port(assetfs_bin, store, assets, mounter):
     assert j["bytes_fetched"] == len(data)
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
                                   timeout=10).read().decode()
-    assert re.search(rf"^assetfs_bytes_fetched {len(data)}$", body, re.M)
+    assert re.search(rf"^assetfs_fetched_bytes_total {len(data)}$", body, re.M)
     assert re.search(r"^assetfs_cache_bytes \d+$", body, re.M)
     assert "# TYPE assetfs_cache_bytes gauge" in body
     p = run([assetfs_bin, "stats", str(m.mnt.parent)], check=False)
@@ -460,13 +460,13 @@ def test_metrics_addr(assetfs_bin, store, mounter, tmp_path):
     # bound to 0.0.0.0, never one bound to 127.0.0.1)
     port = free_port()
     m = mounter(store[0], name="m1", metrics_port=port)
-    assert "assetfs_bytes_fetched" in metrics_at("127.0.0.1", port)
+    assert "assetfs_fetched_bytes_total" in metrics_at("127.0.0.1", port)
     assert metrics_at("127.0.0.2", port) is None
     m.unmount()
     # metrics_addr=0.0.0.0: every address, so Prometheus can scrape it
     port = free_port()
     mounter(store[0], name="m2", metrics_port=port, metrics_addr="0.0.0.0")
-    assert "assetfs_bytes_fetched" in metrics_at("127.0.0.2", port)
+    assert "assetfs_fetched_bytes_total" in metrics_at("127.0.0.2", port)
     # not a numeric address: a usage error naming it, nothing mounted
     (tmp_path / "m3").mkdir()
     p = run([assetfs_bin, "mount", "-f", store[0], str(tmp_path / "m3"),
