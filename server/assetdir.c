@@ -196,8 +196,15 @@ int assetdir_model_file(const char *vpath, const char *hint,
 	static const char *const xgb_exts[] = {".json", ".ubj", NULL};
 	static const char *const so_names[] = {"model.so", NULL};
 	static const char *const so_exts[] = {".so", NULL};
+	static const char *const skl_names[] = {"model.joblib", "model.pkl",
+						NULL};
+	static const char *const skl_exts[] = {".joblib", ".pkl", ".pickle",
+					       NULL};
 	bool plugin = strcmp(runtime, "plugin") == 0;
-	const char *const *names = plugin ? so_names : xgb_names;
+	bool sklearn = strcmp(runtime, "sklearn") == 0;
+	const char *const *names = plugin    ? so_names
+				   : sklearn ? skl_names
+					     : xgb_names;
 	char path[PATH_MAX];
 	struct stat st;
 	size_t i;
@@ -209,7 +216,8 @@ int assetdir_model_file(const char *vpath, const char *hint,
 			 strerror(errno));
 		return -ENOENT;
 	}
-	if (!S_ISDIR(st.st_mode)) {
+	if (!S_ISDIR(st.st_mode) ||
+	    (!hint && strcmp(runtime, "python") == 0)) {
 		*out = strdup(vpath);
 		return *out ? 0 : -ENOMEM;
 	}
@@ -233,7 +241,11 @@ int assetdir_model_file(const char *vpath, const char *hint,
 			return *out ? 0 : -ENOMEM;
 		}
 	}
-	ret = find_one(vpath, plugin ? so_exts : xgb_exts, out);
+	ret = find_one(vpath,
+		       plugin	 ? so_exts
+		       : sklearn ? skl_exts
+				 : xgb_exts,
+		       out);
 	if (ret == -ENOENT || ret == -EEXIST)
 		snprintf(err, errlen,
 			 "%s model file in %s (name it with "

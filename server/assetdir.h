@@ -30,7 +30,9 @@ int assetdir_resolve(const char *root, const char *name, const char *want,
  * The model file of version path @vpath: @vpath itself for a file asset;
  * else @vpath/@hint when @hint is set; else the usual names for @runtime
  * (model.json, model.ubj, or the only *.json / *.ubj; model.so or the
- * only *.so for plugins). *@out is malloc'd.
+ * only *.so for plugins; model.joblib, model.pkl or the only *.joblib /
+ * *.pkl / *.pickle for sklearn; @vpath itself for python). *@out is
+ * malloc'd.
  */
 int assetdir_model_file(const char *vpath, const char *hint,
 			const char *runtime, char **out, char *err,

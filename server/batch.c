@@ -90,6 +90,9 @@ int batch_run(const struct server_opts *o)
 
 	buf_init(&b, 0);
 	ro.assets_dir = o->assets_dir;
+	ro.python = o->python;
+	ro.python_env_dir = o->python_env_dir;
+	ro.python_wheelhouse = o->python_wheelhouse;
 	if (o->versioning && versioning_parse(o->versioning, &ro.sys) < 0) {
 		log_error("unknown versioning system '%s'", o->versioning);
 		return 2;

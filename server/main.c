@@ -142,6 +142,9 @@ static int run_worker(const struct server_opts *o, unsigned slot, int fd,
 	ro.worker = slot;
 	ro.metrics = met;
 	ro.cache = cache;
+	ro.python = o->python;
+	ro.python_env_dir = o->python_env_dir;
+	ro.python_wheelhouse = o->python_wheelhouse;
 	if (o->versioning && versioning_parse(o->versioning, &ro.sys) < 0) {
 		log_error("unknown versioning system '%s'", o->versioning);
 		goto out;

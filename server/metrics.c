@@ -45,7 +45,22 @@ struct met_model {
 	atomic_uint_fast64_t loads, failures, load_ns;
 };
 
+static const double met_rows[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+#define MET_ROW_BUCKETS (sizeof(met_rows) / sizeof(met_rows[0]))
+
+/* Python model processes, by model name (claimed like series). */
+struct met_proc {
+	atomic_uint state;
+	char model[MET_STR];
+	atomic_uint_fast64_t restarts;
+	atomic_uint_fast64_t batches, rows;
+	atomic_uint_fast64_t row_buckets[MET_ROW_BUCKETS]; /* not cumulative */
+	atomic_uint_fast64_t queued, queue_ns;
+	atomic_uint_fast64_t queue_buckets[MET_BUCKETS]; /* not cumulative */
+};
+
 struct metrics {
+	struct met_proc procs[METRICS_MAX_MODELS];
 	struct met_series series[MET_SERIES];
 	struct met_model models[METRICS_MAX_WORKERS][METRICS_MAX_MODELS];
 	atomic_uint_fast64_t dropped;
@@ -234,6 +249,160 @@ void metrics_worker_gone(struct metrics *m, unsigned worker)
 		return;
 	for (i = 0; i < METRICS_MAX_MODELS; i++)
 		atomic_store(&m->models[worker][i].serving, 0);
+}
+
+static struct met_proc *proc_get(struct metrics *m, const char *model)
+{
+	unsigned i, st;
+
+	if (!m || !model)
+		return NULL;
+	for (i = 0; i < METRICS_MAX_MODELS; i++) {
+		struct met_proc *p = &m->procs[i];
+
+		st = atomic_load_explicit(&p->state, memory_order_acquire);
+		if (st == 0) {
+			unsigned zero = 0;
+
+			if (atomic_compare_exchange_strong(&p->state, &zero,
+							   1)) {
+				copy_str(p->model, model, MET_STR);
+				atomic_store_explicit(&p->state, 2,
+						      memory_order_release);
+				return p;
+			}
+			st = atomic_load_explicit(&p->state,
+						  memory_order_acquire);
+		}
+		while (st == 1) {
+			sched_yield();
+			st = atomic_load_explicit(&p->state,
+						  memory_order_acquire);
+		}
+		if (strncmp(p->model, model, MET_STR - 1) == 0)
+			return p;
+	}
+	return NULL;
+}
+
+void metrics_model_process_restart(struct metrics *m, const char *model)
+{
+	struct met_proc *p = proc_get(m, model);
+
+	if (p)
+		atomic_fetch_add(&p->restarts, 1);
+}
+
+void metrics_model_batch(struct metrics *m, const char *model, size_t rows)
+{
+	struct met_proc *p = proc_get(m, model);
+	size_t b;
+
+	if (!p)
+		return;
+	atomic_fetch_add_explicit(&p->batches, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&p->rows, rows, memory_order_relaxed);
+	for (b = 0; b < MET_ROW_BUCKETS; b++)
+		if ((double)rows <= met_rows[b])
+			break;
+	if (b < MET_ROW_BUCKETS)
+		atomic_fetch_add_explicit(&p->row_buckets[b], 1,
+					  memory_order_relaxed);
+}
+
+void metrics_model_queue(struct metrics *m, const char *model, int64_t ns)
+{
+	struct met_proc *p = proc_get(m, model);
+	double secs = (double)ns / 1e9;
+	size_t b;
+
+	if (!p)
+		return;
+	atomic_fetch_add_explicit(&p->queued, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&p->queue_ns, (uint64_t)(ns > 0 ? ns : 0),
+				  memory_order_relaxed);
+	for (b = 0; b < MET_BUCKETS; b++)
+		if (secs <= met_bounds[b])
+			break;
+	if (b < MET_BUCKETS)
+		atomic_fetch_add_explicit(&p->queue_buckets[b], 1,
+					  memory_order_relaxed);
+}
+
+static int label(struct buf *b, const char *s);
+
+/* One histogram of @n buckets (not cumulative) with @count and @sum. */
+static int histogram(struct buf *out, const char *name, const char *model,
+		     const double *bounds, const atomic_uint_fast64_t *bk,
+		     size_t n, uint64_t count, double sum)
+{
+	uint64_t cum = 0;
+	size_t b;
+	int ret = 0;
+
+	for (b = 0; b < n && ret == 0; b++) {
+		cum += atomic_load(&bk[b]);
+		ret = buf_printf(out, "%s_bucket{model=\"", name);
+		ret = ret ? ret : label(out, model);
+		ret = ret ? ret
+			  : buf_printf(out, "\",le=\"%g\"} %llu\n", bounds[b],
+				       (unsigned long long)cum);
+	}
+	ret = ret ? ret : buf_printf(out, "%s_bucket{model=\"", name);
+	ret = ret ? ret : label(out, model);
+	ret = ret ? ret
+		  : buf_printf(out, "\",le=\"+Inf\"} %llu\n%s_sum{model=\"",
+			       (unsigned long long)count, name);
+	ret = ret ? ret : label(out, model);
+	ret = ret ? ret
+		  : buf_printf(out, "\"} %.9g\n%s_count{model=\"", sum, name);
+	ret = ret ? ret : label(out, model);
+	return ret ? ret
+		   : buf_printf(out, "\"} %llu\n", (unsigned long long)count);
+}
+
+static int render_procs(struct metrics *m, struct buf *out)
+{
+	unsigned i;
+	int ret;
+
+	ret = buf_puts(
+	    out, "# HELP assetfs_server_model_process_restarts_total Python "
+		 "model processes that died or were killed.\n"
+		 "# TYPE assetfs_server_model_process_restarts_total counter\n"
+		 "# HELP assetfs_server_model_batch_rows Rows per call into a "
+		 "Python model process.\n"
+		 "# TYPE assetfs_server_model_batch_rows histogram\n"
+		 "# HELP assetfs_server_model_queue_seconds Time a request "
+		 "waited for its batch to be sent.\n"
+		 "# TYPE assetfs_server_model_queue_seconds histogram\n");
+	for (i = 0; i < METRICS_MAX_MODELS && ret == 0; i++) {
+		struct met_proc *p = &m->procs[i];
+		char model[MET_STR];
+
+		if (atomic_load_explicit(&p->state, memory_order_acquire) != 2)
+			continue;
+		memcpy(model, p->model, MET_STR);
+		model[MET_STR - 1] = '\0';
+		ret = buf_puts(out, "assetfs_server_model_process_restarts_"
+				    "total{model=\"");
+		ret = ret ? ret : label(out, model);
+		ret = ret ? ret
+			  : buf_printf(out, "\"} %llu\n",
+				       (unsigned long long)atomic_load(
+					   &p->restarts));
+		ret = ret ? ret
+			  : histogram(out, "assetfs_server_model_batch_rows",
+				      model, met_rows, p->row_buckets,
+				      MET_ROW_BUCKETS, atomic_load(&p->batches),
+				      (double)atomic_load(&p->rows));
+		ret = ret ? ret
+			  : histogram(out, "assetfs_server_model_queue_seconds",
+				      model, met_bounds, p->queue_buckets,
+				      MET_BUCKETS, atomic_load(&p->queued),
+				      (double)atomic_load(&p->queue_ns) / 1e9);
+	}
+	return ret;
 }
 
 /* Snapshot a model slot's strings consistently. */
@@ -450,6 +619,7 @@ int metrics_render(struct metrics *m, struct buf *out)
 				(unsigned long long)atomic_load(&s->count));
 	}
 	ret = ret ? ret : render_models(m, out);
+	ret = ret ? ret : render_procs(m, out);
 	ret =
 	    ret ? ret
 		: buf_printf(

@@ -48,6 +48,15 @@ void metrics_worker_restart(struct metrics *m);
  * as serving, but its counters are kept. */
 void metrics_worker_gone(struct metrics *m, unsigned worker);
 
+/* A Python model process of @model died or was killed (it restarts). */
+void metrics_model_process_restart(struct metrics *m, const char *model);
+
+/* One call into a Python model process carried @rows rows. */
+void metrics_model_batch(struct metrics *m, const char *model, size_t rows);
+
+/* A request to a Python model waited @ns in its queue before it went. */
+void metrics_model_queue(struct metrics *m, const char *model, int64_t ns);
+
 /* Append the Prometheus text exposition to @out. */
 int metrics_render(struct metrics *m, struct buf *out);
 

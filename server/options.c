@@ -30,12 +30,17 @@ const char options_usage[] =
     "/predict, /health/ping, /health/status) and TF Serving (/v1/models/...).\n"
     "\n"
     "Models:\n"
-    "  --model NAME=SPEC[,runtime=xgboost|plugin][,file=REL]\n"
+    "  --model NAME=SPEC[,runtime=R][,file=REL][,KEY=VALUE...]\n"
     "                         serve asset SPEC (name[:version][[sub/path]]) "
     "as\n"
     "                         NAME; repeatable; a partial or missing version\n"
     "                         follows the alias (or the newest version "
-    "listed)\n"
+    "listed).\n"
+    "                         R: xgboost, plugin, sklearn or python "
+    "(default:\n"
+    "                         from the files). Python models: class=MOD.CLS,\n"
+    "                         replicas=N, timeout=SEC, max_memory=SIZE,\n"
+    "                         max_batch_size=ROWS, max_batch_wait_us=US\n"
     "  --config FILE          models file: {\"models\": [{\"name\", "
     "\"asset\",\n"
     "                         \"runtime\", \"file\", \"config\"}]}\n"
@@ -46,6 +51,12 @@ const char options_usage[] =
     "  --versioning SYS       major_minor, simple_date or auto (default: "
     "auto,\n"
     "                         or MODELKIT_ASSETS_VERSIONING_SYSTEM)\n"
+    "  --python PATH          interpreter of Python models without a\n"
+    "                         requirements.txt (/usr/bin/python3)\n"
+    "  --python-env-dir DIR   where environments for requirements.txt files\n"
+    "                         are built (~/.cache/assetfs/python)\n"
+    "  --python-wheelhouse DIR  install requirements from DIR only\n"
+    "                         (pip --no-index --find-links DIR)\n"
     "\n"
     "Serving:\n"
     "  --http-port N          port to serve on (8080)\n"
@@ -102,6 +113,43 @@ static void model_opt_clear(struct model_opt *mo)
 	memset(mo, 0, sizeof(*mo));
 }
 
+static const char *const model_keys[] = {OPTIONS_MODEL_KEYS, NULL};
+
+/* The model key @kv (n bytes, "key=..." ) starts with, or NULL. */
+static const char *model_key(const char *kv, size_t n)
+{
+	size_t i, k;
+
+	for (i = 0; model_keys[i]; i++) {
+		k = strlen(model_keys[i]);
+		if (n > k && kv[k] == '=' && strncmp(kv, model_keys[i], k) == 0)
+			return model_keys[i];
+	}
+	return NULL;
+}
+
+/* Set @key to @item (consumed) in the JSON object text *@config. */
+static int config_set(char **config, const char *key, cJSON *item)
+{
+	cJSON *j = *config ? cJSON_Parse(*config) : cJSON_CreateObject();
+	char *s = NULL;
+
+	if (!item || !cJSON_IsObject(j)) {
+		cJSON_Delete(item);
+		cJSON_Delete(j);
+		return item ? -EINVAL : -ENOMEM;
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(j, key);
+	cJSON_AddItemToObject(j, key, item);
+	s = cJSON_PrintUnformatted(j);
+	cJSON_Delete(j);
+	if (!s)
+		return -ENOMEM;
+	free(*config);
+	*config = s;
+	return 0;
+}
+
 static int default_name(struct model_opt *mo)
 {
 	const char *s = mo->spec, *slash;
@@ -144,7 +192,7 @@ int options_parse_model(const char *text, struct model_opt *mo, char *err,
 	if (!eq && default_name(mo) < 0)
 		goto fail;
 	for (p = comma; p; p = comma) {
-		const char *kv = p + 1;
+		const char *kv = p + 1, *key;
 		char **dst;
 
 		comma = strchr(kv, ',');
@@ -157,10 +205,24 @@ int options_parse_model(const char *text, struct model_opt *mo, char *err,
 			dst = &mo->file;
 			kv += 5;
 			n -= 5;
+		} else if ((key = model_key(kv, n))) {
+			char *val = dupn(kv + strlen(key) + 1,
+					 n - strlen(key) - 1);
+
+			ret = val ? config_set(&mo->config, key,
+					       cJSON_CreateString(val))
+				  : -ENOMEM;
+			free(val);
+			if (ret < 0)
+				goto fail;
+			continue;
 		} else {
 			snprintf(err, errlen,
 				 "--model '%s': unknown option "
-				 "'%.*s' (runtime= or file=)",
+				 "'%.*s' (runtime=, file=, or a Python "
+				 "model's class=, replicas=, timeout=, "
+				 "max_memory=, max_batch_size=, "
+				 "max_batch_wait_us=)",
 				 text, (int)n, kv);
 			ret = -EINVAL;
 			goto fail;
@@ -188,6 +250,7 @@ static int config_model(const char *name, const cJSON *e, struct server_opts *o,
 {
 	struct model_opt *mo;
 	const cJSON *conf;
+	size_t i;
 
 	if (o->n_models >= OPTIONS_MAX_MODELS) {
 		snprintf(err, errlen, "at most %d models", OPTIONS_MAX_MODELS);
@@ -204,6 +267,18 @@ static int config_model(const char *name, const cJSON *e, struct server_opts *o,
 	conf = cJSON_GetObjectItemCaseSensitive(e, "config");
 	if (conf)
 		mo->config = cJSON_PrintUnformatted(conf);
+	for (i = 0; model_keys[i]; i++) {
+		conf = cJSON_GetObjectItemCaseSensitive(e, model_keys[i]);
+		if (conf && config_set(&mo->config, model_keys[i],
+				       cJSON_Duplicate(conf, true)) < 0) {
+			snprintf(err, errlen,
+				 "models file: model '%s': \"config\" must be "
+				 "an object",
+				 mo->name ? mo->name : "?");
+			model_opt_clear(mo);
+			return -EINVAL;
+		}
+	}
 	if (!mo->spec) {
 		snprintf(err, errlen,
 			 "models file: model '%s' has no "
@@ -309,6 +384,9 @@ enum {
 	OPT_MJOB,
 	OPT_HELP,
 	OPT_VERSION,
+	OPT_PYTHON,
+	OPT_PYENVDIR,
+	OPT_WHEELHOUSE,
 };
 
 static const struct option long_opts[] = {
@@ -335,6 +413,9 @@ static const struct option long_opts[] = {
     {"input", required_argument, NULL, OPT_INPUT},
     {"output", required_argument, NULL, OPT_OUTPUT},
     {"metrics-job", no_argument, NULL, OPT_MJOB},
+    {"python", required_argument, NULL, OPT_PYTHON},
+    {"python-env-dir", required_argument, NULL, OPT_PYENVDIR},
+    {"python-wheelhouse", required_argument, NULL, OPT_WHEELHOUSE},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -471,6 +552,15 @@ int options_parse(int argc, char **argv, struct server_opts *o, char *err,
 			break;
 		case OPT_MJOB:
 			o->metrics_job = true;
+			break;
+		case OPT_PYTHON:
+			o->python = optarg;
+			break;
+		case OPT_PYENVDIR:
+			o->python_env_dir = optarg;
+			break;
+		case OPT_WHEELHOUSE:
+			o->python_wheelhouse = optarg;
 			break;
 		case 'h':
 		case OPT_HELP:

@@ -1,10 +1,11 @@
 /*
  * options - the command line and the models file of assetfs-server.
  *
- *   --model NAME=SPEC[,runtime=xgboost|plugin][,file=REL]   (repeatable;
- *       without NAME= the name is the last segment of the asset name)
+ *   --model NAME=SPEC[,runtime=R][,file=REL][,KEY=VALUE...] (repeatable;
+ *       without NAME= the name is the last segment of the asset name;
+ *       KEY one of OPTIONS_MODEL_KEYS, put into the model's config)
  *   --config models.json: {"models": [{"name", "asset", "runtime", "file",
- *       "config"}]} or {"NAME": {"asset": SPEC, ...}, ...}
+ *       "config", KEY...}]} or {"NAME": {"asset": SPEC, ...}, ...}
  *
  * Pure parsing: nothing is opened but the models file. Errors: 0 or a
  * negative errno with a message in @err.
@@ -17,10 +18,16 @@
 
 #define OPTIONS_MAX_MODELS 64
 
+/* The per-model settings of the Python runtimes (server/rt_python.h),
+ * accepted as --model keys and as keys of a models file entry. */
+#define OPTIONS_MODEL_KEYS                                                 \
+	"class", "replicas", "timeout", "max_memory", "max_batch_size",    \
+	    "max_batch_wait_us", "load_timeout", "n_features", "n_outputs"
+
 struct model_opt {
 	char *name;
 	char *spec;
-	char *runtime; /* NULL: xgboost */
+	char *runtime; /* NULL: detected from the version's files */
 	char *file;    /* NULL: the usual names */
 	char *config;  /* JSON text or NULL */
 };
@@ -46,6 +53,7 @@ struct server_opts {
 	bool lazy;
 	const char *versioning;
 	const char *log_level;
+	const char *python, *python_env_dir, *python_wheelhouse;
 	/* batch */
 	bool batch;
 	const char *input, *output;
@@ -53,7 +61,8 @@ struct server_opts {
 };
 
 /*
- * Parse "NAME=SPEC[,runtime=R][,file=F]" into @mo (fields malloc'd).
+ * Parse "NAME=SPEC[,runtime=R][,file=F][,KEY=VALUE...]" into @mo (fields
+ * malloc'd; KEY=VALUE pairs become string members of @mo->config).
  */
 int options_parse_model(const char *text, struct model_opt *mo, char *err,
 			size_t errlen);

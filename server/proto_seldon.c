@@ -189,9 +189,10 @@ static void seldon_predict(struct server_ctx *c, const struct http_request *req,
 	snprintf(resp->version, sizeof(resp->version), "%.63s", v->version);
 	ret = model_predict(c->reg, m, v, &x, &y, err, sizeof(err));
 	if (ret < 0) {
-		seldon_error(resp, ret == -EINVAL ? 400 : 500,
-			     ret == -EINVAL ? "MICROSERVICE_BAD_DATA"
-					    : "MICROSERVICE_INTERNAL_ERROR",
+		seldon_error(resp, proto_predict_status(ret),
+			     ret == -EINVAL   ? "MICROSERVICE_BAD_DATA"
+			     : ret == -EAGAIN ? "MICROSERVICE_NOT_READY"
+					      : "MICROSERVICE_INTERNAL_ERROR",
 			     err);
 		goto out;
 	}

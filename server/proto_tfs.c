@@ -120,7 +120,7 @@ static void tfs_predict(struct server_ctx *c, const struct http_request *req,
 	snprintf(resp->version, sizeof(resp->version), "%.63s", v->version);
 	ret = model_predict(c->reg, m, v, &x, &y, err, sizeof(err));
 	if (ret < 0) {
-		tfs_error(resp, ret == -EINVAL ? 400 : 500, err);
+		tfs_error(resp, proto_predict_status(ret), err);
 		goto out;
 	}
 	buf_puts(&resp->body,

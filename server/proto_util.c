@@ -80,6 +80,11 @@ int proto_write_rows(struct buf *b, const double *y, size_t rows, size_t k,
 	return ret ? ret : buf_append(b, "]", 1);
 }
 
+int proto_predict_status(int ret)
+{
+	return ret == -EINVAL ? 400 : ret == -EAGAIN ? 503 : 500;
+}
+
 bool proto_fp32(const struct model_version *v)
 {
 	return strcmp(v->ops->name, "xgboost") == 0;

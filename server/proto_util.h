@@ -62,6 +62,10 @@ int proto_write_rows(struct buf *b, const double *y, size_t rows, size_t k,
 /* Does the version answer in FP32 (xgboost) or FP64 (plugins)? */
 bool proto_fp32(const struct model_version *v);
 
+/* The status for a model_predict() error: 400 for -EINVAL (the input),
+ * 503 for -EAGAIN (the model's process is unavailable), else 500. */
+int proto_predict_status(int ret);
+
 /* Does a model count as servable right now (lazy: not failed)? */
 bool proto_model_ready(const struct server_ctx *c, struct model *m);
 

@@ -381,7 +381,7 @@ static void v2_infer(struct server_ctx *c, const struct http_request *req,
 	}
 	ret = model_predict(c->reg, m, v, &x, &y, err, sizeof(err));
 	if (ret < 0) {
-		v2_error(resp, ret == -EINVAL ? 400 : 500, err);
+		v2_error(resp, proto_predict_status(ret), err);
 		goto out;
 	}
 	buf_puts(b, "{\"model_name\": ");

@@ -174,11 +174,11 @@ int registry_add(struct registry *r, const char *name, const char *spec,
 	ret = spec_parse(spec, &m->spec, err, errlen);
 	if (ret < 0)
 		goto fail;
-	m->ops = runtime_find(runtime ? runtime : "xgboost");
-	if (!m->ops) {
+	m->ops = runtime ? runtime_find(runtime) : NULL;
+	if (runtime && !m->ops) {
 		snprintf(err, errlen,
-			 "unknown runtime '%s' (xgboost or "
-			 "plugin)",
+			 "unknown runtime '%s' (xgboost, plugin, sklearn or "
+			 "python)",
 			 runtime);
 		ret = -EINVAL;
 		goto fail;
@@ -244,7 +244,16 @@ const char *model_spec(const struct model *m)
 
 const char *model_runtime(const struct model *m)
 {
-	return m->ops->name;
+	struct model *mm = (struct model *)m;
+	const char *name = "auto";
+
+	if (m->ops)
+		return m->ops->name;
+	pthread_mutex_lock(&mm->lock);
+	if (mm->cur)
+		name = mm->cur->ops->name;
+	pthread_mutex_unlock(&mm->lock);
+	return name;
 }
 
 /* Load version @version of @m. Never holds m->lock. */
@@ -252,6 +261,13 @@ static int load_version(struct registry *r, struct model *m,
 			const char *version, struct model_version **out,
 			char *err, size_t errlen)
 {
+	struct runtime_ctx ctx = {
+	    .model = m->name,
+	    .metrics = r->o.metrics,
+	    .python = r->o.python,
+	    .python_env_dir = r->o.python_env_dir,
+	    .python_wheelhouse = r->o.python_wheelhouse,
+	};
 	struct model_version *v;
 	char vpath[PATH_MAX];
 	int64_t t0 = time_mono_ns();
@@ -261,7 +277,6 @@ static int load_version(struct registry *r, struct model *m,
 	if (!v)
 		return -ENOMEM;
 	atomic_init(&v->refs, 1);
-	v->ops = m->ops;
 	v->version = strdup(version);
 	if (!v->version) {
 		ret = -ENOMEM;
@@ -273,12 +288,13 @@ static int load_version(struct registry *r, struct model *m,
 		ret = -ENAMETOOLONG;
 		goto fail;
 	}
-	ret = assetdir_model_file(vpath, m->file, m->ops->name, &v->path, err,
+	v->ops = m->ops ? m->ops : runtime_detect(vpath, m->file, m->config);
+	ret = assetdir_model_file(vpath, m->file, v->ops->name, &v->path, err,
 				  errlen);
 	if (ret < 0)
 		goto fail;
-	ret = m->ops->load(vpath, v->path, m->config, &v->state, &v->info, err,
-			   errlen);
+	ret = v->ops->load(&ctx, vpath, v->path, m->config, &v->state,
+			   &v->info, err, errlen);
 	if (ret < 0)
 		goto fail;
 	v->load_ns = time_mono_ns() - t0;

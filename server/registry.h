@@ -52,6 +52,8 @@ struct registry_opts {
 	unsigned worker;	 /* slot in the metrics segment */
 	struct metrics *metrics; /* borrowed, may be NULL */
 	struct pcache *cache;	 /* borrowed, may be NULL */
+	/* the Python runtimes (struct runtime_ctx); borrowed, may be NULL */
+	const char *python, *python_env_dir, *python_wheelhouse;
 };
 
 struct registry;
@@ -64,9 +66,10 @@ void registry_free(struct registry *r); /* NULL-safe */
 
 /*
  * Add a model served as @name (URL-safe: [A-Za-z0-9._-]) from asset
- * @spec with runtime @runtime ("xgboost" or "plugin"); @file (may be
- * NULL) names the model file inside the version; @config (may be NULL)
- * is JSON text for a plugin. Returns 0, -EEXIST, -EINVAL.
+ * @spec with runtime @runtime ("xgboost", "plugin", "sklearn", "python",
+ * or NULL: detected per version, runtime_detect()); @file (may be NULL)
+ * names the model file inside the version; @config (may be NULL) is JSON
+ * text for the runtime. Returns 0, -EEXIST, -EINVAL.
  */
 int registry_add(struct registry *r, const char *name, const char *spec,
 		 const char *runtime, const char *file, const char *config,
@@ -109,7 +112,8 @@ void model_version_unref(struct model_version *v); /* NULL-safe */
 /*
  * Score @in with @v, through the prediction cache when there is one.
  * *@out (malloc'd) gets in->rows * v->info.n_outputs doubles.
- * Returns 0, -EINVAL (input does not fit the model), -EIO.
+ * Returns 0, -EINVAL (input does not fit the model), -EAGAIN (a Python
+ * model's process crashed, hung or ran out of memory: try later), -EIO.
  */
 int model_predict(struct registry *r, struct model *m, struct model_version *v,
 		  const struct matrix *in, double **out, char *err,

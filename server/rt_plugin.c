@@ -37,9 +37,9 @@ static void plugin_free(void *state)
 	free(p);
 }
 
-static int plugin_load(const char *dir, const char *path, const char *config,
-		       void **state, struct runtime_info *info, char *err,
-		       size_t errlen)
+static int plugin_load(const struct runtime_ctx *ctx, const char *dir,
+		       const char *path, const char *config, void **state,
+		       struct runtime_info *info, char *err, size_t errlen)
 {
 	const struct assetfs_model_ops *(*entry)(void);
 	struct assetfs_model_info mi = {.n_features = -1, .n_outputs = 1};

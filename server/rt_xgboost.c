@@ -72,9 +72,9 @@ static const char *json_str(const cJSON *o, const char *a, const char *b,
 	return cJSON_IsString(x) ? x->valuestring : NULL;
 }
 
-static int xgb_load(const char *dir, const char *path, const char *config,
-		    void **state, struct runtime_info *info, char *err,
-		    size_t errlen)
+static int xgb_load(const struct runtime_ctx *ctx, const char *dir,
+		    const char *path, const char *config, void **state,
+		    struct runtime_info *info, char *err, size_t errlen)
 {
 	struct buf data;
 	struct xgb *m = NULL;

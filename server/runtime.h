@@ -1,7 +1,8 @@
 /*
  * runtime - the ways a model version can be loaded and scored: xgboost
- * (libxgboost's C API) and plugin (a shared object implementing
- * server/assetfs_model.h). The registry only ever sees this table.
+ * (libxgboost's C API), plugin (a shared object implementing
+ * server/assetfs_model.h), and sklearn / python (rt_python.c: Python
+ * processes of their own). The registry only ever sees this table.
  *
  * Threads: load/free once per state; predict and metrics concurrently on
  * one state. Errors: 0 or a negative errno with a message in @err
@@ -25,16 +26,30 @@ struct runtime_info {
 	char objective[64]; /* for metadata ("multi:softprob", "plugin") */
 };
 
+struct metrics;
+
+/* What a load may need beyond the model's files. Every pointer borrowed
+ * for the duration of the load; NULL strings mean the default. */
+struct runtime_ctx {
+	const char *model;	       /* the name it is served as */
+	struct metrics *metrics;       /* may be NULL */
+	const char *python;	       /* interpreter (/usr/bin/python3) */
+	const char *python_env_dir;    /* where environments are built */
+	const char *python_wheelhouse; /* pip --no-index --find-links DIR */
+	const char *python_worker;     /* the worker program */
+};
+
 struct runtime_ops {
 	const char *name;
 	/*
 	 * Load the version at @dir (a directory, or the file itself for a
-	 * file asset) from its model file @path (the JSON/UBJ model, or the
-	 * plugin's shared object). @config: JSON text or NULL.
+	 * file asset) from its model file @path (the JSON/UBJ model, the
+	 * plugin's shared object, the joblib file; the directory for
+	 * python). @config: JSON text or NULL.
 	 */
-	int (*load)(const char *dir, const char *path, const char *config,
-		    void **state, struct runtime_info *info, char *err,
-		    size_t errlen);
+	int (*load)(const struct runtime_ctx *ctx, const char *dir,
+		    const char *path, const char *config, void **state,
+		    struct runtime_info *info, char *err, size_t errlen);
 	/* @out holds rows * info.n_outputs doubles. */
 	int (*predict)(void *state, const double *x, size_t rows, size_t cols,
 		       double *out, char *err, size_t errlen);
@@ -47,8 +62,19 @@ struct runtime_ops {
 
 extern const struct runtime_ops rt_xgboost_ops;
 extern const struct runtime_ops rt_plugin_ops;
+extern const struct runtime_ops rt_sklearn_ops;
+extern const struct runtime_ops rt_python_ops;
 
-/* "xgboost" / "plugin" -> table, or NULL. */
+/* "xgboost" / "plugin" / "sklearn" / "python" -> table, or NULL. */
 const struct runtime_ops *runtime_find(const char *name);
+
+/*
+ * The runtime of the version at @vpath when none was named: python when
+ * @config names a "class" or the version holds MLServer's
+ * model-settings.json; sklearn for a *.joblib / *.pkl model file
+ * (@file when given); plugin for a *.so; else xgboost.
+ */
+const struct runtime_ops *runtime_detect(const char *vpath, const char *file,
+					 const char *config);
 
 #endif
