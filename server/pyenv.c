@@ -15,6 +15,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -27,6 +28,7 @@
 #define PYENV_REQ_MAX (1u << 20)
 #define PYENV_BUILD_MAX_MS (30 * 60 * 1000)
 #define PYENV_DONE ".assetfs-complete"
+#define PYENV_FAILED_TTL_S 60 /* a failed build is not retried sooner */
 
 extern char **environ;
 
@@ -224,11 +226,34 @@ out:
 	return ret;
 }
 
+/*
+ * A build of @hex that failed less than PYENV_FAILED_TTL_S ago: 0 with its
+ * message in @err, or -ENOENT. Every worker of every server on the node
+ * that asks for it meanwhile gets that answer instead of running pip again.
+ */
+static int recent_failure(const char *failed, char *err, size_t errlen)
+{
+	struct stat st;
+	struct buf b;
+	int ret = -ENOENT;
+
+	if (stat(failed, &st) < 0 || time(NULL) - st.st_mtime >
+					  PYENV_FAILED_TTL_S)
+		return -ENOENT;
+	buf_init(&b, 0);
+	if (file_read_capped(failed, 4096, &b) == 0 && b.data) {
+		snprintf(err, errlen, "%s", b.data);
+		ret = 0;
+	}
+	buf_free(&b);
+	return ret;
+}
+
 int pyenv_ensure(const char *vdir, const char *env_dir,
 		 const char *base_python, const char *wheelhouse,
 		 char **python, char *err, size_t errlen)
 {
-	char req[PATH_MAX], env[PATH_MAX], lock[PATH_MAX];
+	char req[PATH_MAX], env[PATH_MAX], lock[PATH_MAX], failed[PATH_MAX];
 	char hex[DIGEST_HEX_LEN + 1];
 	struct digest d;
 	struct buf b;
@@ -259,6 +284,7 @@ int pyenv_ensure(const char *vdir, const char *env_dir,
 		goto out;
 	}
 	snprintf(lock, sizeof(lock), "%s/%s.lock", env_dir, hex);
+	snprintf(failed, sizeof(failed), "%s/%s.failed", env_dir, hex);
 	if (!complete(env)) {
 		ret = mkdir_p(env_dir, 0755);
 		if (ret < 0) {
@@ -273,12 +299,21 @@ int pyenv_ensure(const char *vdir, const char *env_dir,
 				 strerror(-ret));
 			goto out;
 		}
+		if (!complete(env) &&
+		    recent_failure(failed, err, errlen) == 0) {
+			ret = -EIO;
+			goto out;
+		}
 		if (!complete(env)) {
 			rm_rf(env); /* a stray without its mark */
 			ret = build(env_dir, hex, env, req, base_python,
 				    wheelhouse, err, errlen);
-			if (ret < 0)
+			if (ret < 0) {
+				file_write_atomic(failed, err, strlen(err),
+						  0644, false);
 				goto out;
+			}
+			unlink(failed);
 		}
 	}
 	ret = asprintf(python, "%s/bin/python", env) < 0 ? -ENOMEM : 0;

@@ -16,6 +16,9 @@
  * every server on the node), the venv is made in <env_dir>/.tmp.<sha>.<pid>,
  * marked complete, and renamed to <env_dir>/<sha>; whoever waited on the
  * lock then finds it done. pip's output is kept in <env_dir>/<sha>.log.
+ * A failed build leaves <env_dir>/<sha>.failed (its message): for a
+ * minute, whoever asks for that environment gets the same error without
+ * running pip again; after that the next load tries again.
  *
  * Threads: safe concurrently (the lock serializes builders). Errors: 0 or
  * a negative errno with a message in @err naming what failed.
