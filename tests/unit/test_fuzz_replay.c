@@ -46,6 +46,9 @@
 #define FUZZ_ENTRY fuzz_xml_entry
 #include "tests/fuzz/fuzz_xml.c"
 #undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_pyframe_entry
+#include "tests/fuzz/fuzz_pyframe.c"
+#undef FUZZ_ENTRY
 
 #define REPLAY_MAX_INPUT (256u << 10)
 #define REPLAY_MAX_FILES 256
@@ -370,4 +373,9 @@ test(replay_assets_index)
 test(replay_xml)
 {
 	replay("xml", fuzz_xml_entry, 0x5eed0005);
+}
+
+test(replay_pyframe)
+{
+	replay("pyframe", fuzz_pyframe_entry, 0x5eed0006);
 }
