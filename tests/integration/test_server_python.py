@@ -93,7 +93,8 @@ def test_sklearn_and_classes_on_a_mount(assetfs_bin, server_bin, store,
     ]}))
     envs = tmp_path / "envs"
     srv = servers(["--assets-dir", m.mnt, "--config", models, "--threads",
-                   "0", "--python-env-dir", envs])
+                   "0", "--python-env-dir", envs], ready=False)
+    srv.wait_ready(timeout=180)  # Python processes load before it listens
     for name, model in (("lr", skl.lr), ("rf", skl.rf), ("pipe", skl.pipe)):
         want = model.predict_proba(skl.X50)
         for got in post_all(srv, name, skl.X50, first=name == "lr"):
@@ -234,7 +235,9 @@ def test_crash_hang_and_leak_take_only_themselves_down(
                    "--model", "lr=py/lr",
                    "--model", "crash=py/crash,class=m.Model",
                    "--model", "hang=py/hang,class=m.Model,timeout=1",
-                   "--model", "leak=py/leak,class=m.Model,max_memory=400M"])
+                   "--model", "leak=py/leak,class=m.Model,max_memory=400M"],
+                  ready=False)
+    srv.wait_ready(timeout=180)  # Python processes load before it listens
     load = Load(srv, skl.X[:3], n=3, model="lr")
     try:
         # a crash: retried once on a fresh process, then a clear 503
@@ -298,7 +301,8 @@ def test_version_swap_under_load(assetfs_bin, store, mounter, servers, skl,
     m = mounter(url, versions_ttl=1)
     srv = servers(["--assets-dir", m.mnt, "--model", "iris=py/iris:0",
                    "--poll-interval", "0.3", "--threads", "0",
-                   "--python-env-dir", tmp_path / "envs"])
+                   "--python-env-dir", tmp_path / "envs"], ready=False)
+    srv.wait_ready(timeout=180)  # Python processes load before it listens
     X = skl.X[:4]
     load = Load(srv, X, n=6, model="iris")
     try:

@@ -52,7 +52,9 @@ def test_requirements_get_their_own_environment(assetfs_bin, store, mounter,
                    "--python-wheelhouse", wh,
                    "--model", "with=py/with:0,class=m.Model",
                    "--model", "without=py/without,class=m.Model"],
-                  ready_path="/v2/health/ready")
+                  ready=False)
+    # the environment is built before the server listens: venv + pip
+    srv.wait_ready(timeout=300, path="/v2/health/ready")
     for _ in range(6):  # both workers answer
         r = srv.post("/v1/models/with:predict", {"instances": [[1]]})
         assert r.status_code == 200, r.text
