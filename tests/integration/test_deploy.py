@@ -193,3 +193,25 @@ def test_no_real_secret_is_committed(fname, doc):
     assert doc.get("stringData")
     for key, value in doc.get("stringData", {}).items():
         assert value in ("REPLACE_ME", ""), f"{fname}: {key} holds a value"
+
+
+def test_image_is_named_by_a_variable_that_envsubst_fills():
+    # no placeholder registry: both workloads run the image the operator
+    # names in ASSETFS_IMAGE, filled in by envsubst with that one variable
+    # (the start script's own $variables must survive the rendering)
+    import subprocess
+    for fname in ("daemonset.yaml", "server-deployment.yaml"):
+        text = (DEPLOY / fname).read_text()
+        p = subprocess.run(["envsubst", "$ASSETFS_IMAGE"], input=text,
+                           capture_output=True, text=True, check=True,
+                           env={"ASSETFS_IMAGE": "reg.test/assetfs:1.2"})
+        raw = [d for d in yaml.safe_load_all(text) if d]
+        out = [d for d in yaml.safe_load_all(p.stdout) if d]
+        for before, after in zip(raw, out):
+            if before["kind"] not in ("DaemonSet", "Deployment"):
+                assert before == after
+                continue
+            assert container(before)["image"] == "${ASSETFS_IMAGE}"
+            assert container(after)["image"] == "reg.test/assetfs:1.2"
+            container(after)["image"] = "${ASSETFS_IMAGE}"
+            assert before == after, f"{fname}: envsubst changed more"

@@ -40,6 +40,11 @@ NORUN = {
                            "deploy/secret-example.yaml"):
         "needs a Kubernetes cluster; test_deploy.py parses and checks "
         "every manifest",
+    ("docs/deployment.md", "scripts/image                                   "
+                           "# prints localhost/assetfs:dev"):
+        "needs root, podman and minutes of debootstrap and a release "
+        "build; test_node.py builds the image with scripts/image and runs "
+        "it as a node",
     ("docs/deployment.md", "journalctl -u assetfs@assets -u "
                            "assetfs-server@assets"):
         "needs systemd's journal; the log= option shown in "

@@ -1,0 +1,240 @@
+"""A Kubernetes node in a box, with podman, for tests/integration/test_node.py.
+
+The image is the one scripts/image builds (cached: seconds when nothing
+changed). A host directory bind-mounted onto itself and made rshared
+stands for the DaemonSet's hostPath /var/lib/assetfs; another stands for
+the cache's hostPath. Containers are started from what deploy/ ships: the
+DaemonSet's command, args, environment (deploy/config.yaml, with the
+overrides a test names), volume mounts (Bidirectional -> :rshared,
+HostToContainer -> :rslave) and probes; the Deployment's command and args
+for the servers. Ports go to 127.0.0.1 only (slirp4netns port forwarding),
+so each container keeps the ports of its manifest. Every container, mount
+and bind mount made here is removed at teardown, the FUSE mount first
+with the DaemonSet's own preStop command.
+
+podman runs with --runtime runc and explicit --ulimit flags: crun refuses
+this host's hybrid cgroups and its rlimits.
+"""
+import os
+import pathlib
+import subprocess
+import time
+
+import pytest
+import requests
+import yaml
+
+from helpers_mount import wait_for
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+IMAGE = os.environ.get("ASSETFS_NODE_IMAGE", "localhost/assetfs:node-test")
+PODMAN = ["podman", "--runtime", "runc"]
+RUN = ["--ulimit", "nofile=16384:16384", "--ulimit", "nproc=16384:16384",
+       "--network", "slirp4netns"]
+PROPAGATION = {"Bidirectional": "rshared", "HostToContainer": "rslave"}
+
+
+def podman(*args, check=True, timeout=120):
+    p = subprocess.run([*PODMAN, *args], capture_output=True, text=True,
+                       timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"podman {' '.join(args[:3])}... exited "
+                             f"{p.returncode}: {p.stderr[-2000:]}")
+    return p
+
+
+def manifest(kind, name):
+    for path in sorted(DEPLOY.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc["kind"] == kind and \
+                    doc["metadata"]["name"] == name:
+                return doc
+    raise AssertionError(f"no {kind} {name} in deploy/")
+
+
+def workload(kind, name):
+    """(container spec, {volume name: volume}) of a Deployment/DaemonSet."""
+    doc = manifest(kind, name)
+    spec = doc["spec"]["template"]["spec"]
+    return spec["containers"][0], {v["name"]: v for v in spec["volumes"]}
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def node_image():
+    """Build (or reuse) the image; its name."""
+    if os.geteuid() != 0:
+        pytest.skip("the node test needs root (mounts, privileged podman)")
+    env = dict(os.environ, ASSETFS_IMAGE=IMAGE)
+    p = subprocess.run([str(ROOT / "scripts" / "image")], env=env,
+                       capture_output=True, text=True, timeout=1800)
+    assert p.returncode == 0, f"scripts/image failed:\n{p.stderr[-4000:]}"
+    assert p.stdout.strip().splitlines()[-1] == IMAGE
+    return IMAGE
+
+
+class Container:
+    def __init__(self, name, ports):
+        self.name = name
+        self.ports = ports  # containerPort -> host port on 127.0.0.1
+
+    def host_url(self, port):
+        return f"http://127.0.0.1:{self.ports[port]}"
+
+    def logs(self):
+        return podman("logs", self.name, check=False).stdout + \
+            podman("logs", self.name, check=False).stderr
+
+    def exec(self, *cmd, check=False, timeout=60):
+        return podman("exec", self.name, *cmd, check=check, timeout=timeout)
+
+    def running(self):
+        p = podman("inspect", "-f", "{{.State.Running}}", self.name,
+                   check=False)
+        return p.stdout.strip() == "true"
+
+
+class Node:
+    """One node: hostPath directories, the DaemonSet's container, servers."""
+
+    def __init__(self, image, base):
+        self.image = image
+        self.base = pathlib.Path(base)
+        self.tag = f"assetfs-node-{os.getpid()}-{int(time.time() * 1000)}"
+        self.containers = []
+        self.binds = []
+        # the node's hostPaths; /var/lib/assetfs is shared both ways with
+        # the daemon's container, as kubelet makes a Bidirectional volume
+        self.host = {"/var/lib/assetfs": self.base / "var-lib-assetfs",
+                     "/var/cache/assetfs": self.base / "var-cache-assetfs"}
+        for d in self.host.values():
+            d.mkdir(parents=True, exist_ok=True)
+        lib = str(self.host["/var/lib/assetfs"])
+        subprocess.run(["mount", "--bind", lib, lib], check=True)
+        self.binds.append(lib)
+        subprocess.run(["mount", "--make-rshared", lib], check=True)
+
+    def volumes(self, c, vols, extra=()):
+        args = []
+        for vm in c.get("volumeMounts", []):
+            hp = vols[vm["name"]]["hostPath"]["path"]
+            if hp == "/dev/fuse":
+                args += ["--device", "/dev/fuse"]
+                continue
+            opts = []
+            if vm.get("readOnly"):
+                opts.append("ro")
+            if vm.get("mountPropagation") in PROPAGATION:
+                opts.append(PROPAGATION[vm["mountPropagation"]])
+            spec = f"{self.host[hp]}:{vm['mountPath']}"
+            args += ["-v", spec + (":" + ",".join(opts) if opts else "")]
+        for host, inside in extra:
+            args += ["-v", f"{host}:{inside}:ro"]
+        return args
+
+    def start(self, c, vols, env=None, extra_volumes=(), privileged=False):
+        name = f"{self.tag}-{len(self.containers)}"
+        ports = {p["containerPort"]: free_port() for p in c.get("ports", [])}
+        args = ["run", "-d", "--name", name, *RUN]
+        for inside, outside in ports.items():
+            args += ["-p", f"127.0.0.1:{outside}:{inside}"]
+        if privileged or c.get("securityContext", {}).get("privileged"):
+            args.append("--privileged")
+        for k, v in (env or {}).items():
+            args += ["-e", f"{k}={v}"]
+        args += self.volumes(c, vols, extra_volumes)
+        cmd = c.get("command", [])
+        args += ["--entrypoint", cmd[0]] if cmd else []
+        args += [self.image, *cmd[1:], *c.get("args", [])]
+        ct = Container(name, ports)
+        self.containers.append(ct)
+        podman(*args)
+        return ct
+
+    def daemon(self, env_overrides, store_dir):
+        c, vols = workload("DaemonSet", "assetfs")
+        env = dict(manifest("ConfigMap", "assetfs-config")["data"])
+        env.update(env_overrides)
+        ct = self.start(c, vols, env=env,
+                        extra_volumes=[(store_dir, "/store")])
+        probe = c["readinessProbe"]["exec"]["command"]
+
+        def ready():
+            if not ct.running():
+                raise AssertionError("the daemon container exited:\n" +
+                                     ct.logs())
+            return ct.exec(*probe).returncode == 0
+        wait_for(ready, 60, "the DaemonSet's readiness probe", interval=0.3)
+        ct.probe = probe
+        ct.prestop = c["lifecycle"]["preStop"]["exec"]["command"]
+        return ct
+
+    def server(self, model_args=None):
+        c, vols = workload("Deployment", "fraud-model")
+        c = dict(c)
+        if model_args is not None:
+            c["args"] = [a for a in c["args"]
+                         if not a.startswith("--model=")] + model_args
+        ct = self.start(c, vols)
+        http = next(p["containerPort"] for p in c["ports"]
+                    if p["name"] == "http")
+        path = c["readinessProbe"]["httpGet"]["path"]
+        ct.url = ct.host_url(http)
+        ct.metrics_port = next(p["containerPort"] for p in c["ports"]
+                               if p["name"] == "metrics")
+
+        def ready():
+            if not ct.running():
+                raise AssertionError("a server container exited:\n" +
+                                     ct.logs())
+            try:
+                return requests.get(ct.url + path, timeout=2).ok
+            except requests.RequestException:
+                return False
+        wait_for(ready, 90, "a server's readiness probe", interval=0.3)
+        return ct
+
+    def mountpoint(self):
+        return self.host["/var/lib/assetfs"] / "assets"
+
+    def teardown(self):
+        errors = []
+        daemons = [c for c in self.containers if hasattr(c, "prestop")]
+        servers = [c for c in self.containers if c not in daemons]
+        for c in servers:
+            podman("rm", "-f", "-t", "5", c.name, check=False)
+        for c in daemons:
+            c.exec(*c.prestop, check=False)
+            podman("rm", "-f", "-t", "10", c.name, check=False)
+        mnt = self.mountpoint()
+        if os.path.ismount(mnt):
+            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+            errors.append("the FUSE mount outlived the daemon's preStop")
+        for b in reversed(self.binds):
+            subprocess.run(["umount", "-R", "-l", b], capture_output=True)
+        return errors
+
+
+@pytest.fixture
+def node(node_image, tmp_path):
+    n = Node(node_image, tmp_path / "node")
+    yield n
+    errors = n.teardown()
+    assert not errors, errors
+
+
+def mount_counters(daemon):
+    """`assetfs stats` inside the daemon's container, as a dict."""
+    p = daemon.exec("assetfs", "stats", daemon.probe[-1], check=True)
+    out = {}
+    for line in p.stdout.splitlines():
+        k, _, v = line.partition(" ")
+        out[k] = int(v)
+    return out
