@@ -323,3 +323,28 @@ def test_version_swap_under_load(assetfs_bin, store, mounter, servers, skl,
     wait_for(lambda: len(run(["pgrep", "-P", str(srv.proc.pid)],
                              check=False).stdout.split()) == 1, 10,
              "the old model process to exit")
+
+
+def test_lazy_loading_and_prediction_cache(assetfs_bin, store, mounter,
+                                           servers, skl, tmp_path):
+    url, _ = store
+    skl.save(skl.rf, tmp_path / "src")
+    push(assetfs_bin, url, tmp_path / "src", "py/rf")
+    m = mounter(url)
+    srv = servers(["--assets-dir", m.mnt, "--lazy", "--model", "rf=py/rf",
+                   "--python-env-dir", tmp_path / "envs"],
+                  env={"MODELKIT_CACHE_PROVIDER": "native"})
+    # lazy: no model process until the first request
+    assert run(["pgrep", "-P", str(srv.proc.pid)], check=False).stdout == b""
+    X = skl.X50[:7]
+    for _ in range(3):
+        r = srv.post("/v1/models/rf:predict", {"instances": X.tolist()})
+        assert r.status_code == 200, r.text
+        np.testing.assert_allclose(r.json()["predictions"],
+                                   skl.rf.predict_proba(X), atol=TOL)
+    assert len(run(["pgrep", "-P", str(srv.proc.pid)]).stdout.split()) == 1
+    text = srv.metrics()
+    # the process was called once; the cache answered the other two
+    assert metric(text, "assetfs_server_model_batch_rows_count",
+                  model="rf") == 1
+    assert metric(text, "assetfs_server_cache_hits_total") == 2
