@@ -18,9 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/infer.h"
 #include "server/proto.h"
-
-#define V2_MAX_INPUTS 1024
 
 static void v2_error(struct http_response *resp, int status, const char *msg)
 {
@@ -79,45 +78,45 @@ static void v2_metadata(struct model *m, struct model_version *v,
 		v2_error(resp, 500, "out of memory");
 }
 
-struct v2_input {
-	const char *name;
-	enum dtype dt;
-	size_t rows, cols;
-	const cJSON *data;
-};
+static int fill_json(const struct infer_input *in, double *dst, size_t n,
+		     char *err, size_t errlen)
+{
+	long got = tensor_flatten(in->src, in->dt, in->what, dst, n, err,
+				  errlen);
 
-/* Validate inputs[] and gather them into @x. Returns 0 or 400 with @err. */
+	return got < 0 ? (int)got : 0;
+}
+
+/* Validate inputs[] and gather them into @x. Returns 0, 400 or 500. */
 int v2_parse_inputs(const cJSON *inputs, int64_t n_features, struct matrix *x,
 		    char *err, size_t errlen)
 {
-	struct v2_input *in = NULL;
-	size_t n, i, r, j, col, total_cols = 0, rows = 0;
-	double *tmp = NULL;
+	struct infer_input *in = NULL;
 	const cJSON *t;
-	int ret = 400;
+	size_t n, i = 0;
+	int ret = -EINVAL;
 
 	memset(x, 0, sizeof(*x));
 	if (!cJSON_IsArray(inputs) || cJSON_GetArraySize(inputs) == 0) {
 		snprintf(err, errlen,
-			 "'inputs' must be a non-empty array of "
-			 "tensors");
+			 "'inputs' must be a non-empty array of tensors");
 		return 400;
 	}
 	n = (size_t)cJSON_GetArraySize(inputs);
-	if (n > V2_MAX_INPUTS) {
+	if (n > INFER_MAX_INPUTS) {
 		snprintf(err, errlen, "'inputs': more than %d tensors",
-			 V2_MAX_INPUTS);
+			 INFER_MAX_INPUTS);
 		return 400;
 	}
 	in = calloc(n, sizeof(*in));
 	if (!in)
 		return 500;
-	i = 0;
 	cJSON_ArrayForEach(t, inputs)
 	{
 		const cJSON *name, *dt, *shape, *data, *d;
-		size_t count = 1, ndims = 0, have;
-		size_t dims[TENSOR_MAX_DIMS];
+		int64_t dims[TENSOR_MAX_DIMS];
+		size_t ndims = 0;
+		enum dtype type;
 
 		name = cJSON_GetObjectItemCaseSensitive(t, "name");
 		dt = cJSON_GetObjectItemCaseSensitive(t, "datatype");
@@ -125,35 +124,25 @@ int v2_parse_inputs(const cJSON *inputs, int64_t n_features, struct matrix *x,
 		data = cJSON_GetObjectItemCaseSensitive(t, "data");
 		if (!cJSON_IsObject(t) || !cJSON_IsString(name)) {
 			snprintf(err, errlen,
-				 "inputs[%zu]: 'name' (a string) "
-				 "is required",
+				 "inputs[%zu]: 'name' (a string) is required",
 				 i);
 			goto out;
 		}
-		in[i].name = name->valuestring;
+		infer_input_init(&in[i], i, name->valuestring);
 		if (!cJSON_IsString(dt) ||
-		    dtype_parse(dt->valuestring, &in[i].dt) < 0) {
-			snprintf(
-			    err, errlen,
-			    "inputs[%zu] (%.64s): 'datatype' "
-			    "must be one of BOOL, INT8-64, UINT8-64, FP32, "
-			    "FP64",
-			    i, in[i].name);
-			goto out;
-		}
-		if (in[i].dt == DT_BYTES || in[i].dt == DT_FP16) {
+		    dtype_parse(dt->valuestring, &type) < 0) {
 			snprintf(err, errlen,
-				 "inputs[%zu] (%.64s): datatype "
-				 "%s is not supported by this model",
-				 i, in[i].name, dtype_name(in[i].dt));
+				 "%s: 'datatype' must be one of BOOL, "
+				 "INT8-64, UINT8-64, FP32, FP64",
+				 in[i].what);
 			goto out;
 		}
 		if (!cJSON_IsArray(shape) || cJSON_GetArraySize(shape) < 1 ||
 		    cJSON_GetArraySize(shape) > TENSOR_MAX_DIMS) {
 			snprintf(err, errlen,
-				 "inputs[%zu] (%.64s): 'shape' "
-				 "must be an array of 1 to %d sizes",
-				 i, in[i].name, TENSOR_MAX_DIMS);
+				 "%s: 'shape' must be an array of 1 to %d "
+				 "sizes",
+				 in[i].what, TENSOR_MAX_DIMS);
 			goto out;
 		}
 		cJSON_ArrayForEach(d, shape)
@@ -162,144 +151,58 @@ int v2_parse_inputs(const cJSON *inputs, int64_t n_features, struct matrix *x,
 			    d->valuedouble > TENSOR_MAX_ELEMS ||
 			    d->valuedouble != (double)(size_t)d->valuedouble) {
 				snprintf(err, errlen,
-					 "inputs[%zu] (%.64s): "
-					 "'shape' holds an invalid size",
-					 i, in[i].name);
+					 "%s: 'shape' holds an invalid size",
+					 in[i].what);
 				goto out;
 			}
-			dims[ndims++] = (size_t)d->valuedouble;
-			count *= (size_t)d->valuedouble;
-			if (count > TENSOR_MAX_ELEMS) {
-				snprintf(err, errlen,
-					 "inputs[%zu] (%.64s): "
-					 "more than %u elements",
-					 i, in[i].name, TENSOR_MAX_ELEMS);
-				goto out;
-			}
+			dims[ndims++] = (int64_t)d->valuedouble;
 		}
+		ret = infer_input_shape(&in[i], type, dims, ndims, err,
+					errlen);
+		if (ret < 0)
+			goto out;
+		ret = -EINVAL;
 		if (!data) {
-			snprintf(err, errlen,
-				 "inputs[%zu] (%.64s): 'data' is "
-				 "required",
-				 i, in[i].name);
+			snprintf(err, errlen, "%s: 'data' is required",
+				 in[i].what);
 			goto out;
 		}
-		have = tensor_count(data);
-		if (have != count) {
-			snprintf(err, errlen,
-				 "inputs[%zu] (%.64s): 'shape' "
-				 "holds %zu elements but 'data' has %zu",
-				 i, in[i].name, count, have);
-			goto out;
-		}
-		if (count == 0) {
-			snprintf(err, errlen,
-				 "inputs[%zu] (%.64s): the tensor "
-				 "is empty",
-				 i, in[i].name);
-			goto out;
-		}
-		if (ndims == 1 && n == 1) {
-			/* one row, unless the model takes one feature */
-			bool one = n_features == 1;
-
-			in[i].rows = one ? dims[0] : 1;
-			in[i].cols = one ? 1 : dims[0];
-		} else {
-			in[i].rows = dims[0];
-			in[i].cols = count / dims[0];
-		}
-		in[i].data = data;
-		if (i && in[i].rows != rows) {
-			snprintf(err, errlen,
-				 "inputs[%zu] (%.64s): %zu rows, "
-				 "but inputs[0] has %zu",
-				 i, in[i].name, in[i].rows, rows);
-			goto out;
-		}
-		rows = in[i].rows;
-		total_cols += in[i].cols;
+		in[i].have = tensor_count(data);
+		in[i].fill = fill_json;
+		in[i].src = data;
 		i++;
 	}
-	if (rows * total_cols > TENSOR_MAX_ELEMS) {
-		snprintf(err, errlen, "'inputs': more than %u elements",
-			 TENSOR_MAX_ELEMS);
-		goto out;
-	}
-	x->rows = rows;
-	x->cols = total_cols;
-	x->x = malloc(rows * total_cols * sizeof(double));
-	tmp = n > 1 ? malloc(rows * total_cols * sizeof(double)) : NULL;
-	if (!x->x || (n > 1 && !tmp)) {
-		ret = 500;
-		goto out;
-	}
-	col = 0;
-	for (i = 0; i < n; i++) {
-		char what[100];
-		double *dst = n > 1 ? tmp : x->x;
-		long got;
-
-		snprintf(what, sizeof(what), "inputs[%zu] (%.64s)", i,
-			 in[i].name);
-		got = tensor_flatten(in[i].data, in[i].dt, what, dst,
-				     in[i].rows * in[i].cols, err, errlen);
-		if (got < 0)
-			goto out;
-		if (n > 1) {
-			for (r = 0; r < rows; r++)
-				for (j = 0; j < in[i].cols; j++)
-					x->x[r * total_cols + col + j] =
-					    tmp[r * in[i].cols + j];
-		}
-		col += in[i].cols;
-	}
-	ret = 0;
+	ret = infer_gather(in, n, n_features, x, err, errlen);
 out:
-	if (ret)
-		matrix_free(x);
-	free(tmp);
 	free(in);
-	return ret;
+	if (ret == 0)
+		return 0;
+	matrix_free(x);
+	return ret == -ENOMEM ? 500 : 400;
 }
 
-static void v2_output(struct buf *b, const char *name, const char *dt,
-		      const double *y, size_t rows, size_t k, bool fp32,
-		      bool argmax)
+static void v2_output(struct buf *b, const struct infer_output *o,
+		      const double *y, size_t k)
 {
-	size_t i, j, best;
+	size_t i, rows = o->shape[0];
 
 	buf_puts(b, "{\"name\": ");
-	jw_str(b, name);
-	if (argmax) {
-		buf_printf(b,
-			   ", \"datatype\": \"INT64\", \"shape\": [%zu], "
-			   "\"data\": [",
-			   rows);
-		for (i = 0; i < rows; i++) {
-			best = 0;
-			for (j = 1; j < k; j++)
-				if (y[i * k + j] > y[i * k + best])
-					best = j;
-			buf_printf(b, i ? ", %zu" : "%zu", best);
+	jw_str(b, o->name);
+	buf_printf(b, ", \"datatype\": \"%s\", \"shape\": [%zu",
+		   dtype_name(o->dt), rows);
+	if (o->ndims == 2)
+		buf_printf(b, ", %zu", o->shape[1]);
+	buf_puts(b, "], \"data\": [");
+	if (o->argmax) {
+		for (i = 0; i < rows; i++)
+			buf_printf(b, i ? ", %zu" : "%zu",
+				   infer_argmax(y, i, k));
+	} else {
+		for (i = 0; i < rows * k; i++) {
+			if (i)
+				buf_append(b, ", ", 2);
+			(o->dt == DT_FP32 ? jw_f32 : jw_f64)(b, y[i]);
 		}
-		buf_puts(b, "]}");
-		return;
-	}
-	if (k == 1)
-		buf_printf(b,
-			   ", \"datatype\": \"%s\", \"shape\": [%zu], "
-			   "\"data\": [",
-			   dt, rows);
-	else
-		buf_printf(b,
-			   ", \"datatype\": \"%s\", \"shape\": [%zu, %zu], "
-			   "\"data\": [",
-			   dt, rows, k);
-	for (i = 0; i < rows * k; i++) {
-		if (i)
-			buf_append(b, ", ", 2);
-		(fp32 ? jw_f32 : jw_f64)(b, y[i]);
 	}
 	buf_puts(b, "]}");
 }
@@ -310,23 +213,24 @@ static void v2_infer(struct server_ctx *c, const struct http_request *req,
 {
 	char err[ERR_MAX];
 	struct matrix x = {0};
-	const cJSON *id, *params, *outs, *o;
-	bool want_proba, want_predict, fp32 = proto_fp32(v);
-	const char *dt = fp32 ? "FP32" : "FP64";
+	struct infer_outputs want;
+	struct infer_output outs[2];
+	const cJSON *id, *params, *req_outs, *o;
 	double *y = NULL;
 	cJSON *j;
 	int status, ret;
-	size_t k = v->info.n_outputs;
+	size_t n, i;
 	struct buf *b = &resp->body;
 
-	j = proto_parse_body(c, req->body, req->body_len, err, sizeof(err), &status);
+	j = proto_parse_body(c, req->body, req->body_len, err, sizeof(err),
+			     &status);
 	if (!j) {
 		v2_error(resp, status, err);
 		return;
 	}
 	id = cJSON_GetObjectItemCaseSensitive(j, "id");
 	params = cJSON_GetObjectItemCaseSensitive(j, "parameters");
-	outs = cJSON_GetObjectItemCaseSensitive(j, "outputs");
+	req_outs = cJSON_GetObjectItemCaseSensitive(j, "outputs");
 	if (id && !cJSON_IsString(id)) {
 		v2_error(resp, 400, "'id' must be a string");
 		goto out;
@@ -335,44 +239,28 @@ static void v2_infer(struct server_ctx *c, const struct http_request *req,
 		v2_error(resp, 400, "'parameters' must be an object");
 		goto out;
 	}
-	want_proba = model_has_proba(v);
-	want_predict = !want_proba;
-	if (outs) {
-		if (!cJSON_IsArray(outs)) {
-			v2_error(resp, 400, "'outputs' must be an array");
+	memset(&want, 0, sizeof(want));
+	if (req_outs && !cJSON_IsArray(req_outs)) {
+		v2_error(resp, 400, "'outputs' must be an array");
+		goto out;
+	}
+	cJSON_ArrayForEach(o, req_outs)
+	{
+		const cJSON *nm = cJSON_GetObjectItemCaseSensitive(o, "name");
+
+		if (!cJSON_IsString(nm)) {
+			v2_error(resp, 400,
+				 "outputs[]: 'name' (a string) is required");
 			goto out;
 		}
-		want_proba = want_predict = false;
-		cJSON_ArrayForEach(o, outs)
-		{
-			const cJSON *n =
-			    cJSON_GetObjectItemCaseSensitive(o, "name");
-
-			if (!cJSON_IsString(n)) {
-				v2_error(resp, 400,
-					 "outputs[]: 'name' (a "
-					 "string) is required");
-				goto out;
-			}
-			if (strcmp(n->valuestring, "predict") == 0) {
-				want_predict = true;
-			} else if (strcmp(n->valuestring, "predict_proba") ==
-				       0 &&
-				   model_has_proba(v)) {
-				want_proba = true;
-			} else {
-				snprintf(err, sizeof(err),
-					 "outputs: model "
-					 "'%s' has no output '%.64s'",
-					 model_name(m), n->valuestring);
-				v2_error(resp, 400, err);
-				goto out;
-			}
+		if (infer_want_output(v, model_name(m), nm->valuestring, &want,
+				      err, sizeof(err)) < 0) {
+			v2_error(resp, 400, err);
+			goto out;
 		}
-		if (!want_proba && !want_predict)
-			want_proba = model_has_proba(v),
-			want_predict = !want_proba;
 	}
+	if (!want.proba && !want.predict)
+		infer_default_outputs(v, &want);
 	status = v2_parse_inputs(cJSON_GetObjectItemCaseSensitive(j, "inputs"),
 				 v->info.n_features, &x, err, sizeof(err));
 	if (status) {
@@ -394,13 +282,11 @@ static void v2_infer(struct server_ctx *c, const struct http_request *req,
 	}
 	buf_puts(b, ", \"parameters\": {\"content_type\": \"np\"}, "
 		    "\"outputs\": [");
-	if (want_proba)
-		v2_output(b, "predict_proba", dt, y, x.rows, k, fp32, false);
-	if (want_predict) {
-		if (want_proba)
+	n = infer_describe(v, &want, x.rows, outs);
+	for (i = 0; i < n; i++) {
+		if (i)
 			buf_puts(b, ", ");
-		v2_output(b, "predict", dt, y, x.rows, k, fp32,
-			  model_has_proba(v));
+		v2_output(b, &outs[i], y, v->info.n_outputs);
 	}
 	if (buf_puts(b, "]}") < 0)
 		v2_error(resp, 500, "out of memory");
