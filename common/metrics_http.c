@@ -22,6 +22,7 @@ struct metrics_http {
 	struct MHD_Daemon *d;
 	metrics_http_render_fn fn;
 	void *ctx;
+	const char *path; /* "/metrics", or the caller's (borrowed) */
 };
 
 #if MHD_VERSION >= 0x00097002
@@ -101,9 +102,9 @@ static mhd_ret on_request(void *cls, struct MHD_Connection *conn,
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 		return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, text,
 			     "only GET /metrics\n", 18);
-	if (strcmp(url, "/metrics") != 0)
+	if (strcmp(url, h->path) != 0)
 		return reply(conn, MHD_HTTP_NOT_FOUND, text,
-			     "not found: the counters are at /metrics\n", 40);
+			     "not found: no counters at this path\n", 36);
 	buf_init(&body, METRICS_HTTP_BODY_MAX);
 	if (h->fn(h->ctx, &body) < 0)
 		ret = reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, text,
@@ -118,6 +119,13 @@ static mhd_ret on_request(void *cls, struct MHD_Connection *conn,
 int metrics_http_start(const char *addr, int port, metrics_http_render_fn fn,
 		       void *ctx, struct metrics_http **out)
 {
+	return metrics_http_start_at(addr, port, "/metrics", fn, ctx, out);
+}
+
+int metrics_http_start_at(const char *addr, int port, const char *path,
+			  metrics_http_render_fn fn, void *ctx,
+			  struct metrics_http **out)
+{
 	struct sockaddr_storage ss;
 	struct metrics_http *h = NULL;
 	socklen_t salen;
@@ -126,13 +134,14 @@ int metrics_http_start(const char *addr, int port, metrics_http_render_fn fn,
 	int fd = -1, one = 1, ret;
 
 	ret = sockaddr_of(addr, port, &ss, &salen);
-	if (ret < 0 || !fn)
+	if (ret < 0 || !fn || !path || path[0] != '/')
 		return ret < 0 ? ret : -EINVAL;
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
 	h->fn = fn;
 	h->ctx = ctx;
+	h->path = path;
 	fd =
 	    socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {

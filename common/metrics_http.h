@@ -42,6 +42,14 @@ typedef int (*metrics_http_render_fn)(void *ctx, struct buf *out);
 int metrics_http_start(const char *addr, int port, metrics_http_render_fn fn,
 		       void *ctx, struct metrics_http **out);
 
+/*
+ * As metrics_http_start, at @path (borrowed, starting with '/'; Seldon
+ * serves its counters at /prometheus) instead of /metrics.
+ */
+int metrics_http_start_at(const char *addr, int port, const char *path,
+			  metrics_http_render_fn fn, void *ctx,
+			  struct metrics_http **out);
+
 /* Whether @addr is an address metrics_http_start() accepts. */
 bool metrics_http_addr_valid(const char *addr);
 

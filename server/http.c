@@ -366,7 +366,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 	buf_init(&resp.body, 0);
 	s->fn(s->ctx, &req, &resp);
 	r->responded = true;
-	if (s->o.access_log)
+	if (s->o.access_log && !(s->o.access_log_skip &&
+				 strcmp(url, s->o.access_log_skip) == 0))
 		access_log(c, method, url, &resp, r->start_ns);
 	ret = queue(s, c, &resp);
 	buf_free(&resp.body);

@@ -58,6 +58,7 @@ struct http_opts {
 	unsigned request_timeout_ms; /* time to receive one request */
 	unsigned conn_limit;
 	bool access_log;
+	const char *access_log_skip; /* a path never logged, or NULL */
 };
 
 struct http_server;

@@ -33,11 +33,15 @@
 #include "server/batch.h"
 #include "server/http.h"
 #include "server/metrics.h"
+#include "server/metrics_grpc.h"
 #include "server/options.h"
 #include "server/pcache.h"
 #include "server/proto_util.h"
 #include "server/registry.h"
 #include "server/router.h"
+#ifdef HAVE_GRPC
+#include "server/grpc_server.h"
+#endif
 
 #define EXIT_STARTUP 3 /* a worker could not start: do not respawn */
 #define MAX_WORKERS 32
@@ -62,7 +66,9 @@ static int render_metrics(void *ctx, struct buf *out)
 {
 	struct server_ctx *c = ctx;
 
-	return metrics_render(c->metrics, out);
+	int ret = metrics_render(c->metrics, out);
+
+	return ret < 0 ? ret : metrics_grpc_render(c->gmetrics, out);
 }
 
 /* `--metrics-port`: /metrics on every address (common/metrics_http). */
@@ -72,8 +78,10 @@ static int start_metrics_server(const struct server_opts *o,
 {
 	int ret;
 
-	ret = metrics_http_start("0.0.0.0", o->metrics_port, render_metrics,
-				 mctx, out);
+	ret = metrics_http_start_at(
+	    "0.0.0.0", o->metrics_port,
+	    o->metrics_path ? o->metrics_path : "/metrics", render_metrics,
+	    mctx, out);
 	if (ret < 0)
 		log_error("cannot serve metrics on port %d: %s",
 			  o->metrics_port, strerror(-ret));
@@ -111,9 +119,63 @@ static void drain(struct http_server *h, const struct server_opts *o)
  * (SIG_ABORT: carry on for another max-requests). @standalone: also serve
  * the metrics port. Returns EXIT_STARTUP when it could not start.
  */
-static int run_worker(const struct server_opts *o, unsigned slot, int fd,
-		      struct metrics *met, bool standalone)
+/* Start the gRPC front when this worker serves gRPC. */
+static int start_grpc(const struct server_opts *o, struct server_ctx *ctx,
+		      struct grpc_front **out)
 {
+#ifdef HAVE_GRPC
+	struct grpc_opts go = {
+	    .port = o->grpc_port,
+	    .threads = o->threads ? o->threads : 2,
+	    .max_message = o->grpc_max_message ? o->grpc_max_message
+					       : o->max_body,
+	    .max_streams = o->grpc_max_streams,
+	    .keepalive_ms = o->grpc_keepalive_s * 1000,
+	    .keepalive_timeout_ms = 20000,
+	    .tls_cert = o->grpc_tls_cert,
+	    .tls_key = o->grpc_tls_key,
+	};
+	char err[ERR_MAX];
+	int ret;
+
+	ret = grpc_front_start(&go, ctx, out, err, sizeof(err));
+	if (ret < 0)
+		log_error("gRPC: %s", err);
+	return ret;
+#else
+	(void)o;
+	(void)ctx;
+	*out = NULL;
+	log_error("this assetfs-server was built without gRPC");
+	return -ENOTSUP;
+#endif
+}
+
+static void stop_grpc(struct grpc_front *g, unsigned grace_ms)
+{
+#ifdef HAVE_GRPC
+	grpc_front_stop(g, grace_ms);
+#else
+	(void)g;
+	(void)grace_ms;
+#endif
+}
+
+static uint64_t grpc_done(struct grpc_front *g)
+{
+#ifdef HAVE_GRPC
+	return grpc_front_done(g);
+#else
+	(void)g;
+	return 0;
+#endif
+}
+
+static int run_worker(const struct server_opts *o, unsigned slot, int fd,
+		      struct metrics *met, struct metrics_grpc *gmet,
+		      bool standalone, bool grpc)
+{
+	struct grpc_front *gf = NULL;
 	struct registry_opts ro = {0};
 	struct registry *reg = NULL;
 	struct pcache *cache = NULL;
@@ -176,6 +238,8 @@ static int run_worker(const struct server_opts *o, unsigned slot, int fd,
 		goto out;
 	ctx.reg = reg;
 	ctx.metrics = met;
+	ctx.gmetrics = gmet;
+	ctx.metrics_path = o->metrics_path;
 	ctx.max_depth = o->max_json_depth;
 	ctx.metrics_here = o->metrics_port == 0;
 	ho.listen_fd = fd;
@@ -186,11 +250,16 @@ static int run_worker(const struct server_opts *o, unsigned slot, int fd,
 	ho.request_timeout_ms = o->request_timeout_ms;
 	ho.conn_limit = o->max_connections;
 	ho.access_log = o->access_log;
+	if (o->filter_metrics_logs)
+		ho.access_log_skip =
+		    o->metrics_path ? o->metrics_path : "/metrics";
 	ret = http_start(&ho, router_handle, &ctx, &h);
 	if (ret < 0) {
 		log_error("cannot start the HTTP server: %s", strerror(-ret));
 		goto out;
 	}
+	if (grpc && start_grpc(o, &ctx, &gf) < 0)
+		goto out;
 	if (standalone && o->metrics_port &&
 	    start_metrics_server(o, &ctx, &mh) < 0)
 		goto out;
@@ -202,8 +271,13 @@ static int run_worker(const struct server_opts *o, unsigned slot, int fd,
 			 ? (unsigned long)rand() % (o->max_requests_jitter + 1)
 			 : 0);
 	}
-	log_info("worker %u serving %zu model(s) on port %d", slot, o->n_models,
-		 o->http_port);
+	if (gf)
+		log_info("worker %u serving %zu model(s) on port %d, gRPC on "
+			 "port %d",
+			 slot, o->n_models, o->http_port, o->grpc_port);
+	else
+		log_info("worker %u serving %zu model(s) on port %d", slot,
+			 o->n_models, o->http_port);
 	code = 0;
 	if (!standalone)
 		sigqueue(getppid(), SIG_READY, sv);
@@ -218,10 +292,11 @@ static int run_worker(const struct server_opts *o, unsigned slot, int fd,
 				 "serving on",
 				 slot);
 			asked = false;
-			limit = http_requests_done(h) + o->max_requests;
+			limit = http_requests_done(h) + grpc_done(gf) +
+				o->max_requests;
 		}
 		if (limit && !asked && !standalone &&
-		    http_requests_done(h) >= limit) {
+		    http_requests_done(h) + grpc_done(gf) >= limit) {
 			log_info("worker %u: %lu requests served, asking for "
 				 "a replacement",
 				 slot, limit);
@@ -230,7 +305,10 @@ static int run_worker(const struct server_opts *o, unsigned slot, int fd,
 		}
 	}
 	drain(h, o);
+	stop_grpc(gf, o->keepalive_s * 1000 + 1000);
+	gf = NULL;
 out:
+	stop_grpc(gf, 0);
 	metrics_http_stop(&mh);
 	http_stop(h);
 	registry_free(reg);
@@ -245,11 +323,13 @@ struct worker_slot {
 	bool retiring; /* asked to be replaced; SIGTERM once its successor is
 			  serving */
 	int replaces;  /* slot this one takes over from, or -1 */
+	bool grpc;     /* serves gRPC too; a replacement inherits it */
 };
 
 /* Fork a worker into a free slot. Returns the slot or a negative errno. */
 static int spawn(const struct server_opts *o, struct worker_slot *slots, int fd,
-		 struct metrics *met, bool initial, int replaces)
+		 struct metrics *met, struct metrics_grpc *gmet, bool initial,
+		 int replaces, bool grpc)
 {
 	unsigned i;
 	pid_t pid;
@@ -263,12 +343,13 @@ static int spawn(const struct server_opts *o, struct worker_slot *slots, int fd,
 		return -errno;
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		_exit(run_worker(o, i, fd, met, false));
+		_exit(run_worker(o, i, fd, met, gmet, false, grpc));
 	}
 	slots[i].pid = pid;
 	slots[i].initial = initial;
 	slots[i].retiring = false;
 	slots[i].replaces = replaces;
+	slots[i].grpc = grpc;
 	return (int)i;
 }
 
@@ -302,11 +383,13 @@ static void abort_retire(struct worker_slot *slots, int old)
 	sigqueue(slots[old].pid, SIG_ABORT, sv);
 }
 
-static int run_master(const struct server_opts *o, int fd, struct metrics *met)
+static int run_master(const struct server_opts *o, int fd, struct metrics *met,
+		      struct metrics_grpc *gmet)
 {
 	struct worker_slot slots[MAX_WORKERS] = {0};
 	struct metrics_http *mh = NULL;
-	struct server_ctx mctx = {.metrics = met};
+	struct server_ctx mctx = {
+	    .metrics = met, .gmetrics = gmet, .metrics_path = o->metrics_path};
 	struct timespec ts = {.tv_sec = 1};
 	int64_t crash_window = 0, deadline = 0;
 	unsigned crashes = 0, i;
@@ -318,7 +401,10 @@ static int run_master(const struct server_opts *o, int fd, struct metrics *met)
 
 	block_signals(&set);
 	for (i = 0; i < o->workers; i++) {
-		if (spawn(o, slots, fd, met, true, -1) < 0) {
+		if (spawn(o, slots, fd, met, gmet, true, -1,
+			  o->grpc_port && (o->grpc_workers < 0 ||
+					   i < (unsigned)o->grpc_workers)) <
+		    0) {
 			log_error("cannot fork a worker: %s", strerror(errno));
 			return 1;
 		}
@@ -339,7 +425,8 @@ static int run_master(const struct server_opts *o, int fd, struct metrics *met)
 		if (sig == SIG_RECYCLE && j >= 0 && !slots[j].retiring) {
 			slots[j].retiring = true;
 			metrics_worker_restart(met);
-			if (spawn(o, slots, fd, met, false, j) < 0) {
+			if (spawn(o, slots, fd, met, gmet, false, j,
+				  slots[j].grpc) < 0) {
 				log_error("cannot fork a worker: %s",
 					  strerror(errno));
 				abort_retire(slots, j);
@@ -394,8 +481,8 @@ static int run_master(const struct server_opts *o, int fd, struct metrics *met)
 			 * next one.
 			 */
 			if (!slots[j].retiring)
-				spawn(o, slots, fd, met, false,
-				      slots[j].replaces);
+				spawn(o, slots, fd, met, gmet, false,
+				      slots[j].replaces, slots[j].grpc);
 		}
 	}
 stop:
@@ -423,10 +510,36 @@ stop:
 	return code;
 }
 
+/* Write our pid to @path (a temp file renamed over it). */
+static int write_pidfile(const char *path)
+{
+	char tmp[4096];
+	FILE *f;
+	int ret = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >=
+	    (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	f = fopen(tmp, "w");
+	if (!f)
+		return -errno;
+	if (fprintf(f, "%d\n", (int)getpid()) < 0)
+		ret = -EIO;
+	if (fclose(f) != 0 && ret == 0)
+		ret = -errno;
+	if (ret == 0 && rename(tmp, path) < 0)
+		ret = -errno;
+	if (ret < 0)
+		unlink(tmp);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	struct server_opts o;
 	struct metrics *met = NULL;
+	struct metrics_grpc *gmet = NULL;
+	bool pid_written = false;
 	enum log_level lvl = LOG_LVL_INFO;
 	char err[ERR_MAX];
 	int ret, fd = -1, code = 1;
@@ -464,10 +577,25 @@ int main(int argc, char **argv)
 		options_free(&o);
 		return 2;
 	}
+	if (o.payload_passthrough)
+		log_warn("PAYLOAD_PASSTHROUGH is set: it has no effect here "
+			 "(requests always go through the protocol parsers to "
+			 "a compiled runtime)");
 	ret = metrics_new(&met);
+	if (ret == 0 && o.grpc_port)
+		ret = metrics_grpc_new(&gmet);
 	if (ret < 0) {
 		log_error("cannot map the metrics segment: %s", strerror(-ret));
 		goto out;
+	}
+	if (o.pidfile) {
+		ret = write_pidfile(o.pidfile);
+		if (ret < 0) {
+			log_error("cannot write the pid file %s: %s", o.pidfile,
+				  strerror(-ret));
+			goto out;
+		}
+		pid_written = true;
 	}
 	fd = http_listen(o.http_port);
 	if (fd < 0) {
@@ -476,18 +604,22 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (o.workers == 1 && o.max_requests == 0) {
-		code = run_worker(&o, 0, fd, met, true);
+		code = run_worker(&o, 0, fd, met, gmet, true,
+				  o.grpc_port && o.grpc_workers != 0);
 		fd = -1; /* closed by the HTTP server */
 		if (code == EXIT_STARTUP)
 			code = 1;
 	} else {
-		code = run_master(&o, fd, met);
+		code = run_master(&o, fd, met, gmet);
 	}
 	if (code == 0)
 		log_info("stopped");
 out:
 	if (fd >= 0)
 		close(fd);
+	if (pid_written)
+		unlink(o.pidfile);
+	metrics_grpc_free(gmet);
 	metrics_free(met);
 	options_free(&o);
 	return code;

@@ -77,6 +77,30 @@ const char options_usage[] =
     "  --max-json-depth N     deepest JSON nesting accepted (32)\n"
     "  --access-log           one line per request on stderr\n"
     "  --log-level LEVEL      error, warn, info (default) or debug\n"
+    "  --metrics-path PATH    where /metrics is served (/metrics)\n"
+    "  --filter-metrics-access-logs  no access-log line for the metrics "
+    "path\n"
+    "  --pidfile FILE         write the server's pid there (removed at "
+    "exit)\n"
+    "\n"
+    "gRPC (inference.GRPCInferenceService and seldon.protos Predict):\n"
+    "  --grpc-port N          serve gRPC on port N (default 0: no gRPC)\n"
+    "  --grpc-workers N       how many of the workers serve gRPC (default:\n"
+    "                         all; 0: none)\n"
+    "  --grpc-tls-cert FILE, --grpc-tls-key FILE  serve gRPC over TLS (PEM)\n"
+    "  --grpc-max-message BYTES  largest message in or out (default: "
+    "--max-body);\n"
+    "                         larger ones get RESOURCE_EXHAUSTED\n"
+    "  --grpc-max-streams N   concurrent streams per HTTP/2 connection "
+    "(1024)\n"
+    "  --grpc-keepalive SEC   HTTP/2 PING an idle connection every SEC, "
+    "drop\n"
+    "                         it if unanswered for 20 s (60)\n"
+    "  --model-uri PATH       serve a version or alias directory (e.g.\n"
+    "                         /assets/fraud/xgb/1.latest) as model\n"
+    "                         $PREDICTIVE_UNIT_ID (default: model); an "
+    "alias\n"
+    "                         is followed as --model follows it\n"
     "\n"
     "Batch:\n"
     "  --input FILE           JSON Lines: a row [..], rows [[..]], or\n"
@@ -90,7 +114,8 @@ const char options_usage[] =
     "Environment: MODELKIT_ASSETS_DIR, MODELKIT_LAZY_LOADING,\n"
     "MODELKIT_CACHE_PROVIDER (native|redis), MODELKIT_CACHE_MAX_SIZE,\n"
     "MODELKIT_CACHE_HOST, MODELKIT_CACHE_PORT, ASSETFS_LOG.\n"
-    "SIGTERM: stop accepting, finish requests in flight, exit 0.\n";
+    "SIGTERM: stop accepting, finish requests in flight, exit 0.\n"
+    "\n";
 
 static char *dupn(const char *s, size_t n)
 {
@@ -387,6 +412,17 @@ enum {
 	OPT_PYTHON,
 	OPT_PYENVDIR,
 	OPT_WHEELHOUSE,
+	OPT_MPATH,
+	OPT_FILTERLOG,
+	OPT_PIDFILE,
+	OPT_GPORT,
+	OPT_GWORKERS,
+	OPT_GCERT,
+	OPT_GKEY,
+	OPT_GMAXMSG,
+	OPT_GSTREAMS,
+	OPT_GKEEPALIVE,
+	OPT_MODELURI,
 };
 
 static const struct option long_opts[] = {
@@ -418,6 +454,17 @@ static const struct option long_opts[] = {
     {"python-wheelhouse", required_argument, NULL, OPT_WHEELHOUSE},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
+    {"metrics-path", required_argument, NULL, OPT_MPATH},
+    {"filter-metrics-access-logs", no_argument, NULL, OPT_FILTERLOG},
+    {"pidfile", required_argument, NULL, OPT_PIDFILE},
+    {"grpc-port", required_argument, NULL, OPT_GPORT},
+    {"grpc-workers", required_argument, NULL, OPT_GWORKERS},
+    {"grpc-tls-cert", required_argument, NULL, OPT_GCERT},
+    {"grpc-tls-key", required_argument, NULL, OPT_GKEY},
+    {"grpc-max-message", required_argument, NULL, OPT_GMAXMSG},
+    {"grpc-max-streams", required_argument, NULL, OPT_GSTREAMS},
+    {"grpc-keepalive", required_argument, NULL, OPT_GKEEPALIVE},
+    {"model-uri", required_argument, NULL, OPT_MODELURI},
     {NULL, 0, NULL, 0},
 };
 
@@ -443,6 +490,12 @@ int options_parse(int argc, char **argv, struct server_opts *o, char *err,
 	o->lazy =
 	    lazy && (strcmp(lazy, "1") == 0 || strcasecmp(lazy, "true") == 0 ||
 		     strcasecmp(lazy, "yes") == 0);
+	o->grpc_workers = -1;
+	o->grpc_max_streams = 1024;
+	o->grpc_keepalive_s = 60;
+	ret = options_seldon_env(o, err, errlen);
+	if (ret < 0)
+		return ret;
 	if (argc > 1 && strcmp(argv[1], "batch") == 0) {
 		o->batch = true;
 		argc--;
@@ -562,9 +615,60 @@ int options_parse(int argc, char **argv, struct server_opts *o, char *err,
 		case OPT_WHEELHOUSE:
 			o->python_wheelhouse = optarg;
 			break;
+		case OPT_MPATH:
+			if (optarg[0] != '/') {
+				snprintf(err, errlen,
+					 "--metrics-path: '%s' does not start "
+					 "with /",
+					 optarg);
+				return -EINVAL;
+			}
+			o->metrics_path = optarg;
+			break;
+		case OPT_FILTERLOG:
+			o->filter_metrics_logs = true;
+			break;
+		case OPT_PIDFILE:
+			o->pidfile = optarg;
+			break;
+		case OPT_GPORT:
+			ret = num("--grpc-port", optarg, 0, 65535, &v, err,
+				  errlen);
+			o->grpc_port = (int)v;
+			break;
+		case OPT_GWORKERS:
+			ret = num("--grpc-workers", optarg, 0, 16, &v, err,
+				  errlen);
+			o->grpc_workers = (int)v;
+			break;
+		case OPT_GCERT:
+			o->grpc_tls_cert = optarg;
+			break;
+		case OPT_GKEY:
+			o->grpc_tls_key = optarg;
+			break;
+		case OPT_GMAXMSG:
+			ret = num("--grpc-max-message", optarg, 64, 2147483647,
+				  &v, err, errlen);
+			o->grpc_max_message = (size_t)v;
+			break;
+		case OPT_GSTREAMS:
+			ret = num("--grpc-max-streams", optarg, 1, 1e6, &v, err,
+				  errlen);
+			o->grpc_max_streams = (unsigned)v;
+			break;
+		case OPT_GKEEPALIVE:
+			ret = num("--grpc-keepalive", optarg, 1, 86400, &v,
+				  err, errlen);
+			o->grpc_keepalive_s = (unsigned)v;
+			break;
+		case OPT_MODELURI:
+			o->model_uri = optarg;
+			break;
 		case 'h':
 		case OPT_HELP:
 			fputs(options_usage, stdout);
+			fputs(options_seldon_usage, stdout);
 			return 1;
 		case OPT_VERSION:
 			printf("assetfs-server %s\n", ASSETFS_VERSION);
@@ -584,10 +688,13 @@ int options_parse(int argc, char **argv, struct server_opts *o, char *err,
 			 argv[optind]);
 		return -EINVAL;
 	}
+	ret = options_seldon_model(o, err, errlen);
+	if (ret < 0)
+		return ret;
 	if (o->n_models == 0) {
 		snprintf(err, errlen,
-			 "no model given: use --model NAME=SPEC "
-			 "or --config FILE");
+			 "no model given: use --model NAME=SPEC, "
+			 "--config FILE or --model-uri PATH");
 		return -EINVAL;
 	}
 	if (!o->assets_dir || !o->assets_dir[0]) {
@@ -610,4 +717,7 @@ void options_free(struct server_opts *o)
 	for (i = 0; i < o->n_models; i++)
 		model_opt_clear(&o->models[i]);
 	o->n_models = 0;
+	free(o->model_uri_owned);
+	free(o->assets_dir_owned);
+	o->model_uri_owned = o->assets_dir_owned = NULL;
 }

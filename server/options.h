@@ -54,6 +54,22 @@ struct server_opts {
 	const char *versioning;
 	const char *log_level;
 	const char *python, *python_env_dir, *python_wheelhouse;
+	const char *metrics_path; /* NULL: /metrics */
+	bool filter_metrics_logs; /* no access-log line for metrics_path */
+	const char *pidfile;
+	/* gRPC (grpc_server.h) */
+	int grpc_port;		  /* 0: no gRPC server */
+	int grpc_workers;	  /* workers serving gRPC; -1: all */
+	const char *grpc_tls_cert, *grpc_tls_key;
+	size_t grpc_max_message;  /* 0: as max_body */
+	unsigned grpc_max_streams;
+	unsigned grpc_keepalive_s;
+	/* Seldon's prepackaged-server contract (options_seldon.c) */
+	const char *model_uri;	  /* --model-uri or PREDICTIVE_UNIT_PARAMETERS */
+	const char *unit_id;	  /* PREDICTIVE_UNIT_ID: its model's name */
+	char *model_uri_owned;	  /* what model_uri points into, if ours */
+	char *assets_dir_owned;
+	bool payload_passthrough; /* accepted; logged as meaningless here */
 	/* batch */
 	bool batch;
 	const char *input, *output;
@@ -80,6 +96,25 @@ int options_parse(int argc, char **argv, struct server_opts *o, char *err,
 		  size_t errlen);
 
 void options_free(struct server_opts *o);
+
+/*
+ * Seldon's environment (PREDICTIVE_UNIT_*, GUNICORN_*, FLASK_*, LOG_LEVEL_ENV,
+ * SELDON_DEBUG, FILTER_METRICS_ACCESS_LOGS, PAYLOAD_PASSTHROUGH,
+ * GRPC_WORKERS) into @o's defaults, before the command line overrides
+ * them. Returns 0 or -EINVAL naming the variable.
+ */
+int options_seldon_env(struct server_opts *o, char *err, size_t errlen);
+
+/*
+ * Serve o->model_uri (a version or alias directory of an assets tree) as
+ * model o->unit_id ("model"): sets the assets dir when none is given and
+ * adds the model, whose spec follows the alias. Returns 0 (also when
+ * there is no model_uri) or -EINVAL.
+ */
+int options_seldon_model(struct server_opts *o, char *err, size_t errlen);
+
+/* The Seldon table of --help. */
+extern const char options_seldon_usage[];
 
 /* The --help text. */
 extern const char options_usage[];

@@ -27,6 +27,7 @@
 struct server_ctx {
 	struct registry *reg;
 	struct metrics *metrics;
+	struct metrics_grpc *gmetrics; /* may be NULL */
 	int max_depth;	   /* JSON nesting accepted in a body */
 	bool metrics_here; /* serve /metrics on the main port too */
 	const char *metrics_path; /* "/metrics" unless told otherwise */

@@ -10,6 +10,7 @@
 
 #include "common/timeutil.h"
 #include "server/metrics.h"
+#include "server/metrics_grpc.h"
 #include "server/proto.h"
 #include "server/router.h"
 
@@ -72,7 +73,8 @@ void router_metrics_handle(void *ctx, const struct http_request *req,
 		return;
 	}
 	resp->content_type = "text/plain; version=0.0.4";
-	if (metrics_render(c->metrics, &resp->body) < 0) {
+	if (metrics_render(c->metrics, &resp->body) < 0 ||
+	    (c->gmetrics && metrics_grpc_render(c->gmetrics, &resp->body) < 0)) {
 		resp->status = 500;
 		buf_reset(&resp->body);
 	}
