@@ -61,6 +61,7 @@ struct grpc_front {
 	grpc_server *server;
 	grpc_completion_queue *cq;
 	struct server_ctx *ctx;
+	struct server_ctx own_ctx; /* the caller's, but never waiting */
 	struct gf_method *methods;
 	size_t n_methods;
 	struct gf_method generic;
@@ -355,7 +356,11 @@ int grpc_front_start(const struct grpc_opts *o, struct server_ctx *ctx,
 	if (!g)
 		return -ENOMEM;
 	grpc_init();
-	g->ctx = ctx;
+	/* a lazy load in progress answers UNAVAILABLE rather than parking
+	 * a completion-queue thread behind it */
+	g->own_ctx = *ctx;
+	g->own_ctx.no_wait = true;
+	g->ctx = &g->own_ctx;
 	g->shutdown_tag.kind = GF_SHUTDOWN;
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->cond, NULL);

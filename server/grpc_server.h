@@ -83,7 +83,8 @@ struct grpc_front;
 
 /*
  * Initialise gRPC core, bind 0.0.0.0:@o->port (SO_REUSEPORT) and serve
- * both services with @ctx (borrowed until grpc_front_stop). Returns 0 and
+ * both services with a copy of @ctx that never waits for a lazy load
+ * (what it points to is borrowed until grpc_front_stop). Returns 0 and
  * the server in *@out, -EADDRINUSE / -EINVAL (TLS files unreadable) /
  * -ENOMEM, with a message in @err.
  */

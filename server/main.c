@@ -253,13 +253,14 @@ static int run_worker(const struct server_opts *o, unsigned slot, int fd,
 	if (o->filter_metrics_logs)
 		ho.access_log_skip =
 		    o->metrics_path ? o->metrics_path : "/metrics";
+	/* gRPC first: once REST answers, the gRPC port is bound too */
+	if (grpc && start_grpc(o, &ctx, &gf) < 0)
+		goto out;
 	ret = http_start(&ho, router_handle, &ctx, &h);
 	if (ret < 0) {
 		log_error("cannot start the HTTP server: %s", strerror(-ret));
 		goto out;
 	}
-	if (grpc && start_grpc(o, &ctx, &gf) < 0)
-		goto out;
 	if (standalone && o->metrics_port &&
 	    start_metrics_server(o, &ctx, &mh) < 0)
 		goto out;

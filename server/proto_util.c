@@ -46,7 +46,10 @@ int proto_acquire(const struct server_ctx *c, const char *name,
 		snprintf(err, errlen, "unknown model '%.100s'", name);
 		return 404;
 	}
-	ret = model_acquire(c->reg, *m, version, v, err, errlen);
+	if (c->no_wait)
+		ret = model_try_acquire(c->reg, *m, version, v, err, errlen);
+	else
+		ret = model_acquire(c->reg, *m, version, v, err, errlen);
 	if (ret == -ENOENT)
 		return 404;
 	if (ret < 0)

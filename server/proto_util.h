@@ -31,6 +31,7 @@ struct server_ctx {
 	int max_depth;	   /* JSON nesting accepted in a body */
 	bool metrics_here; /* serve /metrics on the main port too */
 	const char *metrics_path; /* "/metrics" unless told otherwise */
+	bool no_wait; /* proto_acquire answers 503 while a lazy load runs */
 };
 
 /*
@@ -45,8 +46,9 @@ cJSON *proto_parse_body(const struct server_ctx *c, const char *body,
 /*
  * Find model @name and take a reference on its serving version (checked
  * against @version when non-NULL). Returns 200 with *@m and *@v set, 404
- * (unknown model or version) or 503 (not ready), with @err set. The caller
- * drops *@v with model_version_unref().
+ * (unknown model or version) or 503 (not ready; with @c->no_wait also
+ * while another thread loads it lazily), with @err set. The caller drops
+ * *@v with model_version_unref().
  */
 int proto_acquire(const struct server_ctx *c, const char *name,
 		  const char *version, struct model **m,

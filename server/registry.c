@@ -494,6 +494,23 @@ bool model_ready(struct model *m)
 	return ready;
 }
 
+int model_try_acquire(struct registry *r, struct model *m,
+		      const char *version, struct model_version **out,
+		      char *err, size_t errlen)
+{
+	bool busy;
+
+	pthread_mutex_lock(&m->lock);
+	busy = !m->cur && m->loading;
+	pthread_mutex_unlock(&m->lock);
+	if (busy) {
+		*out = NULL;
+		snprintf(err, errlen, "model '%s' is loading; retry", m->name);
+		return -EBUSY;
+	}
+	return model_acquire(r, m, version, out, err, errlen);
+}
+
 int model_acquire(struct registry *r, struct model *m, const char *version,
 		  struct model_version **out, char *err, size_t errlen)
 {

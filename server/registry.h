@@ -107,6 +107,15 @@ bool registry_lazy(const struct registry *r);
 int model_acquire(struct registry *r, struct model *m, const char *version,
 		  struct model_version **out, char *err, size_t errlen);
 
+/*
+ * As model_acquire, but never waits for a load another thread is doing:
+ * -EBUSY ("is loading") instead. For front ends whose threads must not
+ * block behind a lazy load (gRPC).
+ */
+int model_try_acquire(struct registry *r, struct model *m,
+		      const char *version, struct model_version **out,
+		      char *err, size_t errlen);
+
 void model_version_unref(struct model_version *v); /* NULL-safe */
 
 /*

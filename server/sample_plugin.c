@@ -9,8 +9,9 @@
  *   w_1 ... w_N b          (K lines)
  *
  * The config may set {"scale": S}, multiplying every output before the
- * softmax, and {"delay_ms": N}, making every predict() take N ms longer
- * (for tests of slow models). Uses only libc; no global state; predict
+ * softmax, {"delay_ms": N}, making every predict() take N ms longer
+ * (for tests of slow models), and {"load_delay_ms": N}, making load()
+ * take N ms longer (for tests of lazy loading). Uses only libc; no global state; predict
  * is reentrant.
  */
 #include <errno.h>
@@ -70,6 +71,14 @@ static int lin_load(const char *path, const char *config, void **handle,
 	s = strstr(config, "\"delay_ms\"");
 	if (s && (s = strchr(s, ':')))
 		l->delay_ms = strtol(s + 1, NULL, 10);
+	s = strstr(config, "\"load_delay_ms\"");
+	if (s && (s = strchr(s, ':'))) {
+		long ms = strtol(s + 1, NULL, 10);
+		struct timespec ts = {.tv_sec = ms / 1000,
+				      .tv_nsec = (ms % 1000) * 1000000};
+
+		nanosleep(&ts, NULL);
+	}
 	if (fscanf(f, " features %ld outputs %ld classifier %d", &l->n, &l->k,
 		   &l->classifier) != 3 ||
 	    l->n < 1 || l->n > LIN_MAX || l->k < 1 || l->k > LIN_MAX)
