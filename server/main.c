@@ -578,6 +578,12 @@ int main(int argc, char **argv)
 		options_free(&o);
 		return 2;
 	}
+	log_debug("http port %d, metrics port %d at %s, gRPC port %d "
+		  "(%d gRPC workers; -1: all), %u worker(s) of %u thread(s)%s",
+		  o.http_port, o.metrics_port,
+		  o.metrics_path ? o.metrics_path : "/metrics", o.grpc_port,
+		  o.grpc_workers, o.workers, o.threads,
+		  o.single_threaded ? ", single-threaded" : "");
 	if (o.payload_passthrough)
 		log_warn("PAYLOAD_PASSTHROUGH is set: it has no effect here "
 			 "(requests always go through the protocol parsers to "

@@ -121,7 +121,6 @@ def test_batch_outputs_id_parameters_and_columns(srv, pb, models):
 
 
 def test_errors_are_status_codes_naming_the_problem(srv, pb, models):
-    import grpc
     ch = channel(srv)
     stub = pb.v2g.GRPCInferenceServiceStub(ch)
     row = [[5.1, 3.5, 1.4, 0.2]]
@@ -190,7 +189,6 @@ def test_errors_are_status_codes_naming_the_problem(srv, pb, models):
                   method="other", code="UNIMPLEMENTED") == 1
     assert metric(text, "assetfs_server_grpc_request_duration_seconds_count",
                   method=m, code="OK") >= 1
-    assert grpc.StatusCode  # the client library, not ours, decoded them
 
 
 def test_oversized_messages_get_resource_exhausted(grpc_server, assets, pb,
