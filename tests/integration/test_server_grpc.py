@@ -6,7 +6,6 @@ codes, lazy loading (UNAVAILABLE while it loads), size caps, Seldon's
 Predict against /api/v1.0/predictions, TLS, and the gRPC rows of
 /metrics."""
 import json
-import struct
 import subprocess
 import time
 
@@ -15,7 +14,7 @@ import pytest
 
 from helpers_grpc import (channel, grpc_server, infer_request, output,  # noqa
                           pb, rpc_error)
-from helpers_server import (alias, metric, models, plugin_path,  # noqa
+from helpers_server import (alias, metric, models,  # noqa
                             servers, v2_body, v2_output)
 
 TOL = 1e-6
