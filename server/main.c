@@ -586,8 +586,8 @@ int main(int argc, char **argv)
 		  o.single_threaded ? ", single-threaded" : "");
 	if (o.payload_passthrough)
 		log_warn("PAYLOAD_PASSTHROUGH is set: it has no effect here "
-			 "(requests always go through the protocol parsers to "
-			 "a compiled runtime)");
+			 "(requests always go through the protocol parsers "
+			 "before a runtime sees them)");
 	ret = metrics_new(&met);
 	if (ret == 0 && o.grpc_port)
 		ret = metrics_grpc_new(&gmet);

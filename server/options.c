@@ -83,25 +83,6 @@ const char options_usage[] =
     "  --pidfile FILE         write the server's pid there (removed at "
     "exit)\n"
     "\n"
-    "gRPC (inference.GRPCInferenceService and seldon.protos Predict):\n"
-    "  --grpc-port N          serve gRPC on port N (default 0: no gRPC)\n"
-    "  --grpc-workers N       how many of the workers serve gRPC (default:\n"
-    "                         all; 0: none)\n"
-    "  --grpc-tls-cert FILE, --grpc-tls-key FILE  serve gRPC over TLS (PEM)\n"
-    "  --grpc-max-message BYTES  largest message in or out (default: "
-    "--max-body);\n"
-    "                         larger ones get RESOURCE_EXHAUSTED\n"
-    "  --grpc-max-streams N   concurrent streams per HTTP/2 connection "
-    "(1024)\n"
-    "  --grpc-keepalive SEC   HTTP/2 PING an idle connection every SEC, "
-    "drop\n"
-    "                         it if unanswered for 20 s (60)\n"
-    "  --model-uri PATH       serve a version or alias directory (e.g.\n"
-    "                         /assets/fraud/xgb/1.latest) as model\n"
-    "                         $PREDICTIVE_UNIT_ID (default: model); an "
-    "alias\n"
-    "                         is followed as --model follows it\n"
-    "\n"
     "Batch:\n"
     "  --input FILE           JSON Lines: a row [..], rows [[..]], or\n"
     "                         {\"features\": [..], \"label\": y}\n"
@@ -668,6 +649,7 @@ int options_parse(int argc, char **argv, struct server_opts *o, char *err,
 		case 'h':
 		case OPT_HELP:
 			fputs(options_usage, stdout);
+			fputs(options_grpc_usage, stdout);
 			fputs(options_seldon_usage, stdout);
 			return 1;
 		case OPT_VERSION:

@@ -113,7 +113,8 @@ int options_seldon_env(struct server_opts *o, char *err, size_t errlen);
  */
 int options_seldon_model(struct server_opts *o, char *err, size_t errlen);
 
-/* The Seldon table of --help. */
+/* The gRPC options and the Seldon table of --help. */
+extern const char options_grpc_usage[];
 extern const char options_seldon_usage[];
 
 /* The --help text. */

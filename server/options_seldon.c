@@ -18,6 +18,27 @@
 
 #include "server/options.h"
 
+const char options_grpc_usage[] =
+    "gRPC (inference.GRPCInferenceService and seldon.protos Predict):\n"
+    "  --grpc-port N          serve gRPC on port N (default 0: no gRPC)\n"
+    "  --grpc-workers N       how many of the workers serve gRPC (default:\n"
+    "                         all; 0: none)\n"
+    "  --grpc-tls-cert FILE, --grpc-tls-key FILE  serve gRPC over TLS (PEM)\n"
+    "  --grpc-max-message BYTES  largest message in or out (default: "
+    "--max-body);\n"
+    "                         larger ones get RESOURCE_EXHAUSTED\n"
+    "  --grpc-max-streams N   concurrent streams per HTTP/2 connection "
+    "(1024)\n"
+    "  --grpc-keepalive SEC   HTTP/2 PING an idle connection every SEC, "
+    "drop\n"
+    "                         it if unanswered for 20 s (60)\n"
+    "  --model-uri PATH       serve a version or alias directory (e.g.\n"
+    "                         /assets/fraud/xgb/1.latest) as model\n"
+    "                         $PREDICTIVE_UNIT_ID (default: model); an "
+    "alias\n"
+    "                         is followed as --model follows it\n"
+    "\n";
+
 const char options_seldon_usage[] =
     "Seldon Core's names (environment; the flags above win):\n"
     "  Seldon name                        assetfs name          default\n"
@@ -48,9 +69,10 @@ const char options_seldon_usage[] =
     "no\n"
     "                                     effect: requests always go "
     "through\n"
-    "                                     the protocol parsers to a "
-    "compiled\n"
-    "                                     runtime (a warning is logged)\n"
+    "                                     the protocol parsers before a\n"
+    "                                     runtime sees them (a warning "
+    "is\n"
+    "                                     logged)\n"
     "  GRPC_WORKERS                       --grpc-workers        all "
     "workers\n"
     "  --pidfile FILE                     --pidfile             none\n";
