@@ -22,6 +22,8 @@ from helpers_server import (Load, metric, servers, v2_body,  # noqa: F401
 TOL = 1e-6
 
 SELDON_CLASS = """
+    import time
+
     import numpy as np
 
     class Scorer:
@@ -29,6 +31,7 @@ SELDON_CLASS = """
             self.factor = float(factor)
 
         def predict(self, X, features_names):
+            time.sleep(0.02)  # slow enough that concurrent requests queue
             return np.asarray(X).sum(axis=1) * self.factor
     """
 
@@ -129,28 +132,32 @@ def test_sklearn_and_classes_on_a_mount(assetfs_bin, server_bin, store,
         cmd = open(f"/proc/{int(pid)}/cmdline", "rb").read().split(b"\0")
         assert cmd[-2].endswith(b"assetfs_model_worker.py"), cmd
 
-    # concurrent requests are batched: fewer calls than requests
+    # concurrent requests are batched: one call carries many of them (the
+    # model takes 20 ms a call, so the others queue meanwhile), and each
+    # gets its own answer back
     from concurrent.futures import ThreadPoolExecutor
-    before = metric(srv.metrics(), "assetfs_server_model_batch_rows_count",
-                    model="lr")
-    body = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]]})
+    text = srv.metrics()
+    before = [metric(text, f"assetfs_server_model_batch_rows_{k}",
+                     model="seldon") for k in ("count", "sum")]
 
-    def one(_):
+    def one(i):
         with requests.Session() as s:
-            for _ in range(25):
-                r = s.post(f"{srv.url}/v1/models/lr:predict", data=body,
-                           timeout=30)
+            for j in range(10):
+                r = s.post(f"{srv.url}/v1/models/seldon:predict",
+                           json={"instances": [[i, j, 0, 1]]}, timeout=60)
                 assert r.status_code == 200, r.text
+                assert r.json()["predictions"] == [2 * (i + j + 1)]
     with ThreadPoolExecutor(16) as ex:
         list(ex.map(one, range(16)))
     text = srv.metrics()
-    calls = metric(text, "assetfs_server_model_batch_rows_count",
-                   model="lr") - before
-    assert 0 < calls < 400, calls
+    calls, rows = [metric(text, f"assetfs_server_model_batch_rows_{k}",
+                          model="seldon") - b
+                   for k, b in zip(("count", "sum"), before)]
+    assert rows == 160 and calls <= 80, (calls, rows)
     assert metric(text, "assetfs_server_model_queue_seconds_count",
-                  model="lr") >= 400
+                  model="seldon") >= 160
     assert metric(text, "assetfs_server_model_process_restarts_total",
-                  model="lr") == 0
+                  model="seldon") == 0
 
     # batch jobs: a metrics job hands every record to the model at once
     recs = tmp_path / "recs.jsonl"
