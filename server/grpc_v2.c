@@ -612,7 +612,9 @@ static void model_infer(struct server_ctx *c, const uint8_t *in, size_t len,
 	}
 	ret = model_predict(c->reg, m, v, &x, &y, r->msg, sizeof(r->msg));
 	if (ret < 0) {
-		r->code = ret == -EINVAL ? GC_INVALID_ARGUMENT : GC_INTERNAL;
+		r->code = ret == -EINVAL   ? GC_INVALID_ARGUMENT
+			  : ret == -EAGAIN ? GC_UNAVAILABLE
+					   : GC_INTERNAL;
 		goto out;
 	}
 	n = infer_describe(v, &want, x.rows, o);
