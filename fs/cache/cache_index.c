@@ -44,7 +44,9 @@ static const char *const cache_sql[ST__N] = {
 			 " atime=excluded.atime, wtime=excluded.wtime,"
 			 " state=excluded.state",
 	[ST_DEL_BLOCK] = "DELETE FROM blocks WHERE digest=?1",
-	[ST_VICTIMS] = "SELECT digest, size FROM blocks ORDER BY atime LIMIT 64",
+	[ST_VICTIMS] = "SELECT digest, size FROM blocks WHERE NOT EXISTS"
+		       " (SELECT 1 FROM pinblocks p WHERE p.digest="
+		       "blocks.digest) ORDER BY atime LIMIT 64",
 	[ST_TOTALS] = "SELECT blocks, bytes FROM totals WHERE id=0",
 	[ST_SET_STATE] = "UPDATE blocks SET state=?2, xxh3=?3 WHERE digest=?1",
 	[ST_OBJ_GET] = "SELECT digest FROM objblocks WHERE store=?1 AND okey=?2"
@@ -89,6 +91,16 @@ static const char cache_schema[] =
 	"CREATE TABLE IF NOT EXISTS docs(store TEXT NOT NULL,"
 	" dkey TEXT NOT NULL, etag TEXT, stored_at INTEGER NOT NULL,"
 	" data BLOB NOT NULL, PRIMARY KEY(store, dkey)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS pins(store TEXT NOT NULL,"
+	" spec TEXT NOT NULL, version TEXT NOT NULL, source TEXT NOT NULL,"
+	" state INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT '',"
+	" pending INTEGER NOT NULL DEFAULT 0, updated INTEGER NOT NULL,"
+	" PRIMARY KEY(store, spec, version)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS pinblocks(store TEXT NOT NULL,"
+	" spec TEXT NOT NULL, version TEXT NOT NULL, digest BLOB NOT NULL,"
+	" size INTEGER NOT NULL,"
+	" PRIMARY KEY(store, spec, version, digest)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS pinblocks_digest ON pinblocks(digest);"
 	"INSERT OR IGNORE INTO meta VALUES('schema', '1');";
 /* clang-format on */
 

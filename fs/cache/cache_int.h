@@ -10,7 +10,7 @@
  *   cache_admin.c              gc, verify            (top: `assetfs cache`)
  *   cache.c  cache_txn.c       open/close, hits;     writes
  *   cache_scan.c               walks of blocks/ and tmp/, reconciliation
- *   cache_docs.c               TOFU map, documents, statistics
+ *   cache_docs.c cache_pin.c   TOFU map, documents, stats; the pin table
  *   cache_index.c              sqlite: blocks, LRU, eviction, limits
  *   cache_lock.c               fetch locks
  *   cache_util.c               clocks, digest sets, paths (this header)
