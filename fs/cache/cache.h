@@ -323,6 +323,16 @@ struct cache_verify_report {
  */
 int cache_verify(struct cache *c, struct cache_verify_report *r);
 
+/*
+ * Re-hash block @d's file with SHA-256 against its name (a readiness
+ * check that cannot lie: `assetfs pin wait`). *@size (may be NULL) gets
+ * its size. Returns 0 (good; now known durable), -ENOENT (absent), -EIO
+ * (wrong content or unreadable: removed, logged and counted as corrupt,
+ * so the next fetch replaces it), or a negative errno.
+ */
+int cache_block_verify(struct cache *c, const struct digest *d,
+		       uint64_t *size);
+
 /* Write the path of block @d into @out. Returns 0 or -ENAMETOOLONG. */
 int cache_block_path(const struct cache *c, const struct digest *d, char *out,
 		     size_t len);

@@ -286,3 +286,37 @@ int cache_verify(struct cache *c, struct cache_verify_report *r)
 	free(w);
 	return ret;
 }
+
+int cache_block_verify(struct cache *c, const struct digest *d,
+		       uint64_t *size)
+{
+	char path[CACHE_PATH_MAX], hex[DIGEST_HEX_LEN + 1];
+	struct digest got;
+	uint64_t xxh = 0, len = 0;
+	int ret;
+
+	ret = cache_block_path(c, d, path, sizeof(path));
+	if (ret < 0)
+		return ret;
+	ret = hash_file(path, &got, &xxh, &len);
+	if (ret == -ENOENT)
+		return ret;
+	if (ret == 0 && digest_equal(&got, d)) {
+		pthread_mutex_lock(&c->db_lock);
+		cache_mark_durable_locked(c, d, xxh);
+		pthread_mutex_unlock(&c->db_lock);
+		cache_suspect_clear(c, d);
+		if (size)
+			*size = len;
+		return 0;
+	}
+	digest_to_hex(d, hex);
+	log_error("cache: block %s %s; removed", hex,
+		  ret < 0 ? strerror(-ret) : "does not match its name");
+	ATOMIC_ADD(&c->corrupt, 1);
+	unlink(path);
+	pthread_mutex_lock(&c->db_lock);
+	cache_forget_block_locked(c, d);
+	pthread_mutex_unlock(&c->db_lock);
+	return -EIO;
+}

@@ -183,6 +183,13 @@ void catalog_free(struct catalog *c)
 	free(c);
 }
 
+void catalog_set_alias_gate(struct catalog *c, catalog_alias_gate_fn gate,
+			    void *arg)
+{
+	c->gate = gate;
+	c->gate_arg = arg;
+}
+
 int catalog_ttl_ms(const struct catalog *c)
 {
 	return c->ttl_ms;

@@ -168,6 +168,22 @@ bool cat_versions_has(const struct cat_versions *v, const char *version);
  */
 bool catalog_err_unreachable(int err);
 
+/*
+ * warm_before_flip (docs/cache.md): after a version list is read, the
+ * catalog asks @gate whether alias target @target of asset @name (in the
+ * new list @l) may be shown. The gate returns 1 with a version of @l in
+ * @keep (@len bytes) to show instead for now, or 0 to let the alias move.
+ * A held alias is asked again within a second, not after versions_ttl.
+ * Called from any thread that reads a version list, with no catalog lock
+ * held; @arg is borrowed. Set it before the catalog is shared.
+ */
+typedef int (*catalog_alias_gate_fn)(void *arg, const char *name,
+				     const struct version_list *l,
+				     const char *target, char *keep,
+				     size_t len);
+void catalog_set_alias_gate(struct catalog *c, catalog_alias_gate_fn gate,
+			    void *arg);
+
 /* The versions TTL in milliseconds. */
 int catalog_ttl_ms(const struct catalog *c);
 

@@ -62,6 +62,8 @@ struct catalog {
 	struct smap versions;	  /* protected by lock */
 	struct smap metas;	  /* protected by lock */
 	int64_t offline_until_ms; /* protected by lock */
+	catalog_alias_gate_fn gate; /* set before use, then read-only */
+	void *gate_arg;
 };
 
 /* ---- catalog_map.c (callers hold the map's lock) ---- */

@@ -246,6 +246,34 @@ static int build_aliases(struct cat_versions *v)
 	return 0;
 }
 
+/*
+ * warm_before_flip: each alias whose new target the gate holds back shows
+ * the version the gate names instead. Returns whether any was held.
+ */
+static bool gate_aliases(struct catalog *c, const char *name,
+			 struct cat_versions *v)
+{
+	char keep[SPEC_VERSION_MAX + 1];
+	bool held = false;
+	size_t i;
+
+	for (i = 0; c->gate && i < v->n_aliases; i++) {
+		char *t = v->alias_targets[i], *k;
+
+		if (c->gate(c->gate_arg, name, &v->list, t, keep,
+			    sizeof(keep)) <= 0 ||
+		    strcmp(keep, t) == 0 || !cat_versions_has(v, keep))
+			continue;
+		k = strdup(keep);
+		if (!k)
+			continue;
+		free(t);
+		v->alias_targets[i] = k;
+		held = true;
+	}
+	return held;
+}
+
 static struct cat_versions *versions_ref(struct cat_versions *v)
 {
 	atomic_fetch_add(&v->refs, 1);
@@ -261,6 +289,7 @@ int catalog_versions(struct catalog *c, const char *name,
 	struct ment *e;
 	struct buf raw;
 	char *etag = NULL;
+	bool held = false;
 	int ret, old_err;
 
 	buf_init(&raw, VERSIONS_MAX_BYTES);
@@ -332,8 +361,11 @@ int catalog_versions(struct catalog *c, const char *name,
 		log_warn("skipping asset '%s': %s", name,
 			 *err ? err : strerror(-ret));
 	}
-	if (ret == 0 && !v->alias_names)
+	if (ret == 0 && !v->alias_names) {
 		ret = build_aliases(v);
+		if (ret == 0)
+			held = gate_aliases(c, name, v);
+	}
 	if (ret < 0 && cat_store_down(ret))
 		goto out; /* not remembered: retried at the next lookup */
 	pthread_mutex_lock(&c->lock);
@@ -347,6 +379,9 @@ int catalog_versions(struct catalog *c, const char *name,
 		e->at_ms = time_mono_ms();
 		if (v->offline && c->ttl_ms > c->offline_ms)
 			e->at_ms -= c->ttl_ms - c->offline_ms;
+		/* a held alias moves as soon as the gate lets it */
+		if (held && c->ttl_ms > 1000)
+			e->at_ms -= c->ttl_ms - 1000;
 	}
 	pthread_mutex_unlock(&c->lock);
 	if (ret == 0) {
