@@ -25,8 +25,8 @@
 #include <sqlite3.h>
 
 /* Bytes all pins hold: distinct pinned blocks plus pending bytes. */
-#define PINNED_SQL                                                           \
-	"SELECT (SELECT COALESCE(SUM(sz),0) FROM (SELECT MAX(size) AS sz"    \
+#define PINNED_SQL                                                             \
+	"SELECT (SELECT COALESCE(SUM(sz),0) FROM (SELECT MAX(size) AS sz"      \
 	" FROM pinblocks GROUP BY digest)) + (SELECT COALESCE(SUM(pending),0)" \
 	" FROM pins)"
 
@@ -258,8 +258,7 @@ static int exists_locked(struct cache *c, const char *store, const char *spec,
 
 int cache_pin_add_blocks(struct cache *c, const char *store, const char *spec,
 			 const char *version, const struct digest *d,
-			 const uint64_t *size, size_t n,
-			 uint64_t done_pending)
+			 const uint64_t *size, size_t n, uint64_t done_pending)
 {
 	sqlite3_stmt *s = NULL;
 	int ret;
@@ -321,9 +320,8 @@ int cache_pin_release(struct cache *c, const char *store, const char *spec,
 	pthread_mutex_lock(&c->db_lock);
 	ret = cache_db_begin(c);
 	if (ret == 0)
-		ret = cache_db_end(c,
-				   delete_version_locked(c, store, spec,
-							 version));
+		ret = cache_db_end(
+		    c, delete_version_locked(c, store, spec, version));
 	pthread_mutex_unlock(&c->db_lock);
 	return ret;
 }
@@ -367,19 +365,26 @@ static char *col_dup(sqlite3_stmt *s, int i)
 	return strdup(t ? (const char *)t : "");
 }
 
+void cache_pin_info_clear(struct cache_pin_info *e)
+{
+	if (!e)
+		return;
+	free(e->store);
+	free(e->spec);
+	free(e->version);
+	free(e->source);
+	free(e->reason);
+	memset(e, 0, sizeof(*e));
+}
+
 void cache_pin_list_free(struct cache_pin_info *p, size_t n)
 {
 	size_t i;
 
 	if (!p)
 		return;
-	for (i = 0; i < n; i++) {
-		free(p[i].store);
-		free(p[i].spec);
-		free(p[i].version);
-		free(p[i].source);
-		free(p[i].reason);
-	}
+	for (i = 0; i < n; i++)
+		cache_pin_info_clear(&p[i]);
 	free(p);
 }
 

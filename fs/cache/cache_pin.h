@@ -68,8 +68,7 @@ int cache_pin_fail(struct cache *c, const char *store, const char *spec,
  */
 int cache_pin_add_blocks(struct cache *c, const char *store, const char *spec,
 			 const char *version, const struct digest *d,
-			 const uint64_t *size, size_t n,
-			 uint64_t done_pending);
+			 const uint64_t *size, size_t n, uint64_t done_pending);
 
 /*
  * Set the state of a pinned version (@reason, may be NULL, for FAILED).
@@ -97,7 +96,7 @@ struct cache_pin_info {
 	char *version; /* "" for a pin that never resolved */
 	char *source;
 	enum cache_pin_state state;
-	char *reason; /* "" unless FAILED */
+	char *reason;		/* "" unless FAILED */
 	uint64_t bytes_total;	/* distinct blocks + pending */
 	uint64_t bytes_present; /* blocks with an index row */
 	uint64_t blocks, blocks_present;
@@ -113,6 +112,9 @@ struct cache_pin_info {
 int cache_pin_list(struct cache *c, const char *store,
 		   struct cache_pin_info **out, size_t *n);
 void cache_pin_list_free(struct cache_pin_info *p, size_t n); /* NULL-safe */
+
+/* Free the strings of one entry (not the entry). NULL-safe. */
+void cache_pin_info_clear(struct cache_pin_info *e);
 
 /*
  * The blocks of one pinned version: *@d and *@size malloc'd arrays of

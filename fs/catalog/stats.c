@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "fs/cache/cache.h"
+#include "fs/cache/cache_pin.h"
 #include "fs/catalog/stats.h"
 #include "providers/provider.h"
 
@@ -224,6 +225,7 @@ int stats_format(struct stats *s, enum stats_format fmt, struct buf *out)
 
 void stats_pull(struct stats *s, struct cache *c, struct prov *p)
 {
+	struct cache_pin_totals pt;
 	struct cache_stats cs;
 	struct prov_stats ps;
 
@@ -232,6 +234,11 @@ void stats_pull(struct stats *s, struct cache *c, struct prov *p)
 		stats_set(s, STAT_EVICTIONS, cs.evictions);
 		stats_set(s, STAT_SHA256_BLOCKS, cs.hashed_blocks);
 		stats_set(s, STAT_SHA256_BATCHES, cs.hash_batches);
+	}
+	if (c && cache_pin_totals(c, &pt) == 0) {
+		stats_set(s, STAT_PINS, pt.pins);
+		stats_set(s, STAT_PINNED_BYTES_PRESENT, pt.bytes_present);
+		stats_set(s, STAT_PINNED_BYTES_TOTAL, pt.bytes_total);
 	}
 	if (p) {
 		prov_get_stats(p, &ps);

@@ -76,7 +76,15 @@
 	X(SHA256_BLOCKS, "sha256_blocks", "assetfs_sha256_blocks_total",      \
 	  COUNTER, "Blocks hashed with SHA-256 by this process.")             \
 	X(SHA256_BATCHES, "sha256_batches", "assetfs_sha256_batches_total",   \
-	  COUNTER, "SIMD hashing passes that hashed those blocks.")
+	  COUNTER, "SIMD hashing passes that hashed those blocks.")           \
+	X(PINS, "pins", "assetfs_pins", GAUGE,                                \
+	  "Pinned specs in the cache (all processes).")                       \
+	X(PINNED_BYTES_PRESENT, "pinned_bytes_present",                       \
+	  "assetfs_pinned_bytes_present", GAUGE,                              \
+	  "Bytes of pinned blocks present in the cache.")                     \
+	X(PINNED_BYTES_TOTAL, "pinned_bytes_total",                           \
+	  "assetfs_pinned_bytes", GAUGE,                           \
+	  "Bytes of every pinned block, present or not.")
 
 #define STATS_ENUM_ROW(id, key, prom, kind, help) STAT_##id,
 enum stat_id {

@@ -89,6 +89,14 @@ static void mount_usage(FILE *f)
 		"  threads=N             (16) FUSE worker threads\n"
 		"  readahead_kb=KiB      (16384) kernel read-ahead, root "
 		"only; 0: kernel default\n"
+		"  pins=FILE             (none) specs to keep pinned and "
+		"warm, one per line,\n"
+		"                        # comments; re-read when it "
+		"changes\n"
+		"  warm_before_flip      (off) latest/N.latest of a pinned "
+		"asset move only once\n"
+		"                        the new version is complete in the "
+		"cache\n"
 		"  log=FILE              (none: discarded without -f) "
 		"daemon log\n"
 		"  debug                 (off) as -d\n"
@@ -203,6 +211,10 @@ static int one_opt(struct mount_cli *c, char *item)
 		if (ret == 0 && n < 1)
 			ret = -EINVAL;
 		c->o.threads = (int)n;
+	} else if (IS("pins") && val) {
+		c->o.pins_file = val;
+	} else if (IS("warm_before_flip") && !val) {
+		c->o.warm_before_flip = true;
 	} else if (IS("log") && val) {
 		c->log_file = val;
 	} else if (IS("debug") && !val) {

@@ -17,5 +17,7 @@ int cmd_keygen(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
+int cmd_warm(int argc, char **argv);
+int cmd_pin(int argc, char **argv);
 
 #endif

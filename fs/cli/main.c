@@ -27,6 +27,8 @@ static const struct command commands[] = {
     {"mount", cmd_mount, "mount a store as a read-only tree"},
     {"stats", cmd_stats, "print the counters of a mount"},
     {"cache", cmd_cache, "inspect or clean the block cache"},
+    {"warm", cmd_warm, "fetch asset versions into the cache, no mount"},
+    {"pin", cmd_pin, "keep asset versions whole in the cache"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

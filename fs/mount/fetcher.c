@@ -255,13 +255,15 @@ static int get_block(struct fetcher *f, struct fetch_job *j, int *fd,
 					stats_inc(f->stats, STAT_BLOCK_MISSES);
 				ret = fetch_into_cache(f, j, &got, why,
 						       whylen);
-				if (ret == 0)
+				if (ret == 0) {
 					ret = cache_block_recheck(
 						f->cache, &j->want, &bfd,
 						NULL);
-				if (ret == -ENOENT) {
-					cache_unlock(&lk);
-					continue; /* evicted at once */
+					/* (not a store's -ENOENT: a failure) */
+					if (ret == -ENOENT) {
+						cache_unlock(&lk);
+						continue; /* evicted at once */
+					}
 				}
 			}
 			cache_unlock(&lk);

@@ -33,6 +33,7 @@
 #include "fs/mount/metrics.h"
 #include "fs/mount/mount.h"
 #include "fs/mount/mount_int.h"
+#include "fs/mount/pins.h"
 
 /* ---- ops ---- */
 
@@ -345,6 +346,7 @@ int mount_run(const struct mount_opts *o)
 	unsigned n_threads;
 	struct fuse_session *se = NULL;
 	struct metrics *mx = NULL;
+	struct pins *pins = NULL;
 	struct store_opts sto = { 0 };
 	struct prov_opts po = { 0 };
 	struct catalog_opts co = { 0 };
@@ -409,6 +411,12 @@ int mount_run(const struct mount_opts *o)
 	if (ret < 0) {
 		log_error("mount: cannot start the fetcher: %s",
 			  strerror(-ret));
+		goto out;
+	}
+	ret = pins_mount_start(m.cat, m.fe, m.cache, m.stats, o->pins_file,
+			       o->warm_before_flip, &pins);
+	if (ret < 0) {
+		log_error("mount: cannot start the pins: %s", strerror(-ret));
 		goto out;
 	}
 	ret = build_args(o, &args);
@@ -490,6 +498,7 @@ out:
 	pthread_mutex_destroy(&m.hlock);
 	fuse_loop_cfg_destroy(lc);
 	fuse_opt_free_args(&args);
+	pins_mount_stop(&pins, m.stats);
 	fetcher_free(m.fe);
 	catalog_free(m.cat);
 	store_close(&m.st);

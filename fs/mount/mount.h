@@ -47,6 +47,11 @@ struct mount_opts {
 	   backend then reads $ASSETFS_BEARER_TOKEN_FILE) */
 	const char *bearer_token_file;
 	const char *fuse_opts;	/* more -o options for libfuse, or NULL */
+	/* -o pins=FILE: specs to keep pinned and warm (fs/mount/pins.h) */
+	const char *pins_file;
+	/* -o warm_before_flip: an alias moves to a version of a pinned
+	   asset only once that version is complete in the cache */
+	bool warm_before_flip;
 	struct cache_opts cache;
 	/* called once mounted and answering (status 0; from a thread of
 	   its own) or on failure (negative errno), may be NULL */

@@ -25,7 +25,7 @@
 #include "resolver/spec.h"
 
 #define PINS_FILE_MAX (1u << 20) /* a pin file past this is refused */
-#define PINS_RETRY_MS 30000	 /* a failed pin is tried again after */
+#define PINS_RETRY_MS 5000	 /* a failed pin is tried again after */
 #define PINS_FAILS 64		 /* failures remembered */
 
 struct pin_fail {
@@ -48,8 +48,8 @@ struct pins {
 	int interval_ms;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool stop;			      /* protected by lock */
-	struct pin_fail fails[PINS_FAILS];    /* protected by lock */
+	bool stop;			   /* protected by lock */
+	struct pin_fail fails[PINS_FAILS]; /* protected by lock */
 };
 
 int pins_new(struct catalog *cat, struct fetcher *fe, struct cache *cache,
@@ -185,7 +185,8 @@ static int rows_of(struct pins *p, const char *spec,
 			all[i] = t;
 		}
 	}
-	cache_pin_list_free(all + k, na - k);
+	for (i = k; i < na; i++)
+		cache_pin_info_clear(&all[i]);
 	if (!k) {
 		free(all);
 		all = NULL;
@@ -201,9 +202,29 @@ static bool row_complete(const struct cache_pin_info *r)
 	       r->bytes_present == r->bytes_total && r->version[0];
 }
 
+/*
+ * Are the block files of a pinned version all there? The index may still
+ * list a block whose file went away behind its back (removed by hand, a
+ * disk error): a stat per block, no hashing (pin wait re-hashes).
+ */
+static bool files_present(struct pins *p, const char *spec, const char *version)
+{
+	struct digest *d = NULL;
+	uint64_t *size = NULL;
+	size_t i, n = 0;
+	bool ok;
+
+	ok = cache_pin_blocks(p->cache, p->url, spec, version, &d, &size, &n) ==
+	     0;
+	for (i = 0; ok && i < n; i++)
+		ok = cache_block_stat(p->cache, &d[i], NULL) == 0;
+	free(d);
+	free(size);
+	return ok;
+}
+
 /* Release every version of @spec but @keep. */
-static void release_others(struct pins *p, const char *spec,
-			   const char *keep)
+static void release_others(struct pins *p, const char *spec, const char *keep)
 {
 	struct cache_pin_info *rows = NULL;
 	size_t i, n = 0;
@@ -237,8 +258,8 @@ static int pin_and_warm(struct pins *p, const char *spec, const char *source,
 	ret = warm_list_blocks(v, &b);
 	if (ret < 0)
 		goto out;
-	ret = cache_pin_version(p->cache, p->url, spec, v->version, b.d,
-				b.size, b.n, b.pending, source, &fit);
+	ret = cache_pin_version(p->cache, p->url, spec, v->version, b.d, b.size,
+				b.n, b.pending, source, &fit);
 	if (ret == -ENOSPC) {
 		char need[32], held[32], lim[32];
 
@@ -271,8 +292,8 @@ static int pin_and_warm(struct pins *p, const char *spec, const char *source,
 				    CACHE_PIN_FAILED, err);
 		goto out;
 	}
-	cache_pin_set_state(p->cache, p->url, spec, v->version,
-			    CACHE_PIN_READY, NULL);
+	cache_pin_set_state(p->cache, p->url, spec, v->version, CACHE_PIN_READY,
+			    NULL);
 	log_info("pin %s: %s ready", spec, v->version);
 	release_others(p, spec, v->version);
 out:
@@ -310,12 +331,11 @@ int pins_ensure(struct pins *p, const char *spec, const char *source,
 			 strerror(-ret));
 		goto out;
 	}
-	if (ready) {
+	if (ready && files_present(p, key, v->version)) {
 		release_others(p, key, v->version);
 		goto out;
 	}
-	ret = pin_and_warm(p, key, source, v, progress, arg, rep, err,
-			   errlen);
+	ret = pin_and_warm(p, key, source, v, progress, arg, rep, err, errlen);
 	if (ret < 0 && ret != -ENOSPC)
 		goto out; /* the version's row carries the reason */
 fail:
@@ -534,8 +554,8 @@ static void apply_pin_file(struct pins *p)
 				continue;
 			for (j = 0; j < n; j++)
 				listed |= strcmp(specs[j], rows[i].spec) == 0;
-			if (!listed &&
-			    cache_pin_remove(p->cache, p->url, rows[i].spec) > 0)
+			if (!listed && cache_pin_remove(p->cache, p->url,
+							rows[i].spec) > 0)
 				log_info("pin %s: unpinned (no longer in %s)",
 					 rows[i].spec, p->file);
 		}
@@ -606,4 +626,107 @@ int pins_daemon_start(struct pins *p, const struct pins_daemon_opts *o)
 	if (ret == 0)
 		p->running = true;
 	return ret;
+}
+
+/* ---- the mount's side ---- */
+
+static bool spec_ready(const struct cache_pin_info *rows, size_t n,
+		       const char *spec)
+{
+	bool any = false, all = true;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (strcmp(rows[i].spec, spec) != 0)
+			continue;
+		any = true;
+		all &= row_complete(&rows[i]);
+	}
+	return any && all;
+}
+
+int pins_prom(void *ctx, struct buf *out)
+{
+	struct pins *p = ctx;
+	struct cache_pin_info *rows = NULL;
+	size_t i, n = 0;
+	int ret;
+
+	ret = cache_pin_list(p->cache, p->url, &rows, &n);
+	if (ret < 0 || n == 0)
+		goto out;
+	ret = stats_prom_family(
+	    out, "assetfs_pin_bytes_present", STAT_KIND_GAUGE,
+	    "Bytes of a pinned version present in the cache.");
+	for (i = 0; ret == 0 && i < n; i++) {
+		const char *l[] = {"spec", rows[i].spec, "version",
+				   rows[i].version};
+
+		ret = stats_prom_sample(out, "assetfs_pin_bytes_present", l, 2,
+					rows[i].bytes_present);
+	}
+	if (ret == 0)
+		ret =
+		    stats_prom_family(out, "assetfs_pin_bytes", STAT_KIND_GAUGE,
+				      "Bytes of a pinned version in all.");
+	for (i = 0; ret == 0 && i < n; i++) {
+		const char *l[] = {"spec", rows[i].spec, "version",
+				   rows[i].version};
+
+		ret = stats_prom_sample(out, "assetfs_pin_bytes", l, 2,
+					rows[i].bytes_total);
+	}
+	if (ret == 0)
+		ret =
+		    stats_prom_family(out, "assetfs_pin_ready", STAT_KIND_GAUGE,
+				      "1 when every block of the version a "
+				      "pin resolves to is in the cache.");
+	for (i = 0; ret == 0 && i < n; i++) {
+		const char *l[] = {"spec", rows[i].spec};
+
+		if (i > 0 && strcmp(rows[i].spec, rows[i - 1].spec) == 0)
+			continue;
+		ret = stats_prom_sample(out, "assetfs_pin_ready", l, 1,
+					spec_ready(rows, n, rows[i].spec));
+	}
+out:
+	cache_pin_list_free(rows, n);
+	return ret;
+}
+
+int pins_mount_start(struct catalog *cat, struct fetcher *fe,
+		     struct cache *cache, struct stats *stats, const char *file,
+		     bool warm_before_flip, struct pins **out)
+{
+	struct pins_daemon_opts o = {.file = file};
+	struct pins *p = NULL;
+	int ret;
+
+	*out = NULL;
+	ret = pins_new(cat, fe, cache, 8, &p);
+	if (ret < 0)
+		return ret;
+	if (warm_before_flip)
+		catalog_set_alias_gate(cat, pins_gate, p);
+	ret = stats_add_source(stats, pins_prom, p);
+	if (ret == 0)
+		ret = pins_daemon_start(p, &o);
+	if (ret < 0) {
+		pins_mount_stop(&p, stats);
+		return ret;
+	}
+	*out = p;
+	return 0;
+}
+
+void pins_mount_stop(struct pins **pp, struct stats *stats)
+{
+	struct pins *p = *pp;
+
+	if (!p)
+		return;
+	*pp = NULL;
+	catalog_set_alias_gate(p->cat, NULL, NULL);
+	stats_remove_source(stats, pins_prom, p);
+	pins_free(p); /* joins the daemon */
 }

@@ -86,9 +86,29 @@ struct pins_daemon_opts {
  * changed (added specs pinned and warmed, specs no longer listed
  * unpinned), then keep every pin of this store current (floating pins
  * follow new versions as the catalog's version lists show them). Failed
- * pins are retried after 30 s or when their spec resolves to another
+ * pins are retried after 5 s or when their spec resolves to another
  * version. Returns 0 or -errno.
  */
 int pins_daemon_start(struct pins *p, const struct pins_daemon_opts *o);
+
+/*
+ * A stats source (stats_add_source()): the gauges
+ * assetfs_pin_bytes_present{spec,version}, assetfs_pin_bytes{spec,version}
+ * and assetfs_pin_ready{spec} of this store's pins. @ctx is the pins.
+ */
+int pins_prom(void *ctx, struct buf *out);
+
+/*
+ * The mount's pins in one call: make them over @cat, @fe, @cache (all
+ * borrowed), register pins_prom() with @stats, set the catalog's alias
+ * gate when @warm_before_flip, start the daemon with @file (borrowed, may
+ * be NULL). Returns 0 or -errno (*@out NULL).
+ */
+int pins_mount_start(struct catalog *cat, struct fetcher *fe,
+		     struct cache *cache, struct stats *stats, const char *file,
+		     bool warm_before_flip, struct pins **out);
+
+/* Undo pins_mount_start(); sets *@p NULL. NULL-safe. */
+void pins_mount_stop(struct pins **p, struct stats *stats);
 
 #endif

@@ -40,14 +40,14 @@ struct warm {
 	uint64_t n_jobs;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	uint64_t next;	     /* protected by lock: next job */
-	uint64_t finished;   /* protected by lock */
-	uint64_t done_bytes; /* protected by lock */
-	uint64_t fetched;    /* protected by lock */
-	uint64_t present;    /* protected by lock */
-	int running;	     /* protected by lock: live workers */
-	int err;	     /* protected by lock: first failure */
-	char why[WARM_ERR_MAX];	       /* protected by lock */
+	uint64_t next;		     /* protected by lock: next job */
+	uint64_t finished;	     /* protected by lock */
+	uint64_t done_bytes;	     /* protected by lock */
+	uint64_t fetched;	     /* protected by lock */
+	uint64_t present;	     /* protected by lock */
+	int running;		     /* protected by lock: live workers */
+	int err;		     /* protected by lock: first failure */
+	char why[WARM_ERR_MAX];	     /* protected by lock */
 	struct warm_blocks *learned; /* protected by lock */
 };
 
@@ -177,9 +177,9 @@ static void run_job(struct warm *w, uint64_t job)
 		w->err = ret;
 		/* a long key is cut: the message stays one line */
 		if (snprintf(w->why, sizeof(w->why),
-			 "%s/%s: block %llu could not be fetched and "
-			 "verified (see the log)",
-			 w->url, f->key, (unsigned long long)i) < 0)
+			     "%s/%s: block %llu could not be fetched and "
+			     "verified (see the log)",
+			     w->url, f->key, (unsigned long long)i) < 0)
 			w->why[0] = '\0';
 	}
 	if (ret == 0) {
