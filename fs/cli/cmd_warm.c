@@ -41,7 +41,7 @@ struct bar {
 	bool started;
 };
 
-static void on_progress(void *arg, uint64_t done, uint64_t total)
+static int on_progress(void *arg, uint64_t done, uint64_t total)
 {
 	struct bar *b = arg;
 
@@ -50,6 +50,7 @@ static void on_progress(void *arg, uint64_t done, uint64_t total)
 		b->started = true;
 	}
 	progress_update(&b->p, done);
+	return 0;
 }
 
 static void summary(const char *spec, const char *version,

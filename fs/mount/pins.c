@@ -1,56 +1,24 @@
 /*
  * pins - see pins.h. The pin table lives in the cache (cache_pin.c); this
  * file decides what goes in it: the version a spec resolves to now, its
- * blocks, and when an older version may be released. The daemon thread
- * wakes every interval, re-reads the pin file when its inode, size or
- * mtime changed, and walks the store's pins.
+ * blocks, and when an older version may be released; and it answers the
+ * alias gate of warm_before_flip. The mount's thread, the pin file and
+ * the gauges are in pins_daemon.c, which calls this file.
  *
- * Locks: p->lock guards the daemon's state (stop flag, the failure
- * memory, the file's last identity); never held across I/O.
+ * Threads: every function is safe concurrently; the shared state is the
+ * pin table (sqlite). Errors: 0 or a negative errno, a message in @err.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
-#include "common/buf.h"
-#include "common/fileutil.h"
 #include "common/log.h"
-#include "common/timeutil.h"
 #include "fs/cache/cache_pin.h"
 #include "fs/mount/pins.h"
+#include "fs/mount/pins_int.h"
 #include "resolver/spec.h"
-
-#define PINS_FILE_MAX (1u << 20) /* a pin file past this is refused */
-#define PINS_RETRY_MS 5000	 /* a failed pin is tried again after */
-#define PINS_FAILS 64		 /* failures remembered */
-
-struct pin_fail {
-	char spec[SPEC_NAME_MAX + SPEC_VERSION_MAX + 2];
-	char version[SPEC_VERSION_MAX + 1];
-	int64_t at_ms;
-};
-
-struct pins {
-	struct catalog *cat;
-	struct fetcher *fe;
-	struct cache *cache;
-	const char *url;
-	int threads;
-	/* the daemon */
-	pthread_t tid;
-	bool running;
-	const char *file; /* borrowed from the mount's options */
-	char source[4200];
-	int interval_ms;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool stop;			   /* protected by lock */
-	struct pin_fail fails[PINS_FAILS]; /* protected by lock */
-};
 
 int pins_new(struct catalog *cat, struct fetcher *fe, struct cache *cache,
 	     int threads, struct pins **out)
@@ -84,6 +52,16 @@ void pins_free(struct pins *p)
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
+}
+
+bool pins_stopping(struct pins *p)
+{
+	bool stop;
+
+	pthread_mutex_lock(&p->lock);
+	stop = p->stop;
+	pthread_mutex_unlock(&p->lock);
+	return stop;
 }
 
 const char *pins_store(const struct pins *p)
@@ -196,7 +174,7 @@ static int rows_of(struct pins *p, const char *spec,
 	return 0;
 }
 
-static bool row_complete(const struct cache_pin_info *r)
+bool pins_row_complete(const struct cache_pin_info *r)
 {
 	return r->state == CACHE_PIN_READY &&
 	       r->bytes_present == r->bytes_total && r->version[0];
@@ -243,6 +221,22 @@ static void release_others(struct pins *p, const char *spec, const char *keep)
 	cache_pin_list_free(rows, n);
 }
 
+struct prog_wrap {
+	struct pins *p;
+	warm_progress_fn fn;
+	void *arg;
+};
+
+/* The caller's progress, and a stop when the mount is going away. */
+static int prog_wrap(void *arg, uint64_t done, uint64_t total)
+{
+	struct prog_wrap *w = arg;
+
+	if (w->fn && w->fn(w->arg, done, total))
+		return 1;
+	return pins_stopping(w->p);
+}
+
 /* Pin @v for @spec and warm it. */
 static int pin_and_warm(struct pins *p, const char *spec, const char *source,
 			const struct cat_version *v, warm_progress_fn progress,
@@ -251,6 +245,7 @@ static int pin_and_warm(struct pins *p, const char *spec, const char *source,
 {
 	struct warm_blocks b = {0};
 	struct cache_pin_fit fit = {0};
+	struct prog_wrap pw = {.p = p, .fn = progress, .arg = arg};
 	uint64_t learned = 0;
 	size_t i;
 	int ret;
@@ -278,8 +273,8 @@ static int pin_and_warm(struct pins *p, const char *spec, const char *source,
 	}
 	log_info("pin %s: warming %s", spec, v->version);
 	rep->warmed = true;
-	ret = warm_version(p->fe, p->cache, p->url, v, p->threads, progress,
-			   arg, &rep->w, err, errlen);
+	ret = warm_version(p->fe, p->cache, p->url, v, p->threads, prog_wrap,
+			   &pw, &rep->w, err, errlen);
 	for (i = 0; i < rep->w.learned.n; i++)
 		learned += rep->w.learned.size[i];
 	if (rep->w.learned.n)
@@ -288,8 +283,11 @@ static int pin_and_warm(struct pins *p, const char *spec, const char *source,
 				     rep->w.learned.n, learned);
 	warm_blocks_clear(&rep->w.learned);
 	if (ret < 0) {
+		/* stopped (unmount): still to be warmed, not failed */
 		cache_pin_set_state(p->cache, p->url, spec, v->version,
-				    CACHE_PIN_FAILED, err);
+				    ret == -ECANCELED ? CACHE_PIN_WARMING
+						      : CACHE_PIN_FAILED,
+				    ret == -ECANCELED ? NULL : err);
 		goto out;
 	}
 	cache_pin_set_state(p->cache, p->url, spec, v->version, CACHE_PIN_READY,
@@ -324,7 +322,7 @@ int pins_ensure(struct pins *p, const char *spec, const char *source,
 	ret = rows_of(p, key, &rows, &n);
 	for (i = 0; ret == 0 && i < n; i++)
 		if (strcmp(rows[i].version, v->version) == 0)
-			ready = row_complete(&rows[i]);
+			ready = pins_row_complete(&rows[i]);
 	cache_pin_list_free(rows, n);
 	if (ret < 0) {
 		snprintf(err, errlen, "pin %s: cache index: %s", key,
@@ -374,7 +372,7 @@ int pins_gate(void *arg, const char *name, const struct version_list *l,
 		for (j = 0; j < n; j++)
 			if (strcmp(rows[j].spec, rows[i].spec) == 0 &&
 			    strcmp(rows[j].version, target) == 0)
-				done = row_complete(&rows[j]);
+				done = pins_row_complete(&rows[j]);
 		if (done)
 			continue;
 		/* show the version this pin held before, if complete */
@@ -383,7 +381,7 @@ int pins_gate(void *arg, const char *name, const struct version_list *l,
 			size_t k;
 
 			if (strcmp(rows[j].spec, rows[i].spec) != 0 ||
-			    !row_complete(&rows[j]))
+			    !pins_row_complete(&rows[j]))
 				continue;
 			for (k = 0; k < l->n; k++)
 				listed |= strcmp(l->v[k], rows[j].version) == 0;
@@ -394,339 +392,4 @@ int pins_gate(void *arg, const char *name, const struct version_list *l,
 	}
 	cache_pin_list_free(rows, n);
 	return held;
-}
-
-/* ---- the daemon ---- */
-
-/* Was @spec's last failure at @version recent? Then skip it. */
-static bool fail_recent(struct pins *p, const char *spec, const char *version)
-{
-	int64_t now = time_mono_ms();
-	bool ret = false;
-	int i;
-
-	pthread_mutex_lock(&p->lock);
-	for (i = 0; i < PINS_FAILS; i++) {
-		struct pin_fail *f = &p->fails[i];
-
-		if (f->at_ms && strcmp(f->spec, spec) == 0)
-			ret = strcmp(f->version, version) == 0 &&
-			      now - f->at_ms < PINS_RETRY_MS;
-	}
-	pthread_mutex_unlock(&p->lock);
-	return ret;
-}
-
-static void fail_note(struct pins *p, const char *spec, const char *version,
-		      bool failed)
-{
-	struct pin_fail *slot = NULL;
-	int i;
-
-	pthread_mutex_lock(&p->lock);
-	for (i = 0; i < PINS_FAILS && !slot; i++)
-		if (p->fails[i].at_ms && strcmp(p->fails[i].spec, spec) == 0)
-			slot = &p->fails[i];
-	for (i = 0; i < PINS_FAILS && !slot && failed; i++)
-		if (!p->fails[i].at_ms)
-			slot = &p->fails[i];
-	if (!slot && failed)
-		slot = &p->fails[time_mono_ms() % PINS_FAILS];
-	if (slot && !failed)
-		slot->at_ms = 0;
-	else if (slot) {
-		snprintf(slot->spec, sizeof(slot->spec), "%s", spec);
-		snprintf(slot->version, sizeof(slot->version), "%s", version);
-		slot->at_ms = time_mono_ms();
-	}
-	pthread_mutex_unlock(&p->lock);
-}
-
-/* Keep @spec current, unless it failed recently at the same version. */
-static void keep_current(struct pins *p, const char *spec, const char *source)
-{
-	struct cat_version *v = NULL;
-	struct pins_report rep;
-	char err[WARM_ERR_MAX];
-	const char *ver = "";
-	int ret;
-
-	if (pins_resolve(p, spec, &v, err, sizeof(err)) == 0)
-		ver = v->version;
-	if (fail_recent(p, spec, ver)) {
-		cat_version_unref(v);
-		return;
-	}
-	cat_version_unref(v);
-	ret = pins_ensure(p, spec, source, false, NULL, NULL, &rep, err,
-			  sizeof(err));
-	if (ret < 0)
-		log_warn("pin %s: %s", spec, err);
-	fail_note(p, spec, rep.version, ret < 0);
-}
-
-/*
- * Read the pin file: one spec per line, '#' starts a comment. *@specs
- * gets a malloc'd array of *@n normalised specs. Returns 0 or -errno.
- */
-static int read_pin_file(const char *path, char ***specs, size_t *n)
-{
-	struct buf b;
-	char *line, *save = NULL, **v = NULL, **nv;
-	char key[SPEC_NAME_MAX + SPEC_VERSION_MAX + 2], e[WARM_ERR_MAX];
-	size_t k = 0;
-	int ret;
-
-	*specs = NULL;
-	*n = 0;
-	buf_init(&b, PINS_FILE_MAX);
-	ret = file_read_capped(path, PINS_FILE_MAX, &b);
-	if (ret == 0)
-		ret = buf_append(&b, "", 1); /* an empty file: data non-NULL */
-	if (ret < 0)
-		goto out;
-	for (line = strtok_r(b.data, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
-		char *hash = strchr(line, '#'), *end;
-
-		if (hash)
-			*hash = '\0';
-		line += strspn(line, " \t\r");
-		end = line + strlen(line);
-		while (end > line && strchr(" \t\r", end[-1]))
-			*--end = '\0';
-		if (!*line)
-			continue;
-		if (pins_spec_norm(line, key, sizeof(key), e, sizeof(e)) < 0) {
-			log_warn("pins file %s: skipping '%s': %s", path, line,
-				 e);
-			continue;
-		}
-		nv = realloc(v, (k + 1) * sizeof(*v));
-		if (!nv || !(nv[k] = strdup(key))) {
-			v = nv ? nv : v;
-			ret = -ENOMEM;
-			break;
-		}
-		v = nv;
-		k++;
-	}
-out:
-	buf_free(&b);
-	if (ret < 0) {
-		while (k)
-			free(v[--k]);
-		free(v);
-		return ret;
-	}
-	*specs = v;
-	*n = k;
-	return 0;
-}
-
-static void free_strv(char **v, size_t n)
-{
-	while (n)
-		free(v[--n]);
-	free(v);
-}
-
-/* Apply the pin file: pin what it lists, unpin what it no longer does. */
-static void apply_pin_file(struct pins *p)
-{
-	struct cache_pin_info *rows = NULL;
-	char **specs = NULL;
-	size_t i, j, n = 0, nr = 0;
-	int ret;
-
-	ret = read_pin_file(p->file, &specs, &n);
-	if (ret < 0) {
-		log_warn("pins file %s: %s; pins left as they are", p->file,
-			 strerror(-ret));
-		return;
-	}
-	log_info("pins file %s: %zu spec(s)", p->file, n);
-	if (cache_pin_list(p->cache, p->url, &rows, &nr) == 0) {
-		for (i = 0; i < nr; i++) {
-			bool listed = false;
-
-			if (strcmp(rows[i].source, p->source) != 0)
-				continue;
-			for (j = 0; j < n; j++)
-				listed |= strcmp(specs[j], rows[i].spec) == 0;
-			if (!listed && cache_pin_remove(p->cache, p->url,
-							rows[i].spec) > 0)
-				log_info("pin %s: unpinned (no longer in %s)",
-					 rows[i].spec, p->file);
-		}
-		cache_pin_list_free(rows, nr);
-	}
-	for (i = 0; i < n; i++) {
-		fail_note(p, specs[i], "", false);
-		keep_current(p, specs[i], p->source);
-	}
-	free_strv(specs, n);
-}
-
-static void *daemon_main(void *arg)
-{
-	struct pins *p = arg;
-	struct stat st, last = {0};
-	bool have = false;
-
-	pthread_mutex_lock(&p->lock);
-	while (!p->stop) {
-		struct cache_pin_info *rows = NULL;
-		size_t i, n = 0;
-		struct timespec ts;
-
-		pthread_mutex_unlock(&p->lock);
-		if (p->file && stat(p->file, &st) == 0 &&
-		    (!have || st.st_ino != last.st_ino ||
-		     st.st_size != last.st_size ||
-		     st.st_mtim.tv_sec != last.st_mtim.tv_sec ||
-		     st.st_mtim.tv_nsec != last.st_mtim.tv_nsec)) {
-			last = st;
-			have = true;
-			apply_pin_file(p);
-		}
-		if (cache_pin_list(p->cache, p->url, &rows, &n) == 0) {
-			for (i = 0; i < n; i++)
-				if (i == 0 ||
-				    strcmp(rows[i].spec, rows[i - 1].spec))
-					keep_current(p, rows[i].spec,
-						     rows[i].source);
-			cache_pin_list_free(rows, n);
-		}
-		pthread_mutex_lock(&p->lock);
-		if (p->stop)
-			break;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += p->interval_ms / 1000;
-		ts.tv_nsec += (long)(p->interval_ms % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
-	}
-	pthread_mutex_unlock(&p->lock);
-	return NULL;
-}
-
-int pins_daemon_start(struct pins *p, const struct pins_daemon_opts *o)
-{
-	int ret;
-
-	p->file = o->file;
-	p->interval_ms = o->interval_ms > 0 ? o->interval_ms : 1000;
-	if (p->file)
-		snprintf(p->source, sizeof(p->source), "file:%s", p->file);
-	ret = -pthread_create(&p->tid, NULL, daemon_main, p);
-	if (ret == 0)
-		p->running = true;
-	return ret;
-}
-
-/* ---- the mount's side ---- */
-
-static bool spec_ready(const struct cache_pin_info *rows, size_t n,
-		       const char *spec)
-{
-	bool any = false, all = true;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		if (strcmp(rows[i].spec, spec) != 0)
-			continue;
-		any = true;
-		all &= row_complete(&rows[i]);
-	}
-	return any && all;
-}
-
-int pins_prom(void *ctx, struct buf *out)
-{
-	struct pins *p = ctx;
-	struct cache_pin_info *rows = NULL;
-	size_t i, n = 0;
-	int ret;
-
-	ret = cache_pin_list(p->cache, p->url, &rows, &n);
-	if (ret < 0 || n == 0)
-		goto out;
-	ret = stats_prom_family(
-	    out, "assetfs_pin_bytes_present", STAT_KIND_GAUGE,
-	    "Bytes of a pinned version present in the cache.");
-	for (i = 0; ret == 0 && i < n; i++) {
-		const char *l[] = {"spec", rows[i].spec, "version",
-				   rows[i].version};
-
-		ret = stats_prom_sample(out, "assetfs_pin_bytes_present", l, 2,
-					rows[i].bytes_present);
-	}
-	if (ret == 0)
-		ret =
-		    stats_prom_family(out, "assetfs_pin_bytes", STAT_KIND_GAUGE,
-				      "Bytes of a pinned version in all.");
-	for (i = 0; ret == 0 && i < n; i++) {
-		const char *l[] = {"spec", rows[i].spec, "version",
-				   rows[i].version};
-
-		ret = stats_prom_sample(out, "assetfs_pin_bytes", l, 2,
-					rows[i].bytes_total);
-	}
-	if (ret == 0)
-		ret =
-		    stats_prom_family(out, "assetfs_pin_ready", STAT_KIND_GAUGE,
-				      "1 when every block of the version a "
-				      "pin resolves to is in the cache.");
-	for (i = 0; ret == 0 && i < n; i++) {
-		const char *l[] = {"spec", rows[i].spec};
-
-		if (i > 0 && strcmp(rows[i].spec, rows[i - 1].spec) == 0)
-			continue;
-		ret = stats_prom_sample(out, "assetfs_pin_ready", l, 1,
-					spec_ready(rows, n, rows[i].spec));
-	}
-out:
-	cache_pin_list_free(rows, n);
-	return ret;
-}
-
-int pins_mount_start(struct catalog *cat, struct fetcher *fe,
-		     struct cache *cache, struct stats *stats, const char *file,
-		     bool warm_before_flip, struct pins **out)
-{
-	struct pins_daemon_opts o = {.file = file};
-	struct pins *p = NULL;
-	int ret;
-
-	*out = NULL;
-	ret = pins_new(cat, fe, cache, 8, &p);
-	if (ret < 0)
-		return ret;
-	if (warm_before_flip)
-		catalog_set_alias_gate(cat, pins_gate, p);
-	ret = stats_add_source(stats, pins_prom, p);
-	if (ret == 0)
-		ret = pins_daemon_start(p, &o);
-	if (ret < 0) {
-		pins_mount_stop(&p, stats);
-		return ret;
-	}
-	*out = p;
-	return 0;
-}
-
-void pins_mount_stop(struct pins **pp, struct stats *stats)
-{
-	struct pins *p = *pp;
-
-	if (!p)
-		return;
-	*pp = NULL;
-	catalog_set_alias_gate(p->cat, NULL, NULL);
-	stats_remove_source(stats, pins_prom, p);
-	pins_free(p); /* joins the daemon */
 }

@@ -298,10 +298,18 @@ int warm_version(struct fetcher *fe, struct cache *cache, const char *url,
 		pthread_cond_timedwait(&w.cond, &w.lock, &ts);
 		if (progress) {
 			uint64_t done = w.done_bytes;
+			int stop;
 
 			pthread_mutex_unlock(&w.lock);
-			progress(arg, done, all.total);
+			stop = progress(arg, done, all.total);
 			pthread_mutex_lock(&w.lock);
+			if (stop && w.next < w.n_jobs) {
+				w.next = w.n_jobs; /* no new block begins */
+				w.err = -ECANCELED;
+				snprintf(w.why, sizeof(w.why),
+					 "%s:%s: warm stopped", v->name,
+					 v->version);
+			}
 		}
 	}
 	pthread_mutex_unlock(&w.lock);

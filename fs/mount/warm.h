@@ -54,8 +54,11 @@ struct warm_result {
 /*
  * Progress: called from the calling thread about ten times a second
  * with the bytes done (present or fetched) of @total. May be NULL.
+ * Returns 0 to go on; non-zero stops the warm: no further block is
+ * begun, and warm_version() returns -ECANCELED once the blocks in flight
+ * are done (a mount being unmounted does not wait for a whole version).
  */
-typedef void (*warm_progress_fn)(void *arg, uint64_t done, uint64_t total);
+typedef int (*warm_progress_fn)(void *arg, uint64_t done, uint64_t total);
 
 /*
  * Fetch every block of @v (borrowed) that the cache lacks through @fe
@@ -63,7 +66,7 @@ typedef void (*warm_progress_fn)(void *arg, uint64_t done, uint64_t total);
  * key of trust-on-first-use digests). @r is filled (r->learned owned by
  * the caller, also on failure). Returns 0 when every block is in the
  * cache, -EIO naming the first file and block that failed (the others
- * are still tried), or -ENOMEM.
+ * are still tried), -ECANCELED (@progress said stop), or -ENOMEM.
  */
 int warm_version(struct fetcher *fe, struct cache *cache, const char *url,
 		 const struct cat_version *v, int threads,
