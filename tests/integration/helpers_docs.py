@@ -34,7 +34,8 @@ The sandbox each file runs in:
   helpers a PATH of its own);
 - well-known ports in the docs stand for free ports picked at run time and
   are rewritten in the commands and in the expected output: 8080 (the
-  server), 9090 (its metrics), 9100 (the mount's metrics), and, started
+  server), 8081 (its gRPC port), 9090 (its metrics), 9100 (the mount's
+  metrics), and, started
   only for a file that names them, 9000 (S3: s3rver behind the SigV4
   verifying proxy, bucket my-bucket, region eu-west-1, AWS's example
   key pair, whose key id is rewritten to the one s3rver takes), 10000
@@ -236,7 +237,7 @@ class Sandbox:
         def uses(port):
             return re.search(rf"(?<![0-9]){port}(?![0-9])", text)
 
-        for port in ("8080", "9090", "9100"):
+        for port in ("8080", "8081", "9090", "9100"):
             if uses(port):
                 self.ports[port] = free_port()
         if uses("9000"):
