@@ -69,8 +69,8 @@ struct pyreq {
 struct replica {
 	struct pyproc proc; /* used only by the thread that claimed it */
 	bool busy;	    /* protected by pool->lock */
-	unsigned fails;	    /* consecutive deaths */
-	int64_t next_start_ms;
+	unsigned fails;	    /* consecutive deaths; the claimer's */
+	int64_t next_start_ms; /* the claimer's; claim() reads it as a hint */
 	struct buf rx;
 };
 
@@ -308,22 +308,38 @@ static void run_batch(struct pypool *p, struct replica *r, struct pyreq *b)
 	}
 }
 
-/* An idle replica, preferring one with a live process; or NULL. */
+/*
+ * An idle replica to send a batch to, or NULL to wait for one: an idle
+ * live process first; else a dead one that may start now; else, when
+ * some process is alive (busy), none (its batch will end soon); else a
+ * dead one in its backoff, whose batch then fails at once. Under
+ * p->lock; pid and next_start_ms are read as hints (the claimer writes
+ * them).
+ */
 static struct replica *claim(struct pypool *p)
 {
-	struct replica *pick = NULL;
+	struct replica *pick = NULL, *backoff = NULL;
+	int64_t now = time_mono_ms();
+	bool live = false;
 	unsigned i;
 
 	for (i = 0; i < p->n; i++) {
-		if (p->r[i].busy)
+		struct replica *r = &p->r[i];
+
+		live |= r->proc.pid != 0;
+		if (r->busy)
 			continue;
-		if (p->r[i].proc.pid) {
-			pick = &p->r[i];
+		if (r->proc.pid) {
+			pick = r;
 			break;
 		}
-		if (!pick)
-			pick = &p->r[i];
+		if (now >= r->next_start_ms && !pick)
+			pick = r;
+		else if (!backoff)
+			backoff = r;
 	}
+	if (!pick && !live)
+		pick = backoff;
 	if (pick) {
 		pick->busy = true;
 		p->busy++;
@@ -409,6 +425,11 @@ static int pool_predict(void *state, const double *x, size_t rows,
 			       pthread_cond_timedwait(&p->fill, &p->lock,
 						      &ts) == 0)
 				;
+		}
+		if (!p->head) { /* another leader took them meanwhile */
+			r->busy = false;
+			p->busy--;
+			continue;
 		}
 		b = take(p);
 		pthread_mutex_unlock(&p->lock);

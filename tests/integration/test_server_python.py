@@ -90,6 +90,7 @@ def test_sklearn_and_classes_on_a_mount(assetfs_bin, server_bin, store,
         {"name": "rf", "asset": "py/rf", "runtime": "sklearn"},
         {"name": "pipe", "asset": "py/pipe:0"},
         {"name": "seldon", "asset": "py/seldon", "class": "scorer.Scorer",
+         "replicas": 2,
          "config": {"parameters": {"factor": 2}, "n_features": 4}},
         {"name": "mk", "asset": "py/mk", "class": "pkg.linear.Linear",
          "n_features": 4},
@@ -127,7 +128,7 @@ def test_sklearn_and_classes_on_a_mount(assetfs_bin, server_bin, store,
 
     # every loaded version runs in its own Python process, not the server
     pids = run(["pgrep", "-P", str(srv.proc.pid)]).stdout.split()
-    assert len(pids) == 5, pids
+    assert len(pids) == 6, pids  # seldon has two
     for pid in pids:
         cmd = open(f"/proc/{int(pid)}/cmdline", "rb").read().split(b"\0")
         assert cmd[-2].endswith(b"assetfs_model_worker.py"), cmd
@@ -240,7 +241,7 @@ def test_crash_hang_and_leak_take_only_themselves_down(
     srv = servers(["--assets-dir", m.mnt, "--threads", "0",
                    "--python-env-dir", tmp_path / "envs",
                    "--model", "lr=py/lr",
-                   "--model", "crash=py/crash,class=m.Model",
+                   "--model", "crash=py/crash,class=m.Model,replicas=2",
                    "--model", "hang=py/hang,class=m.Model,timeout=1",
                    "--model", "leak=py/leak,class=m.Model,max_memory=400M"],
                   ready=False)
