@@ -1,11 +1,12 @@
 /*
- * curl_pool - pooled libcurl handles sharing one CURLSH (connections, DNS,
- * TLS sessions), and the per-request header sets. The retrying request
+ * curl_pool - pooled libcurl handles sharing one CURLSH (DNS, TLS
+ * sessions), and the per-request header sets. The retrying request
  * runner is in curl_req.c.
  *
  * Handles are kept in a LIFO of idle handles (protected by pool->lock).
- * The share's data is guarded by one mutex per curl_lock_data kind, so
- * the mount's read-ahead threads reuse each other's connections safely.
+ * The share (DNS and TLS sessions, not connections: see cpool_new()) is
+ * guarded by one mutex per curl_lock_data kind; connections are reused
+ * through the idle handles, each of which keeps its own.
  * A handle is owned by exactly one thread between cpool_get_handle() and
  * cpool_put_handle().
  */
@@ -164,7 +165,12 @@ int cpool_new(struct prov *p, const char *ca_env, struct cpool **out)
 	curl_share_setopt(pool->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	curl_share_setopt(pool->share, CURLSHOPT_SHARE,
 			  CURL_LOCK_DATA_SSL_SESSION);
-	curl_share_setopt(pool->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	/* Not CURL_LOCK_DATA_CONNECT: a connection cache shared by threads
+	   is libcurl's known bug 11.11 (curl/curl#4915); with many threads
+	   at once (a long version list's .meta fetches) it corrupted the
+	   heap and the mount died of SIGSEGV in libcurl's free(). Each idle
+	   handle keeps its own connections (curl_easy_reset() leaves them),
+	   so connections are still reused. */
 	*out = pool;
 	return 0;
 nomem:

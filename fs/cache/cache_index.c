@@ -88,9 +88,12 @@ static const char cache_schema[] =
 	" okey TEXT NOT NULL, etag TEXT NOT NULL, bsize INTEGER NOT NULL,"
 	" idx INTEGER NOT NULL, digest BLOB NOT NULL,"
 	" PRIMARY KEY(store, okey, etag, bsize, idx)) WITHOUT ROWID;"
+	/* a rowid table: documents reach megabytes (a .versions of 100,000
+	   versions), and in a WITHOUT ROWID table every key comparison on
+	   the way to a row read a large row's whole overflow chain */
 	"CREATE TABLE IF NOT EXISTS docs(store TEXT NOT NULL,"
 	" dkey TEXT NOT NULL, etag TEXT, stored_at INTEGER NOT NULL,"
-	" data BLOB NOT NULL, PRIMARY KEY(store, dkey)) WITHOUT ROWID;"
+	" data BLOB NOT NULL, PRIMARY KEY(store, dkey));"
 	"CREATE TABLE IF NOT EXISTS pins(store TEXT NOT NULL,"
 	" spec TEXT NOT NULL, version TEXT NOT NULL, source TEXT NOT NULL,"
 	" state INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT '',"
@@ -102,6 +105,25 @@ static const char cache_schema[] =
 	" PRIMARY KEY(store, spec, version, digest)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS pinblocks_digest ON pinblocks(digest);"
 	"INSERT OR IGNORE INTO meta VALUES('schema', '1');";
+
+/* An index made before the docs table had rowids: moved over, in the
+   schema's transaction (older binaries use either table alike). */
+static const char cache_docs_migrate[] =
+	"CREATE TABLE docs_rowid(store TEXT NOT NULL,"
+	" dkey TEXT NOT NULL, etag TEXT, stored_at INTEGER NOT NULL,"
+	" data BLOB NOT NULL, PRIMARY KEY(store, dkey));"
+	"INSERT INTO docs_rowid SELECT store, dkey, etag, stored_at, data"
+	" FROM docs;"
+	"DROP TABLE docs;"
+	"ALTER TABLE docs_rowid RENAME TO docs;";
+
+static int docs_without_rowid(void *arg, int n, char **v, char **names)
+{
+	(void)names;
+	if (n >= 1 && v[0] && strstr(v[0], "WITHOUT ROWID"))
+		*(bool *)arg = true;
+	return 0;
+}
 /* clang-format on */
 
 int cache_sqlite_err(int rc)
@@ -480,8 +502,19 @@ int cache_db_open(struct cache *c, bool *created)
 	if (rc == SQLITE_OK) {
 		rc = exec_retry(c->db, "BEGIN IMMEDIATE;", NULL, NULL, &err);
 		if (rc == SQLITE_OK) {
+			bool old_docs = false;
+
 			rc =
 			    sqlite3_exec(c->db, cache_schema, NULL, NULL, &err);
+			if (rc == SQLITE_OK)
+				rc = sqlite3_exec(c->db,
+						  "SELECT sql FROM sqlite_master"
+						  " WHERE name='docs';",
+						  docs_without_rowid, &old_docs,
+						  &err);
+			if (rc == SQLITE_OK && old_docs)
+				rc = sqlite3_exec(c->db, cache_docs_migrate,
+						  NULL, NULL, &err);
 			sqlite3_exec(c->db,
 				     rc == SQLITE_OK ? "COMMIT;" : "ROLLBACK;",
 				     NULL, NULL, NULL);

@@ -97,7 +97,8 @@ void cat_versions_unref(struct cat_versions *v)
 		return;
 	version_list_clear(&v->list);
 	cat_strv_free(v->alias_names, v->n_aliases);
-	cat_strv_free(v->alias_targets, v->n_aliases);
+	free(v->alias_targets); /* they point into list */
+	free(v->alias_index);
 	free(v);
 }
 
@@ -112,6 +113,7 @@ void cat_version_unref(struct cat_version *v)
 		free(v->nodes[i].etag);
 	}
 	free(v->nodes);
+	free(v->by_path);
 	meta_clear(&v->meta);
 	free(v->name);
 	free(v->version);

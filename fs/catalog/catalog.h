@@ -5,8 +5,9 @@
  * ETags, kept for the life of the mount: version content never changes).
  *
  * Listing a namespace is one delimited listing, after which the assets'
- * `.versions` are fetched in parallel; listing an asset fetches its
- * versions' `.meta` in parallel. Nothing walks a version's data: a folder
+ * `.versions` are fetched in parallel; listing an asset fetches the
+ * `.meta` of a bounded number of its versions in parallel (the rest when
+ * they are looked up). Nothing walks a version's data: a folder
  * version's files come from its `.meta` contents and manifest (without a
  * manifest, one listing of the version's prefix gives sizes and ETags).
  *
@@ -60,8 +61,10 @@ struct cat_level {
 /* An asset's version list and its aliases. */
 struct cat_versions {
 	struct version_list list; /* newest first */
-	char **alias_names;	  /* "latest", "1.latest", ... */
+	char **alias_names;	  /* "latest", then "N.latest" by major,
+				     newest first */
 	char **alias_targets;	  /* the version each alias names */
+	size_t *alias_index;	  /* its index in list */
 	size_t n_aliases;
 	bool offline; /* served from the last known copy */
 	/* private */
@@ -81,6 +84,8 @@ struct cat_node {
 	uint32_t parent;		 /* node index */
 	uint32_t first_child;		 /* 0 = none */
 	uint32_t next_sibling;		 /* 0 = none */
+	/* private */
+	uint32_t last_child; /* 0 = none */
 };
 
 struct cat_version {
@@ -91,6 +96,7 @@ struct cat_version {
 	size_t n_nodes;
 	uint32_t block_size; /* the manifest's, else the TOFU block size */
 	/* private */
+	uint32_t *by_path; /* node indexes sorted by relpath */
 	atomic_int refs;
 };
 
@@ -143,23 +149,45 @@ int catalog_version(struct catalog *c, const char *name, const char *version,
 		    struct cat_version **out);
 void cat_version_unref(struct cat_version *v); /* NULL-safe */
 
+/* The most `.meta` documents one listing of an asset dir fetches. */
+#define CATALOG_LIST_AHEAD 64
+
 /*
- * Fetch the .meta of every version of @v in parallel (so a listing of the
- * asset dir can show types and sizes at once). Errors are logged per
- * version; returns 0.
+ * Fetch in parallel the `.meta` of up to CATALOG_LIST_AHEAD versions of
+ * @v not known yet: the aliases' targets first, then the newest. A
+ * listing shows their types at once; the others are listed without a
+ * type (their `.meta` is fetched when they are looked up), so a list of
+ * 100,000 versions costs a bounded number of requests, not 100,000.
+ * Errors are logged per version; returns 0 or -ENOMEM.
  */
 int catalog_prefetch_versions(struct catalog *c, const char *name,
 			      const struct cat_versions *v);
 
+/*
+ * Version @version of @name if it is known without asking the store:
+ * 0 with a reference, the error remembered for it (within its TTL), or
+ * -EAGAIN if it has not been fetched.
+ */
+int catalog_version_peek(struct catalog *c, const char *name,
+			 const char *version, struct cat_version **out);
+
 /* The node at @relpath in @v, or -ENOENT. Returns the index. */
 int cat_version_find(const struct cat_version *v, const char *relpath);
 
-/* The target of alias @alias, or NULL if @v has no such alias. */
+/*
+ * The target of alias @alias, or NULL if @v has no such alias. O(log n)
+ * (cat_versions_alias_find(): its index in alias_names, or -ENOENT).
+ */
 const char *cat_versions_alias(const struct cat_versions *v,
 			       const char *alias);
+int cat_versions_alias_find(const struct cat_versions *v, const char *alias);
 
-/* Whether @v lists @version. */
+/*
+ * Whether @v lists @version; cat_versions_find(): its index in list, or
+ * -ENOENT. O(log n).
+ */
 bool cat_versions_has(const struct cat_versions *v, const char *version);
+int cat_versions_find(const struct cat_versions *v, const char *version);
 
 /*
  * Whether @err (negative errno from a catalog call) says the store could

@@ -7,6 +7,7 @@
  *   catalog_refresh.c  namespace levels and version lists (TTLs, aliases)
  *   catalog_offline.c  the offline forms of levels and object sizes
  *   catalog_version.c  versions: .meta, object sizes, the node tree
+ *   catalog_vlist.c    lookups in a version list and its aliases
  *   catalog_sig.c      signatures of kept `.meta` copies
  *
  * Locking: c->lock guards the three maps and offline_until_ms; it is
@@ -136,6 +137,11 @@ int cat_objinfo_add(struct objinfo *oi, const char *path, uint64_t size,
 int cat_objinfo_find(const struct objinfo *oi, const char *path);
 int cat_objinfo_to_json(const struct objinfo *oi, struct buf *out);
 int cat_objinfo_from_json(const char *s, size_t len, struct objinfo *oi);
+
+/* ---- catalog_vlist.c ---- */
+
+/* Build @v's aliases from its list (one pass). 0 or -ENOMEM. */
+int cat_versions_build_aliases(struct cat_versions *v);
 
 /* ---- catalog_sig.c ---- */
 

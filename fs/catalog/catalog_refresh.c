@@ -93,7 +93,13 @@ static struct cat_level *level_ref(struct cat_level *l)
 	return l;
 }
 
-int catalog_level(struct catalog *c, const char *ns, struct cat_level **out)
+/*
+ * The level at @ns; with @prefetch, a fresh listing also fetches its
+ * assets' version lists in parallel (a listing's entries are looked up
+ * next), which a lookup that only asks "is this a namespace?" skips.
+ */
+static int level_get(struct catalog *c, const char *ns, bool prefetch,
+		     struct cat_level **out)
 {
 	char key[SPEC_NAME_MAX + sizeof(CAT_OBJ_LEVEL) + 1];
 	char err[STORE_ERR_MAX] = "";
@@ -176,7 +182,7 @@ int catalog_level(struct catalog *c, const char *ns, struct cat_level **out)
 		e->at_ms = time_mono_ms();
 	}
 	pthread_mutex_unlock(&c->lock);
-	if (fresh && l->n_assets) {
+	if (fresh && prefetch && l->n_assets) {
 		struct prefetch_ctx p = {.c = c, .ns = ns, .l = l};
 
 		cat_par_for(c->parallel, l->n_assets, prefetch_one, &p);
@@ -192,12 +198,17 @@ out:
 	return ret;
 }
 
+int catalog_level(struct catalog *c, const char *ns, struct cat_level **out)
+{
+	return level_get(c, ns, true, out);
+}
+
 int catalog_is_namespace(struct catalog *c, const char *name)
 {
 	struct cat_level *l = NULL;
 	int ret;
 
-	ret = catalog_level(c, name, &l);
+	ret = level_get(c, name, false, &l);
 	if (ret < 0)
 		return ret;
 	ret = (l->n_assets || l->n_namespaces) ? 1 : 0;
@@ -206,45 +217,6 @@ int catalog_is_namespace(struct catalog *c, const char *name)
 }
 
 /* ---- version lists ---- */
-
-static int build_aliases(struct cat_versions *v)
-{
-	size_t i, j;
-	int ret;
-	char alias[64];
-
-	if (v->list.n == 0)
-		return 0;
-	ret = cat_strv_push(&v->alias_names, &v->n_aliases, "latest");
-	if (ret == 0) {
-		size_t n = 0;
-
-		ret = cat_strv_push(&v->alias_targets, &n, v->list.v[0]);
-	}
-	if (ret < 0 || v->list.sys != VERSIONING_MAJOR_MINOR)
-		return ret;
-	for (i = 0; i < v->list.n; i++) {
-		unsigned long major = version_major(v->list.v[i]);
-		bool seen = false;
-
-		for (j = 0; j < i; j++)
-			if (version_major(v->list.v[j]) == major)
-				seen = true;
-		if (seen)
-			continue;
-		snprintf(alias, sizeof(alias), "%lu.latest", major);
-		ret = cat_strv_push(&v->alias_names, &v->n_aliases, alias);
-		if (ret == 0) {
-			size_t n = v->n_aliases - 1;
-
-			ret =
-			    cat_strv_push(&v->alias_targets, &n, v->list.v[i]);
-		}
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
-}
 
 /*
  * warm_before_flip: each alias whose new target the gate holds back shows
@@ -256,19 +228,20 @@ static bool gate_aliases(struct catalog *c, const char *name,
 	char keep[SPEC_VERSION_MAX + 1];
 	bool held = false;
 	size_t i;
+	int k;
 
 	for (i = 0; c->gate && i < v->n_aliases; i++) {
-		char *t = v->alias_targets[i], *k;
+		const char *t = v->alias_targets[i];
 
 		if (c->gate(c->gate_arg, name, &v->list, t, keep,
 			    sizeof(keep)) <= 0 ||
-		    strcmp(keep, t) == 0 || !cat_versions_has(v, keep))
+		    strcmp(keep, t) == 0)
 			continue;
-		k = strdup(keep);
-		if (!k)
+		k = cat_versions_find(v, keep);
+		if (k < 0)
 			continue;
-		free(t);
-		v->alias_targets[i] = k;
+		v->alias_targets[i] = v->list.v[k];
+		v->alias_index[i] = (size_t)k;
 		held = true;
 	}
 	return held;
@@ -362,7 +335,7 @@ int catalog_versions(struct catalog *c, const char *name,
 			 *err ? err : strerror(-ret));
 	}
 	if (ret == 0 && !v->alias_names) {
-		ret = build_aliases(v);
+		ret = cat_versions_build_aliases(v);
 		if (ret == 0)
 			held = gate_aliases(c, name, v);
 	}
@@ -394,24 +367,4 @@ out:
 	free(etag);
 	buf_free(&raw);
 	return ret;
-}
-
-const char *cat_versions_alias(const struct cat_versions *v, const char *alias)
-{
-	size_t i;
-
-	for (i = 0; i < v->n_aliases; i++)
-		if (strcmp(v->alias_names[i], alias) == 0)
-			return v->alias_targets[i];
-	return NULL;
-}
-
-bool cat_versions_has(const struct cat_versions *v, const char *version)
-{
-	size_t i;
-
-	for (i = 0; i < v->list.n; i++)
-		if (strcmp(v->list.v[i], version) == 0)
-			return true;
-	return false;
 }

@@ -82,6 +82,8 @@ static int node_add(struct cat_version *v, size_t *cap, const char *relpath,
 	struct cat_node *n;
 	uint32_t idx = (uint32_t)v->n_nodes;
 
+	if (v->n_nodes >= UINT32_MAX - 1)
+		return -EFBIG;
 	if (v->n_nodes == *cap) {
 		size_t ncap = *cap ? *cap * 2 : 16;
 
@@ -103,54 +105,82 @@ static int node_add(struct cat_version *v, size_t *cap, const char *relpath,
 	if (idx == 0)
 		return 0;
 	/* append to the parent's children, keeping the contents' order */
-	if (!v->nodes[parent].first_child) {
+	if (!v->nodes[parent].first_child)
 		v->nodes[parent].first_child = idx;
-	} else {
-		uint32_t k = v->nodes[parent].first_child;
-
-		while (v->nodes[k].next_sibling)
-			k = v->nodes[k].next_sibling;
-		v->nodes[k].next_sibling = idx;
-	}
+	else
+		v->nodes[v->nodes[parent].last_child].next_sibling = idx;
+	v->nodes[parent].last_child = idx;
 	return (int)idx;
 }
 
-static int child_find(const struct cat_version *v, uint32_t dir,
-		      const char *comp, size_t len)
+static int by_path_cmp(const void *a, const void *b, void *arg)
 {
-	uint32_t k = v->nodes[dir].first_child;
+	const struct cat_node *nodes = arg;
 
-	for (; k; k = v->nodes[k].next_sibling)
-		if (strlen(v->nodes[k].comp) == len &&
-		    memcmp(v->nodes[k].comp, comp, len) == 0)
-			return (int)k;
-	return -ENOENT;
+	return strcmp(nodes[*(const uint32_t *)a].relpath,
+		      nodes[*(const uint32_t *)b].relpath);
+}
+
+/*
+ * Index the nodes by path for cat_version_find(). A path that names two
+ * nodes (a file and a dir: a .meta that contradicts itself) is -EINVAL.
+ */
+static int index_nodes(struct cat_version *v)
+{
+	size_t i;
+
+	v->by_path = malloc(v->n_nodes * sizeof(*v->by_path));
+	if (!v->by_path)
+		return -ENOMEM;
+	for (i = 0; i < v->n_nodes; i++)
+		v->by_path[i] = (uint32_t)i;
+	qsort_r(v->by_path, v->n_nodes, sizeof(*v->by_path), by_path_cmp,
+		v->nodes);
+	for (i = 1; i < v->n_nodes; i++) {
+		if (strcmp(v->nodes[v->by_path[i - 1]].relpath,
+			   v->nodes[v->by_path[i]].relpath) == 0) {
+			log_warn("%s:%s: '%s' is both a file and a directory",
+				 v->name, v->version,
+				 v->nodes[v->by_path[i]].relpath);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+struct find_key {
+	const struct cat_node *nodes;
+	const char *relpath;
+};
+
+static int find_cmp(const void *key, const void *elem)
+{
+	const struct find_key *k = key;
+
+	return strcmp(k->relpath, k->nodes[*(const uint32_t *)elem].relpath);
 }
 
 int cat_version_find(const struct cat_version *v, const char *relpath)
 {
-	uint32_t cur = 0;
-	const char *p = relpath;
+	struct find_key k = { .nodes = v->nodes, .relpath = relpath };
+	const uint32_t *hit;
 
-	while (*p) {
-		const char *slash = strchr(p, '/');
-		size_t len = slash ? (size_t)(slash - p) : strlen(p);
-		int k;
-
-		if (!v->nodes[cur].is_dir)
-			return -ENOENT;
-		k = child_find(v, cur, p, len);
-		if (k < 0)
-			return k;
-		cur = (uint32_t)k;
-		p += len;
-		if (*p == '/')
-			p++;
-	}
-	return (int)cur;
+	if (!*relpath)
+		return 0;
+	if (!v->by_path)
+		return -ENOENT;
+	hit = bsearch(&k, v->by_path, v->n_nodes, sizeof(*v->by_path),
+		      find_cmp);
+	return hit ? (int)*hit : -ENOENT;
 }
 
-/* Add a file of a folder version with its parent dirs. */
+/*
+ * Add a file of a folder version with its parent dirs. The contents come
+ * sorted (meta_parse()), so the files below one dir are contiguous and a
+ * dir met again is its parent's last child: building is linear in the
+ * paths' lengths, not quadratic in a dir's size. A name met twice is
+ * caught by index_nodes().
+ */
 static int add_file(struct cat_version *v, size_t *cap, const char *path)
 {
 	char sub[SPEC_PATH_MAX + 1];
@@ -161,8 +191,12 @@ static int add_file(struct cat_version *v, size_t *cap, const char *path)
 	while (1) {
 		const char *slash = strchr(p, '/');
 		size_t len = slash ? (size_t)(slash - p) : strlen(p);
+		uint32_t last = v->nodes[cur].last_child;
 
-		k = child_find(v, cur, p, len);
+		k = -ENOENT;
+		if (last && strlen(v->nodes[last].comp) == len &&
+		    memcmp(v->nodes[last].comp, p, len) == 0)
+			k = (int)last;
 		if (!slash) {
 			if (k >= 0)
 				return -EEXIST;
@@ -187,8 +221,9 @@ static int add_file(struct cat_version *v, size_t *cap, const char *path)
 static int build_nodes(struct catalog *c, struct cat_version *v)
 {
 	const struct manifest *mf = v->meta.manifest;
+	const char *skip_first = NULL, *skip_why = NULL;
 	struct objinfo oi = {0};
-	size_t cap = 0, i;
+	size_t cap = 0, i, skipped = 0;
 	int ret, k;
 
 	v->block_size = mf ? mf->block_size : CAT_TOFU_BLOCK_SIZE;
@@ -225,35 +260,36 @@ static int build_nodes(struct catalog *c, struct cat_version *v)
 			}
 			v->nodes[0].size = oi.sizes[k];
 			v->nodes[0].etag = strdup(oi.etags[k]);
+			if (!v->nodes[0].etag) {
+				ret = -ENOMEM;
+				goto out;
+			}
 		}
+		ret = 0;
 		goto out;
 	}
 	for (i = 0; i < v->meta.n_contents; i++) {
 		const char *path = v->meta.contents[i];
 		const struct manifest_file *f = NULL;
+		const char *why = NULL;
 		int oik = -1;
 
 		if (mf) {
 			f = manifest_find(mf, path);
-			if (!f) {
-				log_warn("%s:%s: '%s' is not in the manifest; "
-					 "skipped",
-					 v->name, v->version, path);
-				continue;
-			}
+			why = f ? NULL : "not in the manifest";
 		} else {
 			oik = cat_objinfo_find(&oi, path);
-			if (oik < 0) {
-				log_warn("%s:%s: no object for '%s'; skipped",
-					 v->name, v->version, path);
-				continue;
-			}
+			why = oik >= 0 ? NULL : "no object in the store";
 		}
-		k = add_file(v, &cap, path);
+		k = why ? -EEXIST : add_file(v, &cap, path);
 		if (k == -EEXIST) {
-			log_warn("%s:%s: '%s' clashes with another entry; "
-				 "skipped",
-				 v->name, v->version, path);
+			/* one line per version, not one per entry */
+			if (!skipped++)
+				skip_first = path;
+			if (!why)
+				why = "clashes with another entry";
+			if (skipped == 1)
+				skip_why = why;
 			continue;
 		}
 		if (k < 0) {
@@ -272,8 +308,15 @@ static int build_nodes(struct catalog *c, struct cat_version *v)
 			}
 		}
 	}
+	if (skipped)
+		log_warn("%s:%s: %zu of %zu entries of contents skipped "
+			 "(the first, '%s': %s)",
+			 v->name, v->version, skipped, v->meta.n_contents,
+			 skip_first, skip_why);
 	ret = 0;
 out:
+	if (ret == 0)
+		ret = index_nodes(v);
 	cat_objinfo_clear(&oi);
 	return ret;
 }
@@ -390,6 +433,28 @@ out:
 	return ret;
 }
 
+int catalog_version_peek(struct catalog *c, const char *name,
+			 const char *version, struct cat_version **out)
+{
+	char mkey[SPEC_NAME_MAX + SPEC_VERSION_MAX + 2];
+	struct ment *e;
+	int ret = -EAGAIN;
+
+	if (snprintf(mkey, sizeof(mkey), "%s\n%s", name, version) >=
+	    (int)sizeof(mkey))
+		return -ENOENT;
+	pthread_mutex_lock(&c->lock);
+	e = cat_map_get(&c->metas, mkey);
+	if (e && e->val) {
+		*out = version_ref(e->val);
+		ret = 0;
+	} else if (e && time_mono_ms() - e->at_ms < c->ttl_ms) {
+		ret = e->err;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
 struct vprefetch_ctx {
 	struct catalog *c;
 	const char *name;
@@ -406,24 +471,44 @@ static void vprefetch_one(void *arg, size_t i)
 		cat_version_unref(cv);
 }
 
+/* Queue version @i of @v in @p unless known or queued; false when full. */
+static bool vprefetch_add(struct vprefetch_ctx *p, size_t i, size_t *n)
+{
+	char mkey[SPEC_NAME_MAX + SPEC_VERSION_MAX + 2];
+	size_t k;
+
+	if (*n == CATALOG_LIST_AHEAD)
+		return false;
+	snprintf(mkey, sizeof(mkey), "%s\n%s", p->name, p->v->list.v[i]);
+	if (cat_map_get(&p->c->metas, mkey))
+		return true;
+	for (k = 0; k < *n; k++) /* a few aliases' targets at most */
+		if (p->todo[k] == i)
+			return true;
+	p->todo[(*n)++] = i;
+	return true;
+}
+
 int catalog_prefetch_versions(struct catalog *c, const char *name,
 			      const struct cat_versions *v)
 {
 	struct vprefetch_ctx p = {.c = c, .name = name, .v = v};
-	char mkey[SPEC_NAME_MAX + SPEC_VERSION_MAX + 2];
-	size_t i, n = 0;
+	size_t i, n = 0, n_alias;
 
 	if (!v->list.n)
 		return 0;
-	p.todo = calloc(v->list.n, sizeof(*p.todo));
+	p.todo = calloc(CATALOG_LIST_AHEAD, sizeof(*p.todo));
 	if (!p.todo)
 		return -ENOMEM;
+	/* the aliases' targets (a few), then the newest versions */
+	n_alias = v->n_aliases < CATALOG_LIST_AHEAD / 4 ?
+			  v->n_aliases :
+			  CATALOG_LIST_AHEAD / 4;
 	pthread_mutex_lock(&c->lock);
-	for (i = 0; i < v->list.n; i++) {
-		snprintf(mkey, sizeof(mkey), "%s\n%s", name, v->list.v[i]);
-		if (!cat_map_get(&c->metas, mkey))
-			p.todo[n++] = i;
-	}
+	for (i = 0; i < n_alias; i++)
+		vprefetch_add(&p, v->alias_index[i], &n);
+	for (i = 0; i < v->list.n && vprefetch_add(&p, i, &n); i++)
+		;
 	pthread_mutex_unlock(&c->lock);
 	if (n)
 		cat_par_for(c->parallel, n, vprefetch_one, &p);

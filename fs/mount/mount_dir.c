@@ -24,6 +24,11 @@ struct dirh {
 	struct mnt_handle link; /* first: on m->dirs while open */
 	struct dent *e;
 	size_t n;
+	/* An asset dir's entries borrow their strings from @vs (a
+	   reference) and @name (owned): 48 bytes an entry, not 200, for a
+	   list of 100,000 versions. NULL for other dirs. */
+	struct cat_versions *vs;
+	char *name;
 };
 
 /* ---- directories ---- */
@@ -34,15 +39,16 @@ static void dirh_free(struct dirh *h)
 
 	if (!h)
 		return;
-	for (i = 0; i < h->n; i++)
+	for (i = 0; i < h->n && !h->vs; i++)
 		mount_dent_clear(&h->e[i]);
 	free(h->e);
+	cat_versions_unref(h->vs);
+	free(h->name);
 	free(h);
 }
 
-static int dirh_add(struct dirh *h, size_t *cap, const char *comp,
-		    enum inode_kind kind, const char *name,
-		    const char *version, const char *relpath)
+/* Room for one more entry, zeroed. NULL on out of memory. */
+static struct dent *dirh_next(struct dirh *h, size_t *cap)
 {
 	struct dent *d;
 
@@ -51,12 +57,41 @@ static int dirh_add(struct dirh *h, size_t *cap, const char *comp,
 
 		d = realloc(h->e, ncap * sizeof(*d));
 		if (!d)
-			return -ENOMEM;
+			return NULL;
 		h->e = d;
 		*cap = ncap;
 	}
 	d = &h->e[h->n];
 	memset(d, 0, sizeof(*d));
+	return d;
+}
+
+/* An entry of an asset dir: strings borrowed (see struct dirh). */
+static int dirh_add_version(struct dirh *h, size_t *cap, const char *comp,
+			    enum inode_kind kind, bool unknown)
+{
+	struct dent *d = dirh_next(h, cap);
+
+	if (!d)
+		return -ENOMEM;
+	d->comp = (char *)comp;
+	d->kind = kind;
+	d->name = h->name;
+	d->version = (char *)comp;
+	d->relpath = kind == INODE_ALIAS ? NULL : (char *)"";
+	d->unknown = unknown;
+	h->n++;
+	return 0;
+}
+
+static int dirh_add(struct dirh *h, size_t *cap, const char *comp,
+		    enum inode_kind kind, const char *name,
+		    const char *version, const char *relpath)
+{
+	struct dent *d = dirh_next(h, cap);
+
+	if (!d)
+		return -ENOMEM;
 	d->comp = strdup(comp);
 	d->kind = kind;
 	d->name = strdup(name);
@@ -111,62 +146,59 @@ static int list_ns(struct mnt *m, const struct inode *n, struct dirh *h,
 
 /*
  * An asset dir: every version of the version list (the last known one
- * when the store is away) and the aliases. A version whose .meta is bad
- * is skipped (logged once); one whose .meta cannot be had now (store
- * away, not cached) is listed with no type and fails EIO when looked up.
- * An alias is listed only if its target is, so the two always agree.
+ * when the store is away) and the aliases. The `.meta` of a bounded
+ * number of versions is fetched for the listing
+ * (catalog_prefetch_versions()): those get their type, and one whose
+ * .meta is bad is skipped (logged once). The others are listed with no
+ * type (DT_UNKNOWN; readdirplus hands no attributes for them), and a
+ * lookup, which `ls` without -l or --color never makes, fetches their
+ * .meta then: `ls` of 100,000 versions costs a few hundred requests, and
+ * `ls -l` what it asks for. One whose .meta cannot be had now (store
+ * away, not cached) is likewise listed with no type and fails EIO when
+ * looked up. An alias is listed only if its target is, so the two always
+ * agree.
  */
 static int list_asset(struct mnt *m, const struct inode *n, struct dirh *h,
 		      size_t *cap)
 {
 	struct cat_versions *vs = NULL;
 	bool *shown = NULL;
-	size_t i, j;
+	size_t i;
 	int ret;
 
 	ret = catalog_versions(m->cat, n->name, &vs);
 	if (ret < 0)
 		return ret;
+	h->vs = vs;
+	h->name = strdup(n->name);
 	shown = calloc(vs->list.n + 1, sizeof(*shown));
-	if (!shown) {
-		ret = -ENOMEM;
-		goto out;
-	}
+	if (!shown || !h->name)
+		return -ENOMEM;
 	catalog_prefetch_versions(m->cat, n->name, vs);
 	for (i = vs->list.n; i-- > 0 && ret == 0;) {
 		struct cat_version *cv = NULL;
 		enum inode_kind kind = INODE_VFILE;
 		int r;
 
-		r = catalog_version(m->cat, n->name, vs->list.v[i], &cv);
+		r = catalog_version_peek(m->cat, n->name, vs->list.v[i], &cv);
 		if (r == -ENOMEM) {
 			ret = r;
 			break;
 		}
-		if (r < 0 && !catalog_err_unreachable(r))
-			continue;
+		if (r < 0 && r != -EAGAIN && !catalog_err_unreachable(r))
+			continue; /* a bad .meta: skipped */
 		if (r == 0)
 			kind = cv->nodes[0].is_dir ? INODE_VDIR : INODE_VFILE;
 		cat_version_unref(cv);
-		ret = dirh_add(h, cap, vs->list.v[i], kind, n->name,
-			       vs->list.v[i], "");
-		if (ret == 0) {
-			h->e[h->n - 1].unknown = r < 0;
+		ret = dirh_add_version(h, cap, vs->list.v[i], kind, r < 0);
+		if (ret == 0)
 			shown[i] = true;
-		}
 	}
-	for (i = 0; i < vs->n_aliases && ret == 0; i++) {
-		for (j = 0; j < vs->list.n; j++)
-			if (strcmp(vs->list.v[j], vs->alias_targets[i]) == 0)
-				break;
-		if (j == vs->list.n || !shown[j])
-			continue;
-		ret = dirh_add(h, cap, vs->alias_names[i], INODE_ALIAS,
-			       n->name, vs->alias_names[i], NULL);
-	}
-out:
+	for (i = 0; i < vs->n_aliases && ret == 0; i++)
+		if (shown[vs->alias_index[i]])
+			ret = dirh_add_version(h, cap, vs->alias_names[i],
+					       INODE_ALIAS, false);
 	free(shown);
-	cat_versions_unref(vs);
 	return ret;
 }
 

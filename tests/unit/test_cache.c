@@ -1465,3 +1465,52 @@ test(cache_doc_keys_by_prefix)
 	rm_rf(dir);
 	free(dir);
 }
+
+/*
+ * An index made when the docs table was WITHOUT ROWID (large documents
+ * made every key lookup read them whole) is moved to a rowid table at
+ * open, documents kept.
+ */
+test(cache_docs_table_migrated_to_rowid)
+{
+	char *dir = tmpdir();
+	char path[512];
+	struct cache *c = NULL;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	struct buf b;
+	const char *sql = NULL;
+
+	buf_init(&b, 1 << 20);
+	snprintf(path, sizeof(path), "%s/index.db", dir);
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db,
+			       "CREATE TABLE docs(store TEXT NOT NULL,"
+			       " dkey TEXT NOT NULL, etag TEXT,"
+			       " stored_at INTEGER NOT NULL,"
+			       " data BLOB NOT NULL, PRIMARY KEY(store, dkey))"
+			       " WITHOUT ROWID;"
+			       "INSERT INTO docs VALUES('s', 'a.versions',"
+			       " 'e1', 1, '{\"versions\": [\"0.0\"]}');",
+			       NULL, NULL, NULL),
+		  SQLITE_OK);
+	sqlite3_close(db);
+	db = NULL;
+	CHECK_INT(open_cache(dir, 0, &c), 0);
+	CHECK_INT(cache_doc_get(c, "s", "a.versions", &b, NULL, NULL), 0);
+	CHECK_STR(b.data, "{\"versions\": [\"0.0\"]}");
+	cache_close(&c);
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master"
+					 " WHERE name='docs'",
+				     -1, &st, NULL),
+		  SQLITE_OK);
+	CHECK_INT(sqlite3_step(st), SQLITE_ROW);
+	sql = (const char *)sqlite3_column_text(st, 0);
+	CHECK(sql && !strstr(sql, "WITHOUT ROWID"));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	buf_free(&b);
+	rm_rf(dir);
+	free(dir);
+}

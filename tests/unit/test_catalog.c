@@ -12,6 +12,7 @@
 
 #include "common/fileutil.h"
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "fs/catalog/catalog.h"
 #include "test.h"
 
@@ -280,6 +281,154 @@ test(catalog_offline_memory_and_restart)
 	cat_version_unref(cv);
 	CHECK(stats_get(e.stats, STAT_OFFLINE_SERVES) >= 2);
 	CHECK_INT(rename(away, e.store_dir), 0);
+	teardown(&e);
+}
+
+static void put_buf(struct env *e, const char *key, struct buf *b)
+{
+	put(e, key, b->data ? b->data : "");
+	buf_reset(b);
+}
+
+/*
+ * 100,000 versions (major_minor: 1000 majors of 100 minors, shuffled, and
+ * one with a major per version): the list and its aliases are built in
+ * linear time, every lookup is a binary search, and a listing's prefetch
+ * asks the store for at most CATALOG_LIST_AHEAD `.meta` documents.
+ */
+test(catalog_long_lists)
+{
+	struct cat_versions *v = NULL;
+	struct cat_version *cv = NULL;
+	struct buf b;
+	struct env e;
+	uint64_t before;
+	int64_t t0;
+	size_t i, n = 100000;
+
+	setup(&e, 60000);
+	buf_init(&b, 0);
+	CHECK_INT(buf_puts(&b, "{\"versions\": ["), 0);
+	for (i = 0; i < n; i++) /* a shuffle: a stride coprime with n */
+		CHECK_INT(buf_printf(&b, "%s\"%zu.%zu\"", i ? ", " : "",
+				     (i * 7919 % n) / 100,
+				     (i * 7919 % n) % 100), 0);
+	CHECK_INT(buf_puts(&b, "]}"), 0);
+	put_buf(&e, "long/mm.versions", &b);
+	put(&e, "long/mm/990.99", "nine hundred and ninety");
+	put(&e, "long/mm/990.99.meta", META_FILE);
+	t0 = time_mono_ms();
+	CHECK_INT(catalog_versions(e.cat, "long/mm", &v), 0);
+	CHECK(time_mono_ms() - t0 < 5000);
+	if (v) {
+		CHECK_INT(v->list.n, n);
+		CHECK_INT(v->n_aliases, 1001);
+		CHECK_STR(cat_versions_alias(v, "latest"), "999.99");
+		CHECK_STR(cat_versions_alias(v, "500.latest"), "500.99");
+		CHECK_STR(cat_versions_alias(v, "0.latest"), "0.99");
+		CHECK(cat_versions_alias(v, "1000.latest") == NULL);
+		CHECK(cat_versions_alias(v, "0500.latest") == NULL);
+		CHECK(cat_versions_alias(v, "500.latest.x") == NULL);
+		CHECK(cat_versions_alias(v, ".latest") == NULL);
+		CHECK_INT(cat_versions_find(v, "999.99"), 0);
+		CHECK_INT(cat_versions_find(v, "0.0"), (int)n - 1);
+		CHECK(cat_versions_has(v, "123.45"));
+		CHECK(!cat_versions_has(v, "123.100"));
+		CHECK(!cat_versions_has(v, "2026-01-01T00-00-00Z"));
+		for (i = 0; i < v->n_aliases; i++)
+			CHECK_STR(v->list.v[v->alias_index[i]],
+				  v->alias_targets[i]);
+		before = stats_get(e.stats, STAT_STORE_REQUESTS);
+		CHECK_INT(catalog_prefetch_versions(e.cat, "long/mm", v), 0);
+		/* a .meta each, and a HEAD for one without a manifest */
+		CHECK(stats_get(e.stats, STAT_STORE_REQUESTS) - before <=
+		      2 * CATALOG_LIST_AHEAD);
+		CHECK(stats_get(e.stats, STAT_STORE_REQUESTS) - before >=
+		      CATALOG_LIST_AHEAD / 2);
+		/* a target of an alias was fetched; an old version was not */
+		CHECK_INT(catalog_version_peek(e.cat, "long/mm", "990.99",
+					       &cv), 0);
+		cat_version_unref(cv);
+		cv = NULL;
+		CHECK_INT(catalog_version_peek(e.cat, "long/mm", "999.99",
+					       &cv), -ENOENT); /* no .meta */
+		CHECK_INT(catalog_version_peek(e.cat, "long/mm", "3.3", &cv),
+			  -EAGAIN);
+	}
+	cat_versions_unref(v);
+	v = NULL;
+
+	/* hostile: a major per version, 100,000 aliases */
+	CHECK_INT(buf_puts(&b, "{\"versions\": ["), 0);
+	for (i = 0; i < n; i++)
+		CHECK_INT(buf_printf(&b, "%s\"%zu.0\"", i ? ", " : "", i), 0);
+	CHECK_INT(buf_puts(&b, "]}"), 0);
+	put_buf(&e, "long/majors.versions", &b);
+	t0 = time_mono_ms();
+	CHECK_INT(catalog_versions(e.cat, "long/majors", &v), 0);
+	CHECK(time_mono_ms() - t0 < 5000);
+	if (v) {
+		CHECK_INT(v->n_aliases, n + 1);
+		CHECK_STR(cat_versions_alias(v, "77777.latest"), "77777.0");
+		CHECK_STR(cat_versions_alias(v, "latest"), "99999.0");
+	}
+	cat_versions_unref(v);
+	buf_free(&b);
+	teardown(&e);
+}
+
+/*
+ * A folder version of 20,000 files in one dir and 20,000 below others is
+ * built in linear time and found by path.
+ */
+test(catalog_large_folder)
+{
+	static const char empty[] = "e3b0c44298fc1c149afbf4c8996fb924"
+				    "27ae41e4649b934ca495991b7852b855";
+	struct cat_version *cv = NULL;
+	struct buf b;
+	struct env e;
+	int64_t t0;
+	size_t i, n = 20000;
+	int k;
+
+	setup(&e, 60000);
+	buf_init(&b, 0);
+	CHECK_INT(buf_puts(&b, "{\"push_date\": \"2026-01-02T03:04:05Z\", "
+			       "\"is_directory\": true, \"contents\": ["), 0);
+	for (i = 0; i < 2 * n; i++)
+		CHECK_INT(buf_printf(&b, "%s\"%s%06zu\"", i ? ", " : "",
+				     i < n ? "flat/f" : "d/", i), 0);
+	CHECK_INT(buf_puts(&b, "], \"assetfs\": {\"format\": 1, "
+			       "\"block_size\": 4194304, \"files\": ["), 0);
+	for (i = 0; i < 2 * n; i++)
+		CHECK_INT(buf_printf(&b, "%s{\"path\": \"%s%06zu\", "
+				     "\"size\": 0, \"sha256\": \"%s\", "
+				     "\"blocks\": []}", i ? ", " : "",
+				     i < n ? "flat/f" : "d/", i, empty), 0);
+	CHECK_INT(buf_puts(&b, "]}}"), 0);
+	put_buf(&e, "big/folder/0.0.meta", &b);
+	put(&e, "big/folder.versions", "{\"versions\": [\"0.0\"]}");
+	t0 = time_mono_ms();
+	CHECK_INT(catalog_version(e.cat, "big/folder", "0.0", &cv), 0);
+	CHECK(time_mono_ms() - t0 < 5000);
+	if (cv) {
+		CHECK_INT(cv->n_nodes, 2 * n + 3); /* root, flat, d */
+		k = cat_version_find(cv, "flat/f000042");
+		CHECK(k > 0 && !cv->nodes[k].is_dir);
+		k = cat_version_find(cv, "d/039999");
+		CHECK(k > 0 && cv->nodes[k].parent > 0);
+		CHECK_INT(cat_version_find(cv, "flat/f020000"), -ENOENT);
+		/* children keep the contents' order ("d/..." sort first) */
+		CHECK_INT(cat_version_find(cv, "d"), 1);
+		k = cat_version_find(cv, "flat");
+		CHECK_INT(k, (int)n + 2);
+		if (k > 0)
+			k = (int)cv->nodes[k].first_child;
+		CHECK(k > 0 && strcmp(cv->nodes[k].comp, "f000000") == 0);
+	}
+	cat_version_unref(cv);
+	buf_free(&b);
 	teardown(&e);
 }
 
