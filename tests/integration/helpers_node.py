@@ -110,6 +110,7 @@ class Node:
         self.tag = f"assetfs-node-{os.getpid()}-{int(time.time() * 1000)}"
         self.containers = []
         self.binds = []
+        self.configmaps = {}  # name -> the host directory of its keys
         # the node's hostPaths; /var/lib/assetfs is shared both ways with
         # the daemon's container, as kubelet makes a Bidirectional volume
         self.host = {"/var/lib/assetfs": self.base / "var-lib-assetfs",
@@ -124,7 +125,18 @@ class Node:
     def volumes(self, c, vols, extra=()):
         args = []
         for vm in c.get("volumeMounts", []):
-            hp = vols[vm["name"]]["hostPath"]["path"]
+            vol = vols[vm["name"]]
+            if "configMap" in vol:
+                # the kubelet's view of a ConfigMap: a directory of its keys
+                d = self.base / "configmaps" / vol["configMap"]["name"]
+                d.mkdir(parents=True, exist_ok=True)
+                cm = manifest("ConfigMap", vol["configMap"]["name"])
+                for key, text in cm["data"].items():
+                    (d / key).write_text(text)
+                self.configmaps[vol["configMap"]["name"]] = d
+                args += ["-v", f"{d}:{vm['mountPath']}:ro"]
+                continue
+            hp = vol["hostPath"]["path"]
             if hp == "/dev/fuse":
                 args += ["--device", "/dev/fuse"]
                 continue

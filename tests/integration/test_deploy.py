@@ -215,3 +215,23 @@ def test_image_is_named_by_a_variable_that_envsubst_fills():
             assert container(after)["image"] == "reg.test/assetfs:1.2"
             container(after)["image"] = "${ASSETFS_IMAGE}"
             assert before == after, f"{fname}: envsubst changed more"
+
+
+def test_pin_file_is_the_configmap_the_daemonset_mounts():
+    ds = one("DaemonSet", "assetfs")
+    c = container(ds)
+    pins = mount_options()["pins"]
+    assert "warm_before_flip" in mount_options()
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    base = posixpath.dirname(pins)
+    assert base in mounts and mounts[base].get("readOnly") is True
+    vol = volume_of(ds, mounts[base])
+    cm = one("ConfigMap", vol["configMap"]["name"])
+    specs = [line.strip() for line in
+             cm["data"][posixpath.basename(pins)].splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    # the server's model is one the node keeps pinned
+    dep = one("Deployment", "fraud-model")
+    models = [a.split("=", 2)[2] for a in container(dep)["args"]
+              if a.startswith("--model=")]
+    assert models and all(m in specs for m in models), (models, specs)

@@ -12,13 +12,22 @@ deploy/server-deployment.yaml read the model through the propagated mount
 - the mount made inside the daemon's container is visible on the host and
   in both servers' containers;
 - both servers predict, with numbers equal to xgboost's own in Python;
+- the pin file (deploy/config.yaml's assetfs-pins, mounted as the kubelet
+  mounts a ConfigMap) makes the model local before any server starts:
+  `assetfs pin wait` passes and the pin gauge says ready, with the model's
+  bytes fetched once, by the warmer, not by a reader;
 - the model was fetched once for the node: the mount's counters (its
   `assetfs stats` in the container and its Prometheus port) show exactly
-  the model's bytes, though four server workers loaded it;
-- a new version pushed while both servers are under load is swapped in by
-  both with zero failed predictions, again fetched once for the node.
+  the model's bytes, though four server workers loaded it, and no read
+  missed the cache;
+- a new version pushed while both servers are under load, its data still
+  on its way (listed, not fetchable yet), leaves 1.latest on the old one
+  (warm_before_flip); once the data is there the warmer fetches it, the
+  alias moves, and both servers swap with zero failed predictions and
+  without a byte fetched by their loads: no cold fetch during serving.
 """
 import json
+import os
 import time
 
 import numpy as np
@@ -27,6 +36,7 @@ import requests
 from helpers_mount import push, wait_for  # noqa: F401
 from helpers_node import mount_counters, node, node_image  # noqa: F401
 from helpers_server import Load, models, v2_body, v2_output  # noqa: F401
+from test_pins import stage_version
 
 TOL = 1e-6
 
@@ -61,7 +71,7 @@ def test_node_in_a_box(node, assetfs_bin, models, tmp_path):
                 bump_major=True) == "fraud/xgb:1.0"
 
     # versions_ttl=1 so the push below shows within a second; the rest is
-    # deploy/config.yaml as shipped
+    # deploy/config.yaml as shipped (its pin file holds fraud/xgb:1)
     t0 = time.monotonic()
     daemon = node.daemon(daemon_env({"versions_ttl": "1"}),
                          tmp_path / "store")
@@ -69,7 +79,19 @@ def test_node_in_a_box(node, assetfs_bin, models, tmp_path):
     adir = node.mountpoint() / "fraud" / "xgb"
     assert sorted(p.name for p in adir.iterdir()) == [
         "0.0", "0.latest", "1.0", "1.latest", "latest"]
-    assert mount_counters(daemon)["bytes_fetched"] == 0
+
+    # the pinned model is local before any server starts: the startup
+    # probe of docs/deployment.md passes, and the warmer fetched it
+    p = daemon.exec("assetfs", "pin", "wait", "fraud/xgb:1", "--cache-dir",
+                    "/var/cache/assetfs", "--timeout", "60", timeout=90)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("ready fraud/xgb:1 -> 1.0"), p.stdout
+    size_a = a.stat().st_size
+    s = mount_counters(daemon)
+    assert s["bytes_fetched"] == size_a, s
+    prom = requests.get(f"http://127.0.0.1:{daemon.ports[9100]}/metrics",
+                        timeout=5).text
+    assert 'assetfs_pin_ready{spec="fraud/xgb:1"} 1' in prom
 
     servers = [node.server(), node.server()]
     started = time.monotonic() - t0
@@ -82,24 +104,35 @@ def test_node_in_a_box(node, assetfs_bin, models, tmp_path):
         assert r.json()["model_version"] == "1.0"
 
     # one fetch for the node: the model's bytes, once, though two servers
-    # of two workers each loaded it through the mount
-    size_a = a.stat().st_size
+    # of two workers each loaded it through the mount, every read a hit
     s = mount_counters(daemon)
     assert s["bytes_fetched"] == size_a, s
     assert s["blocks_fetched"] == 1, s
+    assert s["block_hits"] >= 1, s
     assert s["errors"] == 0, s
     prom = requests.get(f"http://127.0.0.1:{daemon.ports[9100]}/metrics",
                         timeout=5).text
     assert f"\nassetfs_fetched_bytes_total {size_a}\n" in prom
 
-    # a new version, pushed while both servers answer: both swap to it
-    # with no failed prediction, and the node fetches it once
+    # a new version while both servers answer, its data still on its way
+    # (listed, not fetchable): warm_before_flip holds 1.latest on 1.0
     Xs = models.X[:5]
+    size_b = b.stat().st_size
     loads = [Load(srv, Xs, n=2, model="fraud") for srv in servers]
     try:
-        time.sleep(0.5)
-        assert push(assetfs_bin, url, src / "b", "fraud/xgb") == \
-            "fraud/xgb:1.1"
+        ver, copy_data = stage_version(store, tmp_path / "stage",
+                                       assetfs_bin, src / "b", "fraud/xgb")
+        assert ver == "1.1"
+        wait_for(lambda: "1.1" in os.listdir(adir), 20, "1.1 listed")
+        for _ in range(3):
+            assert os.readlink(adir / "1.latest") == "1.0"
+            time.sleep(1)
+        assert {v for ld in loads for v in ld.versions_seen()} == {"1.0"}
+        # the data arrives: warmed, then the alias moves
+        copy_data()
+        wait_for(lambda: os.readlink(adir / "1.latest") == "1.1", 60,
+                 "1.latest -> 1.1 once 1.1 is local")
+        at_flip = mount_counters(daemon)
         for ld in loads:
             ld.wait_version("1.1", timeout=60)
         time.sleep(0.5)
@@ -115,8 +148,11 @@ def test_node_in_a_box(node, assetfs_bin, models, tmp_path):
             np.testing.assert_allclose(proba, want[version], atol=TOL)
     for srv in servers:
         assert served_version(srv) == ["1.1"]
+    # 1.1 was local when the alias moved, and the servers' loads of it
+    # fetched nothing: one fetch for the node, none while serving
+    assert at_flip["bytes_fetched"] == size_a + size_b, at_flip
     s = mount_counters(daemon)
-    assert s["bytes_fetched"] == size_a + b.stat().st_size, s
+    assert s["bytes_fetched"] == size_a + size_b, s
     assert s["blocks_fetched"] == 2, s
     print(json.dumps({"node_start_s": round(started, 1),
                       "requests": sum(len(r) for r in results)}))
