@@ -120,9 +120,9 @@ static int az_canon_query(const char *query, struct buf *out)
 			*eq = '\0';
 		buf_init(&nb, 4096);
 		buf_init(&vb, 16384);
-		ret = cu_url_decode(&nb, tok, false);
+		ret = cu_url_decode(&nb, tok);
 		if (ret == 0)
-			ret = cu_url_decode(&vb, eq ? eq + 1 : "", false);
+			ret = cu_url_decode(&vb, eq ? eq + 1 : "");
 		if (ret < 0) {
 			buf_free(&nb);
 			buf_free(&vb);
@@ -495,11 +495,20 @@ out:
 	return ret < 0 ? ret : (int64_t)r.delivered;
 }
 
-/* One PUT with a body from memory or from @fd. */
+/* The body of one PUT: memory, a whole file, or one part of a file. */
+struct az_body {
+	const void *data;
+	size_t len;
+	int fd; /* -1 for @data */
+	uint64_t size;
+	const struct cr_part *part; /* of @fd, or NULL */
+	prov_progress_fn progress;  /* whole-file progress, may be NULL */
+	void *arg;
+};
+
+/* One PUT of @b. */
 static int az_put_call(struct prov *p, const char *key, const char *query,
-		       const char *const *extra, const void *data,
-		       size_t len, int fd, uint64_t off, uint64_t size,
-		       prov_progress_fn progress, void *arg, uint64_t total)
+		       const char *const *extra, const struct az_body *b)
 {
 	struct az *a = p->priv;
 	struct az_call c;
@@ -512,19 +521,13 @@ static int az_put_call(struct prov *p, const char *key, const char *query,
 	az_req_init(p, &r, &c, "PUT");
 	if (extra)
 		r.headers = extra;
-	r.has_body = true;
-	if (fd < 0) {
-		r.body = data;
-		r.body_len = len;
+	if (b->part) {
+		cr_req_set_part(&r, b->fd, b->part);
 	} else {
-		r.body_fd = fd;
-		r.body_off = off;
-		r.body_size = size;
+		cr_req_set_body(&r, b->data, b->len, b->fd, 0, b->size);
+		r.progress = b->progress;
+		r.progress_arg = b->arg;
 	}
-	r.progress = progress;
-	r.progress_arg = arg;
-	r.progress_base = 0; /* parts report their own bytes */
-	r.progress_total = total;
 	ret = cr_run(a->pool, p, &r);
 	if (ret < 0)
 		az_explain(&r, ret);
@@ -539,16 +542,15 @@ static const char *const az_blob_hdrs[] = { "x-ms-blob-type: BlockBlob",
 static int az_put_buf(struct prov *p, const char *key, const void *data,
 		      size_t len)
 {
-	return az_put_call(p, key, NULL, az_blob_hdrs, data, len, -1, 0, 0,
-			   NULL, NULL, len);
+	struct az_body b = { .data = data, .len = len, .fd = -1 };
+
+	return az_put_call(p, key, NULL, az_blob_hdrs, &b);
 }
 
 struct az_parts {
 	struct prov *p;
 	const char *key;
 	int fd;
-	uint64_t size, bs;
-	struct cr_progress *pg;
 };
 
 /* Block ids of one blob must all have the same length. */
@@ -560,26 +562,23 @@ static int az_block_id(size_t i, struct buf *id)
 	return cu_base64(id, raw, strlen(raw), false);
 }
 
-/* Put Block @i (0-based); run concurrently. */
-static int az_put_block(void *arg, size_t i)
+/* Put Block @part; run concurrently. */
+static int az_put_block(void *arg, const struct cr_part *part)
 {
 	struct az_parts *ap = arg;
-	uint64_t off = (uint64_t)i * ap->bs;
-	uint64_t len = ap->size - off < ap->bs ? ap->size - off : ap->bs;
-	struct cr_part_progress pp = { .pg = ap->pg };
+	struct az_body b = { .fd = ap->fd, .part = part };
 	struct buf q, id;
 	int ret;
 
 	buf_init(&q, 512);
 	buf_init(&id, 64);
-	ret = az_block_id(i, &id);
+	ret = az_block_id(part->i, &id);
 	if (ret == 0)
 		ret = buf_puts(&q, "comp=block&blockid=");
 	if (ret == 0)
 		ret = cu_url_encode(&q, id.data, false);
 	if (ret == 0)
-		ret = az_put_call(ap->p, ap->key, q.data, NULL, NULL, 0, ap->fd,
-				  off, len, cr_part_progress, &pp, ap->size);
+		ret = az_put_call(ap->p, ap->key, q.data, NULL, &b);
 	buf_free(&q);
 	buf_free(&id);
 	return ret;
@@ -589,22 +588,14 @@ static int az_put_blocks(struct prov *p, const char *key, int fd,
 			 uint64_t size, prov_progress_fn progress, void *arg)
 {
 	struct az *a = p->priv;
-	struct az_parts ap = { .p = p, .key = key, .fd = fd, .size = size };
-	struct cr_progress pg;
+	struct az_parts ap = { .p = p, .key = key, .fd = fd };
+	struct az_body b = { .fd = -1 };
 	uint64_t bs = a->block_size, n;
 	struct buf list, id;
 	int ret;
 
-	n = (size + bs - 1) / bs;
-	if (n > AZ_MAX_BLOCKS) {
-		bs = (size + AZ_MAX_BLOCKS - 1) / AZ_MAX_BLOCKS;
-		n = (size + bs - 1) / bs;
-	}
-	ap.bs = bs;
-	ap.pg = &pg;
-	cr_progress_init(&pg, progress, arg, size);
-	ret = cr_parallel((size_t)n, CR_PARTS_THREADS, az_put_block, &ap);
-	cr_progress_destroy(&pg);
+	n = cr_parts_plan(size, &bs, AZ_MAX_BLOCKS);
+	ret = cr_parts_run(size, bs, n, az_put_block, &ap, progress, arg);
 	if (ret < 0)
 		return ret;
 	buf_init(&list, (size_t)n * 64 + 256);
@@ -620,9 +611,10 @@ static int az_put_blocks(struct prov *p, const char *key, int fd,
 	}
 	if (ret == 0)
 		ret = buf_puts(&list, "</BlockList>");
+	b.data = list.data;
+	b.len = list.len;
 	if (ret == 0)
-		ret = az_put_call(p, key, "comp=blocklist", NULL, list.data,
-				  list.len, -1, 0, 0, NULL, NULL, list.len);
+		ret = az_put_call(p, key, "comp=blocklist", NULL, &b);
 	buf_free(&list);
 	buf_free(&id);
 	return ret;
@@ -632,11 +624,12 @@ static int az_put_file(struct prov *p, const char *key, int fd, uint64_t size,
 		       prov_progress_fn progress, void *arg)
 {
 	struct az *a = p->priv;
+	struct az_body b = { .fd = fd, .size = size, .progress = progress,
+			     .arg = arg };
 
 	if (size > a->put_threshold)
 		return az_put_blocks(p, key, fd, size, progress, arg);
-	return az_put_call(p, key, NULL, az_blob_hdrs, NULL, 0, fd, 0, size,
-			   progress, arg, size);
+	return az_put_call(p, key, NULL, az_blob_hdrs, &b);
 }
 
 static int az_del(struct prov *p, const char *key)

@@ -292,22 +292,22 @@ int cr_parallel(size_t n, int threads, int (*fn)(void *arg, size_t i),
 	return pr.ret;
 }
 
-void cr_progress_init(struct cr_progress *pg, prov_progress_fn fn,
-		      void *arg, uint64_t total)
-{
-	pthread_mutex_init(&pg->lock, NULL);
-	pg->done = 0;
-	pg->total = total;
-	pg->fn = fn;
-	pg->arg = arg;
-}
+/* Progress summed over the parts of one upload. */
+struct cr_progress {
+	pthread_mutex_t lock;
+	uint64_t done; /* protected by lock */
+	uint64_t total;
+	prov_progress_fn fn; /* may be NULL */
+	void *arg;
+};
 
-void cr_progress_destroy(struct cr_progress *pg)
-{
-	pthread_mutex_destroy(&pg->lock);
-}
+/* One part's view: what it reported last (a retry starts again at 0). */
+struct cr_part_progress {
+	struct cr_progress *pg;
+	uint64_t last;
+};
 
-void cr_part_progress(void *arg, uint64_t done, uint64_t total)
+static void cr_part_progress(void *arg, uint64_t done, uint64_t total)
 {
 	struct cr_part_progress *pp = arg;
 	struct cr_progress *pg = pp->pg;
@@ -319,4 +319,76 @@ void cr_part_progress(void *arg, uint64_t done, uint64_t total)
 	if (pg->fn)
 		pg->fn(pg->arg, pg->done, pg->total);
 	pthread_mutex_unlock(&pg->lock);
+}
+
+struct cr_parts {
+	uint64_t size, part;
+	cr_part_fn fn;
+	void *arg;
+	struct cr_progress pg;
+};
+
+static int cr_parts_one(void *arg, size_t i)
+{
+	struct cr_parts *ps = arg;
+	struct cr_part_progress pp = { .pg = &ps->pg };
+	struct cr_part part = { .i = i, .progress_arg = &pp,
+				.total = ps->size };
+
+	part.off = (uint64_t)i * ps->part;
+	part.len = ps->size - part.off < ps->part ? ps->size - part.off
+						  : ps->part;
+	return ps->fn(ps->arg, &part);
+}
+
+uint64_t cr_parts_plan(uint64_t size, uint64_t *part, uint64_t max_parts)
+{
+	uint64_t n = (size + *part - 1) / *part;
+
+	if (n > max_parts) {
+		*part = (size + max_parts - 1) / max_parts;
+		n = (size + *part - 1) / *part;
+	}
+	return n;
+}
+
+int cr_parts_run(uint64_t size, uint64_t part, uint64_t n, cr_part_fn fn,
+		 void *arg, prov_progress_fn progress, void *progress_arg)
+{
+	struct cr_parts ps = { .size = size, .part = part, .fn = fn,
+			       .arg = arg };
+	int ret;
+
+	pthread_mutex_init(&ps.pg.lock, NULL);
+	ps.pg.total = size;
+	ps.pg.fn = progress;
+	ps.pg.arg = progress_arg;
+	ret = cr_parallel((size_t)n, CR_PARTS_THREADS, cr_parts_one, &ps);
+	pthread_mutex_destroy(&ps.pg.lock);
+	return ret;
+}
+
+void cr_req_set_body(struct cr_req *r, const void *data, size_t len, int fd,
+		     uint64_t off, uint64_t size)
+{
+	r->has_body = true;
+	r->body_fd = fd;
+	if (fd < 0) {
+		r->body = data;
+		r->body_len = len;
+		r->progress_total = len;
+	} else {
+		r->body_off = off;
+		r->body_size = size;
+		r->progress_total = size;
+	}
+}
+
+void cr_req_set_part(struct cr_req *r, int fd, const struct cr_part *part)
+{
+	cr_req_set_body(r, NULL, 0, fd, part->off, part->len);
+	r->progress = cr_part_progress;
+	r->progress_arg = part->progress_arg;
+	r->progress_base = 0; /* parts report their own bytes */
+	r->progress_total = part->total;
 }

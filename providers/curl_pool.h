@@ -158,6 +158,15 @@ void cr_req_set_range(struct cr_req *r, uint64_t off, uint64_t len,
 int cr_head_object(const struct cr_req *r, const char *key,
 		   struct prov_object *out);
 
+/*
+ * Set @r up to send a body: @len bytes at @data when @fd < 0, else @size
+ * bytes of @fd from @off (read with pread, so a retry sends them again).
+ * Progress, when the caller sets r->progress, counts against the body's
+ * length. Pointers are borrowed for the life of @r.
+ */
+void cr_req_set_body(struct cr_req *r, const void *data, size_t len, int fd,
+		     uint64_t off, uint64_t size);
+
 /* Parts of a large upload in flight at once. */
 #define CR_PARTS_THREADS 4
 
@@ -172,27 +181,36 @@ int cr_parallel(size_t n, int threads, int (*fn)(void *arg, size_t i),
 		void *arg);
 
 /*
- * Progress of a multi-part upload, summed over parts sent concurrently:
- * each part's cr_req gets progress = cr_part_progress and progress_arg =
- * its own struct cr_part_progress. The user's callback runs under
- * pg->lock, so it needs no locking of its own.
+ * A large upload of @size bytes of a file cut into parts (S3 multipart,
+ * Azure blocks): cr_parts_plan() sizes them, cr_parts_run() sends them
+ * concurrently and sums their progress for the caller's callback.
  */
-struct cr_progress {
-	pthread_mutex_t lock;
-	uint64_t done;  /* protected by lock */
-	uint64_t total;
-	prov_progress_fn fn; /* may be NULL */
-	void *arg;
+struct cr_part {
+	size_t i;	   /* 0-based part number */
+	uint64_t off, len; /* the part's bytes of the file */
+	void *progress_arg; /* for cr_req_set_part() */
+	uint64_t total;	   /* the whole upload's size */
 };
 
-struct cr_part_progress {
-	struct cr_progress *pg;
-	uint64_t last; /* what this part reported last (a retry restarts) */
-};
+/* Sends one part; runs concurrently with other parts. 0 or -errno. */
+typedef int (*cr_part_fn)(void *arg, const struct cr_part *part);
 
-void cr_progress_init(struct cr_progress *pg, prov_progress_fn fn,
-		      void *arg, uint64_t total);
-void cr_progress_destroy(struct cr_progress *pg);
-void cr_part_progress(void *arg, uint64_t done, uint64_t total);
+/*
+ * The number of parts of @size bytes, each *@part bytes (the last one
+ * shorter); *@part grows when more than @max_parts would be needed.
+ */
+uint64_t cr_parts_plan(uint64_t size, uint64_t *part, uint64_t max_parts);
+
+/*
+ * Call @fn(@arg, part) for each of the @n parts of @part bytes of an
+ * upload of @size bytes, CR_PARTS_THREADS at a time. @progress (may be
+ * NULL) sees the sum over all parts, called under a lock so it needs none
+ * of its own. Returns 0 or the first failure (see cr_parallel()).
+ */
+int cr_parts_run(uint64_t size, uint64_t part, uint64_t n, cr_part_fn fn,
+		 void *arg, prov_progress_fn progress, void *progress_arg);
+
+/* Set @r up to send @part of @fd, its progress summed by cr_parts_run(). */
+void cr_req_set_part(struct cr_req *r, int fd, const struct cr_part *part);
 
 #endif

@@ -6,71 +6,66 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include <curl/curl.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
 #include "common/digest.h"
 
-static const char hexdig_upper[] = "0123456789ABCDEF";
-
-static bool unreserved(unsigned char c)
-{
-	return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
-}
-
 int cu_url_encode(struct buf *out, const char *s, bool keep_slash)
 {
-	char esc[3];
-	int ret;
+	int ret = 0;
 
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	for (;;) {
+		size_t n = keep_slash ? strcspn(s, "/") : strlen(s);
+		char *e;
 
-		if (unreserved(c) || (keep_slash && c == '/')) {
-			ret = buf_append(out, s, 1);
-		} else {
-			esc[0] = '%';
-			esc[1] = hexdig_upper[c >> 4];
-			esc[2] = hexdig_upper[c & 15];
-			ret = buf_append(out, esc, 3);
+		if (n > INT_MAX)
+			return -EINVAL;
+		if (n) { /* curl_easy_escape() takes 0 to mean strlen() */
+			e = curl_easy_escape(NULL, s, (int)n);
+			if (!e)
+				return -ENOMEM;
+			ret = buf_puts(out, e);
+			curl_free(e);
+			if (ret < 0)
+				return ret;
 		}
+		if (!s[n])
+			break;
+		ret = buf_append(out, "/", 1);
 		if (ret < 0)
 			return ret;
+		s += n + 1;
 	}
 	if (!out->data) /* make "" a valid string */
 		return buf_append(out, "", 0);
 	return 0;
 }
 
-int cu_url_decode(struct buf *out, const char *s, bool plus_space)
+int cu_url_decode(struct buf *out, const char *s)
 {
-	int ret;
+	size_t len = strlen(s);
+	char *d;
+	int n = 0, ret;
 
-	for (; *s; s++) {
-		char c = *s;
-
-		if (c == '%') {
-			int hi = digest_hexval(s[1]);
-			int lo = hi < 0 ? -1 : digest_hexval(s[2]);
-
-			if (hi < 0 || lo < 0)
-				return -EINVAL;
-			c = (char)(hi << 4 | lo);
-			s += 2;
-		} else if (c == '+' && plus_space) {
-			c = ' ';
-		}
-		ret = buf_append(out, &c, 1);
-		if (ret < 0)
-			return ret;
-	}
-	if (!out->data)
-		return buf_append(out, "", 0);
-	return 0;
+	if (len > INT_MAX)
+		return -EINVAL;
+	d = curl_easy_unescape(NULL, s, (int)len, &n);
+	if (!d)
+		return -ENOMEM;
+	/* a value with a NUL in it cannot be a name, key or token */
+	ret = memchr(d, '\0', (size_t)n) ? -EINVAL : buf_append(out, d, (size_t)n);
+	curl_free(d);
+	if (ret == 0 && !out->data)
+		ret = buf_append(out, "", 0);
+	return ret;
 }
 
 int cu_sha256_hex(const void *data, size_t len,
@@ -97,88 +92,62 @@ int cu_hmac_sha256(const void *key, size_t key_len, const void *data,
 	return 0;
 }
 
-static const char b64_std[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-static const char b64_url[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 int cu_base64(struct buf *out, const void *in, size_t n, bool url)
 {
-	const uint8_t *b = in;
-	const char *tab = url ? b64_url : b64_std;
-	char q[4];
+	unsigned char *enc;
+	size_t len;
 	int ret;
 
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)b[i] << 16;
-		size_t left = n - i, emit;
-
-		if (left > 1)
-			v |= (uint32_t)b[i + 1] << 8;
-		if (left > 2)
-			v |= b[i + 2];
-		q[0] = tab[(v >> 18) & 63];
-		q[1] = tab[(v >> 12) & 63];
-		q[2] = left > 1 ? tab[(v >> 6) & 63] : '=';
-		q[3] = left > 2 ? tab[v & 63] : '=';
-		emit = 4;
-		if (url)
-			emit = left > 2 ? 4 : left + 1;
-		ret = buf_append(out, q, emit);
-		if (ret < 0)
-			return ret;
+	if (n > (size_t)INT_MAX / 4 * 3 - 3)
+		return -EFBIG;
+	enc = malloc(4 * ((n + 2) / 3) + 1);
+	if (!enc)
+		return -ENOMEM;
+	len = (size_t)EVP_EncodeBlock(enc, in, (int)n);
+	if (url) { /* RFC 4648 §5: another alphabet, no padding */
+		for (size_t i = 0; i < len; i++)
+			enc[i] = enc[i] == '+' ? '-' : enc[i] == '/' ? '_'
+								     : enc[i];
+		while (len && enc[len - 1] == '=')
+			len--;
 	}
-	if (!out->data)
-		return buf_append(out, "", 0);
-	return 0;
-}
-
-static int b64val(char c)
-{
-	const char *p;
-
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	p = c ? strchr(b64_std, c) : NULL;
-	return p ? (int)(p - b64_std) : -1;
+	ret = buf_append(out, enc, len);
+	free(enc);
+	if (ret == 0 && !out->data)
+		ret = buf_append(out, "", 0);
+	return ret;
 }
 
 int cu_base64_decode(struct buf *out, const char *s)
 {
-	uint32_t acc = 0;
-	int bits = 0, ret;
-	bool pad = false;
+	EVP_ENCODE_CTX *ctx = NULL;
+	unsigned char *dec = NULL;
+	size_t len = strlen(s);
+	int n = 0, fin = 0, ret = 0;
 
-	for (; *s; s++) {
-		int v;
-
-		if (isspace((unsigned char)*s))
-			continue;
-		if (*s == '=') {
-			pad = true;
-			continue;
-		}
-		if (pad)
-			return -EINVAL;
-		v = b64val(*s);
-		if (v < 0)
-			return -EINVAL;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			char c = (char)((acc >> (bits - 8)) & 0xff);
-
-			bits -= 8;
-			ret = buf_append(out, &c, 1);
-			if (ret < 0)
-				return ret;
-		}
+	if (len > INT_MAX)
+		return -EFBIG;
+	ctx = EVP_ENCODE_CTX_new();
+	dec = malloc(len / 4 * 3 + 3);
+	if (!ctx || !dec) {
+		ret = -ENOMEM;
+		goto out;
 	}
-	if (!out->data)
-		return buf_append(out, "", 0);
-	return 0;
+	/* EVP_DecodeUpdate() skips whitespace and checks the padding */
+	EVP_DecodeInit(ctx);
+	if (EVP_DecodeUpdate(ctx, dec, &n, (const unsigned char *)s,
+			     (int)len) < 0 ||
+	    EVP_DecodeFinal(ctx, dec + n, &fin) < 0) {
+		ret = -EINVAL;
+		goto out;
+	}
+	ret = buf_append(out, dec, (size_t)(n + fin));
+	if (ret == 0 && !out->data)
+		ret = buf_append(out, "", 0);
+out:
+	free(dec);
+	EVP_ENCODE_CTX_free(ctx);
+	return ret;
 }
 
 /* Find @needle (not NUL-terminated search) in [p, end). */
@@ -372,26 +341,9 @@ void cu_http_date(int64_t t, char *out, size_t len)
 
 int64_t cu_parse_http_date(const char *s)
 {
-	char wd[4], mon[4];
-	int d, y, h, mi, sec, m;
-	struct tm tm = { 0 };
+	time_t t = curl_getdate(s, NULL);
 
-	if (sscanf(s, "%3s, %d %3s %d %d:%d:%d GMT", wd, &d, mon, &y, &h, &mi,
-		   &sec) != 7)
-		return -1;
-	for (m = 0; m < 12; m++)
-		if (strcmp(mon, months[m]) == 0)
-			break;
-	if (m == 12 || d < 1 || d > 31 || y < 1970 || y > 9999 || h > 23 ||
-	    mi > 59 || sec > 60 || h < 0 || mi < 0 || sec < 0)
-		return -1;
-	tm.tm_mday = d;
-	tm.tm_mon = m;
-	tm.tm_year = y - 1900;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	return (int64_t)timegm(&tm);
+	return t < 0 ? -1 : (int64_t)t;
 }
 
 char *cu_trim(char *s)

@@ -24,17 +24,18 @@
 
 /*
  * Append @s percent-encoded to @out: every byte but the RFC 3986 unreserved
- * set (A-Z a-z 0-9 - . _ ~) becomes %XX (upper-case hex); '/' is kept when
- * @keep_slash. This is the encoding SigV4, Azure and GCS all expect.
- * Returns 0 or the buf_append() error.
+ * set (A-Z a-z 0-9 - . _ ~) becomes %XX (upper-case hex; libcurl's
+ * curl_easy_escape); '/' is kept when @keep_slash. This is the encoding
+ * SigV4, Azure and GCS all expect. Returns 0, -ENOMEM or a buf error.
  */
 int cu_url_encode(struct buf *out, const char *s, bool keep_slash);
 
 /*
- * Decode %XX escapes (and '+' as a space when @plus_space) of @s into @out.
- * Returns 0, -EINVAL on a malformed escape, or the buf_append() error.
+ * Decode the %XX escapes of @s into @out (libcurl's curl_easy_unescape: a
+ * malformed escape stays as it is). Returns 0, -EINVAL if the result
+ * holds a NUL byte, -ENOMEM or a buf error.
  */
-int cu_url_decode(struct buf *out, const char *s, bool plus_space);
+int cu_url_decode(struct buf *out, const char *s);
 
 /* SHA-256 of @len bytes as 64 lower-case hex digits and a NUL. 0 or -EIO. */
 int cu_sha256_hex(const void *data, size_t len,
@@ -46,13 +47,15 @@ int cu_hmac_sha256(const void *key, size_t key_len, const void *data,
 
 /*
  * Base64 (standard alphabet with padding, or base64url without padding
- * when @url) of @n bytes, appended to @out. Returns 0 or a buf error.
+ * when @url) of @n bytes, appended to @out (OpenSSL's EVP_EncodeBlock).
+ * Returns 0, -EFBIG past 1.5 GiB, -ENOMEM or a buf error.
  */
 int cu_base64(struct buf *out, const void *in, size_t n, bool url);
 
 /*
- * Decode standard base64 @s (whitespace ignored) into @out (appended).
- * Returns 0, -EINVAL if @s is not base64, or a buf error.
+ * Decode standard base64 @s (whitespace ignored, padding required, with
+ * OpenSSL's EVP_DecodeUpdate) into @out (appended). Returns 0, -EINVAL if
+ * @s is not base64, -ENOMEM or a buf error.
  */
 int cu_base64_decode(struct buf *out, const char *s);
 
@@ -92,8 +95,9 @@ int cu_xml_escape(struct buf *out, const char *s);
 void cu_http_date(int64_t t, char *out, size_t len);
 
 /*
- * Parse an RFC 1123 HTTP date ("Sun, 06 Nov 1994 08:49:37 GMT").
- * Returns seconds since the epoch, or -1 if it does not parse.
+ * Parse an HTTP date ("Sun, 06 Nov 1994 08:49:37 GMT", and the obsolete
+ * RFC 850 and asctime forms) with libcurl's curl_getdate. Returns seconds
+ * since the epoch, or -1 if it does not parse or lies before 1970.
  */
 int64_t cu_parse_http_date(const char *s);
 

@@ -272,10 +272,7 @@ static int gcs_fetch_token(struct prov *p, struct gcs *g)
 	r.url = g->token_uri;
 	r.what = what.data;
 	r.headers = hdrs;
-	r.has_body = true;
-	r.body = body.data;
-	r.body_len = body.len;
-	r.body_fd = -1;
+	cr_req_set_body(&r, body.data, body.len, -1, 0, 0);
 	r.out = &resp;
 	ret = cr_run(g->pool, p, &r);
 	if (ret < 0) {
@@ -667,17 +664,9 @@ static int gcs_put(struct prov *p, const char *key, const void *data,
 	c.hdrs[0] = "Content-Type: application/octet-stream";
 	c.hdrs[1] = NULL;
 	gcs_req_init(p, &r, &c, "POST");
-	r.has_body = true;
-	if (fd < 0) {
-		r.body = data;
-		r.body_len = len;
-	} else {
-		r.body_fd = fd;
-		r.body_size = size;
-	}
+	cr_req_set_body(&r, data, len, fd, 0, size);
 	r.progress = progress;
 	r.progress_arg = arg;
-	r.progress_total = fd < 0 ? len : size;
 	ret = gcs_run(p, &r);
 out:
 	gcs_call_free(&c);

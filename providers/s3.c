@@ -441,21 +441,15 @@ static int s3_put_one(struct prov *p, const char *key, const void *data,
 	if (ret < 0)
 		goto out;
 	s3_req_init(&r, &c, "PUT");
-	r.has_body = true;
 	if (fd < 0) {
 		ret = cu_sha256_hex(data, len, hash);
 		if (ret < 0)
 			goto out;
 		c.sign.payload_hash = hash;
-		r.body = data;
-		r.body_len = len;
-	} else {
-		r.body_fd = fd;
-		r.body_size = size;
 	}
+	cr_req_set_body(&r, data, len, fd, 0, size);
 	r.progress = progress;
 	r.progress_arg = arg;
-	r.progress_total = fd < 0 ? len : size;
 	ret = s3_run(p, s, &r);
 out:
 	s3_call_free(&c);
@@ -483,9 +477,7 @@ static int s3_mp_call(struct prov *p, const char *method, const char *key,
 		goto out;
 	s3_req_init(&r, &c, method);
 	if (body) {
-		r.has_body = true;
-		r.body = body;
-		r.body_len = strlen(body);
+		cr_req_set_body(&r, body, strlen(body), -1, 0, 0);
 		ret = cu_sha256_hex(body, r.body_len, hash);
 		if (ret < 0)
 			goto out;
@@ -503,26 +495,21 @@ struct s3_parts {
 	struct s3 *s;
 	const char *key;
 	int fd;
-	uint64_t size, part;
 	const char *upload_id;
 	char **etags;	/* one slot per part, each written by its own part */
-	struct cr_progress *pg;
 };
 
-/* Upload part @i (0-based) of a multipart upload; run concurrently. */
-static int s3_put_part(void *arg, size_t i)
+/* Upload one part of a multipart upload; run concurrently. */
+static int s3_put_part(void *arg, const struct cr_part *part)
 {
 	struct s3_parts *sp = arg;
-	uint64_t off = (uint64_t)i * sp->part;
-	uint64_t n = sp->size - off < sp->part ? sp->size - off : sp->part;
-	struct cr_part_progress pp = { .pg = sp->pg };
 	struct s3_call c;
 	struct cr_req r;
 	struct buf q;
 	int ret;
 
 	buf_init(&q, 4096);
-	ret = buf_printf(&q, "partNumber=%zu&uploadId=", i + 1);
+	ret = buf_printf(&q, "partNumber=%zu&uploadId=", part->i + 1);
 	if (ret == 0)
 		ret = cu_url_encode(&q, sp->upload_id, false);
 	if (ret < 0) {
@@ -533,21 +520,16 @@ static int s3_put_part(void *arg, size_t i)
 	if (ret < 0)
 		goto out;
 	s3_req_init(&r, &c, "PUT");
-	r.has_body = true;
-	r.body_fd = sp->fd;
-	r.body_off = off;
-	r.body_size = n;
-	r.progress = cr_part_progress;
-	r.progress_arg = &pp;
-	r.progress_total = sp->size;
+	cr_req_set_part(&r, sp->fd, part);
 	ret = s3_run(sp->p, sp->s, &r);
 	if (ret == 0 && !r.etag[0]) {
-		prov_set_error("%s: no ETag for part %zu", c.what.data, i + 1);
+		prov_set_error("%s: no ETag for part %zu", c.what.data,
+			       part->i + 1);
 		ret = -EIO;
 	}
 	if (ret == 0) {
-		sp->etags[i] = strdup(r.etag);
-		if (!sp->etags[i])
+		sp->etags[part->i] = strdup(r.etag);
+		if (!sp->etags[part->i])
 			ret = -ENOMEM;
 	}
 out:
@@ -562,17 +544,13 @@ static int s3_put_multipart(struct prov *p, const char *key, int fd,
 {
 	struct s3 *s = p->priv;
 	struct buf resp, upload_id, q, done;
-	struct cr_progress pg;
+	struct s3_parts sp = { .p = p, .s = s, .key = key, .fd = fd };
 	struct cu_xml x;
 	uint64_t part = s->part_size, nparts;
 	char **etags = NULL;
 	int ret;
 
-	nparts = (size + part - 1) / part;
-	if (nparts > S3_MAX_PARTS) {
-		part = (size + S3_MAX_PARTS - 1) / S3_MAX_PARTS;
-		nparts = (size + part - 1) / part;
-	}
+	nparts = cr_parts_plan(size, &part, S3_MAX_PARTS);
 	buf_init(&resp, S3_SMALL_BODY_MAX);
 	buf_init(&upload_id, 1024);
 	buf_init(&q, 4096);
@@ -593,20 +571,12 @@ static int s3_put_multipart(struct prov *p, const char *key, int fd,
 		ret = -EIO;
 		goto out;
 	}
-	{
-		struct s3_parts sp = {
-			.p = p, .s = s, .key = key, .fd = fd, .size = size,
-			.part = part, .upload_id = upload_id.data,
-			.etags = etags, .pg = &pg,
-		};
-
-		cr_progress_init(&pg, progress, arg, size);
-		ret = cr_parallel((size_t)nparts, CR_PARTS_THREADS,
-				  s3_put_part, &sp);
-		cr_progress_destroy(&pg);
-		if (ret < 0)
-			goto abort;
-	}
+	sp.upload_id = upload_id.data;
+	sp.etags = etags;
+	ret = cr_parts_run(size, part, nparts, s3_put_part, &sp, progress,
+			   arg);
+	if (ret < 0)
+		goto abort;
 	ret = buf_puts(&done, "<CompleteMultipartUpload>");
 	for (uint64_t i = 0; i < nparts && ret == 0; i++) {
 		ret = buf_printf(&done, "<Part><PartNumber>%" PRIu64

@@ -10,14 +10,14 @@
  * leaves no object behind that any listing would show. A source file that
  * changes between hashing and uploading (size or mtime) fails the push:
  * the manifest would not describe what was uploaded.
+ *
+ * This file runs the upload/commit sequence; push_plan.c plans the push,
+ * push_hash.c builds the manifest (see push_int.h).
  */
 #include "fs/cli/push.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,40 +25,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/digest.h"
-#include "common/fileutil.h"
 #include "common/log.h"
-#include "common/progress.h"
-#include "common/sha256_mb.h"
-#include "common/timeutil.h"
+#include "fs/cli/push_int.h"
 #include "resolver/assets_index.h"
-#include "resolver/meta.h"
-#include "resolver/version.h"
 
-struct push_file {
-	char *rel;  /* relpath in the asset, "" for a file asset */
-	char *path; /* local path */
-	uint64_t size;
-	struct timespec mtime;
-};
-
-struct push_ctx {
-	struct store *s;
-	struct push_file *files;
-	size_t n_files, cap_files;
-	uint64_t total;
-	char **written; /* keys written so far (for cleanup) */
-	size_t n_written, cap_written;
-	struct progress prog;
-	uint64_t base; /* bytes of the files already uploaded */
-	char *err;
-	size_t errlen;
-};
-
-static int push_fail(struct push_ctx *c, int ret, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int push_fail(struct push_ctx *c, int ret, const char *fmt, ...)
+int push_fail(struct push_ctx *c, int ret, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -70,254 +41,11 @@ static int push_fail(struct push_ctx *c, int ret, const char *fmt, ...)
 	return ret;
 }
 
-static const char *push_reason(int ret)
+const char *push_reason(int ret)
 {
 	const char *m = prov_last_error();
 
 	return (m && *m) ? m : strerror(-ret);
-}
-
-static int push_add_file(struct push_ctx *c, const char *rel, const char *path,
-			 const struct stat *st)
-{
-	struct push_file *f;
-
-	if (c->n_files >= META_MAX_FILES)
-		return push_fail(c, -EFBIG, "too many files (over %u)",
-				 META_MAX_FILES);
-	if (c->n_files == c->cap_files) {
-		size_t nc = c->cap_files ? c->cap_files * 2 : 32;
-
-		f = realloc(c->files, nc * sizeof(*f));
-		if (!f)
-			return push_fail(c, -ENOMEM, "out of memory");
-		c->files = f;
-		c->cap_files = nc;
-	}
-	f = &c->files[c->n_files];
-	f->rel = strdup(rel);
-	f->path = strdup(path);
-	if (!f->rel || !f->path) {
-		free(f->rel);
-		free(f->path);
-		return push_fail(c, -ENOMEM, "out of memory");
-	}
-	f->size = (uint64_t)st->st_size;
-	f->mtime = st->st_mtim;
-	c->n_files++;
-	c->total += f->size;
-	return 0;
-}
-
-/* Walk @dir, whose files have relpaths "@rel<name>". */
-static int push_walk(struct push_ctx *c, const char *dir, const char *rel,
-		     int depth)
-{
-	char path[PATH_MAX], sub[SPEC_PATH_MAX + 2], perr[SPEC_ERR_MAX];
-	struct dirent *de;
-	struct stat st, lst;
-	DIR *d;
-	int ret = 0;
-
-	if (depth > PUSH_MAX_DEPTH)
-		return push_fail(c, -ELOOP, "%s: folders nested deeper than %d",
-				 dir, PUSH_MAX_DEPTH);
-	d = opendir(dir);
-	if (!d) {
-		ret = -errno;
-		return push_fail(c, ret, "cannot read folder %s: %s", dir,
-				 strerror(-ret));
-	}
-	while ((de = readdir(d))) {
-		const char *n = de->d_name;
-
-		if (n[0] == '.')
-			continue; /* dotfiles, ".", ".." */
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, n) >=
-			sizeof(path) ||
-		    (size_t)snprintf(sub, sizeof(sub), "%s%s", rel, n) >=
-			SPEC_PATH_MAX) {
-			ret = push_fail(c, -ENAMETOOLONG,
-					"path too long: "
-					"%s/%s",
-					dir, n);
-			break;
-		}
-		if (lstat(path, &lst) < 0) {
-			ret = -errno;
-			push_fail(c, ret, "%s: %s", path, strerror(-ret));
-			break;
-		}
-		if (stat(path, &st) < 0) {
-			if (errno == ENOENT && S_ISLNK(lst.st_mode))
-				continue; /* dangling symlink */
-			ret = -errno;
-			push_fail(c, ret, "%s: %s", path, strerror(-ret));
-			break;
-		}
-		if (S_ISDIR(st.st_mode)) {
-			if (S_ISLNK(lst.st_mode))
-				continue; /* may loop; modelkit skips too */
-			strcat(sub, "/");
-			ret = push_walk(c, path, sub, depth + 1);
-		} else if (S_ISREG(st.st_mode)) {
-			ret = spec_check_relpath(sub, perr, sizeof(perr));
-			if (ret < 0) {
-				push_fail(c, ret, "cannot push %s: %s", path,
-					  perr);
-				break;
-			}
-			ret = push_add_file(c, sub, path, &st);
-		}
-		if (ret < 0)
-			break;
-	}
-	closedir(d);
-	return ret;
-}
-
-static int push_cmp_file(const void *a, const void *b)
-{
-	return strcmp(((const struct push_file *)a)->rel,
-		      ((const struct push_file *)b)->rel);
-}
-
-/*
- * Hashing reads PUSH_HASH_GROUP blocks at a time into one half of a buffer
- * of PUSH_HASH_BUF_SIZE bytes (allocated once per push) and hashes them
- * with one sha256_mb() call, while a second thread feeds the other half,
- * read just before, to the whole-file hasher. That serial hash is the
- * critical path; reading and block hashing hide behind it. 2 x 8 blocks
- * keep the buffer at 64 MiB (8 messages fill the AVX2 lanes).
- */
-#define PUSH_HASH_GROUP 8
-#define PUSH_HASH_BUF_SIZE (2 * PUSH_HASH_GROUP * (size_t)MANIFEST_BLOCK_SIZE)
-
-/* The whole-file hash, fed one group at a time on its own thread. */
-struct push_file_hash {
-	struct hasher *h;
-	const char *data; /* borrowed: a half of the hash buffer */
-	size_t len;
-	pthread_t thread;
-	bool running; /* thread started and not yet joined */
-};
-
-static void *push_file_hash_main(void *arg)
-{
-	struct push_file_hash *fh = arg;
-
-	hasher_update(fh->h, fh->data, fh->len);
-	return NULL;
-}
-
-/*
- * Feed @len bytes at @data to the file hash, on a thread when one can be
- * started (else inline). The previous group must be done (see _wait).
- */
-static void push_file_hash_start(struct push_file_hash *fh, const char *data,
-				 size_t len)
-{
-	fh->data = data;
-	fh->len = len;
-	fh->running = pthread_create(&fh->thread, NULL, push_file_hash_main,
-				     fh) == 0;
-	if (!fh->running)
-		hasher_update(fh->h, data, len);
-}
-
-/* Wait until the group given to the file hash is hashed. */
-static void push_file_hash_wait(struct push_file_hash *fh)
-{
-	if (fh->running) {
-		pthread_join(fh->thread, NULL);
-		fh->running = false;
-	}
-}
-
-/*
- * Hash @f into @mf: every MANIFEST_BLOCK_SIZE block and the whole file.
- * @buf (borrowed) holds PUSH_HASH_BUF_SIZE bytes.
- */
-static int push_hash(struct push_ctx *c, const struct push_file *f,
-		     struct manifest_file *mf, char *buf)
-{
-	struct push_file_hash fh = {0};
-	uint64_t n_blocks, off = 0;
-	unsigned half = 0;
-	int fd = -1, ret = 0;
-
-	mf->path = strdup(f->rel);
-	n_blocks = manifest_block_count(f->size, MANIFEST_BLOCK_SIZE);
-	mf->blocks = calloc(n_blocks ? n_blocks : 1, sizeof(*mf->blocks));
-	fh.h = hasher_new();
-	if (!mf->path || !mf->blocks || !fh.h) {
-		ret = push_fail(c, -ENOMEM, "out of memory");
-		goto out;
-	}
-	mf->size = f->size;
-	mf->n_blocks = n_blocks;
-	fd = open(f->path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		push_fail(c, ret, "cannot read %s: %s", f->path,
-			  strerror(-ret));
-		goto out;
-	}
-	for (uint64_t i = 0; i < n_blocks;) {
-		char *group = buf + half * PUSH_HASH_BUF_SIZE / 2;
-		const void *data[PUSH_HASH_GROUP];
-		size_t len[PUSH_HASH_GROUP], n, want = 0;
-		ssize_t got;
-
-		n = n_blocks - i < PUSH_HASH_GROUP ? (size_t)(n_blocks - i)
-						   : PUSH_HASH_GROUP;
-		for (size_t j = 0; j < n; j++) {
-			uint64_t left = f->size - off - want;
-
-			len[j] = left < MANIFEST_BLOCK_SIZE
-				     ? (size_t)left
-				     : MANIFEST_BLOCK_SIZE;
-			data[j] = group + want;
-			want += len[j];
-		}
-		/* the file hash may still read the other half, not this one */
-		got = pread_all(fd, group, want, (off_t)off);
-		if (got < 0 || (size_t)got != want) {
-			ret = got < 0 ? (int)got : -EIO;
-			push_fail(c, ret, "cannot read %s: %s", f->path,
-				  got < 0 ? strerror(-ret)
-					  : "the file shrank while pushing");
-			goto out;
-		}
-		ret = sha256_mb(n, data, len, &mf->blocks[i]);
-		if (ret < 0) {
-			push_fail(c, ret, "hashing %s failed", f->path);
-			goto out;
-		}
-		push_file_hash_wait(&fh);
-		/* one block: the file's digest is the block's */
-		if (n_blocks > 1)
-			push_file_hash_start(&fh, group, want);
-		i += n;
-		off += want;
-		half ^= 1;
-		c->base += want;
-		progress_update(&c->prog, c->base);
-	}
-	push_file_hash_wait(&fh);
-	if (n_blocks == 1) {
-		mf->sha256 = mf->blocks[0];
-	} else {
-		ret = hasher_final(fh.h, &mf->sha256);
-		if (ret < 0)
-			push_fail(c, ret, "hashing %s failed", f->path);
-	}
-out:
-	push_file_hash_wait(&fh); /* it reads @buf */
-	if (fd >= 0)
-		close(fd);
-	hasher_free(fh.h);
-	return ret;
 }
 
 static int push_record(struct push_ctx *c, const char *key)
@@ -404,54 +132,20 @@ out:
 }
 
 /*
- * Build the .meta of the new version: push_date now, contents for a
- * folder, and the manifest (hashing every file).
+ * Write a small document @data to @key, recorded for the cleanup when
+ * @record (everything before .versions). Returns 0 or a negative errno
+ * with the message set.
  */
-static int push_build_meta(struct push_ctx *c, bool is_dir, struct meta *m)
+static int push_put_doc(struct push_ctx *c, const char *key, const void *data,
+			size_t len, bool record)
 {
-	struct manifest *mf = NULL;
-	char *buf = NULL;
-	int ret = 0;
+	int ret;
 
-	memset(m, 0, sizeof(*m));
-	time_now(&m->push_date, &m->push_date_nsec);
-	m->is_directory = is_dir;
-	mf = calloc(1, sizeof(*mf));
-	/* pages are touched only as reads fill them: small pushes stay small */
-	buf = malloc(PUSH_HASH_BUF_SIZE);
-	if (!mf || !buf) {
-		free(mf);
-		ret = push_fail(c, -ENOMEM, "out of memory");
-		goto out;
-	}
-	m->manifest = mf;
-	mf->format = MANIFEST_FORMAT;
-	mf->block_size = MANIFEST_BLOCK_SIZE;
-	mf->files = calloc(c->n_files, sizeof(*mf->files));
-	if (is_dir)
-		m->contents = calloc(c->n_files, sizeof(*m->contents));
-	if (!mf->files || (is_dir && !m->contents)) {
-		ret = push_fail(c, -ENOMEM, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < c->n_files; i++) {
-		mf->n_files++; /* counted first so meta_clear frees it */
-		ret = push_hash(c, &c->files[i], &mf->files[i], buf);
-		if (ret < 0)
-			goto out;
-		if (is_dir) {
-			m->contents[i] = strdup(c->files[i].rel);
-			if (!m->contents[i]) {
-				ret = push_fail(c, -ENOMEM, "out of memory");
-				goto out;
-			}
-			m->n_contents++;
-		}
-	}
-out:
-	free(buf);
+	if (record && push_record(c, key) < 0)
+		return push_fail(c, -ENOMEM, "out of memory");
+	ret = prov_put_buf(store_prov(c->s), key, data, len);
 	if (ret < 0)
-		meta_clear(m);
+		push_fail(c, ret, "cannot write %s: %s", key, push_reason(ret));
 	return ret;
 }
 
@@ -491,155 +185,6 @@ fail:
 		 err);
 out:
 	assets_index_clear(&ix);
-}
-
-/*
- * The version list of @name as it is now (empty if the asset is new),
- * under the store's system or, for a new asset with an explicit @want,
- * the system @want belongs to.
- */
-static int push_read_versions(struct push_ctx *c, const char *name,
-			      const char *want, struct version_list *vl,
-			      bool *is_new)
-{
-	enum versioning sys = store_versioning(c->s);
-	int ret;
-
-	*is_new = false;
-	ret = store_get_versions(c->s, name, vl, NULL, NULL, c->err, c->errlen);
-	if (ret != -ENOENT)
-		return ret;
-	*is_new = true;
-	if (sys == VERSIONING_AUTO)
-		sys = (want && version_valid(VERSIONING_SIMPLE_DATE, want))
-			  ? VERSIONING_SIMPLE_DATE
-			  : VERSIONING_MAJOR_MINOR;
-	ret = version_list_from(NULL, 0, sys, vl);
-	if (ret < 0)
-		return push_fail(c, ret, "out of memory");
-	return 0;
-}
-
-/*
- * Is @rest (a key or prefix below "<name>/") foreign to asset <name>: not
- * "<version>", "<version>.meta", "<version>.meta.sig" or "<version>/"?
- */
-static bool push_foreign(const char *rest, bool is_prefix)
-{
-	char v[SPEC_VERSION_MAX + 8];
-	size_t n = strlen(rest);
-
-	if (is_prefix && n && rest[n - 1] == '/')
-		n--;
-	if (n > 9 && strncmp(rest + n - 9, STORE_SIG_SUFFIX, 9) == 0)
-		n -= 9;
-	else if (n > 5 && strncmp(rest + n - 5, STORE_META_SUFFIX, 5) == 0)
-		n -= 5;
-	if (n == 0 || n >= sizeof(v))
-		return true;
-	memcpy(v, rest, n);
-	v[n] = '\0';
-	return !version_valid(VERSIONING_MAJOR_MINOR, v) &&
-	       !version_valid(VERSIONING_SIMPLE_DATE, v);
-}
-
-/*
- * A new asset must not nest inside another asset ("a/b" when "a" is an
- * asset: its keys would be read as files of a's versions) nor take the
- * name of a namespace that holds keys ("a" when "a/b" exists): in the
- * tree, a name is either an asset or a namespace.
- */
-static int push_check_placement(struct push_ctx *c, const char *name)
-{
-	char key[STORE_KEY_MAX];
-	struct prov_listing l = {0};
-	struct prov_object o = {0};
-	struct prov *p = store_prov(c->s);
-	size_t nl = strlen(name);
-	int ret;
-
-	for (size_t i = 0; i < nl; i++) {
-		if (name[i] != '/')
-			continue;
-		ret = snprintf(key, sizeof(key), "%.*s" STORE_VERSIONS_SUFFIX,
-			       (int)i, name);
-		if (ret < 0 || (size_t)ret >= sizeof(key))
-			return push_fail(c, -ENAMETOOLONG, "name too long");
-		ret = prov_head(p, key, &o);
-		prov_object_free(&o);
-		if (ret == 0)
-			return push_fail(c, -EEXIST,
-					 "cannot create '%s': "
-					 "'%.*s' is an asset, and assets do "
-					 "not nest",
-					 name, (int)i, name);
-		if (ret != -ENOENT)
-			return push_fail(c, ret, "cannot read %s: %s", key,
-					 push_reason(ret));
-	}
-	if (!prov_can_list(p))
-		return 0;
-	ret = snprintf(key, sizeof(key), "%s/", name);
-	if (ret < 0 || (size_t)ret >= sizeof(key))
-		return push_fail(c, -ENAMETOOLONG, "name too long");
-	ret = prov_list(p, key, true, &l);
-	if (ret < 0)
-		return push_fail(c, ret, "cannot list %s: %s", key,
-				 push_reason(ret));
-	/* Leftovers of an interrupted push of this asset (version-shaped
-	   keys) do not count; another asset or namespace does. */
-	for (size_t i = 0; i < l.n_objects && ret == 0; i++)
-		if (push_foreign(l.objects[i].key + nl + 1, false))
-			ret = push_fail(c, -EEXIST,
-					"cannot create '%s': it "
-					"is a namespace holding '%s'",
-					name, l.objects[i].key);
-	for (size_t i = 0; i < l.n_prefixes && ret == 0; i++)
-		if (push_foreign(l.prefixes[i] + nl + 1, true))
-			ret = push_fail(c, -EEXIST,
-					"cannot create '%s': it "
-					"is a namespace holding '%s'",
-					name, l.prefixes[i]);
-	prov_listing_free(&l);
-	return ret;
-}
-
-/*
- * Delete what an interrupted push of this (unlisted, so invisible)
- * version left under "<name>/<version>/", so stale files cannot mix with
- * the new ones and a file version can replace a folder leftover.
- */
-static int push_clear_leftovers(struct push_ctx *c, const char *name,
-				const char *version)
-{
-	char key[STORE_KEY_MAX];
-	struct prov_listing l = {0};
-	struct prov *p = store_prov(c->s);
-	int ret;
-
-	if (!prov_can_list(p))
-		return 0;
-	ret = snprintf(key, sizeof(key), "%s/%s/", name, version);
-	if (ret < 0 || (size_t)ret >= sizeof(key))
-		return push_fail(c, -ENAMETOOLONG, "name too long");
-	ret = prov_list(p, key, false, &l);
-	for (size_t i = 0; ret == 0 && i < l.n_objects; i++)
-		ret = prov_delete(p, l.objects[i].key);
-	if (ret < 0)
-		push_fail(c, ret,
-			  "cannot remove the leftovers of an earlier "
-			  "push under %s: %s",
-			  key, push_reason(ret));
-	prov_listing_free(&l);
-	return ret;
-}
-
-static bool push_listed(const struct version_list *vl, const char *v)
-{
-	for (size_t i = 0; i < vl->n; i++)
-		if (strcmp(vl->v[i], v) == 0)
-			return true;
-	return false;
 }
 
 int push_asset(struct store *s, const char *path, const char *spec_text,
@@ -693,18 +238,9 @@ int push_asset(struct store *s, const char *path, const char *spec_text,
 	}
 	is_dir = S_ISDIR(st.st_mode);
 	if (is_dir) {
-		ret = push_walk(&c, path, "", 0);
+		ret = push_collect(&c, path);
 		if (ret < 0)
 			goto out;
-		if (c.n_files == 0) {
-			ret = push_fail(&c, -EINVAL,
-					"cannot push %s: the "
-					"folder has no files (dotfiles are "
-					"skipped)",
-					path);
-			goto out;
-		}
-		qsort(c.files, c.n_files, sizeof(*c.files), push_cmp_file);
 	} else if (S_ISREG(st.st_mode)) {
 		ret = push_add_file(&c, "", path, &st);
 		if (ret < 0)
@@ -809,13 +345,6 @@ int push_asset(struct store *s, const char *path, const char *spec_text,
 		push_fail(&c, ret, "formatting the .meta failed");
 		goto out;
 	}
-	ret = store_key_meta(spec.name, version, key, sizeof(key));
-	if (ret >= 0)
-		ret = push_record(&c, key);
-	if (ret < 0) {
-		push_fail(&c, ret, "out of memory");
-		goto out;
-	}
 	if (opts->sign) {
 		ret = sign_bytes(opts->sign, doc.data, doc.len, sig);
 		if (ret < 0) {
@@ -824,27 +353,23 @@ int push_asset(struct store *s, const char *path, const char *spec_text,
 			goto out;
 		}
 	}
-	ret = prov_put_buf(store_prov(s), key, doc.data, doc.len);
-	if (ret < 0) {
-		push_fail(&c, ret, "cannot write %s: %s", key,
-			  push_reason(ret));
+	ret = store_key_meta(spec.name, version, key, sizeof(key));
+	if (ret < 0)
+		push_fail(&c, ret, "object key too long for %s", spec.name);
+	else
+		ret = push_put_doc(&c, key, doc.data, doc.len, true);
+	if (ret < 0)
 		goto out;
-	}
 	/* The signature before .versions: no listed version lacks it. */
 	if (opts->sign) {
 		ret = store_key_sig(spec.name, version, key, sizeof(key));
-		if (ret >= 0)
-			ret = push_record(&c, key);
-		if (ret < 0) {
-			push_fail(&c, ret, "out of memory");
+		if (ret < 0)
+			push_fail(&c, ret, "object key too long for %s",
+				  spec.name);
+		else
+			ret = push_put_doc(&c, key, sig, sizeof(sig), true);
+		if (ret < 0)
 			goto out;
-		}
-		ret = prov_put_buf(store_prov(s), key, sig, sizeof(sig));
-		if (ret < 0) {
-			push_fail(&c, ret, "cannot write %s: %s", key,
-				  push_reason(ret));
-			goto out;
-		}
 	}
 
 	/* Publish: re-read the list (someone may have pushed meanwhile). */
@@ -874,12 +399,9 @@ int push_asset(struct store *s, const char *path, const char *spec_text,
 		push_fail(&c, ret, "formatting the version list failed");
 		goto out;
 	}
-	ret = prov_put_buf(store_prov(s), key, doc.data, doc.len);
-	if (ret < 0) {
-		push_fail(&c, ret, "cannot write %s: %s", key,
-			  push_reason(ret));
+	ret = push_put_doc(&c, key, doc.data, doc.len, false);
+	if (ret < 0)
 		goto out;
-	}
 	published = true;
 	progress_finish(&c.prog);
 	push_update_index(&c, spec.name, res);
