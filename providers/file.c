@@ -2,75 +2,165 @@
  * file - the file:// backend: a store that is a local directory, with the
  * semantics of an object store.
  *
- * Keys map to paths below the directory (p->bucket). Only regular files
- * are objects; a directory is just the "common prefix" of the keys below
- * it, so HEAD or GET of a directory is -ENOENT, and deleting the last
- * object of a directory removes the empty directories above it. Writes go
- * to a temp file ".<name>.assetfs-tmp.XXXXXX" in the target directory,
- * fsync'd and renamed into place: readers see the old or the new object.
- * Listings skip those temp files. The ETag is derived from inode, size and
- * mtime, so a replaced file gets a new one and If-Match notices.
+ * Keys map to paths below the directory (p->bucket, the store root). Only
+ * regular files are objects; a directory is just the "common prefix" of
+ * the keys below it, so HEAD or GET of a directory is -ENOENT, and
+ * deleting the last object of a directory removes the empty directories
+ * above it. Writes go to a temp file ".<name>.assetfs-tmp.<hex>" in the
+ * target directory, fsync'd and renamed into place: readers see the old
+ * or the new object. Listings skip those temp files. The ETag is derived
+ * from inode, size and mtime, so a replaced file gets a new one and
+ * If-Match notices.
+ *
+ * Nothing outside the root ever shows (DESIGN §4): every path is opened
+ * beneath a descriptor of the root (file_beneath.h), so a symlink in the
+ * store is followed only while it stays inside. One that leaves (or
+ * loops) is a missing object, a directory that is not there, or an entry
+ * a listing leaves out, with one log line per key (a small per-store
+ * memory keeps a key from being logged again at every refresh). A
+ * recursive listing does not descend into symlinked directories (they
+ * could nest without end); a delimited one shows those that stay inside
+ * as prefixes. Writes never go through a symlink that leaves: directories
+ * are created beneath the root and the rename replaces a link itself.
  *
  * A missing store directory behaves like an unreachable store: every read
  * fails with -EIO ("store directory ... is missing"), never -ENOENT, so a
- * mount does not mistake it for deleted assets. A put creates it.
+ * mount does not mistake it for deleted assets. prepare_put creates it
+ * when its parent exists (a push into a new prefix).
  *
- * Threads: no shared mutable state; safe concurrently.
+ * Threads: the log memory is protected by its lock; otherwise no shared
+ * mutable state; safe concurrently.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/fileutil.h"
-#include "providers/provider_int.h"
+#include "common/log.h"
+#include "providers/file_beneath.h"
+#include "providers/file_int.h"
 
-#define FILE_TMP_MARK ".assetfs-tmp."
 #define FILE_CHUNK (256u << 10)
-#define FILE_LIST_DEPTH_MAX 64
+#define FILE_LOGGED_MAX 256 /* keys remembered as already logged */
+
+struct file_priv {
+	pthread_mutex_t lock;
+	uint64_t logged[FILE_LOGGED_MAX]; /* protected by lock: key hashes */
+	unsigned n_logged;		  /* protected by lock */
+};
 
 static int file_open(struct prov *p)
 {
+	struct file_priv *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -ENOMEM;
+	pthread_mutex_init(&f->lock, NULL);
+	p->priv = f;
 	return 0;
 }
 
 static void file_close(struct prov *p)
 {
+	struct file_priv *f = p->priv;
+
+	if (!f)
+		return;
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+	p->priv = NULL;
 }
 
-/* Fail with -EIO unless the store directory exists. */
-static int file_check_root(struct prov *p, const char *op, const char *key)
+/* FNV-1a: only to remember which keys were logged. */
+static uint64_t file_hash(const char *s)
 {
-	struct stat st;
+	uint64_t h = 1469598103934665603ull;
 
-	if (stat(p->bucket, &st) < 0 || !S_ISDIR(st.st_mode)) {
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+int file_escaped(struct prov *p, const char *op, const char *key,
+			int ret)
+{
+	struct file_priv *f = p->priv;
+	uint64_t h = file_hash(key);
+	bool seen = false;
+
+	if (ret != -EXDEV && ret != -ELOOP)
+		return ret;
+	pthread_mutex_lock(&f->lock);
+	for (unsigned i = 0; i < f->n_logged && i < FILE_LOGGED_MAX; i++)
+		seen = seen || f->logged[i] == h;
+	if (!seen)
+		f->logged[f->n_logged++ % FILE_LOGGED_MAX] = h;
+	pthread_mutex_unlock(&f->lock);
+	if (!seen)
+		log_warn("file store %s: '%s': a symlink on its path %s; "
+			 "treated as missing",
+			 p->bucket, *key ? key : "/",
+			 ret == -EXDEV ? "leaves the store" : "loops");
+	prov_set_error("%s %s: a symlink on its path %s", op, *key ? key : "/",
+		       ret == -EXDEV ? "leaves the store" : "loops");
+	return -ENOENT;
+}
+
+int file_root(struct prov *p, const char *op, const char *key)
+{
+	int fd = open(p->bucket, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0) {
 		prov_set_error("%s %s: store directory %s is missing", op,
 			       *key ? key : "/", p->bucket);
 		return -EIO;
 	}
-	return 0;
+	return fd;
 }
 
-static int file_path(struct prov *p, const char *key, char *buf, size_t len)
+int file_rel(struct prov *p, const char *key, char *buf, size_t len)
 {
-	char full[PATH_MAX];
-	int n, ret;
+	int ret = prov_full_key(p, key, buf, len);
 
-	ret = prov_full_key(p, key, full, sizeof(full));
 	if (ret < 0)
-		return ret;
-	n = snprintf(buf, len, "%s/%s", strcmp(p->bucket, "/") ? p->bucket : "",
-		     full);
-	if (n < 0 || (size_t)n >= len) {
 		prov_set_error("key too long: %s", key);
-		return -ENAMETOOLONG;
-	}
-	return 0;
+	return ret;
+}
+
+/*
+ * Open @key beneath the root with @flags. Returns a descriptor or a
+ * negative errno with the message set (-ENOENT for a missing object or
+ * one behind a symlink that leaves). Closes nothing of the caller's.
+ */
+static int file_open_key(struct prov *p, int rootfd, const char *op,
+			 const char *key, int flags)
+{
+	char rel[PATH_MAX];
+	int fd;
+
+	fd = file_rel(p, key, rel, sizeof(rel));
+	if (fd < 0)
+		return fd;
+	fd = fb_open(rootfd, rel, flags);
+	if (fd >= 0)
+		return fd;
+	if (fd == -ENOTDIR)
+		fd = -ENOENT;
+	fd = file_escaped(p, op, key, fd);
+	if (fd == -ENOENT && !strstr(prov_last_error(), "symlink"))
+		prov_set_error("%s %s: no such object", op, key);
+	else if (fd != -ENOENT)
+		prov_set_error("%s %s: %s", op, key, strerror(-fd));
+	return fd;
 }
 
 static char *file_etag(const struct stat *st)
@@ -85,7 +175,7 @@ static char *file_etag(const struct stat *st)
 	return strdup(tag);
 }
 
-static int file_fill_object(const char *key, const struct stat *st,
+int file_fill_object(const char *key, const struct stat *st,
 			    struct prov_object *out)
 {
 	out->key = strdup(key);
@@ -99,194 +189,28 @@ static int file_fill_object(const char *key, const struct stat *st,
 	return 0;
 }
 
-static bool file_is_tmp(const char *name)
+bool file_is_tmp(const char *name)
 {
 	return name[0] == '.' && strstr(name, FILE_TMP_MARK) != NULL;
 }
 
-struct file_lister {
-	struct prov_listing *l;
-	size_t cap_obj, cap_pre;
-};
-
-static int file_add_object(struct file_lister *fl, const char *key,
-			   const struct stat *st)
-{
-	struct prov_listing *l = fl->l;
-
-	if (l->n_objects == fl->cap_obj) {
-		size_t nc = fl->cap_obj ? fl->cap_obj * 2 : 16;
-		struct prov_object *o = realloc(l->objects, nc * sizeof(*o));
-
-		if (!o)
-			return -ENOMEM;
-		l->objects = o;
-		fl->cap_obj = nc;
-	}
-	memset(&l->objects[l->n_objects], 0, sizeof(l->objects[0]));
-	if (file_fill_object(key, st, &l->objects[l->n_objects]) < 0)
-		return -ENOMEM;
-	l->n_objects++;
-	return 0;
-}
-
-static int file_add_prefix(struct file_lister *fl, const char *pre)
-{
-	struct prov_listing *l = fl->l;
-
-	if (l->n_prefixes == fl->cap_pre) {
-		size_t nc = fl->cap_pre ? fl->cap_pre * 2 : 16;
-		char **v = realloc(l->prefixes, nc * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		l->prefixes = v;
-		fl->cap_pre = nc;
-	}
-	l->prefixes[l->n_prefixes] = strdup(pre);
-	if (!l->prefixes[l->n_prefixes])
-		return -ENOMEM;
-	l->n_prefixes++;
-	return 0;
-}
-
-/*
- * List directory @dir (path) whose entries have keys "@keypre<name>",
- * keeping names that start with @start. Directories become prefixes when
- * @delimited, else are walked.
- */
-static int file_list_dir(struct file_lister *fl, const char *dir,
-			 const char *keypre, const char *start, bool delimited,
-			 int depth)
-{
-	char path[PATH_MAX], key[PATH_MAX];
-	struct dirent *de;
-	struct stat st;
-	DIR *d;
-	int ret = 0;
-
-	if (depth > FILE_LIST_DEPTH_MAX) {
-		prov_set_error("LIST %s: directories nested too deep", keypre);
-		return -ELOOP;
-	}
-	d = opendir(dir);
-	if (!d) {
-		ret = -errno;
-		if (ret == -ENOENT || ret == -ENOTDIR)
-			return 0;
-		prov_set_error("LIST %s: %s", keypre, strerror(-ret));
-		return ret;
-	}
-	while ((de = readdir(d))) {
-		const char *n = de->d_name;
-
-		if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0 ||
-		    file_is_tmp(n))
-			continue;
-		if (strncmp(n, start, strlen(start)) != 0)
-			continue;
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, n) >=
-			sizeof(path) ||
-		    (size_t)snprintf(key, sizeof(key), "%s%s", keypre, n) >=
-			sizeof(key))
-			continue; /* unreachable by any valid key */
-		if (stat(path, &st) < 0)
-			continue; /* vanished or dangling: not an object */
-		if (S_ISREG(st.st_mode)) {
-			ret = file_add_object(fl, key, &st);
-		} else if (S_ISDIR(st.st_mode)) {
-			size_t kl = strlen(key);
-
-			if (kl + 2 > sizeof(key))
-				continue;
-			key[kl] = '/';
-			key[kl + 1] = '\0';
-			if (delimited)
-				ret = file_add_prefix(fl, key);
-			else
-				ret = file_list_dir(fl, path, key, "", false,
-						    depth + 1);
-		}
-		if (ret < 0)
-			break;
-	}
-	closedir(d);
-	return ret;
-}
-
-static int file_cmp_obj(const void *a, const void *b)
-{
-	return strcmp(((const struct prov_object *)a)->key,
-		      ((const struct prov_object *)b)->key);
-}
-
-static int file_cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int file_list(struct prov *p, const char *prefix, bool delimited,
-		     struct prov_listing *out)
-{
-	char dir[PATH_MAX], keypre[PATH_MAX];
-	struct file_lister fl = {out, 0, 0};
-	const char *slash, *start;
-	size_t dl;
-	int ret;
-
-	ret = file_check_root(p, "LIST", prefix);
-	if (ret < 0)
-		return ret;
-	/* "a/b/c" lists directory "a/b" for names starting with "c". */
-	slash = strrchr(prefix, '/');
-	dl = slash ? (size_t)(slash - prefix) + 1 : 0;
-	start = prefix + dl;
-	if (dl >= sizeof(keypre))
-		return -ENAMETOOLONG;
-	memcpy(keypre, prefix, dl);
-	keypre[dl] = '\0';
-	if (dl) {
-		char rel[PATH_MAX];
-
-		memcpy(rel, prefix, dl - 1);
-		rel[dl - 1] = '\0';
-		ret = file_path(p, rel, dir, sizeof(dir));
-	} else if (*p->prefix) {
-		ret = file_path(p, "", dir, sizeof(dir));
-	} else if ((size_t)snprintf(dir, sizeof(dir), "%s", p->bucket) >=
-		   sizeof(dir)) {
-		ret = -ENAMETOOLONG;
-	}
-	if (ret < 0)
-		return ret;
-	ret = file_list_dir(&fl, dir, keypre, start, delimited, 0);
-	if (ret < 0)
-		return ret;
-	if (out->n_objects > 1)
-		qsort(out->objects, out->n_objects, sizeof(out->objects[0]),
-		      file_cmp_obj);
-	if (out->n_prefixes > 1)
-		qsort(out->prefixes, out->n_prefixes, sizeof(out->prefixes[0]),
-		      file_cmp_str);
-	return 0;
-}
-
 static int file_head(struct prov *p, const char *key, struct prov_object *out)
 {
-	char path[PATH_MAX];
 	struct stat st;
-	int ret;
+	int rootfd, fd, ret = 0;
 
-	ret = file_check_root(p, "HEAD", key);
-	if (ret < 0)
-		return ret;
-	ret = file_path(p, key, path, sizeof(path));
-	if (ret < 0)
-		return ret;
-	if (stat(path, &st) < 0)
-		ret = (errno == ENOENT || errno == ENOTDIR) ? -ENOENT : -errno;
+	rootfd = file_root(p, "HEAD", key);
+	if (rootfd < 0)
+		return rootfd;
+	fd = file_open_key(p, rootfd, "HEAD", key, O_PATH);
+	close(rootfd);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0)
+		ret = -errno;
 	else if (!S_ISREG(st.st_mode))
 		ret = -ENOENT; /* a directory is a prefix, not an object */
+	close(fd);
 	if (ret < 0) {
 		prov_set_error("HEAD %s: %s", key,
 			       ret == -ENOENT ? "no such object"
@@ -300,27 +224,20 @@ static int64_t file_get(struct prov *p, const char *key, uint64_t off,
 			uint64_t len, const char *if_match, prov_sink_fn sink,
 			void *arg)
 {
-	char path[PATH_MAX];
 	char *etag = NULL, *chunk = NULL;
 	struct stat st;
 	uint64_t end, pos;
 	int64_t ret;
-	int fd = -1;
+	int rootfd, fd;
 
-	ret = file_check_root(p, "GET", key);
-	if (ret < 0)
-		return ret;
-	ret = file_path(p, key, path, sizeof(path));
-	if (ret < 0)
-		return ret;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = (errno == ENOENT || errno == ENOTDIR) ? -ENOENT : -errno;
-		prov_set_error("GET %s: %s", key,
-			       ret == -ENOENT ? "no such object"
-					      : strerror((int)-ret));
-		goto out;
-	}
+	rootfd = file_root(p, "GET", key);
+	if (rootfd < 0)
+		return rootfd;
+	/* O_NONBLOCK: a FIFO in the store must not hang the open */
+	fd = file_open_key(p, rootfd, "GET", key, O_RDONLY | O_NONBLOCK);
+	close(rootfd);
+	if (fd < 0)
+		return fd;
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
 		prov_set_error("GET %s: %s", key, strerror((int)-ret));
@@ -387,46 +304,105 @@ out:
 }
 
 /*
- * Create a temp file beside @path for an atomic write. On success *@fd is
- * open for writing and @tmp holds its name.
+ * The directory of @key's parent, created beneath the root as needed
+ * (never through a link that leaves). Returns an O_PATH descriptor and
+ * points *@base at the key's last component, or a negative errno with
+ * the message set.
  */
-static int file_tmp_open(const char *key, const char *path, char *tmp,
-			 size_t len, int *fd)
+static int file_put_dir(struct prov *p, int rootfd, const char *key,
+			const char **base)
 {
-	char dir[PATH_MAX];
-	const char *base;
-	size_t dl;
-	int n, ret;
+	char rel[PATH_MAX];
+	char *slash, *s;
+	int fd, parent = -1, ret;
 
-	base = strrchr(path, '/');
-	dl = (size_t)(base - path);
-	base++;
-	if (dl >= sizeof(dir))
-		return -ENAMETOOLONG;
-	memcpy(dir, path, dl);
-	dir[dl] = '\0';
-	ret = mkdir_p(dl ? dir : "/", 0755);
-	if (ret < 0) {
-		prov_set_error("PUT %s: cannot create %s: %s", key, dir,
-			       strerror(-ret));
+	ret = file_rel(p, key, rel, sizeof(rel));
+	if (ret < 0)
 		return ret;
+	slash = strrchr(rel, '/');
+	*base = strrchr(key, '/') ? strrchr(key, '/') + 1 : key;
+	if (!slash)
+		return fb_open(rootfd, "", O_PATH | O_DIRECTORY);
+	*slash = '\0';
+	fd = fb_open(rootfd, rel, O_PATH | O_DIRECTORY);
+	/* Create what is missing, one component at a time, each beneath. */
+	for (s = rel; fd == -ENOENT && s;) {
+		char *next = strchr(s, '/');
+
+		if (next)
+			*next = '\0';
+		fd = fb_open(rootfd, rel, O_PATH | O_DIRECTORY);
+		if (fd == -ENOENT) {
+			const char *comp = strrchr(rel, '/');
+
+			comp = comp ? comp + 1 : rel;
+			if (mkdirat(parent >= 0 ? parent : rootfd, comp,
+				    0755) < 0 &&
+			    errno != EEXIST) {
+				fd = -errno;
+			} else {
+				fd = fb_open(rootfd, rel, O_PATH | O_DIRECTORY);
+			}
+		}
+		if (next)
+			*next = '/';
+		if (parent >= 0)
+			close(parent);
+		parent = -1;
+		if (fd < 0 || !next)
+			break;
+		parent = fd;
+		fd = -ENOENT;
+		s = next + 1;
 	}
-	/* Keep the temp name within NAME_MAX whatever the base. */
-	n = snprintf(tmp, len, "%s/.%.180s" FILE_TMP_MARK "XXXXXX", dir, base);
-	if (n < 0 || (size_t)n >= len)
-		return -ENAMETOOLONG;
-	*fd = mkostemp(tmp, O_CLOEXEC);
-	if (*fd < 0) {
-		ret = -errno;
-		prov_set_error("PUT %s: %s", key, strerror(-ret));
-		return ret;
+	if (parent >= 0)
+		close(parent);
+	if (fd < 0) {
+		ret = file_escaped(p, "PUT", key, fd);
+		prov_set_error("PUT %s: cannot create its directory: %s", key,
+			       ret == -ENOENT && fd != -ENOENT
+				   ? "a symlink on the way leaves the store"
+				   : strerror(-fd));
+		return fd == -EXDEV || fd == -ELOOP ? -EACCES : fd;
 	}
-	return 0;
+	return fd;
 }
 
-/* fsync, chmod and rename @tmp (open as @fd, which is closed) to @path. */
-static int file_tmp_commit(const char *key, int fd, const char *tmp,
-			   const char *path)
+/*
+ * Create a temp file in @dirfd beside @base for an atomic write. On
+ * success *@fd is open for writing and @tmp holds its name.
+ */
+static int file_tmp_open(const char *key, int dirfd, const char *base,
+			 char *tmp, size_t len, int *fd)
+{
+	int ret = -EEXIST;
+
+	for (int i = 0; i < 100 && ret == -EEXIST; i++) {
+		uint64_t r = 0;
+		int n;
+
+		if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+			r = (uint64_t)time(NULL) * 2654435761u ^
+			    (uint64_t)getpid() << 20 ^ (uint64_t)i;
+		/* Keep the temp name within NAME_MAX whatever the base. */
+		n = snprintf(tmp, len, ".%.180s" FILE_TMP_MARK "%012llx", base,
+			     (unsigned long long)(r & 0xffffffffffffull));
+		if (n < 0 || (size_t)n >= len)
+			return -ENAMETOOLONG;
+		*fd = openat(dirfd, tmp,
+			     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+				 O_CLOEXEC,
+			     0600);
+		ret = *fd < 0 ? -errno : 0;
+	}
+	if (ret < 0)
+		prov_set_error("PUT %s: %s", key, strerror(-ret));
+	return ret;
+}
+
+/* fsync, chmod and rename @tmp (open as @fd, closed) to @base in @dirfd. */
+static int file_tmp_commit(const char *key, int fd, int dirfd,
+			   const char *tmp, const char *base)
 {
 	struct stat st;
 	int ret = 0;
@@ -435,57 +411,57 @@ static int file_tmp_commit(const char *key, int fd, const char *tmp,
 		ret = -errno;
 	if (close(fd) < 0 && ret == 0)
 		ret = -errno;
-	if (ret == 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+	if (ret == 0 && fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISDIR(st.st_mode))
 		ret = -EISDIR; /* rename would replace an empty dir */
-	if (ret == 0 && rename(tmp, path) < 0)
+	/* a symlink at @base is replaced, never written through */
+	if (ret == 0 && renameat(dirfd, tmp, dirfd, base) < 0)
 		ret = -errno;
 	if (ret < 0) {
 		prov_set_error("PUT %s: %s", key, strerror(-ret));
-		unlink(tmp);
+		unlinkat(dirfd, tmp, 0);
 	}
 	return ret;
 }
 
-static int file_put_buf(struct prov *p, const char *key, const void *data,
-			size_t len)
+/*
+ * Write @key: @len bytes at @data, or (@src >= 0) @size bytes read from
+ * @src, reporting to @progress. The temp file, then the rename.
+ */
+static int file_put(struct prov *p, const char *key, const void *data,
+		    size_t len, int src, uint64_t size,
+		    prov_progress_fn progress, void *arg)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
-	int fd = -1, ret;
-
-	ret = file_path(p, key, path, sizeof(path));
-	if (ret < 0)
-		return ret;
-	ret = file_tmp_open(key, path, tmp, sizeof(tmp), &fd);
-	if (ret < 0)
-		return ret;
-	ret = write_all(fd, data, len);
-	if (ret < 0) {
-		prov_set_error("PUT %s: %s", key, strerror(-ret));
-		close(fd);
-		unlink(tmp);
-		return ret;
-	}
-	return file_tmp_commit(key, fd, tmp, path);
-}
-
-static int file_put_file(struct prov *p, const char *key, int src,
-			 uint64_t size, prov_progress_fn progress, void *arg)
-{
-	char path[PATH_MAX], tmp[PATH_MAX];
+	char tmp[NAME_MAX + 1];
 	char *chunk = NULL;
+	const char *base;
 	uint64_t pos = 0;
-	int fd = -1, ret;
+	int rootfd, dirfd = -1, fd = -1, ret;
 
-	ret = file_path(p, key, path, sizeof(path));
-	if (ret < 0)
-		return ret;
-	chunk = malloc(FILE_CHUNK);
-	if (!chunk)
-		return -ENOMEM;
-	ret = file_tmp_open(key, path, tmp, sizeof(tmp), &fd);
+	rootfd = file_root(p, "PUT", key);
+	if (rootfd < 0)
+		return rootfd;
+	dirfd = file_put_dir(p, rootfd, key, &base);
+	if (dirfd < 0) {
+		ret = dirfd;
+		goto out;
+	}
+	if (src >= 0) {
+		chunk = malloc(FILE_CHUNK);
+		if (!chunk) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
+	ret = file_tmp_open(key, dirfd, base, tmp, sizeof(tmp), &fd);
 	if (ret < 0)
 		goto out;
-	while (pos < size) {
+	if (src < 0) {
+		ret = write_all(fd, data, len);
+		if (ret < 0)
+			goto fail;
+	}
+	while (src >= 0 && pos < size) {
 		size_t want = size - pos < FILE_CHUNK ? size - pos : FILE_CHUNK;
 		ssize_t n = pread_all(src, chunk, want, (off_t)pos);
 
@@ -495,56 +471,119 @@ static int file_put_file(struct prov *p, const char *key, int src,
 			ret = (int)n;
 			prov_set_error("PUT %s: reading the source: %s", key,
 				       strerror(-ret));
-			goto fail;
+			goto fail_msg;
 		}
 		ret = write_all(fd, chunk, want);
-		if (ret < 0) {
-			prov_set_error("PUT %s: %s", key, strerror(-ret));
+		if (ret < 0)
 			goto fail;
-		}
 		pos += want;
 		if (progress)
 			progress(arg, pos, size);
 	}
-	ret = file_tmp_commit(key, fd, tmp, path);
+	ret = file_tmp_commit(key, fd, dirfd, tmp, base);
 	goto out;
 fail:
+	prov_set_error("PUT %s: %s", key, strerror(-ret));
+fail_msg:
 	close(fd);
-	unlink(tmp);
+	unlinkat(dirfd, tmp, 0);
 out:
 	free(chunk);
+	if (dirfd >= 0)
+		close(dirfd);
+	close(rootfd);
 	return ret;
+}
+
+static int file_put_buf(struct prov *p, const char *key, const void *data,
+			size_t len)
+{
+	return file_put(p, key, data, len, -1, 0, NULL, NULL);
+}
+
+static int file_put_file(struct prov *p, const char *key, int src,
+			 uint64_t size, prov_progress_fn progress, void *arg)
+{
+	return file_put(p, key, NULL, 0, src, size, progress, arg);
 }
 
 static int file_del(struct prov *p, const char *key)
 {
-	char path[PATH_MAX];
+	char rel[PATH_MAX];
 	char *slash;
-	size_t rootlen;
+	int rootfd, dirfd, ret;
+
+	rootfd = file_root(p, "DELETE", key);
+	if (rootfd < 0)
+		return rootfd;
+	ret = file_rel(p, key, rel, sizeof(rel));
+	if (ret < 0)
+		goto out;
+	slash = strrchr(rel, '/');
+	if (slash)
+		*slash = '\0';
+	dirfd = fb_open(rootfd, slash ? rel : "", O_PATH | O_DIRECTORY);
+	if (dirfd < 0) {
+		/* no directory, or one behind a link that leaves: nothing
+		   of the store to delete */
+		ret = dirfd == -ENOENT || dirfd == -ENOTDIR
+			  ? 0
+			  : file_escaped(p, "DELETE", key, dirfd);
+		ret = ret == -ENOENT ? 0 : ret;
+		goto out;
+	}
+	if (unlinkat(dirfd, slash ? slash + 1 : rel, 0) < 0 &&
+	    errno != ENOENT && errno != EISDIR && errno != EPERM) {
+		ret = -errno;
+		prov_set_error("DELETE %s: %s", key, strerror(-ret));
+	}
+	close(dirfd);
+	/* Remove directories left empty, up to (not including) the root. */
+	while (ret == 0 && slash) {
+		const char *comp;
+
+		slash = strrchr(rel, '/');
+		if (slash)
+			*slash = '\0';
+		comp = slash ? slash + 1 : rel;
+		dirfd = fb_open(rootfd, slash ? rel : "", O_PATH | O_DIRECTORY);
+		if (dirfd < 0)
+			break;
+		if (unlinkat(dirfd, comp, AT_REMOVEDIR) < 0)
+			slash = NULL;
+		close(dirfd);
+	}
+out:
+	close(rootfd);
+	return ret;
+}
+
+/*
+ * Before a push: create the store directory when it is missing and its
+ * parent exists (a new prefix below an existing directory); a missing
+ * parent is an error naming it.
+ */
+static int file_prepare_put(struct prov *p)
+{
+	char parent[PATH_MAX];
+	char *slash;
 	int ret;
 
-	ret = file_check_root(p, "DELETE", key);
-	if (ret < 0)
-		return ret;
-	ret = file_path(p, key, path, sizeof(path));
-	if (ret < 0)
-		return ret;
-	if (unlink(path) < 0 && errno != ENOENT) {
-		ret = -errno;
-		if (ret == -EISDIR || ret == -EPERM)
-			return 0; /* a directory is not an object */
-		prov_set_error("DELETE %s: %s", key, strerror(-ret));
-		return ret;
-	}
-	/* Remove directories left empty, up to (not including) the root. */
-	rootlen = strlen(p->bucket);
-	while ((slash = strrchr(path, '/')) &&
-	       (size_t)(slash - path) > rootlen) {
-		*slash = '\0';
-		if (rmdir(path) < 0)
-			break;
-	}
-	return 0;
+	if (mkdir(p->bucket, 0755) == 0 || errno == EEXIST)
+		return 0;
+	ret = -errno;
+	snprintf(parent, sizeof(parent), "%s", p->bucket);
+	slash = strrchr(parent, '/');
+	if (slash)
+		*(slash == parent ? slash + 1 : slash) = '\0';
+	if (ret == -ENOENT)
+		prov_set_error("cannot create the store directory %s: its "
+			       "parent %s does not exist",
+			       p->bucket, parent);
+	else
+		prov_set_error("cannot create the store directory %s: %s",
+			       p->bucket, strerror(-ret));
+	return ret;
 }
 
 const struct prov_ops prov_file_ops = {
@@ -559,4 +598,5 @@ const struct prov_ops prov_file_ops = {
     .put_buf = file_put_buf,
     .put_file = file_put_file,
     .del = file_del,
+    .prepare_put = file_prepare_put,
 };

@@ -604,6 +604,15 @@ int prov_put_file(struct prov *p, const char *key, int fd, uint64_t size,
 	return ret;
 }
 
+int prov_prepare_put(struct prov *p)
+{
+	if (!p->ops->can_put) {
+		prov_set_error("PUT %s: this store is read-only", p->url);
+		return -EROFS;
+	}
+	return p->ops->prepare_put ? p->ops->prepare_put(p) : 0;
+}
+
 int prov_delete(struct prov *p, const char *key)
 {
 	int ret;

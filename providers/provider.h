@@ -164,6 +164,15 @@ int prov_put_buf(struct prov *p, const char *key, const void *data,
 int prov_put_file(struct prov *p, const char *key, int fd, uint64_t size,
 		  prov_progress_fn progress, void *arg);
 
+/*
+ * Make the store ready for writing before a push reads it: for file://,
+ * create the store directory when it is missing and its parent exists
+ * (a new prefix); other backends have nothing to do. Returns 0, -EROFS,
+ * -ENOENT when the parent is missing too (prov_last_error() names it),
+ * or another errno.
+ */
+int prov_prepare_put(struct prov *p);
+
 /* Delete @key; a missing key is success. Returns 0, -EROFS or an error. */
 int prov_delete(struct prov *p, const char *key);
 

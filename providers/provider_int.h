@@ -31,6 +31,9 @@ struct prov_ops {
 	int (*put_file)(struct prov *p, const char *key, int fd, uint64_t size,
 			prov_progress_fn progress, void *arg);
 	int (*del)(struct prov *p, const char *key);
+	/* Optional: make the store ready for a first write (file: create
+	   the store directory below an existing parent). */
+	int (*prepare_put)(struct prov *p);
 	/* Optional: one GET of a whole small object with its ETag, capped at
 	   @max (-EFBIG), appended to @out; *@etag owned or NULL. Without it
 	   prov_get_buf() does HEAD then GET with If-Match (two requests). */

@@ -253,6 +253,15 @@ int push_asset(struct store *s, const char *path, const char *spec_text,
 		goto out;
 	}
 
+	/* A file store's new prefix is created now (not in a dry run). */
+	if (!opts->dry_run) {
+		ret = prov_prepare_put(store_prov(s));
+		if (ret < 0 && ret != -EROFS) {
+			push_fail(&c, ret, "cannot push to %s: %s",
+				  prov_url(store_prov(s)), push_reason(ret));
+			goto out;
+		}
+	}
 	ret = push_read_versions(&c, spec.name, spec.version, &vl, &is_new);
 	if (ret < 0)
 		goto out;
