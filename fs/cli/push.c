@@ -257,8 +257,7 @@ int push_asset(struct store *s, const char *path, const char *spec_text,
 	if (!opts->dry_run) {
 		ret = prov_prepare_put(store_prov(s));
 		if (ret < 0 && ret != -EROFS) {
-			push_fail(&c, ret, "cannot push to %s: %s",
-				  prov_url(store_prov(s)), push_reason(ret));
+			push_fail(&c, ret, "%s", push_reason(ret));
 			goto out;
 		}
 	}

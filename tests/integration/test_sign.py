@@ -141,7 +141,7 @@ def test_push_sign_writes_sig_after_meta_before_versions(cli, keys,
     f = tmp_path / "f"
     f.write_bytes(b"x")
     trace = tmp_path / "trace"
-    p = subprocess.run(["strace", "-f", "-e", "trace=rename,renameat,"
+    p = subprocess.run(["strace", "-f", "-y", "-e", "trace=rename,renameat,"
                         "renameat2", "-o", str(trace), cli.binary, "push",
                         "--sign", keys["k"][0], str(f), "a/b", "--store",
                         cli.url], capture_output=True, timeout=60,
@@ -150,8 +150,11 @@ def test_push_sign_writes_sig_after_meta_before_versions(cli, keys,
                                   "detect_leaks=0"]))))
     # (LeakSanitizer cannot run under ptrace; the other tests keep it)
     assert p.returncode == 0, p.stderr
-    targets = [m.group(1) for m in re.finditer(
-        r'rename(?:at2?)?\(.*?"[^"]*",.*?"([^"]*)"', trace.read_text())]
+    # the file store renames inside a directory descriptor (strace -y
+    # shows its path: renameat(3</dir>, ".tmp", 3</dir>, "name"))
+    targets = [os.path.join(m.group(1) or "", m.group(2)) for m in
+               re.finditer(r'rename(?:at2?)?\(.*?"[^"]*", (?:-?\d+'
+                           r'(?:<([^>]*)>)?, )?"([^"]*)"', trace.read_text())]
     names = [t[len(str(cli.dir)) + 1:] for t in targets
              if t.startswith(str(cli.dir))]
     assert names[:4] == ["a/b/0.0", "a/b/0.0.meta", "a/b/0.0.meta.sig",
