@@ -34,6 +34,7 @@
 #include "providers/curl_list.h"
 #include "providers/curl_pool.h"
 #include "providers/curl_util.h"
+#include "providers/curl_xml.h"
 
 #define AZ_VERSION "2021-12-02"
 #define AZ_LIST_BODY_MAX (16u << 20)
@@ -372,67 +373,22 @@ out:
 	return ret;
 }
 
+static const struct cl_xml_names az_list_names = {
+	.object = "Blob", .key = "Name", .size = "Content-Length",
+	.etag = "Etag", .mtime = "Last-Modified", .prefix = "BlobPrefix",
+	.prefix_key = "Name", .parse_mtime = cu_parse_http_date,
+	.quote_etags = true,
+};
+
 static int az_list_parse(struct prov *p, struct cl_page *pg)
 {
-	struct buf *body = pg->body;
-	struct cu_xml x, in;
-	int ret = 0;
+	int ret;
 
 	(void)p;
-	x.p = body->data ? body->data : "";
-	x.end = x.p + body->len;
-	while (ret == 0 && cu_xml_next(&x, "Blob", &in)) {
-		struct buf name, etag, num, date;
-		struct cu_xml props;
-		char qetag[300];
-
-		buf_init(&name, PROV_URL_MAX);
-		buf_init(&etag, 256);
-		buf_init(&num, 64);
-		buf_init(&date, 64);
-		ret = cu_xml_text(&in, "Name", &name);
-		props = in;
-		if (ret == 0 && cu_xml_text(&props, "Content-Length", &num) < 0)
-			ret = -EIO;
-		if (ret == 0) {
-			int64_t t = 0;
-
-			cu_xml_text(&props, "Etag", &etag);
-			if (cu_xml_text(&props, "Last-Modified", &date) == 0)
-				t = cu_parse_http_date(date.data);
-			/* headers quote ETags, listings do not */
-			snprintf(qetag, sizeof(qetag), "%s%s%s",
-				 etag.data && etag.data[0] != '"' ? "\"" : "",
-				 etag.data ? etag.data : "",
-				 etag.data && etag.data[0] != '"' ? "\"" : "");
-			ret = cl_add_object(pg->b, name.data,
-					    strtoull(num.data, NULL, 10),
-					    etag.data ? qetag : NULL,
-					    t > 0 ? t : 0);
-		}
-		buf_free(&name);
-		buf_free(&etag);
-		buf_free(&num);
-		buf_free(&date);
-	}
-	x.p = body->data ? body->data : "";
-	while (ret == 0 && cu_xml_next(&x, "BlobPrefix", &in)) {
-		struct buf name;
-
-		buf_init(&name, PROV_URL_MAX);
-		ret = cu_xml_text(&in, "Name", &name);
-		if (ret == 0)
-			ret = cl_add_prefix(pg->b, name.data);
-		buf_free(&name);
-	}
-	x.p = body->data ? body->data : "";
+	ret = cl_parse_xml(pg, &az_list_names);
 	if (ret == 0)
-		cu_xml_text(&x, "NextMarker", pg->token);
-	if (ret < 0 && ret != -ENOMEM)
-		prov_set_error("%s: bad listing reply (%s)", pg->what,
-			       strerror(-ret));
-	if (ret == -EINVAL || ret == -ENOENT || ret == -EFBIG)
-		ret = -EIO;
+		cx_find_text(pg->body->data ? pg->body->data : "",
+			     pg->body->len, "NextMarker", pg->token);
 	return ret;
 }
 

@@ -4,10 +4,14 @@
 #include "providers/curl_list.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "providers/curl_xml.h"
 #include "providers/provider_int.h"
+
+#define CL_FIELD_MAX PROV_URL_MAX /* cap on a key, ETag or date */
 
 void cl_init(struct cl_builder *b, struct prov_listing *l, const char *strip)
 {
@@ -186,4 +190,60 @@ out:
 	buf_free(&strip);
 	buf_free(&what);
 	return ret;
+}
+
+enum { CLX_KEY, CLX_SIZE, CLX_ETAG, CLX_MTIME };
+
+struct cl_xml_page {
+	struct cl_page *pg;
+	const struct cl_xml_names *n;
+};
+
+static int cl_xml_record(void *arg, size_t kind, const char *const *vals,
+			 const bool *have)
+{
+	struct cl_xml_page *xp = arg;
+	char qetag[CL_FIELD_MAX + 3];
+	const char *etag = NULL;
+	int64_t t = 0;
+
+	if (kind == 1)
+		return have[0] ? cl_add_prefix(xp->pg->b, vals[0]) : -EINVAL;
+	if (!have[CLX_KEY] || !have[CLX_SIZE])
+		return -EINVAL;
+	if (have[CLX_ETAG]) {
+		etag = vals[CLX_ETAG];
+		if (xp->n->quote_etags && etag[0] != '"') {
+			snprintf(qetag, sizeof(qetag), "\"%s\"", etag);
+			etag = qetag;
+		}
+	}
+	if (have[CLX_MTIME])
+		t = xp->n->parse_mtime(vals[CLX_MTIME]);
+	return cl_add_object(xp->pg->b, vals[CLX_KEY],
+			     strtoull(vals[CLX_SIZE], NULL, 10), etag,
+			     t > 0 ? t : 0);
+}
+
+int cl_parse_xml(struct cl_page *pg, const struct cl_xml_names *n)
+{
+	const char *const obj[] = { n->key, n->size, n->etag, n->mtime,
+				    NULL };
+	const char *const pre[] = { n->prefix_key, NULL };
+	const struct cx_record kinds[] = {
+		{ .item = n->object, .fields = obj,
+		  .field_max = CL_FIELD_MAX },
+		{ .item = n->prefix, .fields = pre,
+		  .field_max = CL_FIELD_MAX },
+	};
+	struct cl_xml_page xp = { pg, n };
+	struct buf *body = pg->body;
+	int ret;
+
+	ret = cx_records(body->data ? body->data : "", body->len, kinds, 2,
+			 cl_xml_record, &xp);
+	if (ret < 0 && ret != -ENOMEM)
+		prov_set_error("%s: bad listing reply (%s)", pg->what,
+			       strerror(-ret));
+	return ret == -ENOMEM ? ret : ret < 0 ? -EIO : 0;
 }

@@ -76,6 +76,26 @@ struct cl_pager {
 };
 
 /*
+ * How an XML listing reply names its parts (S3 ListObjectsV2, Azure List
+ * Blobs): each @object element holds @key, @size, @etag and @mtime
+ * (anywhere inside it), each @prefix element a @prefix_key.
+ */
+struct cl_xml_names {
+	const char *object, *key, *size, *etag, *mtime;
+	const char *prefix, *prefix_key;
+	int64_t (*parse_mtime)(const char *s); /* seconds, or <= 0: unknown */
+	bool quote_etags; /* listings drop the quotes headers carry (Azure) */
+};
+
+/*
+ * Add the objects and prefixes of the XML page in pg->body to pg->b.
+ * Returns 0, -EIO for a reply that is not such a listing (an object
+ * without key or size, bad XML; the message names pg->what) or one past
+ * CL_MAX_ENTRIES, or -ENOMEM. The page's token is the caller's business.
+ */
+int cl_parse_xml(struct cl_page *pg, const struct cl_xml_names *n);
+
+/*
  * List @prefix (relative to the store prefix) page by page until a page
  * leaves no token, into @out (zeroed first; entries relative to the store
  * prefix, sorted and deduplicated on success). Returns 0, -EIO past

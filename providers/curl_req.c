@@ -28,6 +28,7 @@
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "providers/curl_util.h"
+#include "providers/curl_xml.h"
 
 #define ERRBODY_MAX 4096
 #define BACKOFF_BASE_MS 100
@@ -359,16 +360,14 @@ static void printable(char *out, size_t cap, const char *s, size_t n)
 /* The service's error code from an error body: S3/Azure XML or JSON. */
 static void error_code_from_body(struct cr_req *r, struct buf *b)
 {
-	struct cu_xml x;
 	struct buf code;
 	cJSON *j = NULL, *e, *m;
 
 	if (r->err_code[0] || !b->data || b->len == 0)
 		return;
-	x.p = b->data;
-	x.end = b->data + b->len;
 	buf_init(&code, 120);
-	if (cu_xml_text(&x, "Code", &code) == 0 && code.data) {
+	if (b->data[0] == '<' &&
+	    cx_find_text(b->data, b->len, "Code", &code) == 0 && code.data) {
 		printable(r->err_code, sizeof(r->err_code), code.data,
 			  code.len);
 		buf_free(&code);

@@ -1,8 +1,7 @@
 /*
  * curl_util - small pure helpers shared by the remote backends (s3, gs, az,
- * http): percent-encoding, base64, SHA-256 and HMAC-SHA-256 (OpenSSL),
- * a capped scanner for the flat XML that S3 and Azure listings return, and
- * HTTP dates.
+ * http): percent-encoding (libcurl), base64, SHA-256 and HMAC-SHA-256
+ * (OpenSSL), and HTTP dates. XML is read by curl_xml.h.
  *
  * Everything parsed here came from the network: every scan is bounded by
  * the length passed in and never reads past it; outputs go to capped
@@ -58,38 +57,6 @@ int cu_base64(struct buf *out, const void *in, size_t n, bool url);
  * @s is not base64, -ENOMEM or a buf error.
  */
 int cu_base64_decode(struct buf *out, const char *s);
-
-/*
- * A cursor over an XML document of @len bytes. The scanner understands
- * the subset the storage services send: elements without attributes that
- * matter, text with the five predefined entities and numeric references,
- * an XML declaration. It is not a validating parser; it never reads past
- * the end and never allocates except into caller bufs.
- */
-struct cu_xml {
-	const char *p;
-	const char *end;
-};
-
-/*
- * Find the next element named @name (start tag "<name>" or "<name ...>")
- * at or after the cursor and before the cursor's end; on success set *@in
- * to a cursor over its content (up to the matching "</name>", which must
- * exist) and advance @x past the end tag. Nested elements of the same
- * name are not supported (the services never send them). Returns true if
- * found.
- */
-bool cu_xml_next(struct cu_xml *x, const char *name, struct cu_xml *in);
-
-/*
- * The decoded text of the first element @name inside @x (the cursor is not
- * moved), appended to @out. Returns 0, -ENOENT if there is none, -EINVAL on
- * a bad entity, or a buf error (-EFBIG past the buf's cap).
- */
-int cu_xml_text(const struct cu_xml *x, const char *name, struct buf *out);
-
-/* Append @s with & < > " ' escaped for XML text. 0 or a buf error. */
-int cu_xml_escape(struct buf *out, const char *s);
 
 /* "Sun, 22 Nov 2026 01:02:03 GMT" for @t (UTC) into @out (>= 30 bytes). */
 void cu_http_date(int64_t t, char *out, size_t len);

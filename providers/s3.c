@@ -34,6 +34,7 @@
 #include "providers/curl_list.h"
 #include "providers/curl_pool.h"
 #include "providers/curl_util.h"
+#include "providers/curl_xml.h"
 #include "providers/s3_int.h"
 #include "providers/sigv4.h"
 
@@ -305,66 +306,40 @@ out:
 	return ret;
 }
 
+static int64_t s3_parse_mtime(const char *s)
+{
+	int64_t sec = 0;
+	int32_t nsec;
+
+	return time_parse_iso8601(s, &sec, &nsec) < 0 ? 0 : sec;
+}
+
+static const struct cl_xml_names s3_list_names = {
+	.object = "Contents", .key = "Key", .size = "Size", .etag = "ETag",
+	.mtime = "LastModified", .prefix = "CommonPrefixes",
+	.prefix_key = "Prefix", .parse_mtime = s3_parse_mtime,
+};
+
 static int s3_list_parse(struct prov *p, struct cl_page *pg)
 {
-	struct buf *body = pg->body;
-	struct cu_xml x, in;
+	const char *doc = pg->body->data ? pg->body->data : "";
 	struct buf v;
-	int ret = 0;
+	int ret;
 
 	(void)p;
-	x.p = body->data ? body->data : "";
-	x.end = x.p + body->len;
-	buf_init(&v, PROV_URL_MAX);
-	while (ret == 0 && cu_xml_next(&x, "Contents", &in)) {
-		struct buf key, etag, num, date;
-		int64_t sec = 0;
-		int32_t nsec;
-
-		buf_init(&key, PROV_URL_MAX);
-		buf_init(&etag, 512);
-		buf_init(&num, 64);
-		buf_init(&date, 64);
-		ret = cu_xml_text(&in, "Key", &key);
-		if (ret == 0 && cu_xml_text(&in, "Size", &num) < 0)
-			ret = -EIO;
-		if (ret == 0) {
-			cu_xml_text(&in, "ETag", &etag);
-			if (cu_xml_text(&in, "LastModified", &date) == 0 &&
-			    time_parse_iso8601(date.data, &sec, &nsec) < 0)
-				sec = 0;
-			ret = cl_add_object(pg->b, key.data,
-					    strtoull(num.data, NULL, 10),
-					    etag.data, sec);
-		}
-		buf_free(&key);
-		buf_free(&etag);
-		buf_free(&num);
-		buf_free(&date);
-	}
-	x.p = body->data ? body->data : "";
-	while (ret == 0 && cu_xml_next(&x, "CommonPrefixes", &in)) {
-		buf_reset(&v);
-		ret = cu_xml_text(&in, "Prefix", &v);
-		if (ret == 0)
-			ret = cl_add_prefix(pg->b, v.data);
-	}
-	x.p = body->data ? body->data : "";
-	buf_reset(&v);
-	if (ret == 0 && cu_xml_text(&x, "IsTruncated", &v) == 0 &&
-	    strcmp(v.data, "true") == 0) {
-		if (cu_xml_text(&x, "NextContinuationToken", pg->token) < 0 ||
-		    pg->token->len == 0) {
-			ret = -EIO;
-			prov_set_error("%s: truncated listing without a "
-				       "continuation token", pg->what);
-		}
-	}
-	if (ret < 0 && ret != -EIO && ret != -ENOMEM)
-		prov_set_error("%s: bad listing reply (%s)", pg->what,
-			       strerror(-ret));
-	if (ret == -EINVAL || ret == -ENOENT || ret == -EFBIG)
+	ret = cl_parse_xml(pg, &s3_list_names);
+	if (ret < 0)
+		return ret;
+	buf_init(&v, 64);
+	if (cx_find_text(doc, pg->body->len, "IsTruncated", &v) == 0 &&
+	    strcmp(v.data, "true") == 0 &&
+	    (cx_find_text(doc, pg->body->len, "NextContinuationToken",
+			  pg->token) < 0 ||
+	     pg->token->len == 0)) {
 		ret = -EIO;
+		prov_set_error("%s: truncated listing without a "
+			       "continuation token", pg->what);
+	}
 	buf_free(&v);
 	return ret;
 }
@@ -545,7 +520,6 @@ static int s3_put_multipart(struct prov *p, const char *key, int fd,
 	struct s3 *s = p->priv;
 	struct buf resp, upload_id, q, done;
 	struct s3_parts sp = { .p = p, .s = s, .key = key, .fd = fd };
-	struct cu_xml x;
 	uint64_t part = s->part_size, nparts;
 	char **etags = NULL;
 	int ret;
@@ -563,9 +537,9 @@ static int s3_put_multipart(struct prov *p, const char *key, int fd,
 	ret = s3_mp_call(p, "POST", key, "uploads=", NULL, &resp);
 	if (ret < 0)
 		goto out;
-	x.p = resp.data ? resp.data : "";
-	x.end = x.p + resp.len;
-	if (cu_xml_text(&x, "UploadId", &upload_id) < 0 || !upload_id.len) {
+	if (cx_find_text(resp.data ? resp.data : "", resp.len, "UploadId",
+			 &upload_id) < 0 ||
+	    !upload_id.len) {
 		prov_set_error("PUT s3://%s: no UploadId in the reply",
 			       p->bucket);
 		ret = -EIO;
@@ -582,7 +556,7 @@ static int s3_put_multipart(struct prov *p, const char *key, int fd,
 		ret = buf_printf(&done, "<Part><PartNumber>%" PRIu64
 				 "</PartNumber><ETag>", i + 1);
 		if (ret == 0)
-			ret = cu_xml_escape(&done, etags[i]);
+			ret = cx_escape(&done, etags[i]);
 		if (ret == 0)
 			ret = buf_puts(&done, "</ETag></Part>");
 	}

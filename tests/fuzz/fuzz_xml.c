@@ -1,16 +1,16 @@
 /*
- * fuzz_xml - the capped XML scanner the S3 and Azure listings go through
- * (providers/curl_util.h), plus the percent and base64 decoders that
- * read connection strings and listings.
+ * fuzz_xml - the XML reader the S3 and Azure listings go through
+ * (providers/curl_xml.h, libxml2's xmlTextReader), plus the percent and
+ * base64 decoders that read connection strings and listings.
  *
- * Invariants: every cursor the scanner returns lies inside the document
- * and is well ordered; each step moves forward (so a listing loop ends);
- * decoded text never exceeds its buf's cap; base64 and percent encoding
- * round-trip any bytes.
+ * Invariants: any bytes end in a record walk that returns 0 or a clear
+ * error; field texts never exceed their cap and are NUL-terminated;
+ * base64 and percent encoding round-trip any bytes.
  */
 #include <errno.h>
 
 #include "providers/curl_util.h"
+#include "providers/curl_xml.h"
 #include "tests/fuzz/fuzz.h"
 
 #ifndef FUZZ_ENTRY
@@ -19,30 +19,39 @@
 
 int FUZZ_ENTRY(const uint8_t *data, size_t size);
 
+static int on_record(void *arg, size_t kind, const char *const *vals,
+		     const bool *have)
+{
+	size_t *n = arg;
+
+	for (size_t i = 0; i < 4; i++)
+		if (have[i])
+			FUZZ_CHECK(vals[i] && strlen(vals[i]) <= 64);
+	(void)kind;
+	(*n)++;
+	return 0;
+}
+
 static void scan(const char *doc, size_t size, const char *outer,
 		 const char *const *inner)
 {
-	struct cu_xml x = { doc, doc + size }, in;
-	const char *prev = doc;
+	const struct cx_record k = { outer, inner, 64 };
+	size_t n = 0;
+	struct buf b;
+	int ret;
 
-	while (cu_xml_next(&x, outer, &in)) {
-		FUZZ_CHECK(in.p >= doc && in.end <= doc + size);
-		FUZZ_CHECK(in.p <= in.end);
-		FUZZ_CHECK(x.p > prev && x.p <= doc + size);
-		prev = x.p;
-		for (size_t i = 0; inner[i]; i++) {
-			struct buf b;
-			int ret;
-
-			buf_init(&b, 64);
-			ret = cu_xml_text(&in, inner[i], &b);
-			FUZZ_CHECK(ret == 0 || ret == -ENOENT ||
-				   ret == -EINVAL || ret == -EFBIG);
-			FUZZ_CHECK(b.len <= 64);
-			if (ret == 0)
-				FUZZ_CHECK(b.data && b.data[b.len] == '\0');
-			buf_free(&b);
-		}
+	ret = cx_records(doc, size, &k, 1, on_record, &n);
+	FUZZ_CHECK(ret == 0 || ret == -EINVAL || ret == -EFBIG ||
+		   ret == -ENOMEM);
+	for (size_t i = 0; inner[i]; i++) {
+		buf_init(&b, 64);
+		ret = cx_find_text(doc, size, inner[i], &b);
+		FUZZ_CHECK(ret == 0 || ret == -ENOENT || ret == -EINVAL ||
+			   ret == -EFBIG);
+		FUZZ_CHECK(b.len <= 64);
+		if (ret == 0)
+			FUZZ_CHECK(b.data && b.data[b.len] == '\0');
+		buf_free(&b);
 	}
 }
 

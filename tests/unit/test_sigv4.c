@@ -11,10 +11,12 @@
  * encodings and the XML scanner.
  */
 #include <errno.h>
+#include <stdio.h>
 
 #include "providers/curl_list.h"
 #include "providers/curl_pool.h"
 #include "providers/curl_util.h"
+#include "providers/curl_xml.h"
 #include "providers/sigv4.h"
 #include "test.h"
 
@@ -234,38 +236,75 @@ test(sigv4_url_encoding)
 	}
 }
 
-test(sigv4_xml_scanner)
+struct xml_seen {
+	int n_obj, n_pre;
+	char keys[4][64];
+	bool size_seen[4];
+};
+
+static int xml_rec(void *arg, size_t kind, const char *const *vals,
+		   const bool *have)
+{
+	struct xml_seen *x = arg;
+
+	if (kind == 1) {
+		x->n_pre++;
+		return 0;
+	}
+	if (x->n_obj < 4) {
+		snprintf(x->keys[x->n_obj], sizeof(x->keys[0]), "%s",
+			 have[0] ? vals[0] : "(none)");
+		x->size_seen[x->n_obj] = have[1];
+	}
+	x->n_obj++;
+	return 0;
+}
+
+test(sigv4_xml_reader)
 {
 	static const char doc[] =
-		"<?xml version=\"1.0\"?><R><KeyCount>2</KeyCount>"
+		"<?xml version=\"1.0\"?><R xmlns=\"http://s3\">"
+		"<KeyCount>2</KeyCount>"
 		"<Contents><Key>a&amp;b&#x2F;c&#233;</Key><Size>3</Size>"
-		"</Contents><Contents><Key>z</Key><Size/></Contents>"
-		"<Bad><Key>&bogus;</Key></Bad></R>";
-	struct cu_xml x = { doc, doc + sizeof(doc) - 1 }, in;
+		"</Contents><Contents><Key><![CDATA[<z>]]></Key><Size/>"
+		"</Contents><P><Prefix>p/</Prefix></P><Contents/></R>";
+	static const char *const obj[] = { "Key", "Size", NULL };
+	static const char *const pre[] = { "Prefix", NULL };
+	const struct cx_record kinds[] = {
+		{ "Contents", obj, 64 }, { "P", pre, 64 },
+	};
+	struct xml_seen x = { 0 };
 	struct buf b;
-	int n = 0;
 
+	CHECK_INT(cx_records(doc, sizeof(doc) - 1, kinds, 2, xml_rec, &x), 0);
+	CHECK_INT(x.n_obj, 3);
+	CHECK_INT(x.n_pre, 1);
+	CHECK_STR(x.keys[0], "a&b/c\xc3\xa9");
+	CHECK_STR(x.keys[1], "<z>");
+	CHECK(x.size_seen[1]); /* <Size/> is present and empty */
+	CHECK_STR(x.keys[2], "(none)");
 	buf_init(&b, 64);
-	while (cu_xml_next(&x, "Contents", &in)) {
-		buf_reset(&b);
-		CHECK_INT(cu_xml_text(&in, "Key", &b), 0);
-		if (n == 0)
-			CHECK_STR(b.data, "a&b/c\xc3\xa9");
-		else
-			CHECK_STR(b.data, "z");
-		n++;
-	}
-	CHECK_INT(n, 2);
-	x.p = doc;
-	CHECK(cu_xml_next(&x, "Bad", &in));
+	CHECK_INT(cx_find_text(doc, sizeof(doc) - 1, "KeyCount", &b), 0);
+	CHECK_STR(b.data, "2");
 	buf_reset(&b);
-	CHECK_INT(cu_xml_text(&in, "Key", &b), -EINVAL);
+	CHECK_INT(cx_find_text(doc, sizeof(doc) - 1, "Nope", &b), -ENOENT);
+	/* an undeclared entity, a DTD, a broken document */
+	CHECK_INT(cx_find_text("<R><Key>&bogus;</Key></R>", 25, "Key", &b),
+		  -EINVAL);
+	CHECK_INT(cx_find_text("<!DOCTYPE R [<!ENTITY e \"x\">]><R><K>&e;"
+			       "</K></R>", 46, "K", &b), -EINVAL);
+	/* an error body cut at its cap still gives what came before */
+	CHECK_INT(cx_find_text("<R><K>1</K><X>2</", 17, "K", &b), 0);
+	CHECK_STR(b.data, "1");
+	CHECK_INT(cx_find_text("<R><X>1</X", 10, "K", &b), -EINVAL);
 	buf_free(&b);
 	/* a cap on what a hostile listing can make us allocate */
 	buf_init(&b, 2);
-	x.p = doc;
-	CHECK(cu_xml_next(&x, "Contents", &in));
-	CHECK_INT(cu_xml_text(&in, "Key", &b), -EFBIG);
+	CHECK_INT(cx_find_text(doc, sizeof(doc) - 1, "Key", &b), -EFBIG);
+	buf_free(&b);
+	buf_init(&b, 0);
+	CHECK_INT(cx_escape(&b, "a<b&'\"c>"), 0);
+	CHECK_STR(b.data, "a&lt;b&amp;'&quot;c&gt;");
 	buf_free(&b);
 }
 
