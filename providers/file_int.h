@@ -1,19 +1,29 @@
 /*
  * file_int - what the files of the file:// backend share (file.c: objects
- * and writes; file_list.c: listings). See file.c for the contract of the
- * backend as a whole. Errors: a negative errno with prov_set_error().
+ * and writes; file_list.c: listings; file_base.c: what both call). See
+ * file.c for the contract of the backend as a whole. Errors: a negative
+ * errno with prov_set_error().
  */
 #ifndef ASSETFS_PROVIDERS_FILE_INT_H
 #define ASSETFS_PROVIDERS_FILE_INT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "providers/provider_int.h"
 
 struct stat;
 
 #define FILE_TMP_MARK ".assetfs-tmp."
+#define FILE_LOGGED_MAX 256 /* keys remembered as already logged */
+
+struct file_priv {
+	pthread_mutex_t lock;
+	uint64_t logged[FILE_LOGGED_MAX]; /* protected by lock: key hashes */
+	unsigned n_logged;		  /* protected by lock */
+};
 
 /*
  * @key's path left the store (@ret -EXDEV) or looped (-ELOOP): log it
@@ -29,6 +39,9 @@ int file_root(struct prov *p, const char *op, const char *key);
 /* @key as a path relative to the root (the prefix added). 0 or
    -ENAMETOOLONG. */
 int file_rel(struct prov *p, const char *key, char *buf, size_t len);
+
+/* The ETag of a file: inode, size and mtime (owned; NULL out of memory). */
+char *file_etag(const struct stat *st);
 
 /* Fill @out for @key from @st (key and ETag copied). 0 or -ENOMEM. */
 int file_fill_object(const char *key, const struct stat *st,

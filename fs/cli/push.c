@@ -18,7 +18,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,25 +27,6 @@
 #include "common/log.h"
 #include "fs/cli/push_int.h"
 #include "resolver/assets_index.h"
-
-int push_fail(struct push_ctx *c, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (c->err && c->errlen) {
-		va_start(ap, fmt);
-		vsnprintf(c->err, c->errlen, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
-
-const char *push_reason(int ret)
-{
-	const char *m = prov_last_error();
-
-	return (m && *m) ? m : strerror(-ret);
-}
 
 static int push_record(struct push_ctx *c, const char *key)
 {

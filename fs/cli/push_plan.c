@@ -4,17 +4,39 @@
  * that a new asset may take its name (no nesting in an asset, no clash
  * with a namespace) and that no leftover of an interrupted push of the
  * same version stays. Nothing here writes to the store but the removal
- * of such leftovers, which no listing shows.
+ * of such leftovers, which no listing shows. It is also the bottom of the
+ * push files: push_fail() and push_reason() live here, so push_hash.c and
+ * push.c call down into it and nothing calls up (the cli_layers test).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "fs/cli/push_int.h"
+
+int push_fail(struct push_ctx *c, int ret, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->err && c->errlen) {
+		va_start(ap, fmt);
+		vsnprintf(c->err, c->errlen, fmt, ap);
+		va_end(ap);
+	}
+	return ret;
+}
+
+const char *push_reason(int ret)
+{
+	const char *m = prov_last_error();
+
+	return (m && *m) ? m : strerror(-ret);
+}
 
 int push_add_file(struct push_ctx *c, const char *rel, const char *path,
 		  const struct stat *st)
