@@ -345,7 +345,7 @@ int grpc_front_start(const struct grpc_opts *o, struct server_ctx *ctx,
 	grpc_server_credentials *cr = NULL;
 	struct grpc_front *g;
 	grpc_channel_args args;
-	grpc_arg a[12];
+	grpc_arg a[16];
 	char addr[64];
 	size_t i, n = 0;
 	unsigned t, k;
@@ -379,6 +379,8 @@ int grpc_front_start(const struct grpc_opts *o, struct server_ctx *ctx,
 			 10000);
 	a[n++] = int_arg(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
 	a[n++] = int_arg(GRPC_ARG_ALLOW_REUSEPORT, 1);
+	/* small unary calls: no bandwidth-probing PINGs after each message */
+	a[n++] = int_arg(GRPC_ARG_HTTP2_BDP_PROBE, 0);
 	/* calls that arrive before a thread re-arms wait here, not fail */
 	a[n++] = int_arg("grpc.server.max_pending_requests",
 			 clamp_int((size_t)o->max_streams * 8));

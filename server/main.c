@@ -22,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -511,6 +513,31 @@ stop:
 	return code;
 }
 
+/*
+ * Is @port free for our gRPC servers? Each worker binds it itself with
+ * SO_REUSEPORT, which would also let it share a port another server of
+ * the same user listens on; a bind without SO_REUSEPORT, before any
+ * worker starts, fails then. Returns 0 or a negative errno.
+ */
+static int grpc_port_free(int port)
+{
+	struct sockaddr_in6 sa;
+	int fd, one = 1, ret = 0;
+
+	fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0; /* no IPv6: gRPC core will say what it finds */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	memset(&sa, 0, sizeof(sa));
+	sa.sin6_family = AF_INET6;
+	sa.sin6_port = htons((uint16_t)port);
+	sa.sin6_addr = in6addr_any;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
 /* Write our pid to @path (a temp file renamed over it). */
 static int write_pidfile(const char *path)
 {
@@ -603,6 +630,14 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		pid_written = true;
+	}
+	if (o.grpc_port && o.grpc_workers != 0) {
+		ret = grpc_port_free(o.grpc_port);
+		if (ret < 0) {
+			log_error("cannot listen on gRPC port %d: %s", o.grpc_port,
+				  strerror(-ret));
+			goto out;
+		}
 	}
 	fd = http_listen(o.http_port);
 	if (fd < 0) {

@@ -346,3 +346,23 @@ def test_metrics_sum_grpc_rows_across_workers(grpc_server, assets, pb,
     p = subprocess.run(["promtool", "check", "metrics"], input=text,
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_a_grpc_port_in_use_is_refused(grpc_server, servers, assets):
+    """Workers bind the gRPC port with SO_REUSEPORT; a port another
+    server of the same user holds (even with SO_REUSEPORT) is refused at
+    start, not silently shared."""
+    import socket
+    other = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    other.bind(("0.0.0.0", 0))
+    other.listen()
+    port = other.getsockname()[1]
+    try:
+        s = servers(["--assets-dir", assets, "--model", "iris=iris:1",
+                     "--grpc-port", port], ready=False)
+        assert s.proc.wait(timeout=20) == 1
+        assert f"cannot listen on gRPC port {port}: Address already in " \
+            "use" in s.logtext()
+    finally:
+        other.close()
