@@ -22,6 +22,7 @@
 
 #include "server/grpc_predict_v2.pb-c.h"
 #include "server/grpc_server.h"
+#include "server/grpc_v2.h"
 #include "server/infer.h"
 #include "server/metrics_grpc.h"
 
@@ -473,6 +474,23 @@ static int gather(const Inference__ModelInferRequest *req, int64_t n_features,
 	ret = infer_gather(in, req->n_inputs, n_features, x, err, errlen);
 out:
 	free(in);
+	return ret;
+}
+
+int grpc_v2_parse_infer(const uint8_t *in, size_t len, int64_t n_features,
+			struct matrix *x, char *err, size_t errlen)
+{
+	Inference__ModelInferRequest *req;
+	int ret;
+
+	memset(x, 0, sizeof(*x));
+	req = inference__model_infer_request__unpack(NULL, len, in);
+	if (!req) {
+		snprintf(err, errlen, "not a valid ModelInferRequest");
+		return -EINVAL;
+	}
+	ret = gather(req, n_features, x, err, errlen);
+	inference__model_infer_request__free_unpacked(req, NULL);
 	return ret;
 }
 

@@ -49,6 +49,14 @@
 #define FUZZ_ENTRY fuzz_pyframe_entry
 #include "tests/fuzz/fuzz_pyframe.c"
 #undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_infer_entry
+#include "tests/fuzz/fuzz_infer.c"
+#undef FUZZ_ENTRY
+#ifdef HAVE_GRPC
+#define FUZZ_ENTRY fuzz_grpc_entry
+#include "tests/fuzz/fuzz_grpc.c"
+#undef FUZZ_ENTRY
+#endif
 
 #define REPLAY_MAX_INPUT (256u << 10)
 #define REPLAY_MAX_FILES 256
@@ -379,3 +387,15 @@ test(replay_pyframe)
 {
 	replay("pyframe", fuzz_pyframe_entry, 0x5eed0006);
 }
+
+test(replay_infer)
+{
+	replay("infer", fuzz_infer_entry, 0x5eed0007);
+}
+
+#ifdef HAVE_GRPC
+test(replay_grpc)
+{
+	replay("grpc", fuzz_grpc_entry, 0x5eed0008);
+}
+#endif
