@@ -152,6 +152,12 @@ static void serve(struct grpc_front *g, struct gf_call *c)
 			 "assetfs-server has no method %.*s",
 			 (int)GRPC_SLICE_LENGTH(c->details.method),
 			 (const char *)GRPC_SLICE_START_PTR(c->details.method));
+	} else if (!c->payload) {
+		/* a unary call whose message never came (reset, or a client
+		 * that half-closed without one) */
+		r->code = GC_INVALID_ARGUMENT;
+		snprintf(r->msg, sizeof(r->msg),
+			 "the call carried no request message");
 	} else {
 		in = payload_slice(c->payload);
 		c->gm->m->fn(g->ctx, GRPC_SLICE_START_PTR(in),
@@ -228,9 +234,9 @@ static void handle_event(struct grpc_front *g, grpc_event ev)
 	case GF_DONE:
 		metrics_grpc_call(g->ctx->gmetrics,
 				  c->gm->m ? c->gm->m->metric : MG_OTHER,
-				  c->cancelled && c->code == GC_OK
-				      ? 1 /* CANCELLED */
-				      : c->code,
+				  /* a client that went away saw CANCELLED,
+				   * whatever was sent */
+				  c->cancelled ? 1 : c->code,
 				  time_mono_ns() - c->start_ns);
 		atomic_fetch_add(&g->done, 1);
 		call_free(c);
