@@ -356,3 +356,39 @@ def test_lazy_loading_and_prediction_cache(assetfs_bin, store, mounter,
     assert metric(text, "assetfs_server_model_batch_rows_count",
                   model="rf") == 1
     assert metric(text, "assetfs_server_cache_hits_total") == 2
+
+
+def test_mlserver_model_settings(servers, skl, tmp_path):
+    """MLServer's model-settings.json, with no runtime named: an sklearn
+    implementation loads parameters.uri, any other is MODULE.CLASS with
+    parameters.extra as its parameters."""
+    root = tmp_path / "assets"
+    v = skl.save(skl.rf, root / "ml" / "skl" / "1.0", "forest.joblib")
+    (v / "model-settings.json").write_text(json.dumps({
+        "name": "skl", "implementation": "mlserver_sklearn.SKLearnModel",
+        "parameters": {"uri": "./forest.joblib", "version": "v1"}}))
+    write_class(root / "ml" / "custom" / "1.0", {
+        "scorer.py": SELDON_CLASS,
+        "model-settings.json": json.dumps({
+            "name": "custom", "implementation": "scorer.Scorer",
+            "parameters": {"extra": {"factor": 3}}})})
+    write_class(root / "ml" / "escape" / "1.0", {
+        "model-settings.json": json.dumps({
+            "implementation": "mlserver_sklearn.SKLearnModel",
+            "parameters": {"uri": "../../skl/1.0/forest.joblib"}})})
+    srv = servers(["--assets-dir", root, "--lazy", "--python-env-dir",
+                   tmp_path / "envs", "--model", "skl=ml/skl",
+                   "--model", "custom=ml/custom",
+                   "--model", "escape=ml/escape"])
+    r = srv.post("/v1/models/skl:predict", {"instances": skl.X50.tolist()})
+    assert r.status_code == 200, r.text
+    np.testing.assert_allclose(r.json()["predictions"],
+                               skl.rf.predict_proba(skl.X50), atol=TOL)
+    assert srv.get("/v2/models/skl").json()["platform"] == "python"
+    r = srv.post("/v1/models/custom:predict", {"instances": [[1, 2, 3]]})
+    assert r.status_code == 200, r.text
+    assert r.json()["predictions"] == [18]
+    # a uri outside the version is refused, and says so
+    r = srv.post("/v1/models/escape:predict", {"instances": [[1, 2, 3, 4]]})
+    assert r.status_code == 503
+    assert "outside the model version" in r.json()["error"]
