@@ -402,3 +402,44 @@ def test_pin_gauges(assetfs_bin, store, tmp_path, mounter):  # noqa: F811
                            input=text.encode(), capture_output=True,
                            timeout=60)
         assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_unmount_stops_a_warm_which_resumes(servers, assetfs_bin, tmp_path,
+                                            mounter):  # noqa: F811
+    # a slow store: nginx sends each response at 2 MB/s, so a 4 MiB block
+    # takes 2 s and the pin's 64 blocks, 8 at a time, about 16 s
+    root = tmp_path / "www"
+    (root / "modelkit-assets").mkdir(parents=True)
+    data = os.urandom(64 * BLOCK)
+    (tmp_path / "big.bin").write_bytes(data)
+    push(assetfs_bin, f"file://{root}/modelkit-assets", tmp_path / "big.bin",
+         "team/big")
+    ng = servers("nginx", "--root", str(root), "--limit-rate", "2m",
+                 name="nginx-slow")
+    store = ng["url"] + "/modelkit-assets"
+    pins = tmp_path / "pins.txt"
+    pins.write_text("team/big\n")
+    cache = tmp_path / "cache"
+    m = mounter(store, cache_dir=cache, pins=pins, cache_size="1G")
+
+    def present():
+        rows = pin_ls(assetfs_bin, cache)
+        return rows[0][2] if rows else 0
+    wait_for(lambda: present() > 0, 30, "the first blocks of the warm")
+    t0 = time.monotonic()
+    assert m.unmount() == 0
+    # the blocks in flight finish (2 s each); the other rounds do not run
+    assert time.monotonic() - t0 < 8
+    [(spec, ver, have, total, state)] = pin_ls(assetfs_bin, cache)
+    assert (spec, ver, total, state) == ("team/big", "0.0", len(data),
+                                         "warming")
+    assert 0 < have < total
+    # a new mount resumes: it fetches only what is missing
+    m2 = mounter(store, name="mnt2", cache_dir=cache, pins=pins,
+                 cache_size="1G")
+    wait_for(lambda: pin_ls(assetfs_bin, cache)[0][4] == "ready", 60,
+             "the resumed warm")
+    assert m2.stats()["bytes_fetched"] == total - have
+    p = cli(assetfs_bin, "pin", "wait", "team/big", "--store", store,
+            "--cache-dir", str(cache))
+    assert p.returncode == 0
