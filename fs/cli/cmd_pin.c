@@ -41,8 +41,9 @@ static const char pin_help[] =
     "\n"
     "  add    resolve SPEC, pin the version and warm it\n"
     "  rm     unpin SPEC (with --store: of that store only)\n"
-    "  ls     SPEC VERSION PRESENT/TOTAL STATE per pinned version\n"
-    "         (state: warming, ready, failed: reason)\n"
+    "  ls     SPEC VERSION PRESENT/TOTAL STATE STORE per pinned version\n"
+    "         (state: warming, ready, failed: reason), and a line for\n"
+    "         the version SPEC resolves to now if it is not pinned yet\n"
     "  wait   exit 0 once every block of the version SPEC resolves to\n"
     "         is in the cache and re-hashes to its SHA-256; else keep\n"
     "         checking every second until --timeout S (0: check once),\n"
@@ -121,10 +122,59 @@ static int pin_rm(struct pin_cli *pc, int argc, char **argv)
 	return status;
 }
 
+/*
+ * The version pin @r->spec resolves to now, when no row of its group
+ * (@rows[@first..@end)) holds it: one line saying so. The store of the
+ * pin is opened once per store (a short timeout: ls must not hang on an
+ * unreachable store; it then shows what is pinned).
+ */
+static void ls_resolved(struct pin_cli *pc, const struct cache_pin_info *rows,
+			size_t first, size_t end, char *cur, size_t curlen)
+{
+	const struct cache_pin_info *r = &rows[first];
+	char err[WARM_ERR_MAX];
+	struct cat_version *v = NULL;
+	struct warm_blocks b = {0};
+	uint64_t have = 0;
+	size_t i;
+
+	if (strcmp(cur, r->store) != 0) {
+		pin_cli_close_store(pc);
+		snprintf(cur, curlen, "%s", r->store);
+		pc->store_timeout_ms = 5000;
+		if (pin_cli_open_store(pc, r->store) != 0)
+			return;
+	}
+	if (!pc->pins ||
+	    pins_resolve(pc->pins, r->spec, &v, err, sizeof(err)) < 0) {
+		if (pc->pins)
+			pin_cli_err(pc,
+				    "%s: cannot resolve it now (%s); "
+				    "showing what is pinned",
+				    r->spec, err);
+		return;
+	}
+	for (i = first; i < end; i++)
+		if (strcmp(rows[i].version, v->version) == 0)
+			goto out;
+	if (warm_list_blocks(v, &b) == 0)
+		for (i = 0; i < b.n; i++)
+			if (cache_block_stat(pc->cache, &b.d[i], NULL) == 0)
+				have += b.size[i];
+	printf("%s %s %" PRIu64 "/%" PRIu64 " failed: not pinned yet (a "
+	       "mount using this cache, or 'assetfs warm', moves the "
+	       "pin)  %s\n",
+	       r->spec, v->version, have, b.total, r->store);
+out:
+	warm_blocks_clear(&b);
+	cat_version_unref(v);
+}
+
 static int pin_ls(struct pin_cli *pc)
 {
 	struct cache_pin_info *rows = NULL;
-	size_t i, n = 0;
+	char cur[PROV_URL_MAX] = "";
+	size_t i, j, n = 0;
 	int ret;
 
 	ret = cache_pin_list(pc->cache, NULL, &rows, &n);
@@ -133,6 +183,15 @@ static int pin_ls(struct pin_cli *pc)
 		return 1;
 	}
 	for (i = 0; i < n; i++) {
+		if (i == 0 || strcmp(rows[i].store, rows[i - 1].store) ||
+		    strcmp(rows[i].spec, rows[i - 1].spec)) {
+			for (j = i;
+			     j < n && !strcmp(rows[j].store, rows[i].store) &&
+			     !strcmp(rows[j].spec, rows[i].spec);
+			     j++)
+				;
+			ls_resolved(pc, rows, i, j, cur, sizeof(cur));
+		}
 		const struct cache_pin_info *r = &rows[i];
 		const char *state = "warming";
 

@@ -145,7 +145,8 @@ int pin_cli_open_cache(struct pin_cli *pc)
 int pin_cli_open_store(struct pin_cli *pc, const char *url)
 {
 	char u[PROV_URL_MAX], err[STORE_ERR_MAX];
-	struct prov_opts po = {.bearer_token_file = pc->bearer_token_file};
+	struct prov_opts po = {.bearer_token_file = pc->bearer_token_file,
+			       .timeout_ms = pc->store_timeout_ms};
 	struct store_opts so = {.prov = &po,
 				.versioning = pc->versioning,
 				.verify_key = pc->verify_key};

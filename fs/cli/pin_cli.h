@@ -28,7 +28,8 @@ struct pin_cli {
 	const char *verify_key;
 	const char *bearer_token_file;
 	int threads;
-	int timeout_ms; /* pin wait: 0 -> wait once */
+	int timeout_ms;	      /* pin wait: 0 -> wait once */
+	int store_timeout_ms; /* bound on one store request; 0 -> 30 s */
 	struct cache *cache;
 	struct store *st;
 	struct stats *stats;

@@ -155,6 +155,20 @@ def test_pin_add_ls_rm(assetfs_bin, store, tmp_path):
     p = cli(assetfs_bin, "pin", "add", "team/nope", "--store", url,
             "--cache-dir", str(cache), check=False)
     assert p.returncode == 1 and b"no such asset" in p.stderr
+    # a new version, no mount: ls says what the pin resolves to now, and
+    # `assetfs warm` (no spec: every pin) moves the pin to it
+    new = rnd(2000, 33)
+    (tmp_path / "m.bin").write_bytes(new)
+    push(assetfs_bin, url, tmp_path / "m.bin", "team/m")
+    assert pin_ls(assetfs_bin, cache) == [
+        ("team/m:0", "0.1", 0, len(new),
+         "failed: not pinned yet (a mount using this cache, or 'assetfs "
+         "warm', moves the pin)"),
+        ("team/m:0", "0.0", len(data), len(data), "ready")]
+    p = cli(assetfs_bin, "warm", "--store", url, "--cache-dir", str(cache))
+    assert warm_summary(p.stdout)["version"] == "0.1"
+    assert pin_ls(assetfs_bin, cache) == [
+        ("team/m:0", "0.1", len(new), len(new), "ready")]
     p = cli(assetfs_bin, "pin", "rm", "team/m:0", "--cache-dir", str(cache))
     assert p.stdout.decode() == "unpinned team/m:0\n"
     assert pin_ls(assetfs_bin, cache) == []
