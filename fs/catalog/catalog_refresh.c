@@ -220,7 +220,10 @@ int catalog_is_namespace(struct catalog *c, const char *name)
 
 /*
  * warm_before_flip: each alias whose new target the gate holds back shows
- * the version the gate names instead. Returns whether any was held.
+ * the version the gate names instead, if it is listed and, for
+ * "N.latest", of major N (aliases 1.. stay sorted by major, and a major
+ * new to the list has nothing older to show). Returns whether any was
+ * held.
  */
 static bool gate_aliases(struct catalog *c, const char *name,
 			 struct cat_versions *v)
@@ -238,7 +241,7 @@ static bool gate_aliases(struct catalog *c, const char *name,
 		    strcmp(keep, t) == 0)
 			continue;
 		k = cat_versions_find(v, keep);
-		if (k < 0)
+		if (k < 0 || (i > 0 && version_major(keep) != version_major(t)))
 			continue;
 		v->alias_targets[i] = v->list.v[k];
 		v->alias_index[i] = (size_t)k;

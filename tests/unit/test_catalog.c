@@ -436,3 +436,59 @@ __attribute__((constructor)) static void quiet(void)
 {
 	log_init("test_catalog", LOG_LVL_ERROR);
 }
+
+/* warm_before_flip's gate: hold every alias at version "keep". */
+static int gate_keep(void *arg, const char *name,
+		     const struct version_list *l, const char *target,
+		     char *keep, size_t len)
+{
+	const char *k = arg;
+
+	(void)l;
+	if (strcmp(name, "fraud/xgb") != 0 || !k)
+		return 0;
+	snprintf(keep, len, "%s", k);
+	return 1;
+}
+
+test(catalog_alias_gate)
+{
+	struct cat_versions *v = NULL;
+	uint64_t reads;
+	struct env e;
+
+	setup(&e, 60000);
+	catalog_set_alias_gate(e.cat, gate_keep, "1.0");
+	CHECK_INT(catalog_versions(e.cat, "fraud/xgb", &v), 0);
+	if (v) {
+		CHECK_INT(v->list.n, 4); /* every version is listed */
+		CHECK_STR(cat_versions_alias(v, "latest"), "1.0");
+		/* N.latest holds only within its major */
+		CHECK_STR(cat_versions_alias(v, "10.latest"), "10.2");
+		CHECK_STR(cat_versions_alias(v, "1.latest"), "1.0");
+		CHECK_STR(cat_versions_alias(v, "0.latest"), "0.1");
+	}
+	cat_versions_unref(v);
+	v = NULL;
+	catalog_set_alias_gate(e.cat, gate_keep, "0.0");
+	/* held: asked again within a second, not after the 60 s TTL */
+	reads = stats_get(e.stats, STAT_VERSIONS_REFRESHES);
+	usleep(1100 * 1000);
+	CHECK_INT(catalog_versions(e.cat, "fraud/xgb", &v), 0);
+	CHECK_INT(stats_get(e.stats, STAT_VERSIONS_REFRESHES), reads + 1);
+	if (v) {
+		CHECK_STR(cat_versions_alias(v, "0.latest"), "0.0");
+		CHECK_STR(cat_versions_alias(v, "latest"), "0.0");
+		CHECK_STR(cat_versions_alias(v, "1.latest"), "1.0");
+	}
+	cat_versions_unref(v);
+	v = NULL;
+	/* the gate lets go: the aliases move at the next refresh */
+	catalog_set_alias_gate(e.cat, gate_keep, NULL);
+	usleep(1100 * 1000);
+	CHECK_INT(catalog_versions(e.cat, "fraud/xgb", &v), 0);
+	if (v)
+		CHECK_STR(cat_versions_alias(v, "0.latest"), "0.1");
+	cat_versions_unref(v);
+	teardown(&e);
+}
