@@ -280,8 +280,9 @@ class Sandbox:
             "client_email": GCS_EMAIL, "private_key": key.read_text(),
             "token_uri": info["token_uri"]}))
 
-    def run(self, blocks, timeout=90):
-        """Run the ```sh blocks in one bash; returns (rc, index of the
+    def run(self, blocks, timeout=300):
+        """Run the ```sh blocks in one bash (@timeout bounds the whole doc:
+        a hang, not a speed goal); returns (rc, index of the
         block that was running, [outputs])."""
         sh = [b for b in blocks if b.lang == "sh"]
         driver = ["set -eo pipefail", f'cd "{self.home}"',

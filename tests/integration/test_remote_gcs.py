@@ -4,6 +4,7 @@ time and serves ranges: push, ls, resolve, cat, index; a JWT signed by
 another key is refused; tokens are refreshed before they expire; public
 buckets read anonymously; no key or token in any output."""
 import json
+import time
 import os
 import subprocess
 
@@ -166,10 +167,18 @@ def test_gcs_revoked_token_is_replaced(gcs, prov_tool, tmp_path):
     before = fake_stats(gcs["url"])
 
     def revoke():
+        # Revoke once prov_tool holds its token (and so before its second
+        # GET, 600 ms later): a fixed delay raced prov_tool's start on a
+        # busy machine.
+        deadline = time.monotonic() + 60
+        while (time.monotonic() < deadline and
+               fake_stats(gcs["url"])["tokens_issued"] ==
+               before["tokens_issued"]):
+            time.sleep(0.01)
         req = urllib.request.Request(gcs["url"] + "/__fake/revoke",
                                      method="POST", data=b"")
         urllib.request.urlopen(req, timeout=10).read()
-    t = threading.Timer(0.6, revoke)
+    t = threading.Thread(target=revoke)
     t.start()
     try:
         p = run([prov_tool, STORE, "repeat", "rev/r.bin", "3", "600"],

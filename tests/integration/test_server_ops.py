@@ -102,8 +102,18 @@ def test_workers_share_the_port_and_recycle_without_failures(servers, root,
         t.join(timeout=120)
     assert not errors, errors[:3]
     assert len(done) == 400
-    time.sleep(0.3)
-    m = srv.metrics()
+    # A recycled worker is counted once its replacement serves, and the
+    # one it replaces serves on until it has drained: on a busy machine
+    # both take a while after the last request, so wait for the steady
+    # state (at least two restarts, two workers serving).
+    deadline = time.monotonic() + 60
+    while True:
+        m = srv.metrics()
+        if (metric(m, "assetfs_server_worker_restarts_total") >= 2 and
+                metric(m, "assetfs_server_model_serving", model="iris",
+                       version="1.0") == 2) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     # summed across every worker, including the ones that were replaced
     assert metric(m, "assetfs_server_requests_total", model="iris",
                   version="1.0", protocol="v2", status="200") == 400
