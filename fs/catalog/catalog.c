@@ -18,8 +18,12 @@
  * (`x.versions`, `x/1.0.meta`) and under "assetfs:level:NS" and
  * "assetfs:objinfo:NAME/VERSION" (sizes and ETags of versions without a
  * manifest), as small JSON documents (catalog_offline.c). A store failure
- * marks the store unreachable for offline_ms: requests are not even tried
- * meanwhile, so lookups do not each wait a `timeout`.
+ * takes the store offline (store_health): requests are not even tried
+ * until its probe sees it back, so lookups do not each wait a `timeout`.
+ *
+ * Background refreshes (stale-while-revalidate, catalog_refresh.c) run on
+ * CAT_BG_THREADS threads from a bounded queue; catalog_free() stops them
+ * (dropping what is queued) before anything else goes.
  *
  * Threads: see catalog.h. Errors: 0 or a negative errno.
  */
@@ -135,6 +139,63 @@ static void version_unref_v(void *p)
 	cat_version_unref(p);
 }
 
+/* ---- background refreshes ---- */
+
+static void *bg_main(void *arg)
+{
+	struct catalog *c = arg;
+	struct cat_bg_job *j;
+
+	pthread_mutex_lock(&c->bg_lock);
+	while (!c->bg_stop) {
+		j = c->bg_head;
+		if (!j) {
+			pthread_cond_wait(&c->bg_cond, &c->bg_lock);
+			continue;
+		}
+		c->bg_head = j->next;
+		if (!c->bg_head)
+			c->bg_tail = NULL;
+		c->bg_n--;
+		pthread_mutex_unlock(&c->bg_lock);
+		j->fn(c, j->key);
+		free(j);
+		pthread_mutex_lock(&c->bg_lock);
+	}
+	pthread_mutex_unlock(&c->bg_lock);
+	return NULL;
+}
+
+int cat_bg_push(struct catalog *c, void (*fn)(struct catalog *, const char *),
+		const char *key)
+{
+	size_t kl = strlen(key);
+	struct cat_bg_job *j = malloc(sizeof(*j) + kl + 1);
+	int ret = 0;
+
+	if (!j)
+		return -ENOMEM;
+	j->fn = fn;
+	j->next = NULL;
+	memcpy(j->key, key, kl + 1);
+	pthread_mutex_lock(&c->bg_lock);
+	if (c->bg_stop || c->bg_n >= CAT_BG_QUEUE_MAX) {
+		ret = -EAGAIN;
+	} else {
+		if (c->bg_tail)
+			c->bg_tail->next = j;
+		else
+			c->bg_head = j;
+		c->bg_tail = j;
+		c->bg_n++;
+		j = NULL;
+		pthread_cond_signal(&c->bg_cond);
+	}
+	pthread_mutex_unlock(&c->bg_lock);
+	free(j);
+	return ret;
+}
+
 /* ---- catalog ---- */
 
 int catalog_new(struct store *st, struct cache *cache, struct stats *stats,
@@ -151,13 +212,15 @@ int catalog_new(struct store *st, struct cache *cache, struct stats *stats,
 	c->ttl_ms =
 	    opts && opts->versions_ttl_ms > 0 ? opts->versions_ttl_ms : 60000;
 	c->parallel = opts && opts->parallel > 0 ? opts->parallel : 16;
-	c->offline_ms = opts && opts->offline_ms > 0 ? opts->offline_ms : 5000;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->bg_lock, NULL);
+	pthread_cond_init(&c->bg_cond, NULL);
 	if (cat_map_init(&c->levels) < 0 || cat_map_init(&c->versions) < 0 ||
 	    cat_map_init(&c->metas) < 0) {
 		catalog_free(c);
 		return -ENOMEM;
 	}
+	store_health_set_stats(store_health(st), stats);
 	if (store_verify_key(st)) {
 		char err[STORE_ERR_MAX];
 		int ret = sign_load_public(store_verify_key(st), &c->verify,
@@ -169,14 +232,37 @@ int catalog_new(struct store *st, struct cache *cache, struct stats *stats,
 			return ret;
 		}
 	}
+	for (int i = 0; i < CAT_BG_THREADS; i++) {
+		if (pthread_create(&c->bg_threads[i], NULL, bg_main, c) != 0)
+			break;
+		c->bg_started++;
+	}
+	if (!c->bg_started) {
+		catalog_free(c);
+		return -EAGAIN;
+	}
 	*out = c;
 	return 0;
 }
 
 void catalog_free(struct catalog *c)
 {
+	struct cat_bg_job *j;
+
 	if (!c)
 		return;
+	pthread_mutex_lock(&c->bg_lock);
+	c->bg_stop = true;
+	pthread_cond_broadcast(&c->bg_cond);
+	pthread_mutex_unlock(&c->bg_lock);
+	for (int i = 0; i < c->bg_started; i++)
+		pthread_join(c->bg_threads[i], NULL);
+	while ((j = c->bg_head)) {
+		c->bg_head = j->next;
+		free(j);
+	}
+	pthread_cond_destroy(&c->bg_cond);
+	pthread_mutex_destroy(&c->bg_lock);
 	cat_map_clear(&c->levels, level_unref_v);
 	cat_map_clear(&c->versions, versions_unref_v);
 	cat_map_clear(&c->metas, version_unref_v);
@@ -216,12 +302,7 @@ bool catalog_err_unreachable(int err)
 
 int cat_store_call(struct catalog *c)
 {
-	bool off;
-
-	pthread_mutex_lock(&c->lock);
-	off = time_mono_ms() < c->offline_until_ms;
-	pthread_mutex_unlock(&c->lock);
-	if (off)
+	if (store_health_gate(store_health(c->st)) < 0)
 		return -EIO;
 	stats_inc(c->stats, STAT_STORE_REQUESTS);
 	return 0;
@@ -230,26 +311,7 @@ int cat_store_call(struct catalog *c)
 void cat_note_failure(struct catalog *c, int err, const char *what,
 		      const char *msg)
 {
-	bool was;
-
-	if (!cat_store_down(err))
-		return;
-	pthread_mutex_lock(&c->lock);
-	was = time_mono_ms() < c->offline_until_ms;
-	c->offline_until_ms = time_mono_ms() + c->offline_ms;
-	pthread_mutex_unlock(&c->lock);
-	if (!was && err == -EACCES)
-		log_warn("store %s refused access (%s: %s): check its "
-			 "credentials (http(s): -o bearer_token_file=FILE or "
-			 "$ASSETFS_BEARER_TOKEN_FILE); serving the last known "
-			 "lists and cached data for %d s",
-			 c->url, what, msg && *msg ? msg : strerror(-err),
-			 c->offline_ms / 1000);
-	else if (!was)
-		log_warn("store %s unreachable (%s: %s); serving the last "
-			 "known lists and cached data for %d s",
-			 c->url, what, msg && *msg ? msg : strerror(-err),
-			 c->offline_ms / 1000);
+	store_health_report(store_health(c->st), err, what, msg);
 }
 
 void cat_doc_put(struct catalog *c, const char *key, const char *data,

@@ -14,8 +14,15 @@
  * Offline: every document read from the store (levels, .versions, .meta,
  * object sizes/ETags) is also kept in the cache's documents, and when the
  * store cannot be reached the last known copy is served, also after a
- * restart. A store failure marks the catalog offline for a few seconds so
- * that lookups do not each wait a `timeout`.
+ * restart. A request that finds the store unreachable takes it offline
+ * (store.h, store_health): requests are then refused at once until a
+ * background probe sees the store answer again, so lookups of what is not
+ * known fail with EIO at once instead of each waiting a `timeout`.
+ *
+ * Stale-while-revalidate: a namespace level or version list that is known
+ * is answered at once, also after its TTL; the refresh then runs on a
+ * background thread and the new list (and the aliases it moves) replaces
+ * the old when it lands. Only a name never seen waits for the store.
  *
  * Hostile content: invalid names, malformed or oversized documents and
  * `.meta` contents that escape the version are skipped with one log line
@@ -44,8 +51,6 @@ struct catalog;
 struct catalog_opts {
 	int versions_ttl_ms; /* 0 -> 60000 */
 	int parallel;	     /* threads for parallel fetches; 0 -> 16 */
-	int offline_ms;	     /* how long a store failure marks the store
-				unreachable; 0 -> 5000 */
 };
 
 /* One namespace level: child component names, sorted. */
@@ -115,17 +120,23 @@ int catalog_new(struct store *st, struct cache *cache, struct stats *stats,
 void catalog_free(struct catalog *c); /* NULL-safe */
 
 /*
- * The level at namespace @ns ("" for the root). Re-listed after the TTL;
- * fetches the listed assets' version lists in parallel. Returns 0 with a
- * reference in *@out, or an error (a store failure with no last known copy).
+ * The level at namespace @ns ("" for the root). Past the TTL, the known
+ * level is returned and re-listed in the background; a level never listed
+ * is listed now, and its assets' version lists fetched in parallel.
+ * Returns 0 with a reference in *@out, or an error (a store failure with
+ * no last known copy).
  */
 int catalog_level(struct catalog *c, const char *ns, struct cat_level **out);
 void cat_level_unref(struct cat_level *l); /* NULL-safe */
 
 /*
- * The version list of asset @name. Returns 0 with a reference, -ENOENT if
- * there is no such asset (or @name is not a valid name), -EINVAL for a
- * malformed `.versions` (logged), or a store error with no last known copy.
+ * The version list of asset @name. Past the TTL, the known list (or the
+ * known "no such asset" or "malformed") is returned and re-read in the
+ * background (the next call after it lands sees the new list and
+ * aliases); only a name never seen is read now. Returns 0 with a reference, -ENOENT
+ * if there is no such asset (or @name is not a valid name), -EINVAL for a
+ * malformed `.versions` (logged), or a store error with no last known
+ * copy.
  */
 int catalog_versions(struct catalog *c, const char *name,
 		     struct cat_versions **out);

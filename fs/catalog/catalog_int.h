@@ -10,8 +10,9 @@
  *   catalog_vlist.c    lookups in a version list and its aliases
  *   catalog_sig.c      signatures of kept `.meta` copies
  *
- * Locking: c->lock guards the three maps and offline_until_ms; it is
- * never held across I/O, and the functions here say when they take it.
+ * Locking: c->lock guards the three maps; c->bg_lock the queue of
+ * background refreshes. Neither is held across I/O; the functions here
+ * say when they take them.
  */
 #ifndef ASSETFS_FS_CATALOG_INT_H
 #define ASSETFS_FS_CATALOG_INT_H
@@ -33,12 +34,24 @@
 #define CAT_OFFLINE_KEYS_MAX 100000
 #define CAT_SIG_MAX 4096 /* cap on a fetched .meta.sig (64 bytes) */
 
+#define CAT_BG_THREADS 2	/* background refreshers */
+#define CAT_BG_QUEUE_MAX 4096	/* queued refreshes; more are dropped */
+#define CAT_RECHECK_MS 1000	/* an offline copy is re-tried this soon */
+
+/* A queued background refresh: @fn(@c, @key). */
+struct cat_bg_job {
+	void (*fn)(struct catalog *c, const char *key);
+	struct cat_bg_job *next;
+	char key[];
+};
+
 /* One entry of a map: a snapshot or a remembered error. */
 struct ment {
 	char *key;
 	void *val;     /* the snapshot, or NULL for a remembered error */
 	int err;       /* the error when val is NULL */
 	int64_t at_ms; /* when fetched */
+	bool refreshing; /* a background refresh is queued or running */
 	struct ment *next;
 };
 
@@ -57,12 +70,18 @@ struct catalog {
 	struct sign_key *verify; /* owned, or NULL: no signature checks */
 	int ttl_ms;
 	int parallel;
-	int offline_ms;
 	pthread_mutex_t lock;
 	struct smap levels;	  /* protected by lock */
 	struct smap versions;	  /* protected by lock */
 	struct smap metas;	  /* protected by lock */
-	int64_t offline_until_ms; /* protected by lock */
+	/* background refreshes (stale-while-revalidate), catalog.c */
+	pthread_mutex_t bg_lock; /* after lock, never the other way */
+	pthread_cond_t bg_cond;
+	struct cat_bg_job *bg_head, *bg_tail; /* protected by bg_lock */
+	size_t bg_n;			      /* protected by bg_lock */
+	bool bg_stop;			      /* protected by bg_lock */
+	pthread_t bg_threads[CAT_BG_THREADS];
+	int bg_started;
 	catalog_alias_gate_fn gate; /* set before use, then read-only */
 	void *gate_arg;
 };
@@ -91,15 +110,22 @@ const char *cat_last_comp(const char *full);
 /* Whether @err says the store is unreachable rather than "no such thing". */
 bool cat_store_down(int err);
 /*
- * Before a request to the store: -EIO while the store is marked
- * unreachable (so lookups do not each wait a `timeout`), else counts the
- * request and returns 0. Takes c->lock.
+ * Before a request to the store: -EIO while the store is offline (so
+ * lookups do not each wait a `timeout`: store_health_gate()), else counts
+ * the request and returns 0.
  */
 int cat_store_call(struct catalog *c);
 /*
- * After a failed request for @what: if @err says the store is down, mark
- * it so for offline_ms and log once (@msg, the provider's reason, may be
- * NULL). Takes c->lock.
+ * Queue @fn(@c, @key) for a background thread. Returns 0, or -EAGAIN
+ * (the queue is full or stopping: the caller clears its mark) or -ENOMEM.
+ * Takes c->bg_lock.
+ */
+int cat_bg_push(struct catalog *c, void (*fn)(struct catalog *, const char *),
+		const char *key);
+/*
+ * After a failed request for @what: if @err says the store is down, the
+ * store goes offline (store_health_report(): logged once, probed) (@msg,
+ * the provider's reason, may be NULL).
  */
 void cat_note_failure(struct catalog *c, int err, const char *what,
 		      const char *msg);

@@ -98,8 +98,8 @@ static struct cat_level *level_ref(struct cat_level *l)
  * assets' version lists in parallel (a listing's entries are looked up
  * next), which a lookup that only asks "is this a namespace?" skips.
  */
-static int level_get(struct catalog *c, const char *ns, bool prefetch,
-		     struct cat_level **out)
+static int level_fetch(struct catalog *c, const char *ns, bool prefetch,
+		       struct cat_level **out)
 {
 	char key[SPEC_NAME_MAX + sizeof(CAT_OBJ_LEVEL) + 1];
 	char err[STORE_ERR_MAX] = "";
@@ -112,19 +112,11 @@ static int level_get(struct catalog *c, const char *ns, bool prefetch,
 	int ret;
 
 	buf_init(&raw, CAT_DOC_MAX);
-	if (ns[0] && spec_check_name(ns, NULL, 0) < 0)
-		return -ENOENT;
 	snprintf(key, sizeof(key), "%s%s", CAT_OBJ_LEVEL, ns);
 	pthread_mutex_lock(&c->lock);
 	e = cat_map_get(&c->levels, ns);
-	if (e && e->val) {
+	if (e && e->val)
 		old = level_ref(e->val);
-		if (time_mono_ms() - e->at_ms < c->ttl_ms) {
-			pthread_mutex_unlock(&c->lock);
-			*out = old;
-			return 0;
-		}
-	}
 	pthread_mutex_unlock(&c->lock);
 
 	l = calloc(1, sizeof(*l));
@@ -171,17 +163,22 @@ static int level_get(struct catalog *c, const char *ns, bool prefetch,
 		log_warn("cannot list namespace '%s': %s", ns,
 			 *err ? err : strerror(-ret));
 	}
-	if (ret < 0)
-		goto out;
 	pthread_mutex_lock(&c->lock);
-	e = cat_map_put(&c->levels, ns);
-	if (e) {
+	e = ret == 0 ? cat_map_put(&c->levels, ns) : cat_map_get(&c->levels, ns);
+	if (e && ret == 0) {
 		if (e->val)
 			cat_level_unref(e->val);
 		e->val = level_ref(l);
 		e->at_ms = time_mono_ms();
+		/* an offline copy is tried again soon, not after a TTL */
+		if (!fresh && c->ttl_ms > CAT_RECHECK_MS)
+			e->at_ms -= c->ttl_ms - CAT_RECHECK_MS;
 	}
+	if (e)
+		e->refreshing = false;
 	pthread_mutex_unlock(&c->lock);
+	if (ret < 0)
+		goto out;
 	if (fresh && prefetch && l->n_assets) {
 		struct prefetch_ctx p = {.c = c, .ns = ns, .l = l};
 
@@ -196,6 +193,44 @@ out:
 	assets_index_clear(&ix);
 	buf_free(&raw);
 	return ret;
+}
+
+static void level_bg(struct catalog *c, const char *ns)
+{
+	struct cat_level *l = NULL;
+
+	if (level_fetch(c, ns, true, &l) == 0)
+		cat_level_unref(l);
+}
+
+/*
+ * The level at @ns: a known one at once (re-listed in the background
+ * after the TTL: stale-while-revalidate), else listed now.
+ */
+static int level_get(struct catalog *c, const char *ns, bool prefetch,
+		     struct cat_level **out)
+{
+	struct ment *e;
+	bool queue = false;
+
+	if (ns[0] && spec_check_name(ns, NULL, 0) < 0)
+		return -ENOENT;
+	pthread_mutex_lock(&c->lock);
+	e = cat_map_get(&c->levels, ns);
+	if (e && e->val) {
+		*out = level_ref(e->val);
+		if (time_mono_ms() - e->at_ms >= c->ttl_ms && !e->refreshing)
+			queue = e->refreshing = true;
+		pthread_mutex_unlock(&c->lock);
+		if (queue && cat_bg_push(c, level_bg, ns) < 0) {
+			pthread_mutex_lock(&c->lock);
+			e->refreshing = false;
+			pthread_mutex_unlock(&c->lock);
+		}
+		return 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return level_fetch(c, ns, prefetch, out);
 }
 
 int catalog_level(struct catalog *c, const char *ns, struct cat_level **out)
@@ -256,8 +291,9 @@ static struct cat_versions *versions_ref(struct cat_versions *v)
 	return v;
 }
 
-int catalog_versions(struct catalog *c, const char *name,
-		     struct cat_versions **out)
+/* Read @name's .versions now and publish it (or the last known copy). */
+static int versions_fetch(struct catalog *c, const char *name,
+			  struct cat_versions **out)
 {
 	char key[STORE_KEY_MAX];
 	char err[STORE_ERR_MAX] = "";
@@ -269,20 +305,11 @@ int catalog_versions(struct catalog *c, const char *name,
 	int ret, old_err;
 
 	buf_init(&raw, VERSIONS_MAX_BYTES);
-	if (spec_check_name(name, NULL, 0) < 0)
-		return -ENOENT;
 	ret = store_key_versions(name, key, sizeof(key));
 	if (ret < 0)
 		return -ENOENT;
 	pthread_mutex_lock(&c->lock);
 	e = cat_map_get(&c->versions, name);
-	if (e && time_mono_ms() - e->at_ms < c->ttl_ms) {
-		ret = e->val ? 0 : e->err;
-		if (e->val)
-			*out = versions_ref(e->val);
-		pthread_mutex_unlock(&c->lock);
-		return ret;
-	}
 	if (e && e->val)
 		old = versions_ref(e->val);
 	old_err = e && !e->val ? e->err : 0;
@@ -342,24 +369,26 @@ int catalog_versions(struct catalog *c, const char *name,
 		if (ret == 0)
 			held = gate_aliases(c, name, v);
 	}
-	if (ret < 0 && cat_store_down(ret))
-		goto out; /* not remembered: retried at the next lookup */
 	pthread_mutex_lock(&c->lock);
-	e = cat_map_put(&c->versions, name);
-	if (e) {
+	/* a store error is not remembered: retried at the next lookup */
+	e = ret < 0 && cat_store_down(ret) ? cat_map_get(&c->versions, name)
+					   : cat_map_put(&c->versions, name);
+	if (e && !(ret < 0 && cat_store_down(ret))) {
 		if (e->val)
 			cat_versions_unref(e->val);
 		e->val = ret == 0 ? versions_ref(v) : NULL;
 		e->err = ret;
-		/* an offline copy is re-checked soon, not after a TTL */
 		e->at_ms = time_mono_ms();
-		if (v->offline && c->ttl_ms > c->offline_ms)
-			e->at_ms -= c->ttl_ms - c->offline_ms;
-		/* a held alias moves as soon as the gate lets it */
-		if (held && c->ttl_ms > 1000)
-			e->at_ms -= c->ttl_ms - 1000;
+		/* an offline copy is tried again soon, not after a TTL; a
+		   held alias moves as soon as the gate lets it */
+		if ((v->offline || held) && c->ttl_ms > CAT_RECHECK_MS)
+			e->at_ms -= c->ttl_ms - CAT_RECHECK_MS;
 	}
+	if (e)
+		e->refreshing = false;
 	pthread_mutex_unlock(&c->lock);
+	if (ret < 0 && cat_store_down(ret))
+		goto out;
 	if (ret == 0) {
 		*out = v;
 		v = NULL;
@@ -370,4 +399,44 @@ out:
 	free(etag);
 	buf_free(&raw);
 	return ret;
+}
+
+static void versions_bg(struct catalog *c, const char *name)
+{
+	struct cat_versions *v = NULL;
+
+	if (versions_fetch(c, name, &v) == 0)
+		cat_versions_unref(v);
+}
+
+int catalog_versions(struct catalog *c, const char *name,
+		     struct cat_versions **out)
+{
+	struct ment *e;
+	bool queue = false;
+	int ret;
+
+	if (spec_check_name(name, NULL, 0) < 0)
+		return -ENOENT;
+	pthread_mutex_lock(&c->lock);
+	e = cat_map_get(&c->versions, name);
+	if (e) {
+		/* known (a list, or "no such asset"): answered now, and
+		   refreshed in the background past the TTL
+		   (stale-while-revalidate) */
+		ret = e->val ? 0 : e->err;
+		if (e->val)
+			*out = versions_ref(e->val);
+		if (time_mono_ms() - e->at_ms >= c->ttl_ms && !e->refreshing)
+			queue = e->refreshing = true;
+		pthread_mutex_unlock(&c->lock);
+		if (queue && cat_bg_push(c, versions_bg, name) < 0) {
+			pthread_mutex_lock(&c->lock);
+			e->refreshing = false;
+			pthread_mutex_unlock(&c->lock);
+		}
+		return ret;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return versions_fetch(c, name, out);
 }

@@ -216,6 +216,15 @@ int stats_format(struct stats *s, enum stats_format fmt, struct buf *out)
 			break;
 		}
 	}
+	/* the store's state in words too (the gauge is store_offline) */
+	if (ret == 0 && fmt == STATS_FMT_TEXT)
+		ret = buf_printf(out, "store_state %s\n",
+				 stats_get(s, STAT_STORE_OFFLINE) ? "offline" :
+								    "online");
+	if (ret == 0 && fmt == STATS_FMT_JSON)
+		ret = buf_printf(out, ", \"store_state\": \"%s\"",
+				 stats_get(s, STAT_STORE_OFFLINE) ? "offline" :
+								    "online");
 	if (ret == 0 && fmt == STATS_FMT_JSON)
 		ret = buf_puts(out, "}\n");
 	if (ret == 0 && fmt == STATS_FMT_PROM && s)

@@ -84,7 +84,13 @@
 	  "Bytes of pinned blocks present in the cache.")                     \
 	X(PINNED_BYTES_TOTAL, "pinned_bytes_total",                           \
 	  "assetfs_pinned_bytes", GAUGE,                           \
-	  "Bytes of every pinned block, present or not.")
+	  "Bytes of every pinned block, present or not.")                     \
+	X(STORE_OFFLINE, "store_offline", "assetfs_store_offline", GAUGE,     \
+	  "1 while the store is known unreachable (uncached reads fail at "   \
+	  "once), else 0.")                                                   \
+	X(STORE_STATE_SINCE, "store_state_since",                             \
+	  "assetfs_store_state_since_seconds", GAUGE,                         \
+	  "Unix time at which the store last went online or offline.")
 
 #define STATS_ENUM_ROW(id, key, prom, kind, help) STAT_##id,
 enum stat_id {

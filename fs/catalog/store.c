@@ -32,9 +32,10 @@
 #define STORE_SIG_MAX_BYTES 1024
 
 struct store {
-	struct prov *prov;	 /* owned */
-	enum versioning sys;	 /* AUTO: detect per asset */
-	struct sign_key *verify; /* owned, or NULL: no verification */
+	struct prov *prov;	     /* owned */
+	enum versioning sys;	     /* AUTO: detect per asset */
+	struct sign_key *verify;     /* owned, or NULL: no verification */
+	struct store_health *health; /* owned */
 };
 
 int store_from_prov(struct prov *prov, const char *versioning,
@@ -66,7 +67,8 @@ int store_from_prov(struct prov *prov, const char *versioning,
 		return -EINVAL;
 	}
 	s = calloc(1, sizeof(*s));
-	if (!s) {
+	if (!s || store_health_new(prov, &s->health) < 0) {
+		free(s);
 		prov_close(&prov);
 		log_errbuf(err, errlen, "out of memory");
 		return -ENOMEM;
@@ -114,6 +116,7 @@ void store_close(struct store **s)
 {
 	if (!s || !*s)
 		return;
+	store_health_free(&(*s)->health); /* its probe uses the provider */
 	prov_close(&(*s)->prov);
 	sign_key_free(&(*s)->verify);
 	free(*s);
@@ -128,6 +131,11 @@ const char *store_verify_key(const struct store *s)
 struct prov *store_prov(const struct store *s)
 {
 	return s->prov;
+}
+
+struct store_health *store_health(struct store *s)
+{
+	return s->health;
 }
 
 enum versioning store_versioning(const struct store *s)

@@ -34,6 +34,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/buf.h"
 #include "providers/provider.h"
@@ -61,6 +62,51 @@ struct store_opts {
 	   `.meta.sig` and refuses a version without a good signature */
 	const char *verify_key;
 };
+
+/*
+ * Store health: whether the store answers (store_health.c). A request
+ * that fails in a way that says the store cannot be reached
+ * (store_err_unreachable(): refused or reset connections, DNS failures,
+ * no answer within `timeout` through the provider's retries) takes the
+ * store `offline`: store_health_gate() then refuses requests at once with
+ * -EIO, and a background probe with backoff (250 ms up to 4 s) brings it
+ * back `online` when the store answers. Transitions are logged once each
+ * and set the stats gauges store_offline and store_state_since.
+ */
+enum store_avail {
+	STORE_ONLINE = 0,
+	STORE_OFFLINE,
+};
+
+struct store_health;
+struct stats;
+
+/* The health of @s (owned by @s; valid until store_close()). */
+struct store_health *store_health(struct store *s);
+
+/* 0 if a request may go to the store, -EIO while it is offline. */
+int store_health_gate(struct store_health *h);
+
+/*
+ * After a request for @what failed with @err (@reason: the provider's
+ * message, may be NULL): if @err says the store is unreachable, go
+ * offline (logged) and start the probe. Other errors (an answer such as
+ * "no such object") change nothing.
+ */
+void store_health_report(struct store_health *h, int err, const char *what,
+			 const char *reason);
+
+/* After a request the store answered: back online if it was offline. */
+void store_health_report_ok(struct store_health *h);
+
+/* The state, and since when (Unix seconds) in *@since_s if not NULL. */
+enum store_avail store_health_state(struct store_health *h, int64_t *since_s);
+
+/* Keep the gauges of @st (borrowed, may be NULL) up to date. */
+void store_health_set_stats(struct store_health *h, struct stats *st);
+
+/* Whether @err (a negative errno) says the store could not be reached. */
+bool store_err_unreachable(int err);
 
 /*
  * Open the store at @url (a URL as prov_open() takes; see

@@ -501,7 +501,18 @@ int cmd_stats(int argc, char **argv)
 			if (!sp)
 				continue;
 			*sp = '\0';
-			printf("%s\"%s\": %s", first ? "" : ", ", line, sp + 1);
+			/* numbers as numbers, words (store_state) as strings */
+			if (sp[1] && strspn(sp + 1, "0123456789") ==
+					 strlen(sp + 1))
+				printf("%s\"%s\": %s", first ? "" : ", ", line,
+				       sp + 1);
+			else if (sp[1] && strspn(sp + 1, "abcdefghijklmnopqrs"
+							 "tuvwxyz_") ==
+					      strlen(sp + 1))
+				printf("%s\"%s\": \"%s\"", first ? "" : ", ",
+				       line, sp + 1);
+			else
+				continue;
 			first = false;
 		}
 		printf("}\n");

@@ -174,6 +174,13 @@ static int fetch_into_cache(struct fetcher *f, const struct fetch_job *j,
 		return ret;
 	}
 	sc.txn = txn;
+	/* a store known to be offline is not asked: EIO at once */
+	if (store_health_gate(store_health(f->st)) < 0) {
+		snprintf(why, whylen, "the store is offline (unreachable; "
+			 "probing until it answers)");
+		cache_txn_abort(&txn);
+		return -EIO;
+	}
 	stats_inc(f->stats, STAT_STORE_REQUESTS);
 	n = prov_get(f->prov, j->key, j->index * (uint64_t)j->block_size, len,
 		     j->etag && *j->etag ? j->etag : NULL, sink, &sc);
@@ -182,9 +189,13 @@ static int fetch_into_cache(struct fetcher *f, const struct fetch_job *j,
 		snprintf(why, whylen, "%s",
 			 *prov_last_error() ? prov_last_error() :
 			 n < 0 ? strerror(-ret) : "short read");
+		if (n < 0)
+			store_health_report(store_health(f->st), ret, j->key,
+					    why);
 		cache_txn_abort(&txn);
 		return ret;
 	}
+	store_health_report_ok(store_health(f->st));
 	ret = cache_txn_commit(f->cache, txn,
 			       j->have_digest ? &j->want : NULL, got);
 	if (ret == -EIO && j->have_digest) {

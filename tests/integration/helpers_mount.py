@@ -90,7 +90,7 @@ class Mount:
         out = {}
         for line in p.stdout.decode().splitlines():
             k, _, v = line.partition(" ")
-            out[k] = int(v)
+            out[k] = int(v) if v.isdigit() else v  # store_state: words
         return out
 
     def unmount(self, timeout=20):

@@ -248,5 +248,5 @@ def mount_counters(daemon):
     out = {}
     for line in p.stdout.splitlines():
         k, _, v = line.partition(" ")
-        out[k] = int(v)
+        out[k] = int(v) if v.isdigit() else v  # store_state: words
     return out

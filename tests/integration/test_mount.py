@@ -432,11 +432,14 @@ def test_stats_and_metrics_port(assetfs_bin, store, assets, mounter):
     p = run([assetfs_bin, "stats", str(m.mnt), "--json"])
     j = json.loads(p.stdout)
     assert j["bytes_fetched"] == len(data)
+    assert j["store_state"] == "online" and j["store_offline"] == 0
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
                                   timeout=10).read().decode()
     assert re.search(rf"^assetfs_fetched_bytes_total {len(data)}$", body, re.M)
     assert re.search(r"^assetfs_cache_bytes \d+$", body, re.M)
     assert "# TYPE assetfs_cache_bytes gauge" in body
+    assert re.search(r"^assetfs_store_offline 0$", body, re.M)
+    assert "# TYPE assetfs_store_state_since_seconds gauge" in body
     p = run([assetfs_bin, "stats", str(m.mnt.parent)], check=False)
     assert p.returncode == 1 and b"not an assetfs mount" in p.stderr
 

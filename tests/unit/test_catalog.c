@@ -40,8 +40,7 @@ static void put(struct env *e, const char *key, const char *text)
 
 static void open_catalog(struct env *e, int ttl_ms)
 {
-	struct catalog_opts co = { .versions_ttl_ms = ttl_ms,
-				   .offline_ms = 200 };
+	struct catalog_opts co = { .versions_ttl_ms = ttl_ms };
 	struct cache_opts opts;
 	char cdir[128], err[STORE_ERR_MAX];
 
@@ -203,10 +202,35 @@ test(catalog_version_trees)
 	teardown(&e);
 }
 
+/* Poll catalog_versions() for up to 3 s until the list has @n versions. */
+static size_t wait_list_len(struct env *e, const char *name, size_t n)
+{
+	struct cat_versions *v = NULL;
+	int64_t end = time_mono_ms() + 3000;
+	size_t got = 0;
+
+	do {
+		if (catalog_versions(e->cat, name, &v) == 0)
+			got = v->list.n;
+		cat_versions_unref(v);
+		v = NULL;
+		if (got == n)
+			break;
+		usleep(20 * 1000);
+	} while (time_mono_ms() < end);
+	return got;
+}
+
+/*
+ * Past the TTL a known list is answered at once, as it was, and read
+ * again in the background (stale-while-revalidate): the new list and its
+ * aliases show once the refresh lands.
+ */
 test(catalog_ttl_refresh)
 {
 	struct cat_versions *v = NULL;
 	struct env e;
+	uint64_t before;
 
 	setup(&e, 100);
 	CHECK_INT(catalog_versions(e.cat, "fraud/team/nlp", &v), 0);
@@ -223,11 +247,19 @@ test(catalog_ttl_refresh)
 	cat_versions_unref(v);
 	v = NULL;
 	usleep(150 * 1000);
+	/* past it: the old list at once, no request made on this thread */
+	before = stats_get(e.stats, STAT_VERSIONS_REFRESHES);
 	CHECK_INT(catalog_versions(e.cat, "fraud/team/nlp", &v), 0);
-	if (v) {
-		CHECK_INT(v->list.n, 2);
+	if (v)
+		CHECK_INT(v->list.n, 1);
+	cat_versions_unref(v);
+	v = NULL;
+	/* the refresh lands: the alias moves */
+	CHECK_INT(wait_list_len(&e, "fraud/team/nlp", 2), 2);
+	CHECK(stats_get(e.stats, STAT_VERSIONS_REFRESHES) > before);
+	CHECK_INT(catalog_versions(e.cat, "fraud/team/nlp", &v), 0);
+	if (v)
 		CHECK_STR(cat_versions_alias(v, "latest"), "0.1");
-	}
 	cat_versions_unref(v);
 	teardown(&e);
 }
@@ -250,11 +282,24 @@ test(catalog_offline_memory_and_restart)
 	snprintf(away, sizeof(away), "%s/away", e.root);
 	CHECK_INT(rename(e.store_dir, away), 0);
 	usleep(80 * 1000); /* past the TTL */
+	/* the known list at once; its refresh fails in the background and
+	   takes the store offline */
 	CHECK_INT(catalog_versions(e.cat, "fraud/xgb", &v), 0);
-	if (v) {
-		CHECK(v->offline);
+	if (v)
 		CHECK_STR(cat_versions_alias(v, "latest"), "10.2");
+	cat_versions_unref(v);
+	v = NULL;
+	for (int i = 0; i < 150; i++) {
+		if (store_health_state(store_health(e.st), NULL) ==
+		    STORE_OFFLINE)
+			break;
+		usleep(20 * 1000);
 	}
+	CHECK_INT(store_health_state(store_health(e.st), NULL), STORE_OFFLINE);
+	CHECK_INT(stats_get(e.stats, STAT_STORE_OFFLINE), 1);
+	CHECK_INT(catalog_versions(e.cat, "fraud/xgb", &v), 0);
+	if (v)
+		CHECK_STR(cat_versions_alias(v, "latest"), "10.2");
 	cat_versions_unref(v);
 	v = NULL;
 	CHECK_INT(catalog_level(e.cat, "fraud", &l), 0);
@@ -280,7 +325,17 @@ test(catalog_offline_memory_and_restart)
 		CHECK_INT(cv->nodes[0].size, 4); /* objinfo kept offline */
 	cat_version_unref(cv);
 	CHECK(stats_get(e.stats, STAT_OFFLINE_SERVES) >= 2);
+	CHECK_INT(store_health_state(store_health(e.st), NULL), STORE_OFFLINE);
+	/* the store back: the probe notices within its interval */
 	CHECK_INT(rename(away, e.store_dir), 0);
+	for (int i = 0; i < 300; i++) {
+		if (store_health_state(store_health(e.st), NULL) ==
+		    STORE_ONLINE)
+			break;
+		usleep(20 * 1000);
+	}
+	CHECK_INT(store_health_state(store_health(e.st), NULL), STORE_ONLINE);
+	CHECK_INT(stats_get(e.stats, STAT_STORE_OFFLINE), 0);
 	teardown(&e);
 }
 
@@ -451,6 +506,31 @@ static int gate_keep(void *arg, const char *name,
 	return 1;
 }
 
+/*
+ * Poll catalog_versions() for up to 3 s until alias @alias of @name names
+ * @want (a refresh lands in the background: stale-while-revalidate).
+ */
+static bool wait_alias(struct env *e, const char *name, const char *alias,
+		       const char *want)
+{
+	struct cat_versions *v = NULL;
+	int64_t end = time_mono_ms() + 3000;
+	bool ok = false;
+
+	do {
+		if (catalog_versions(e->cat, name, &v) == 0) {
+			const char *t = cat_versions_alias(v, alias);
+
+			ok = t && strcmp(t, want) == 0;
+		}
+		cat_versions_unref(v);
+		v = NULL;
+		if (!ok)
+			usleep(20 * 1000);
+	} while (!ok && time_mono_ms() < end);
+	return ok;
+}
+
 test(catalog_alias_gate)
 {
 	struct cat_versions *v = NULL;
@@ -474,8 +554,9 @@ test(catalog_alias_gate)
 	/* held: asked again within a second, not after the 60 s TTL */
 	reads = stats_get(e.stats, STAT_VERSIONS_REFRESHES);
 	usleep(1100 * 1000);
-	CHECK_INT(catalog_versions(e.cat, "fraud/xgb", &v), 0);
+	CHECK(wait_alias(&e, "fraud/xgb", "0.latest", "0.0"));
 	CHECK_INT(stats_get(e.stats, STAT_VERSIONS_REFRESHES), reads + 1);
+	CHECK_INT(catalog_versions(e.cat, "fraud/xgb", &v), 0);
 	if (v) {
 		CHECK_STR(cat_versions_alias(v, "0.latest"), "0.0");
 		CHECK_STR(cat_versions_alias(v, "latest"), "0.0");
@@ -486,9 +567,7 @@ test(catalog_alias_gate)
 	/* the gate lets go: the aliases move at the next refresh */
 	catalog_set_alias_gate(e.cat, gate_keep, NULL);
 	usleep(1100 * 1000);
-	CHECK_INT(catalog_versions(e.cat, "fraud/xgb", &v), 0);
-	if (v)
-		CHECK_STR(cat_versions_alias(v, "0.latest"), "0.1");
-	cat_versions_unref(v);
+	CHECK(wait_alias(&e, "fraud/xgb", "0.latest", "0.1"));
+	CHECK(wait_alias(&e, "fraud/xgb", "latest", "10.2"));
 	teardown(&e);
 }
