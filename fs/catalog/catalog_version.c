@@ -24,12 +24,45 @@
 /* ---- object sizes and ETags ---- */
 
 /*
- * Sizes and ETags of a version without a manifest: HEAD of a file asset,
- * or one listing of a folder version's prefix.
+ * Sizes and ETags of a folder version's files from a store that cannot
+ * list (plain HTTP): one HEAD per entry of @m's contents, which modelkit
+ * writes for every folder. A file the store does not have is left out
+ * (build_nodes() skips it with its log line); any other failure ends it.
+ */
+static int objinfo_head_each(struct catalog *c, const char *prefix,
+			     const struct meta *m, struct objinfo *oi)
+{
+	char key[STORE_KEY_MAX];
+	struct prov_object ob;
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; ret == 0 && i < m->n_contents; i++) {
+		if (snprintf(key, sizeof(key), "%s%s", prefix,
+			     m->contents[i]) >= (int)sizeof(key))
+			continue;
+		memset(&ob, 0, sizeof(ob));
+		ret = prov_head(store_prov(c->st), key, &ob);
+		if (ret == 0)
+			ret = cat_objinfo_add(oi, m->contents[i], ob.size,
+					      ob.etag);
+		else if (ret == -ENOENT)
+			ret = 0;
+		prov_object_free(&ob);
+	}
+	return ret;
+}
+
+/*
+ * Sizes and ETags of a version without a manifest: HEAD of a file asset;
+ * for a folder version, one listing of its prefix, or a HEAD of each of
+ * @m's contents where the store cannot list.
  */
 static int objinfo_fetch(struct catalog *c, const char *name,
-			 const char *version, bool is_dir, struct objinfo *oi)
+			 const char *version, const struct meta *m,
+			 struct objinfo *oi)
 {
+	bool is_dir = m->is_directory;
 	char key[STORE_KEY_MAX], dkey[STORE_KEY_MAX + 32];
 	struct prov_listing ls = {0};
 	struct prov_object ob = {0};
@@ -50,7 +83,10 @@ static int objinfo_fetch(struct catalog *c, const char *name,
 	} else if (ret == 0) {
 		strcat(key, "/");
 		plen = strlen(key);
-		ret = prov_list(store_prov(c->st), key, false, &ls);
+		if (!prov_can_list(store_prov(c->st)))
+			ret = objinfo_head_each(c, key, m, oi);
+		else
+			ret = prov_list(store_prov(c->st), key, false, &ls);
 		for (i = 0; ret == 0 && i < ls.n_objects; i++) {
 			if (strncmp(ls.objects[i].key, key, plen) != 0)
 				continue;
@@ -228,8 +264,7 @@ static int build_nodes(struct catalog *c, struct cat_version *v)
 
 	v->block_size = mf ? mf->block_size : CAT_TOFU_BLOCK_SIZE;
 	if (!mf) {
-		ret = objinfo_fetch(c, v->name, v->version,
-				    v->meta.is_directory, &oi);
+		ret = objinfo_fetch(c, v->name, v->version, &v->meta, &oi);
 		if (ret < 0) {
 			log_warn("%s:%s: cannot read object sizes: %s", v->name,
 				 v->version,

@@ -463,22 +463,19 @@ def test_hostile_random_http_store(seed, nginx_root, tmp_path, mounter):
     check_seed(st, m, canary)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "fs/catalog/catalog.c objinfo_fetch() learns the sizes of a folder "
-    "version without a manifest from one listing of its prefix; a plain "
-    "http store cannot list, so such a version (one that modelkit wrote) "
-    "cannot be read over http: it should HEAD each `contents` entry "
-    "instead (DESIGN §2: 'from a listing or HEAD')"))
 def test_http_folder_without_manifest(nginx_root, mounter):
+    """A folder version as modelkit writes it (no manifest) over plain
+    http, which cannot list: its files' sizes come from a HEAD each."""
     www, url = nginx_root
     sd = www / "nomanifest"
-    (sd / "a/b/0.0/sub").mkdir(parents=True)
-    (sd / "a/b/0.0/x.bin").write_bytes(b"x" * 100)
-    (sd / "a/b/0.0/sub/y.json").write_bytes(b"{}")
-    (sd / "a/b.versions").write_text('{"versions": ["0.0"]}')
-    (sd / "a/b/0.0.meta").write_text(json.dumps(
+    (sd / "b/0.0/sub").mkdir(parents=True)
+    (sd / "b/0.0/x.bin").write_bytes(b"x" * 100)
+    (sd / "b/0.0/sub/y.json").write_bytes(b"{}")
+    (sd / "b.versions").write_text('{"versions": ["0.0"]}')
+    (sd / "b/0.0.meta").write_text(json.dumps(
         {"push_date": "2026-01-02T03:04:05Z", "is_directory": True,
-         "contents": ["x.bin", "sub/y.json"]}))
+         "contents": ["x.bin", "sub/y.json", "gone.bin"]}))
     m = mounter(f"{url}/nomanifest", timeout=5)
-    assert (m.mnt / "a/b/0.0/x.bin").read_bytes() == b"x" * 100
-    assert (m.mnt / "a/b/0.0/sub/y.json").read_bytes() == b"{}"
+    assert (m.mnt / "b/0.0/x.bin").read_bytes() == b"x" * 100
+    assert (m.mnt / "b/0.0/sub/y.json").read_bytes() == b"{}"
+    assert sorted(os.listdir(m.mnt / "b/0.0")) == ["sub", "x.bin"]
