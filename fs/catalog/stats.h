@@ -90,7 +90,21 @@
 	  "once), else 0.")                                                   \
 	X(STORE_STATE_SINCE, "store_state_since",                             \
 	  "assetfs_store_state_since_seconds", GAUGE,                         \
-	  "Unix time at which the store last went online or offline.")
+	  "Unix time at which the store last went online or offline.")       \
+	X(PID, "pid", "assetfs_worker_pid", GAUGE,                            \
+	  "Process id of the worker serving the mount.")                      \
+	X(SUPERVISOR_PID, "supervisor_pid", "assetfs_supervisor_pid", GAUGE,  \
+	  "Process id of the supervisor holding /dev/fuse.")                  \
+	X(STARTED_AT, "started_at", "assetfs_worker_start_time_seconds",      \
+	  GAUGE, "Unix time the serving worker started.")                     \
+	X(TAKEOVERS, "takeovers", "assetfs_takeovers_total", COUNTER,         \
+	  "Hand-overs of the mount to a new process (-o takeover).")          \
+	X(WORKER_RESTARTS, "worker_restarts",                                 \
+	  "assetfs_worker_restarts_total", COUNTER,                           \
+	  "Workers started on the same connection after one died.")           \
+	X(RESENT_REQUESTS, "resent_requests",                                 \
+	  "assetfs_resent_requests_total", COUNTER,                           \
+	  "Requests the kernel sent again after a worker died.")
 
 #define STATS_ENUM_ROW(id, key, prom, kind, help) STAT_##id,
 enum stat_id {

@@ -100,6 +100,14 @@ static void mount_usage(FILE *f)
 		"  log=FILE              (none: discarded without -f) "
 		"daemon log\n"
 		"  debug                 (off) as -d\n"
+		"  takeover              (off) if a live assetfs serves "
+		"MOUNTPOINT, take its\n"
+		"                        connection over (upgrade); else "
+		"mount\n"
+		"  control=PATH          (/run/assetfs/mnt-HASH.sock) the "
+		"control socket\n"
+		"  linger                (off) once handed over, wait for "
+		"SIGTERM (containers)\n"
 		"  any other option goes to libfuse\n");
 }
 
@@ -219,6 +227,12 @@ static int one_opt(struct mount_cli *c, char *item)
 		c->log_file = val;
 	} else if (IS("debug") && !val) {
 		c->o.debug = true;
+	} else if (IS("takeover") && !val) {
+		c->o.takeover = true;
+	} else if (IS("linger") && !val) {
+		c->o.linger = true;
+	} else if (IS("control") && val && *val == '/') {
+		c->o.control = val;
 	} else if (dropped_opt(item)) {
 		/* mount(8)'s business */
 	} else {
@@ -267,7 +281,8 @@ static void detach(const char *log_file)
 	if (fd >= 0) {
 		dup2(fd, 0);
 		dup2(fd, 1);
-		if (!log_file)
+		/* under systemd (a reload's daemon) stderr is the journal */
+		if (!log_file && !getenv("JOURNAL_STREAM"))
 			dup2(fd, 2);
 		close(fd);
 	}
@@ -282,6 +297,12 @@ static void detach(const char *log_file)
 }
 
 static struct mount_cli c;
+
+/* The first worker's detach hook: the same, in that process. */
+static void detach_worker(void *arg)
+{
+	detach(c.log_file);
+}
 
 /*
  * The daemon's ready callback: tell the waiting parent, then (once
@@ -390,6 +411,12 @@ int cmd_mount(int argc, char **argv)
 	c.o.store_url = url;
 	c.o.mountpoint = mp;
 	c.o.fuse_opts = c.fuse_opts;
+	/*
+	 * The daemon must not keep what its caller had open: a descriptor
+	 * inside the mount (a shell's `exec 3< file`) would hold the mount
+	 * busy for as long as the daemon lives.
+	 */
+	close_range(3, ~0u, 0);
 	if (c.foreground) {
 		if (c.log_file) {
 			int fd = open(c.log_file, O_WRONLY | O_CREAT |
@@ -417,6 +444,7 @@ int cmd_mount(int argc, char **argv)
 		wfd = pfd[1];
 		c.o.ready = ready_pipe;
 		c.o.ready_arg = &wfd;
+		c.o.detach = detach_worker;
 		/* errors before the mount still reach the caller's stderr */
 		setsid();
 		ret = mount_run(&c.o);
@@ -501,13 +529,14 @@ int cmd_stats(int argc, char **argv)
 			if (!sp)
 				continue;
 			*sp = '\0';
-			/* numbers as numbers, words (store_state) as strings */
+			/* numbers as numbers, words (store_state, version)
+			   as strings */
 			if (sp[1] && strspn(sp + 1, "0123456789") ==
 					 strlen(sp + 1))
 				printf("%s\"%s\": %s", first ? "" : ", ", line,
 				       sp + 1);
 			else if (sp[1] && strspn(sp + 1, "abcdefghijklmnopqrs"
-							 "tuvwxyz_") ==
+							 "tuvwxyz_.-0123456789") ==
 					      strlen(sp + 1))
 				printf("%s\"%s\": \"%s\"", first ? "" : ", ",
 				       line, sp + 1);

@@ -13,6 +13,9 @@
 #include "fs/mount/inode.h"
 
 #define INODE_PATH_MAX 8192
+/* The table is an array indexed by number: a restored number above this
+   (2^31 nodes made in one mount's life) is refused as garbage. */
+#define INODE_RESTORE_MAX (1ull << 31)
 
 struct inode_table {
 	pthread_mutex_t lock;
@@ -22,7 +25,17 @@ struct inode_table {
 	struct inode **hash; /* protected by lock */
 	size_t hsize;	     /* power of two */
 	uint64_t live;	     /* protected by lock */
+	/* the journal, set before the table is shared */
+	void (*journal)(void *arg, const struct inode *n, int64_t delta);
+	void *journal_arg;
 };
+
+static void journal(struct inode_table *t, const struct inode *n,
+		    int64_t delta)
+{
+	if (t->journal)
+		t->journal(t->journal_arg, n, delta);
+}
 
 static size_t hslot(const struct inode_table *t, const char *path)
 {
@@ -207,6 +220,7 @@ int inode_child(struct inode_table *t, uint64_t parent, const char *comp,
 		    same_str(c->name, name) && same_str(c->version, version) &&
 		    same_str(c->relpath, relpath)) {
 			c->nlookup++;
+			journal(t, c, 1);
 			*out = c;
 			goto out;
 		}
@@ -242,6 +256,7 @@ int inode_child(struct inode_table *t, uint64_t parent, const char *comp,
 	t->v[n->ino] = n;
 	t->live++;
 	rehash(t);
+	journal(t, n, 1);
 	*out = n;
 out:
 	pthread_mutex_unlock(&t->lock);
@@ -256,6 +271,7 @@ void inode_forget(struct inode_table *t, uint64_t ino, uint64_t n)
 	node = ino < t->n ? t->v[ino] : NULL;
 	if (!node || ino == INODE_ROOT_INO)
 		goto out;
+	journal(t, node, -(int64_t)(n < node->nlookup ? n : node->nlookup));
 	node->nlookup = node->nlookup > n ? node->nlookup - n : 0;
 	if (node->nlookup > 0)
 		goto out;
@@ -276,4 +292,97 @@ uint64_t inode_count(struct inode_table *t)
 	n = t->live;
 	pthread_mutex_unlock(&t->lock);
 	return n;
+}
+
+void inode_table_set_journal(struct inode_table *t,
+			     void (*fn)(void *arg, const struct inode *n,
+					int64_t delta),
+			     void *arg)
+{
+	pthread_mutex_lock(&t->lock);
+	t->journal = fn;
+	t->journal_arg = arg;
+	pthread_mutex_unlock(&t->lock);
+}
+
+int inode_restore(struct inode_table *t, const struct inode *proto,
+		  uint64_t nlookup)
+{
+	struct inode *n = NULL, *c;
+	bool oom = false;
+	size_t h;
+	int ret = 0;
+
+	if (proto->ino == 0 || proto->ino > INODE_RESTORE_MAX || !proto->path ||
+	    strlen(proto->path) >= INODE_PATH_MAX)
+		return -EINVAL;
+	if (proto->ino == INODE_ROOT_INO)
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	if (proto->ino < t->n && t->v[proto->ino]) {
+		t->v[proto->ino]->nlookup += nlookup;
+		goto out;
+	}
+	while (t->cap <= proto->ino) {
+		uint64_t keep = t->n;
+
+		t->n = t->cap; /* make grow() double the array */
+		ret = grow(t);
+		t->n = keep;
+		if (ret < 0)
+			goto out;
+	}
+	n = calloc(1, sizeof(*n));
+	if (!n) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	n->path = strdup(proto->path);
+	n->name = dup_or_null(proto->name, &oom);
+	n->version = dup_or_null(proto->version, &oom);
+	n->relpath = dup_or_null(proto->relpath, &oom);
+	if (!n->path || oom) {
+		node_free(n);
+		ret = -ENOMEM;
+		goto out;
+	}
+	n->comp = strrchr(n->path, '/') ? strrchr(n->path, '/') + 1 : n->path;
+	n->ino = proto->ino;
+	n->parent = proto->parent;
+	n->kind = proto->kind;
+	n->nlookup = nlookup;
+	h = hslot(t, n->path);
+	for (c = t->hash[h]; c; c = c->hnext) {
+		if (strcmp(c->path, n->path) == 0) {
+			hash_unlink(t, c);
+			c->hashed = false;
+			break;
+		}
+	}
+	n->hashed = true;
+	n->hnext = t->hash[h];
+	t->hash[h] = n;
+	t->v[n->ino] = n;
+	if (t->n <= n->ino)
+		t->n = n->ino + 1;
+	t->live++;
+	rehash(t);
+out:
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+int inode_foreach(struct inode_table *t,
+		  int (*fn)(void *arg, const struct inode *n, uint64_t nlookup),
+		  void *arg)
+{
+	uint64_t k;
+	int ret = 0;
+
+	pthread_mutex_lock(&t->lock);
+	for (k = INODE_ROOT_INO + 1; k < t->n && ret >= 0; k++)
+		if (t->v[k])
+			ret = fn(arg, t->v[k], t->v[k]->nlookup);
+	pthread_mutex_unlock(&t->lock);
+	return ret < 0 ? ret : 0;
 }

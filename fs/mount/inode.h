@@ -14,6 +14,11 @@
  * to the kernel (lookup, readdirplus) adds one; forget subtracts; a node
  * whose count reaches zero is freed. The root is never freed.
  *
+ * A table may report every change of lookup counts to a journal
+ * (inode_table_set_journal()): the supervisor keeps a copy of the table
+ * from it (inode_restore()), so a worker that replaces a dead one, or a
+ * process that takes the mount over, knows every inode the kernel holds.
+ *
  * Threads: all functions are safe concurrently (one table mutex).
  * Errors: 0 or a negative errno.
  */
@@ -81,5 +86,35 @@ void inode_forget(struct inode_table *t, uint64_t ino, uint64_t n);
 
 /* Live nodes (for tests and stats). */
 uint64_t inode_count(struct inode_table *t);
+
+/*
+ * Report changes to @fn: @delta > 0 when @n gained lookups (a new node, or
+ * one more lookup), < 0 when it lost -@delta (it is freed after the call
+ * if none are left). Called with the table lock held, in the order the
+ * changes happen: @fn must not call into the table. NULL @fn: none.
+ */
+void inode_table_set_journal(struct inode_table *t,
+			     void (*fn)(void *arg, const struct inode *n,
+					int64_t delta),
+			     void *arg);
+
+/*
+ * Add @nlookup lookups to inode @ino, making it from @proto (ino, parent,
+ * kind, path, name, version and relpath copied; private fields ignored)
+ * if it is not live: the node then becomes the one found by its path,
+ * and numbers handed out later are above @ino. The root only exists.
+ * Returns 0, -EINVAL (ino 0, bad path) or -ENOMEM.
+ */
+int inode_restore(struct inode_table *t, const struct inode *proto,
+		  uint64_t nlookup);
+
+/*
+ * Call @fn on every live node but the root, in inode order, with its
+ * lookup count, under the table lock (@fn must not call into the table).
+ * Stops at and returns @fn's first negative return, else 0.
+ */
+int inode_foreach(struct inode_table *t,
+		  int (*fn)(void *arg, const struct inode *n, uint64_t nlookup),
+		  void *arg);
 
 #endif

@@ -26,8 +26,10 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "common/log.h"
-#include "common/sdnotify.h"
 #include "common/sha256_mb.h"
 #include "common/timeutil.h"
 #include "fs/mount/metrics.h"
@@ -273,7 +275,7 @@ static const struct fuse_lowlevel_ops ops = {
 
 /* ---- running ---- */
 
-static int build_args(const struct mount_opts *o, struct fuse_args *args)
+int mount_build_args(const struct mount_opts *o, struct fuse_args *args)
 {
 	char opts[8192];
 	const char *url = o->store_url;
@@ -297,22 +299,27 @@ static int build_args(const struct mount_opts *o, struct fuse_args *args)
 	return 0;
 }
 
-static void say_ready(const struct mount_opts *o, int status)
-{
-	if (o->ready)
-		o->ready(o->ready_arg, status);
-}
-
 /*
- * Readiness: a session that is mounted has not yet answered FUSE_INIT,
- * so "ready" (systemd's READY=1, the daemon's parent) is said by a thread
- * of its own once a stat of the mount root, served by the session's
- * loop, has come back: anyone told "ready" finds the mount answering.
+ * Readiness: a session has not answered anything before its loop runs, so
+ * the first worker of a supervisor says "ready" (HO_READY: the supervisor
+ * tells systemd and the waiting parent) from a thread of its own once a
+ * stat of the mount root, served by the loop, has come back: anyone told
+ * "ready" finds the mount answering. Later workers say it as their loop
+ * starts, so that the supervisor can tell a crash from a start that fails.
  */
 struct ready_ctx {
 	const struct mount_opts *o;
+	struct mount_io *io;
 	atomic_bool stopping; /* the loop ended: say nothing any more */
 };
+
+static void say_ready(struct mount_io *io)
+{
+	struct ho_msg msg;
+
+	ho_msg_start(&msg, HO_READY);
+	mount_io_send(io, &msg);
+}
 
 static void *ready_thread(void *arg)
 {
@@ -323,7 +330,7 @@ static void *ready_thread(void *arg)
 		int err = errno;
 
 		if (atomic_load(&r->stopping))
-			return NULL; /* mount_run()'s caller reports it */
+			return NULL;
 		/* mounted all the same: waiting on would hang the caller */
 		log_warn("mount: %s does not answer its own stat (%s); "
 			 "reporting ready anyway", r->o->mountpoint,
@@ -334,12 +341,96 @@ static void *ready_thread(void *arg)
 	log_info("mounted %s on %s (SHA-256: %s, %zu lane%s)",
 		 r->o->store_url, r->o->mountpoint, sha256_mb_impl(),
 		 sha256_mb_lanes(), sha256_mb_lanes() == 1 ? "" : "s");
-	say_ready(r->o, 0);
-	sd_notify_state("READY=1");
+	log_info("worker pid %d serving, supervisor pid %d", (int)getpid(),
+		 (int)getppid());
+	say_ready(r->io);
+	if (r->o->detach)
+		r->o->detach(r->o->detach_arg);
 	return NULL;
 }
 
-int mount_run(const struct mount_opts *o)
+/* Prometheus: assetfs_build_info{version="..."} 1 (a stats source). */
+static int build_info(void *ctx, struct buf *out)
+{
+	static const char *const labels[] = { "version", ASSETFS_VERSION };
+	int ret;
+
+	ret = stats_prom_family(out, "assetfs_build_info", STAT_KIND_GAUGE,
+				"The assetfs build serving the mount.");
+	return ret < 0 ? ret : stats_prom_sample(out, "assetfs_build_info",
+						 labels, 1, 1);
+}
+
+/* The parts of the mount the session serves from; 0 or an error. */
+static int open_parts(const struct mount_opts *o, struct mnt *m)
+{
+	struct store_opts sto = { 0 };
+	struct prov_opts po = { 0 };
+	struct catalog_opts co = { 0 };
+	struct fetcher_opts fo = { 0 };
+	char err[STORE_ERR_MAX] = "";
+	int ret;
+
+	m->stats = stats_new();
+	if (!m->stats) {
+		log_error("mount: out of memory");
+		return -ENOMEM;
+	}
+	ret = cache_open(&o->cache, &m->cache);
+	if (ret < 0) {
+		log_error("mount: cannot open the cache dir %s: %s",
+			  o->cache.dir ? o->cache.dir : "(default)",
+			  strerror(-ret));
+		return ret;
+	}
+	po.timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
+	/* read-ahead GETs, foreground reads and parallel listings */
+	po.max_conns = m->readahead + 32;
+	po.bearer_token_file = o->bearer_token_file;
+	sto.prov = &po;
+	sto.versioning = o->versioning;
+	sto.verify_key = o->verify_key;
+	ret = store_open(o->store_url, &sto, &m->st, err, sizeof(err));
+	if (ret < 0) {
+		log_error("mount: %s", *err ? err : strerror(-ret));
+		return ret;
+	}
+	co.versions_ttl_ms = o->versions_ttl_ms;
+	co.parallel = 32;
+	ret = catalog_new(m->st, m->cache, m->stats, &co, &m->cat);
+	if (ret < 0) {
+		log_error("mount: cannot start the catalog: %s",
+			  strerror(-ret));
+		return ret;
+	}
+	fo.timeout_ms = po.timeout_ms;
+	fo.threads = m->readahead;
+	ret = fetcher_new(m->st, m->cache, m->stats, &fo, &m->fe);
+	if (ret < 0)
+		log_error("mount: cannot start the fetcher: %s",
+			  strerror(-ret));
+	return ret;
+}
+
+/*
+ * A takeover's worker has everything ready; it starts serving once the
+ * old daemon is gone (HO_RESUME from the supervisor). 0 or -EPIPE.
+ */
+static int await_go(int ctl)
+{
+	struct ho_msg *msg = malloc(sizeof(*msg));
+	int t;
+
+	if (!msg)
+		return -ENOMEM;
+	do {
+		t = ho_recv(ctl, msg, NULL, -1);
+	} while (t > 0 && t != HO_RESUME);
+	free(msg);
+	return t == HO_RESUME ? 0 : -EPIPE;
+}
+
+int mount_worker_run(const struct mount_opts *o, struct mount_worker *w)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_loop_config *lc = NULL;
@@ -347,17 +438,12 @@ int mount_run(const struct mount_opts *o)
 	struct fuse_session *se = NULL;
 	struct metrics *mx = NULL;
 	struct pins *pins = NULL;
-	struct store_opts sto = { 0 };
-	struct prov_opts po = { 0 };
-	struct catalog_opts co = { 0 };
-	struct fetcher_opts fo = { 0 };
-	char err[STORE_ERR_MAX] = "";
 	struct mnt m = { 0 };
 	struct ready_ctx rc = { .o = o };
 	pthread_t rt;
-	bool mounted = false, handlers = false, rt_started = false;
+	bool rt_started = false;
 	int32_t nsec;
-	int ret;
+	int ret, fd = -1, got_fd = -1;
 
 	time_now(&m.start_sec, &nsec);
 	m.uid = o->uid;
@@ -369,57 +455,41 @@ int mount_run(const struct mount_opts *o)
 	m.readahead_kb = o->readahead_kb > 0 ? o->readahead_kb : 0;
 	atomic_init(&m.tuned, false);
 	pthread_mutex_init(&m.hlock, NULL);
-	mnt_handle_init(&m.dirs);
-	mnt_handle_init(&m.files);
-	m.stats = stats_new();
-	m.it = inode_table_new();
-	if (!m.stats || !m.it) {
-		ret = -ENOMEM;
-		log_error("mount: out of memory");
+	ret = open_parts(o, &m);
+	if (ret < 0)
 		goto out;
+	if (w->await_state) {
+		/* a takeover: ready before the old daemon drains */
+		ret = ho_recv_state(w->ctl, w->st, &got_fd, -1);
+		if (ret < 0) {
+			log_error("mount: no state from the supervisor: %s",
+				  strerror(-ret));
+			goto out;
+		}
+		w->fuse_fd = got_fd;
 	}
-	ret = cache_open(&o->cache, &m.cache);
-	if (ret < 0) {
-		log_error("mount: cannot open the cache dir %s: %s",
-			  o->cache.dir ? o->cache.dir : "(default)",
-			  strerror(-ret));
+	/* the supervisor's copy of the table is ours from now on */
+	m.it = w->st->it;
+	w->st->it = NULL;
+	m.ho = w->st;
+	m.supervisor_pid = w->supervisor_pid;
+	m.handle_next = (w->st->gen << 32) | 1;
+	stats_set(m.stats, STAT_PID, (uint64_t)getpid());
+	stats_set(m.stats, STAT_SUPERVISOR_PID, (uint64_t)w->supervisor_pid);
+	stats_set(m.stats, STAT_STARTED_AT, (uint64_t)m.start_sec);
+	stats_set(m.stats, STAT_TAKEOVERS, w->st->takeovers);
+	stats_set(m.stats, STAT_WORKER_RESTARTS, w->st->worker_restarts);
+	stats_set(m.stats, STAT_RESENT_REQUESTS, w->st->resent);
+	ret = stats_add_source(m.stats, build_info, NULL);
+	if (ret < 0)
 		goto out;
-	}
-	po.timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
-	/* read-ahead GETs, foreground reads and parallel listings */
-	po.max_conns = m.readahead + 32;
-	po.bearer_token_file = o->bearer_token_file;
-	sto.prov = &po;
-	sto.versioning = o->versioning;
-	sto.verify_key = o->verify_key;
-	ret = store_open(o->store_url, &sto, &m.st, err, sizeof(err));
-	if (ret < 0) {
-		log_error("mount: %s", *err ? err : strerror(-ret));
-		goto out;
-	}
-	co.versions_ttl_ms = o->versions_ttl_ms;
-	co.parallel = 32;
-	ret = catalog_new(m.st, m.cache, m.stats, &co, &m.cat);
-	if (ret < 0) {
-		log_error("mount: cannot start the catalog: %s",
-			  strerror(-ret));
-		goto out;
-	}
-	fo.timeout_ms = po.timeout_ms;
-	fo.threads = m.readahead;
-	ret = fetcher_new(m.st, m.cache, m.stats, &fo, &m.fe);
-	if (ret < 0) {
-		log_error("mount: cannot start the fetcher: %s",
-			  strerror(-ret));
-		goto out;
-	}
 	ret = pins_mount_start(m.cat, m.fe, m.cache, m.stats, o->pins_file,
 			       o->warm_before_flip, &pins);
 	if (ret < 0) {
 		log_error("mount: cannot start the pins: %s", strerror(-ret));
 		goto out;
 	}
-	ret = build_args(o, &args);
+	ret = mount_build_args(o, &args);
 	if (ret < 0)
 		goto out;
 	se = fuse_session_new(&args, &ops, sizeof(ops), &m);
@@ -429,18 +499,28 @@ int mount_run(const struct mount_opts *o)
 		ret = -EINVAL;
 		goto out;
 	}
-	if (fuse_set_signal_handlers(se) != 0) {
-		ret = -EIO;
+	fd = fcntl(w->fuse_fd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0) {
+		ret = -errno;
 		goto out;
 	}
-	handlers = true;
-	if (fuse_session_mount(se, o->mountpoint) != 0) {
-		log_error("mount: cannot mount on %s (see the line above)",
-			  o->mountpoint);
-		ret = -EIO;
+	ret = mount_io_new(fd, w->ctl, w->st, m.stats, &m.io);
+	if (ret == 0)
+		ret = fuse_session_custom_io(se, &mount_io_hooks, fd);
+	if (ret < 0) {
+		close(fd);
 		goto out;
 	}
-	mounted = true;
+	/* the session owns fd from here, and closes it when destroyed */
+	inode_table_set_journal(m.it, mount_io_journal, m.io);
+	if (w->await_state) {
+		ret = await_go(w->ctl);
+		if (ret < 0)
+			goto out;
+	}
+	ret = mount_io_start(m.io);
+	if (ret < 0)
+		goto out;
 	if (o->metrics_port > 0) {
 		const char *ma = o->metrics_addr ? o->metrics_addr :
 						   METRICS_DEFAULT_ADDR;
@@ -461,38 +541,41 @@ int mount_run(const struct mount_opts *o)
 		goto out;
 	}
 	/*
-	 * Keep every worker once started: with fewer idle threads than the
-	 * maximum, libfuse creates and destroys threads all through a
-	 * sequential read (about 100 clone() calls per 512 MiB).
+	 * Keep every worker thread once started: with fewer idle threads
+	 * than the maximum, libfuse creates and destroys threads all
+	 * through a sequential read (about 100 clone() calls per 512 MiB);
+	 * and the drain of a takeover counts on no thread leaving the loop.
 	 */
 	n_threads = o->threads > 0 ? (unsigned)o->threads : 16;
 	fuse_loop_cfg_set_max_threads(lc, n_threads);
 	fuse_loop_cfg_set_idle_threads(lc, n_threads);
+	rc.io = m.io;
 	atomic_init(&rc.stopping, false);
-	ret = -pthread_create(&rt, NULL, ready_thread, &rc);
-	if (ret < 0) {
-		log_error("mount: cannot start a thread: %s", strerror(-ret));
-		goto out;
+	if (w->first) {
+		ret = -pthread_create(&rt, NULL, ready_thread, &rc);
+		if (ret < 0) {
+			log_error("mount: cannot start a thread: %s",
+				  strerror(-ret));
+			goto out;
+		}
+		rt_started = true;
+	} else {
+		log_info("serving %s on %s (pid %d, after pid %d's worker)",
+			 o->store_url, o->mountpoint, (int)getpid(),
+			 (int)w->supervisor_pid);
+		say_ready(m.io);
 	}
-	rt_started = true;
 	ret = fuse_session_loop_mt(se, lc);
 	atomic_store(&rc.stopping, true);
-	sd_notify_state("STOPPING=1");
 	ret = ret < 0 ? ret : 0;
-	log_info("unmounting %s", o->mountpoint);
+	log_info("%s is unmounted", o->mountpoint);
 out:
-	if (ret < 0 && !mounted)
-		say_ready(o, ret);
 	metrics_stop(&mx);
-	if (mounted)
-		fuse_session_unmount(se);
-	/* after the unmount: a stat still waiting on the session fails */
 	if (rt_started)
 		pthread_join(rt, NULL);
-	if (handlers)
-		fuse_remove_signal_handlers(se);
 	if (se)
 		fuse_session_destroy(se);
+	mount_io_free(m.io);
 	mount_dir_free_all(&m);
 	mount_file_free_all(&m);
 	pthread_mutex_destroy(&m.hlock);
@@ -505,5 +588,7 @@ out:
 	cache_close(&m.cache);
 	inode_table_free(m.it);
 	stats_free(m.stats);
+	if (got_fd >= 0)
+		close(got_fd);
 	return ret;
 }

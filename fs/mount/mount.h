@@ -3,15 +3,17 @@
  * of namespaces, assets, versions and aliases over the catalog, file reads
  * through the fetcher and the block cache, xattrs, EROFS for every write.
  *
- * mount_run() owns everything it builds: cache, store, catalog, fetcher,
- * inode table, metrics responder; it mounts, serves on a multithreaded
- * session loop until unmounted (fusermount3 -u) or signalled (SIGTERM,
- * SIGINT, SIGHUP), then unmounts and frees. It must be called before any
- * other thread exists if the caller forked (the cache and fetcher start
- * threads).
+ * mount_run() is the supervisor (fs/mount/supervisor.c): it mounts (or,
+ * with @takeover, takes a live mount over from the assetfs serving it),
+ * holds the /dev/fuse descriptor, and forks a worker that builds the
+ * cache, store, catalog and fetcher and serves the connection; a worker
+ * that dies is replaced on the same connection. It returns once the mount
+ * is unmounted (fusermount3 -u), after SIGTERM, SIGINT or SIGHUP (it
+ * unmounts), or once it has handed the mount over to a newer process. It
+ * must be called before any other thread exists (it forks).
  *
- * Errors: mount_run returns 0 after a clean unmount or a negative errno,
- * having logged one line saying what failed.
+ * Errors: mount_run returns 0 after a clean unmount or hand-over, or a
+ * negative errno, having logged one line saying what failed.
  */
 #ifndef ASSETFS_FS_MOUNT_H
 #define ASSETFS_FS_MOUNT_H
@@ -53,11 +55,32 @@ struct mount_opts {
 	   asset only once that version is complete in the cache */
 	bool warm_before_flip;
 	struct cache_opts cache;
-	/* called once mounted and answering (status 0; from a thread of
-	   its own) or on failure (negative errno), may be NULL */
+	/* take MOUNTPOINT over from the live assetfs serving it, if any */
+	bool takeover;
+	/* once handed over to a newer process, wait for SIGTERM (or SIGINT,
+	   SIGHUP) before returning: a container's main process must not
+	   exit and be restarted into a takeover back */
+	bool linger;
+	/* the control socket, or NULL: mount_control_path()'s */
+	const char *control;
+	/* called in the supervisor once mounted and answering (status 0)
+	   or on failure (negative errno), may be NULL */
 	void (*ready)(void *arg, int status);
 	void *ready_arg;
+	/* called in the first worker once the mount answers (it may let
+	   go of the terminal), may be NULL */
+	void (*detach)(void *arg);
+	void *detach_arg;
 };
+
+/*
+ * The control socket of the mount at @mountpoint (a realpath) into @buf:
+ * <run>/assetfs/mnt-<xxh3 of the path>.sock, where <run> is /run for
+ * root, else $XDG_RUNTIME_DIR, else /tmp/assetfs-<uid>. Derived from the
+ * mountpoint, not the cache dir: a takeover names the mount it replaces,
+ * and may bring another cache_dir. Returns 0 or -ENAMETOOLONG.
+ */
+int mount_control_path(const char *mountpoint, char *buf, size_t len);
 
 /* Mount and serve until unmounted. See above. */
 int mount_run(const struct mount_opts *o);

@@ -21,7 +21,7 @@
 #include "fs/mount/mount_int.h"
 
 struct dirh {
-	struct mnt_handle link; /* first: on m->dirs while open */
+	struct mnt_handle link; /* first: registered while open */
 	struct dent *e;
 	size_t n;
 	/* An asset dir's entries borrow their strings from @vs (a
@@ -229,24 +229,18 @@ static int list_vdir(struct mnt *m, const struct inode *n, struct dirh *h,
 	return ret;
 }
 
-void mount_op_opendir(fuse_req_t req, fuse_ino_t ino,
-		       struct fuse_file_info *fi)
+/* The listing of dir @n, taken whole, into *@out. */
+static int dirh_build(struct mnt *m, const struct inode *n,
+		      struct dirh **out)
 {
-	struct mnt *m = mnt_of(req);
-	const struct inode *n = inode_get(m->it, ino);
 	struct dirh *h;
 	size_t cap = 0;
 	int ret;
 
-	if (!n) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
+	*out = NULL;
 	h = calloc(1, sizeof(*h));
-	if (!h) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
+	if (!h)
+		return -ENOMEM;
 	switch (n->kind) {
 	case INODE_NS:
 		ret = list_ns(m, n, h, &cap);
@@ -263,16 +257,58 @@ void mount_op_opendir(fuse_req_t req, fuse_ino_t ino,
 	}
 	if (ret < 0) {
 		dirh_free(h);
+		return ret;
+	}
+	*out = h;
+	return 0;
+}
+
+void mount_op_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct mnt *m = mnt_of(req);
+	const struct inode *n = inode_get(m->it, ino);
+	struct dirh *h;
+	int ret;
+
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	ret = dirh_build(m, n, &h);
+	if (ret < 0) {
 		mount_reply_errno(req, ret);
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->fh = mnt_handle_add(m, &h->link, ino, true);
 	fi->cache_readdir = 0;
-	mnt_handle_add(m, &m->dirs, &h->link);
 	if (fuse_reply_open(req, fi) != 0) {
 		mnt_handle_del(m, &h->link);
 		dirh_free(h);
 	}
+}
+
+/*
+ * Open dir @id of @ino: a number a predecessor handed out (crash or
+ * takeover in between) gets a fresh listing.
+ */
+static int dirh_get(struct mnt *m, const struct inode *n, uint64_t id,
+		    struct dirh **out)
+{
+	struct mnt_handle *l = mnt_handle_get(m, id, true);
+	struct dirh *h;
+	int ret;
+
+	if (!l) {
+		ret = dirh_build(m, n, &h);
+		if (ret < 0)
+			return ret;
+		l = mnt_handle_adopt(m, &h->link, id, n->ino, true);
+		if (l != &h->link)
+			dirh_free(h);
+	}
+	*out = (struct dirh *)(void *)l;
+	return 0;
 }
 
 static unsigned dtype(enum inode_kind k)
@@ -292,14 +328,20 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 		       off_t off, struct fuse_file_info *fi, bool plus)
 {
 	struct mnt *m = mnt_of(req);
-	struct dirh *h = (struct dirh *)(uintptr_t)fi->fh;
+	struct dirh *h = NULL;
 	const struct inode *self = inode_get(m->it, ino);
 	char *buf;
 	size_t used = 0;
 	off_t i;
+	int ret;
 
 	if (!self) {
 		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	ret = dirh_get(m, self, fi->fh, &h);
+	if (ret < 0) {
+		mount_reply_errno(req, ret);
 		return;
 	}
 	buf = malloc(size);
@@ -365,19 +407,16 @@ void mount_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 void mount_op_releasedir(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
-	struct dirh *h = (struct dirh *)(uintptr_t)fi->fh;
+	struct mnt_handle *l = mnt_handle_take(mnt_of(req), fi->fh, true);
 
-	mnt_handle_del(mnt_of(req), &h->link);
-	dirh_free(h);
+	dirh_free((struct dirh *)(void *)l); /* NULL: never listed here */
 	fuse_reply_err(req, 0);
 }
 
 void mount_dir_free_all(struct mnt *m)
 {
-	while (m->dirs.next != &m->dirs) {
-		struct dirh *h = (struct dirh *)(void *)m->dirs.next;
+	struct mnt_handle *l;
 
-		mnt_handle_del(m, &h->link);
-		dirh_free(h);
-	}
+	while ((l = mnt_handle_pop(m, true)))
+		dirh_free((struct dirh *)(void *)l);
 }

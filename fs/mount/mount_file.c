@@ -64,7 +64,7 @@ static void unmap_block(const char *p, size_t len, bool heap)
 
 /* An open file. */
 struct fh {
-	struct mnt_handle link; /* first: on m->files while open */
+	struct mnt_handle link; /* first: registered while open */
 	struct cat_version *cv; /* reference */
 	uint32_t node;
 	struct fetch_obj obj;
@@ -100,33 +100,22 @@ static void fh_free(struct fh *h)
 	free(h);
 }
 
-void mount_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/*
+ * A handle for the file node @n into *@out: the version's catalog entry
+ * and the object to fetch. Returns 0, -EISDIR or an error.
+ */
+static int fh_build(struct mnt *m, const struct inode *n, struct fh **out)
 {
-	struct mnt *m = mnt_of(req);
-	const struct inode *n = inode_get(m->it, ino);
 	const struct cat_node *cn;
-	struct fh *h = NULL;
+	struct fh *h;
 	int ret, k;
 
-	stats_inc(m->stats, STAT_OPENS);
-	if (!n) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY ||
-	    (fi->flags & (O_TRUNC | O_APPEND | O_CREAT))) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
-	if (n->kind != INODE_VFILE && n->kind != INODE_FILE) {
-		fuse_reply_err(req, EISDIR);
-		return;
-	}
+	*out = NULL;
+	if (n->kind != INODE_VFILE && n->kind != INODE_FILE)
+		return -EISDIR;
 	h = calloc(1, sizeof(*h));
-	if (!h) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
+	if (!h)
+		return -ENOMEM;
 	atomic_init(&h->refs, 1);
 	pthread_mutex_init(&h->lock, NULL);
 	ret = catalog_version(m->cat, n->name, n->version, &h->cv);
@@ -149,17 +138,74 @@ void mount_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	h->obj.block_size = h->cv->block_size;
 	h->obj.mf = cn->mf;
 	h->obj.etag = cn->etag;
-	fi->fh = (uint64_t)(uintptr_t)h;
+	*out = h;
+	return 0;
+fail:
+	fh_free(h);
+	return ret;
+}
+
+void mount_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mnt *m = mnt_of(req);
+	const struct inode *n = inode_get(m->it, ino);
+	struct fh *h = NULL;
+	int ret;
+
+	stats_inc(m->stats, STAT_OPENS);
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY ||
+	    (fi->flags & (O_TRUNC | O_APPEND | O_CREAT))) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	ret = fh_build(m, n, &h);
+	if (ret == -EISDIR) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if (ret < 0) {
+		mount_reply_errno(req, ret);
+		return;
+	}
+	fi->fh = mnt_handle_add(m, &h->link, ino, false);
 	fi->keep_cache = 1;
-	mnt_handle_add(m, &m->files, &h->link);
 	if (fuse_reply_open(req, fi) != 0) {
 		mnt_handle_del(m, &h->link);
 		fh_free(h);
 	}
-	return;
-fail:
-	fh_free(h);
-	mount_reply_errno(req, ret);
+}
+
+/*
+ * The open file @id of inode @ino, with a reference for the caller. A
+ * number this worker does not know was handed out by a predecessor (a
+ * crash or a takeover in between): the handle is rebuilt from the inode.
+ */
+static int fh_get(struct mnt *m, fuse_ino_t ino, uint64_t id, struct fh **out)
+{
+	struct mnt_handle *l = mnt_handle_get(m, id, false);
+	const struct inode *n;
+	struct fh *h = NULL;
+	int ret;
+
+	if (!l) {
+		n = inode_get(m->it, ino);
+		if (!n)
+			return -ENOENT;
+		ret = fh_build(m, n, &h);
+		if (ret < 0)
+			return ret;
+		l = mnt_handle_adopt(m, &h->link, id, ino, false);
+		if (l != &h->link)
+			fh_free(h);
+	}
+	h = (struct fh *)(void *)l;
+	atomic_fetch_add(&h->refs, 1);
+	*out = h;
+	return 0;
 }
 
 /*
@@ -352,19 +398,25 @@ void mount_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct mnt *m = mnt_of(req);
-	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
-	uint64_t bs = h->obj.block_size, end, b0, b1, b, nb;
+	struct fh *h = NULL;
+	uint64_t bs, end, b0, b1, b, nb;
 	struct blk_map maps[64];
 	struct iovec iov[64];
 	size_t k = 0, i;
 	int ret = 0;
 
 	stats_inc(m->stats, STAT_READS);
-	if (off < 0 || (uint64_t)off >= h->obj.size || size == 0) {
-		fuse_reply_buf(req, NULL, 0);
+	ret = fh_get(m, ino, fi->fh, &h);
+	if (ret < 0) {
+		mount_reply_errno(req, ret);
 		return;
 	}
-	atomic_fetch_add(&h->refs, 1);
+	bs = h->obj.block_size;
+	if (off < 0 || (uint64_t)off >= h->obj.size || size == 0) {
+		fuse_reply_buf(req, NULL, 0);
+		fh_free(h);
+		return;
+	}
 	end = (uint64_t)off + size;
 	if (end > h->obj.size)
 		end = h->obj.size;
@@ -408,21 +460,22 @@ void mount_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void mount_op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	struct mnt *m = mnt_of(req);
+	struct mnt_handle *l = mnt_handle_take(m, fi->fh, false);
 
-	mnt_handle_del(mnt_of(req), &h->link);
-	fh_free(h);
+	/* NULL: opened before a crash or takeover and never read since */
+	if (l)
+		fh_free((struct fh *)(void *)l);
 	fuse_reply_err(req, 0);
 }
 
 void mount_file_free_all(struct mnt *m)
 {
-	while (m->files.next != &m->files) {
-		struct fh *h = (struct fh *)(void *)m->files.next;
+	struct mnt_handle *l;
 
-		mnt_handle_del(m, &h->link);
-		fh_free(h); /* no read is left to hold a reference */
-	}
+	/* no read is left to hold a reference */
+	while ((l = mnt_handle_pop(m, false)))
+		fh_free((struct fh *)(void *)l);
 }
 
 /* ---- xattrs ---- */
@@ -472,7 +525,9 @@ static int xattr_value(struct mnt *m, const struct inode *n,
 
 	if (n->ino == INODE_ROOT_INO && strcmp(name, MOUNT_STATS_XATTR) == 0) {
 		stats_pull(m->stats, m->cache, store_prov(m->st));
-		return stats_format(m->stats, STATS_FMT_TEXT, out);
+		ret = stats_format(m->stats, STATS_FMT_TEXT, out);
+		return ret < 0 ? ret : buf_printf(out, "version %s\n",
+						   ASSETFS_VERSION);
 	}
 	if (strncmp(name, "user.assetfs.", 13) != 0 || !n->version ||
 	    n->kind == INODE_ALIAS)

@@ -31,7 +31,9 @@
 #include "fs/cache/cache.h"
 #include "fs/catalog/catalog.h"
 #include "fs/mount/fetcher.h"
+#include "fs/mount/handover.h"
 #include "fs/mount/inode.h"
+#include "fs/mount/mount.h"
 #include "fs/catalog/stats.h"
 #include "fs/catalog/store.h"
 
@@ -39,13 +41,19 @@
 #define NEG_TIMEOUT_S 1.0	     /* "no such asset/version" */
 
 /*
- * An open file or dir handle, on a list of the mount's, so that what the
- * kernel never released (the session ended first, e.g. on SIGTERM) is
- * freed at unmount.
+ * An open file or dir handle, registered by the number the kernel holds
+ * as its fh (never a pointer: a worker that replaces another one gets
+ * numbers it never handed out, and rebuilds the handle from its inode),
+ * so that what the kernel never released is also freed at unmount.
  */
 struct mnt_handle {
-	struct mnt_handle *prev, *next; /* protected by mnt->hlock */
+	uint64_t id;		  /* the kernel's fh */
+	uint64_t ino;		  /* what was opened */
+	bool dir;
+	struct mnt_handle *hnext; /* protected by mnt->hlock */
 };
+
+#define MNT_HANDLE_BUCKETS 4096
 
 /* The read-ahead window a sequential reader starts with, in blocks. */
 #define MOUNT_RA_START 8
@@ -67,35 +75,94 @@ struct mnt {
 	const char *mountpoint; /* borrowed from the options */
 	int readahead_kb;	/* kernel read-ahead to set, 0: leave it */
 	atomic_bool tuned;	/* readahead_kb applied (after FUSE_INIT) */
-	pthread_mutex_t hlock;	/* guards the two lists below only */
-	struct mnt_handle dirs;	/* open dir handles (struct dirh) */
-	struct mnt_handle files; /* open file handles (struct fh) */
+	struct mount_io *io;	/* the connection's hooks and journal */
+	/* lifecycle, for stats: set before the session runs */
+	pid_t supervisor_pid;
+	const struct ho_state *ho; /* the supervisor's copy as forked */
+	pthread_mutex_t hlock;	/* guards the handle registry only */
+	struct mnt_handle *handles[MNT_HANDLE_BUCKETS]; /* protected by hlock */
+	uint64_t handle_next;	/* protected by hlock: next fh */
 };
 
-static inline void mnt_handle_init(struct mnt_handle *list)
-{
-	list->prev = list->next = list;
-}
+/* ---- mount_handle.c ---- */
 
-static inline void mnt_handle_add(struct mnt *m, struct mnt_handle *list,
-				  struct mnt_handle *h)
-{
-	pthread_mutex_lock(&m->hlock);
-	h->next = list->next;
-	h->prev = list;
-	list->next->prev = h;
-	list->next = h;
-	pthread_mutex_unlock(&m->hlock);
-}
+/*
+ * Register @h (an open file or dir of @ino) under a new number, and
+ * journal it. Returns the number, the kernel's fh.
+ */
+uint64_t mnt_handle_add(struct mnt *m, struct mnt_handle *h, uint64_t ino,
+			bool dir);
+/* The handle registered as @id if it is a @dir one, else NULL. */
+struct mnt_handle *mnt_handle_get(struct mnt *m, uint64_t id, bool dir);
+/*
+ * Register @h, rebuilt by this worker, as @id (a number another worker
+ * handed out). Returns @h, or the handle another thread registered first
+ * (then free @h).
+ */
+struct mnt_handle *mnt_handle_adopt(struct mnt *m, struct mnt_handle *h,
+				    uint64_t id, uint64_t ino, bool dir);
+/* Unregister @h and journal its release. */
+void mnt_handle_del(struct mnt *m, struct mnt_handle *h);
+/*
+ * The kernel released @id: unregister it and journal the release. Returns
+ * the handle (the caller frees it), or NULL if this worker never built it.
+ */
+struct mnt_handle *mnt_handle_take(struct mnt *m, uint64_t id, bool dir);
+/* Unregister and return any @dir handle (freeing at unmount), or NULL. */
+struct mnt_handle *mnt_handle_pop(struct mnt *m, bool dir);
 
-static inline void mnt_handle_del(struct mnt *m, struct mnt_handle *h)
-{
-	pthread_mutex_lock(&m->hlock);
-	h->prev->next = h->next;
-	h->next->prev = h->prev;
-	h->prev = h->next = h;
-	pthread_mutex_unlock(&m->hlock);
-}
+/* ---- mount_io.c ---- */
+
+struct ho_msg;
+/* The custom I/O hooks every worker's session runs on (userdata: mnt). */
+extern const struct fuse_custom_io mount_io_hooks;
+/*
+ * The hooks' state for /dev/fuse descriptor @fd (made O_NONBLOCK) and
+ * supervisor socket @ctl (-1: none). @st (borrowed, may be NULL): an INIT
+ * exchange in it is replayed. Returns 0 or a negative errno.
+ */
+int mount_io_new(int fd, int ctl, const struct ho_state *st,
+		 struct stats *stats, struct mount_io **out);
+/* Start taking the supervisor's commands (drain, resume). */
+int mount_io_start(struct mount_io *io);
+void mount_io_free(struct mount_io *io); /* NULL-safe */
+/* Send @msg to the supervisor; a dead supervisor is logged once. */
+void mount_io_send(struct mount_io *io, const struct ho_msg *msg);
+/* inode_table_set_journal() hook: @arg is the struct mount_io. */
+void mount_io_journal(void *arg, const struct inode *n, int64_t delta);
+/* Requests the kernel re-sent to this worker. */
+uint64_t mount_io_resent(const struct mount_io *io);
+
+/*
+ * What a worker is given by the supervisor that forked it (mount.c runs
+ * it): all borrowed except @ctl and the inode table in @st, which the
+ * worker takes.
+ */
+struct mount_worker {
+	int fuse_fd;	   /* the connection (the worker serves a dup) */
+	int ctl;	   /* socket to the supervisor */
+	struct ho_state *st; /* the supervisor's state, as forked */
+	pid_t supervisor_pid;
+	bool first;	   /* the supervisor has not said "ready" yet */
+	/* a takeover's worker, forked before the state is known: it
+	   prepares, then reads the state and the fd (ho_send_state()) from
+	   @ctl, then waits for HO_RESUME before serving */
+	bool await_state;
+};
+
+/*
+ * Serve the connection until it ends (unmount): 0, or a negative errno
+ * after one log line (the supervisor then starts another worker, unless
+ * the mount is gone or no worker ever came up).
+ */
+int mount_worker_run(const struct mount_opts *o, struct mount_worker *w);
+
+/*
+ * libfuse's arguments for @o's mount (fsname, ro, allow_other, ...) into
+ * @args, as both the supervisor's mount and the worker's session parse
+ * them. Returns 0, -E2BIG or -ENOMEM.
+ */
+int mount_build_args(const struct mount_opts *o, struct fuse_args *args);
 
 /* ---- mount_node.c ---- */
 

@@ -22,6 +22,8 @@ a seeded RNG, with the given probabilities:
   flip      flip one byte of the body (silent corruption)
   flip206   the same, only in 206 answers (block reads, not metadata)
   301region S3's answer for a bucket in another region (eu-west-3)
+  delay     a ranged request (a block read) waits --delay-seconds, then is
+            forwarded and answered normally (a slow store holding reads)
 
 --script "503,none,stall" applies the listed faults to the first requests
 in order (deterministic tests), then the random draw resumes.
@@ -156,6 +158,8 @@ class Handler(BaseHTTPRequestHandler):
             if self.command != "HEAD":
                 self.wfile.write(body)
             return
+        if fault == "delay" and self.headers.get("Range"):
+            time.sleep(st.args.delay_seconds)
         try:
             resp, data = self.forward()
         except OSError as e:
@@ -217,6 +221,7 @@ def main():
     ap.add_argument("--faults", default="")
     ap.add_argument("--methods", default="GET,HEAD")
     ap.add_argument("--stall-seconds", type=float, default=60)
+    ap.add_argument("--delay-seconds", type=float, default=2)
     ap.add_argument("--retry-after", type=int, default=1,
                     help="the Retry-After of injected 503s (seconds)")
     ap.add_argument("--script", default="",

@@ -119,8 +119,11 @@ def test_daemonset_recovers_stale_mount_and_unmounts_on_stop():
     before_mount = script[:script.index("exec assetfs mount")]
     assert "fusermount3 -u -z" in before_mount, \
         "a stale mount (ENOTCONN) is detached before mounting"
-    pre = c["lifecycle"]["preStop"]["exec"]["command"]
-    assert pre[0] == "fusermount3" and pre[-1] == mnt
+    # stopping the pod: SIGTERM to the daemon (PID 1, exec), which
+    # unmounts what it still serves; a fusermount3 there would take the
+    # mount from the pod that took it over
+    pre = " ".join(c["lifecycle"]["preStop"]["exec"]["command"])
+    assert "fusermount3" not in pre and "kill -TERM 1" in pre
     for probe in ("livenessProbe", "readinessProbe"):
         cmd = c[probe]["exec"]["command"]
         assert cmd[-1] == mnt, f"{probe} checks the mount itself"
@@ -235,3 +238,19 @@ def test_pin_file_is_the_configmap_the_daemonset_mounts():
     models = [a.split("=", 2)[2] for a in container(dep)["args"]
               if a.startswith("--model=")]
     assert models and all(m in specs for m in models), (models, specs)
+
+
+def test_daemonset_rolls_by_takeover():
+    """The new pod starts beside the old one and takes its mount over
+    through the control socket on a hostPath both pods see (issue 12)."""
+    ds = one("DaemonSet", "assetfs")
+    ru = ds["spec"]["updateStrategy"]["rollingUpdate"]
+    assert ru["maxSurge"] == 1 and ru["maxUnavailable"] == 0
+    _, script = daemon_mountpoint()
+    last = shlex.split(script.splitlines()[-1])
+    opts = last[last.index("-o") + 1].split(",")
+    assert "takeover" in opts and "linger" in opts
+    c = container(ds)
+    ctl = [m for m in c["volumeMounts"] if m["mountPath"] == "/run/assetfs"]
+    assert len(ctl) == 1
+    assert volume_of(ds, ctl[0])["hostPath"]["path"] == "/run/assetfs"

@@ -49,6 +49,16 @@ NORUN = {
                            "assetfs-server@assets"):
         "needs systemd's journal; the log= option shown in "
         "docs/troubleshooting.md is run",
+    ("docs/deployment.md", "install -m 0755 build/fs/assetfs "
+                           "/usr/local/bin/assetfs"):
+        "needs systemd as PID 1 and writes /usr/local; test_systemd.py "
+        "checks ExecReload is a takeover, and test_takeover.py runs the "
+        "same takeover and the counters these commands show",
+    ("docs/deployment.md", "export ASSETFS_IMAGE=REGISTRY/assetfs:0.1.1   "
+                           "# the new build, pushed"):
+        "needs a Kubernetes cluster; test_deploy.py checks the rolling "
+        "update and the control socket's hostPath, test_takeover.py the "
+        "takeover itself",
     ("docs/benchmarks.md", "scripts/bench 1024"):
         "benchmarks take minutes of an idle machine and print figures, "
         "they do not pass or fail; test_bench_scripts_parse checks the "
@@ -233,7 +243,7 @@ def test_bench_scripts_parse():
     text = (ROOT / "docs/benchmarks.md").read_text()
     names = sorted(set(re.findall(r"scripts/bench[a-z-]*", text)))
     assert names == ["scripts/bench", "scripts/bench-remote",
-                     "scripts/bench-server"], names
+                     "scripts/bench-server", "scripts/bench-takeover"], names
     for n in names:
         f = ROOT / n
         assert os.access(f, os.X_OK), n

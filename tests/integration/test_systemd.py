@@ -52,3 +52,15 @@ def test_server_starts_after_and_stops_before_the_mount():
     assert "assetfs@%i.service" in u["Unit"]["After"]
     assert "assetfs@%i.service" in u["Unit"]["Requires"]
     assert "--assets-dir" in u["Service"]["ExecStart"]
+
+
+def test_reload_upgrades_in_place_by_takeover():
+    """`systemctl reload` runs a takeover in the background mode (it
+    returns once the new daemon serves); the new supervisor announces
+    itself as the main process, which systemd accepts with
+    NotifyAccess=all."""
+    svc = unit("assetfs@.service")["Service"]
+    reload = svc["ExecReload"]
+    assert "assetfs mount" in reload and " -f" not in reload
+    assert "-o takeover," in reload
+    assert svc["NotifyAccess"] == "all"
