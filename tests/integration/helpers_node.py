@@ -114,7 +114,8 @@ class Node:
         # the node's hostPaths; /var/lib/assetfs is shared both ways with
         # the daemon's container, as kubelet makes a Bidirectional volume
         self.host = {"/var/lib/assetfs": self.base / "var-lib-assetfs",
-                     "/var/cache/assetfs": self.base / "var-cache-assetfs"}
+                     "/var/cache/assetfs": self.base / "var-cache-assetfs",
+                     "/run/assetfs": self.base / "run-assetfs"}
         for d in self.host.values():
             d.mkdir(parents=True, exist_ok=True)
         lib = str(self.host["/var/lib/assetfs"])
