@@ -102,3 +102,15 @@ void progress_abort(struct progress *p)
 	p->drawn = false;
 	p->active = false;
 }
+
+void progress_fmt_size(uint64_t b, char *out, size_t len)
+{
+	if (b >= (1ull << 30))
+		snprintf(out, len, "%.1f GiB", (double)b / (1ull << 30));
+	else if (b >= (1ull << 20))
+		snprintf(out, len, "%.1f MiB", (double)b / (1ull << 20));
+	else if (b >= (1ull << 10))
+		snprintf(out, len, "%.1f KiB", (double)b / (1ull << 10));
+	else
+		snprintf(out, len, "%llu B", (unsigned long long)b);
+}

@@ -16,6 +16,7 @@
 #define ASSETFS_COMMON_PROGRESS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define PROGRESS_LABEL_MAX 64
@@ -45,5 +46,12 @@ void progress_finish(struct progress *p);
 
 /* Erase the line without a final state (on failure). */
 void progress_abort(struct progress *p);
+
+/*
+ * Write @bytes to @out (@len bytes, NUL-terminated, truncated to fit) as a
+ * person reads a size: "812 B", "3.0 MiB", "9.5 GiB" (binary units, one
+ * decimal above 1 KiB).
+ */
+void progress_fmt_size(uint64_t bytes, char *out, size_t len);
 
 #endif

@@ -70,7 +70,7 @@ static int pin_add(struct pin_cli *pc, int argc, char **argv)
 			status = 1;
 			continue;
 		}
-		pin_cli_size(rep.w.bytes_total, tot, sizeof(tot));
+		progress_fmt_size(rep.w.bytes_total, tot, sizeof(tot));
 		if (rep.warmed)
 			printf("pinned %s -> %s (%s: fetched %" PRIu64
 			       " bytes, already present %" PRIu64 ")\n",

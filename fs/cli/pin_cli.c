@@ -39,17 +39,6 @@ void pin_cli_err(const struct pin_cli *pc, const char *fmt, ...)
 	fprintf(stderr, "assetfs %s: %s\n", pc->cmd, line);
 }
 
-void pin_cli_size(uint64_t b, char *out, size_t len)
-{
-	if (b >= (1ull << 30))
-		snprintf(out, len, "%.1f GiB", (double)b / (1ull << 30));
-	else if (b >= (1ull << 20))
-		snprintf(out, len, "%.1f MiB", (double)b / (1ull << 20));
-	else if (b >= (1ull << 10))
-		snprintf(out, len, "%.1f KiB", (double)b / (1ull << 10));
-	else
-		snprintf(out, len, "%llu B", (unsigned long long)b);
-}
 
 int pin_cli_parse(struct pin_cli *pc, int argc, char **argv, const char *help)
 {

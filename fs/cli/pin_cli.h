@@ -63,7 +63,5 @@ void pin_cli_close(struct pin_cli *pc);
 void pin_cli_err(const struct pin_cli *pc, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* "1.5 MiB"-style size into @out. */
-void pin_cli_size(uint64_t b, char *out, size_t len);
 
 #endif

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/progress.h"
 #include "fs/cache/cache_pin.h"
 #include "fs/mount/pins.h"
 #include "fs/mount/pins_int.h"
@@ -130,17 +131,6 @@ out:
 	return ret;
 }
 
-static void fmt_size(uint64_t b, char *out, size_t len)
-{
-	if (b >= (1ull << 30))
-		snprintf(out, len, "%.1f GiB", (double)b / (1ull << 30));
-	else if (b >= (1ull << 20))
-		snprintf(out, len, "%.1f MiB", (double)b / (1ull << 20));
-	else if (b >= (1ull << 10))
-		snprintf(out, len, "%.1f KiB", (double)b / (1ull << 10));
-	else
-		snprintf(out, len, "%llu bytes", (unsigned long long)b);
-}
 
 /* The rows of pin @spec: a malloc'd list (cache_pin_list_free()). */
 static int rows_of(struct pins *p, const char *spec,
@@ -258,9 +248,9 @@ static int pin_and_warm(struct pins *p, const char *spec, const char *source,
 	if (ret == -ENOSPC) {
 		char need[32], held[32], lim[32];
 
-		fmt_size(fit.need, need, sizeof(need));
-		fmt_size(fit.pinned, held, sizeof(held));
-		fmt_size(fit.cache_size, lim, sizeof(lim));
+		progress_fmt_size(fit.need, need, sizeof(need));
+		progress_fmt_size(fit.pinned, held, sizeof(held));
+		progress_fmt_size(fit.cache_size, lim, sizeof(lim));
 		snprintf(err, errlen,
 			 "pin %s (%s) does not fit: it needs %s, pins hold "
 			 "%s already, cache_size is %s",
