@@ -8,55 +8,20 @@ predict_proba (the xgboost Python package) and answers in Seldon's shape.
     ASSETFS_BENCH_MODEL=/path/model.json \
         gunicorn -w 1 -b 127.0.0.1:PORT --chdir bench flask_server:app
 
-POST /api/v1.0/predictions  {"data": {"ndarray": [[5.1, 3.5, 1.4, 0.2]]}}
-  -> {"data": {"names": ["t:0", ...], "ndarray": [[p0, p1, p2]]},
-      "meta": {}}
-Errors answer 400 with Seldon's {"status": {...}} shape. Each worker loads
-the model once, at import, and predicts on one thread (n_jobs=1): gunicorn's
-workers are the parallelism, and xgboost's default of one OpenMP thread per
-core makes a one-row prediction about 5x slower here (3.9 ms instead of
-0.7 ms), which would flatter assetfs-server.
+The handler (request, answer and errors) is seldon_flask.py's. Each
+worker loads the model once, at import, and predicts on one thread
+(n_jobs=1): gunicorn's workers are the parallelism, and xgboost's default
+of one OpenMP thread per core makes a one-row prediction about 5x slower
+here (3.9 ms instead of 0.7 ms), which would flatter assetfs-server.
 """
 import os
 
 import numpy as np
 import xgboost as xgb
-from flask import Flask, jsonify, request
 
-app = Flask(__name__)
+from seldon_flask import make_app
 
 model = xgb.XGBClassifier()
 model.load_model(os.environ["ASSETFS_BENCH_MODEL"])
 model.set_params(n_jobs=1)
-
-
-def _error(msg):
-    body = {"status": {"code": -1, "info": msg,
-                       "reason": "MICROSERVICE_BAD_DATA", "status": 1}}
-    return jsonify(body), 400
-
-
-@app.route("/api/v1.0/predictions", methods=["POST"])
-def predictions():
-    req = request.get_json(force=True, silent=True)
-    if not isinstance(req, dict) or not isinstance(req.get("data"), dict):
-        return _error("expected {\"data\": {\"ndarray\": [[...]]}}")
-    rows = req["data"].get("ndarray")
-    try:
-        x = np.asarray(rows, dtype=np.float32)
-    except (TypeError, ValueError):
-        return _error("data.ndarray is not a numeric matrix")
-    if x.ndim != 2:
-        return _error("data.ndarray must be 2-dimensional")
-    try:
-        y = model.predict_proba(x)
-    except ValueError as e:
-        return _error(str(e))
-    names = [f"t:{i}" for i in range(y.shape[1])]
-    return jsonify({"data": {"names": names, "ndarray": y.tolist()},
-                    "meta": {}})
-
-
-@app.route("/health/ping", methods=["GET"])
-def ping():
-    return "pong"
+app = make_app(model, np.float32)
