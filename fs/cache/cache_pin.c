@@ -30,24 +30,33 @@
 	" FROM pinblocks GROUP BY digest)) + (SELECT COALESCE(SUM(pending),0)" \
 	" FROM pins)"
 
+static int vprep(struct cache *c, sqlite3_stmt **s, const char *sql,
+		 va_list ap)
+{
+	const char *a;
+	int rc, i = 1;
+
+	rc = sqlite3_prepare_v2(c->db, sql, -1, s, NULL);
+	if (rc != SQLITE_OK)
+		return cache_sqlite_err(rc);
+	while ((a = va_arg(ap, const char *)))
+		sqlite3_bind_text(*s, i++, a, -1, SQLITE_TRANSIENT);
+	return 0;
+}
+
 /*
  * Prepare @sql and bind the text arguments that follow (NULL-terminated
  * list, bound to ?1, ?2, ...). Caller holds db_lock. Returns 0 or -errno.
  */
 static int prep(struct cache *c, sqlite3_stmt **s, const char *sql, ...)
 {
-	const char *a;
 	va_list ap;
-	int rc, i = 1;
+	int ret;
 
-	rc = sqlite3_prepare_v2(c->db, sql, -1, s, NULL);
-	if (rc != SQLITE_OK)
-		return cache_sqlite_err(rc);
 	va_start(ap, sql);
-	while ((a = va_arg(ap, const char *)))
-		sqlite3_bind_text(*s, i++, a, -1, SQLITE_TRANSIENT);
+	ret = vprep(c, s, sql, ap);
 	va_end(ap);
-	return 0;
+	return ret;
 }
 
 /* Step @s to the end; finalize it. Returns 0 or -errno. */
@@ -75,6 +84,47 @@ static int one_u64(sqlite3_stmt *s, uint64_t *out)
 	}
 	sqlite3_finalize(s);
 	return rc == SQLITE_DONE ? 0 : cache_sqlite_err(rc);
+}
+
+/*
+ * prep() then run(): a statement with only text arguments and no rows.
+ * Caller holds db_lock. Returns 0 or -errno.
+ */
+static int exec(struct cache *c, const char *sql, ...)
+{
+	sqlite3_stmt *s = NULL;
+	va_list ap;
+	int ret;
+
+	va_start(ap, sql);
+	ret = vprep(c, &s, sql, ap);
+	va_end(ap);
+	return ret < 0 ? ret : run(s);
+}
+
+/*
+ * Take db_lock and begin a transaction (each write of several statements
+ * is one). Returns 0, the caller then ends it with pin_txn_end(); or
+ * -errno with db_lock released.
+ */
+static int pin_txn_begin(struct cache *c)
+{
+	int ret;
+
+	pthread_mutex_lock(&c->db_lock);
+	ret = cache_db_begin(c);
+	if (ret < 0)
+		pthread_mutex_unlock(&c->db_lock);
+	return ret;
+}
+
+/* Commit when @ret >= 0, else roll back; release db_lock. Returns the
+ * outcome as cache_db_end() does. */
+static int pin_txn_end(struct cache *c, int ret)
+{
+	ret = cache_db_end(c, ret);
+	pthread_mutex_unlock(&c->db_lock);
+	return ret;
 }
 
 static int pinned_bytes_locked(struct cache *c, uint64_t *out)
@@ -117,22 +167,17 @@ static int insert_blocks_locked(struct cache *c, const char *store,
 static int delete_version_locked(struct cache *c, const char *store,
 				 const char *spec, const char *version)
 {
-	sqlite3_stmt *s = NULL;
 	int ret;
 
-	ret = prep(c, &s,
+	ret = exec(c,
 		   "DELETE FROM pinblocks WHERE store=?1 AND spec=?2 AND"
 		   " version=?3",
 		   store, spec, version, NULL);
 	if (ret == 0)
-		ret = run(s);
-	if (ret == 0)
-		ret = prep(c, &s,
+		ret = exec(c,
 			   "DELETE FROM pins WHERE store=?1 AND spec=?2 AND"
 			   " version=?3",
 			   store, spec, version, NULL);
-	if (ret == 0)
-		ret = run(s);
 	return ret;
 }
 
@@ -148,10 +193,9 @@ int cache_pin_version(struct cache *c, const char *store, const char *spec,
 	if (!store || !spec || !version || !*version || !source ||
 	    (n && (!d || !size)))
 		return -EINVAL;
-	pthread_mutex_lock(&c->db_lock);
-	ret = cache_db_begin(c);
+	ret = pin_txn_begin(c);
 	if (ret < 0)
-		goto unlock;
+		return ret;
 	ret = delete_version_locked(c, store, spec, version);
 	if (ret == 0)
 		ret = pinned_bytes_locked(c, &before);
@@ -190,10 +234,7 @@ int cache_pin_version(struct cache *c, const char *store, const char *spec,
 		}
 		ret = -ENOSPC;
 	}
-	ret = cache_db_end(c, ret);
-unlock:
-	pthread_mutex_unlock(&c->db_lock);
-	return ret;
+	return pin_txn_end(c, ret);
 }
 
 int cache_pin_fail(struct cache *c, const char *store, const char *spec,
@@ -205,10 +246,9 @@ int cache_pin_fail(struct cache *c, const char *store, const char *spec,
 
 	if (!store || !spec || !source || !reason)
 		return -EINVAL;
-	pthread_mutex_lock(&c->db_lock);
-	ret = cache_db_begin(c);
+	ret = pin_txn_begin(c);
 	if (ret < 0)
-		goto unlock;
+		return ret;
 	ret = prep(c, &s,
 		   "SELECT count(*) FROM pins WHERE store=?1 AND spec=?2 AND"
 		   " version != ''",
@@ -233,10 +273,7 @@ int cache_pin_fail(struct cache *c, const char *store, const char *spec,
 		sqlite3_bind_int64(s, 6, (int64_t)time(NULL));
 		ret = run(s);
 	}
-	ret = cache_db_end(c, ret);
-unlock:
-	pthread_mutex_unlock(&c->db_lock);
-	return ret;
+	return pin_txn_end(c, ret);
 }
 
 /* Does (store, spec, version) have a row? 1, 0 or -errno. */
@@ -263,10 +300,9 @@ int cache_pin_add_blocks(struct cache *c, const char *store, const char *spec,
 	sqlite3_stmt *s = NULL;
 	int ret;
 
-	pthread_mutex_lock(&c->db_lock);
-	ret = cache_db_begin(c);
+	ret = pin_txn_begin(c);
 	if (ret < 0)
-		goto unlock;
+		return ret;
 	ret = exists_locked(c, store, spec, version);
 	if (ret == 0)
 		ret = -ENOENT;
@@ -281,10 +317,7 @@ int cache_pin_add_blocks(struct cache *c, const char *store, const char *spec,
 		sqlite3_bind_int64(s, 4, (int64_t)done_pending);
 		ret = run(s);
 	}
-	ret = cache_db_end(c, ret);
-unlock:
-	pthread_mutex_unlock(&c->db_lock);
-	return ret;
+	return pin_txn_end(c, ret);
 }
 
 int cache_pin_set_state(struct cache *c, const char *store, const char *spec,
@@ -315,46 +348,34 @@ int cache_pin_set_state(struct cache *c, const char *store, const char *spec,
 int cache_pin_release(struct cache *c, const char *store, const char *spec,
 		      const char *version)
 {
-	int ret;
+	int ret = pin_txn_begin(c);
 
-	pthread_mutex_lock(&c->db_lock);
-	ret = cache_db_begin(c);
-	if (ret == 0)
-		ret = cache_db_end(
-		    c, delete_version_locked(c, store, spec, version));
-	pthread_mutex_unlock(&c->db_lock);
-	return ret;
+	if (ret < 0)
+		return ret;
+	return pin_txn_end(c, delete_version_locked(c, store, spec, version));
 }
 
 int cache_pin_remove(struct cache *c, const char *store, const char *spec)
 {
-	sqlite3_stmt *s = NULL;
 	int ret, n = 0;
 
 	if (!spec)
 		return -EINVAL;
-	pthread_mutex_lock(&c->db_lock);
-	ret = cache_db_begin(c);
+	ret = pin_txn_begin(c);
 	if (ret < 0)
-		goto unlock;
-	ret = prep(c, &s,
+		return ret;
+	ret = exec(c,
 		   "DELETE FROM pinblocks WHERE spec=?1 AND (?2 IS NULL OR"
 		   " store=?2)",
 		   spec, store, NULL);
 	if (ret == 0)
-		ret = run(s);
-	if (ret == 0)
-		ret = prep(c, &s,
+		ret = exec(c,
 			   "DELETE FROM pins WHERE spec=?1 AND (?2 IS NULL OR"
 			   " store=?2)",
 			   spec, store, NULL);
-	if (ret == 0) {
-		ret = run(s);
+	if (ret == 0)
 		n = sqlite3_changes(c->db);
-	}
-	ret = cache_db_end(c, ret);
-unlock:
-	pthread_mutex_unlock(&c->db_lock);
+	ret = pin_txn_end(c, ret);
 	return ret < 0 ? ret : n;
 }
 
