@@ -226,88 +226,6 @@ static int store_fetch_doc(struct store *s, const char *key, size_t max,
 }
 
 /*
- * Check @name, then read document @key (@kret: what formatting it
- * returned) into @b up to its cap, *@etag cleared first. As
- * store_fetch_doc().
- */
-static int store_fetch_named(struct store *s, const char *name, int kret,
-			     const char *key, struct buf *b, char **tag,
-			     char **etag, char *err, size_t errlen)
-{
-	int ret;
-
-	if (etag)
-		*etag = NULL;
-	ret = spec_check_name(name, err, errlen);
-	if (ret < 0)
-		return ret;
-	if (kret < 0) {
-		log_errbuf(err, errlen, "asset name too long");
-		return kret;
-	}
-	return store_fetch_doc(s, key, b->max, b, tag, err, errlen);
-}
-
-/*
- * Give the caller what it asked for besides the parsed document: a copy of
- * the raw bytes (if @raw) and the ETag (if @etag; *@tag moves there).
- * Returns 0 or -ENOMEM/-EFBIG with @err set.
- */
-static int store_hand_over(const char *key, const struct buf *b,
-			   struct buf *raw, char **tag, char **etag, char *err,
-			   size_t errlen)
-{
-	int ret;
-
-	if (raw) {
-		ret = buf_append(raw, b->data ? b->data : "", b->len);
-		if (ret < 0) {
-			log_errbuf(err, errlen, "%s: %s", key, strerror(-ret));
-			return ret;
-		}
-	}
-	if (etag) {
-		*etag = *tag;
-		*tag = NULL;
-	}
-	return 0;
-}
-
-int store_get_versions(struct store *s, const char *name,
-		       struct version_list *out, struct buf *raw, char **etag,
-		       char *err, size_t errlen)
-{
-	char key[STORE_KEY_MAX];
-	char perr[SPEC_ERR_MAX];
-	char *tag = NULL;
-	struct buf b;
-	int ret;
-
-	memset(out, 0, sizeof(*out));
-	buf_init(&b, VERSIONS_MAX_BYTES);
-	ret = store_fetch_named(s, name, store_key_versions(name, key,
-							    sizeof(key)),
-				key, &b, &tag, etag, err, errlen);
-	if (ret == -ENOENT)
-		log_errbuf(err, errlen, "no such asset '%s'", name);
-	if (ret < 0)
-		goto out;
-	ret = store_parse_versions(s, b.data ? b.data : "", b.len, out, perr,
-				   sizeof(perr));
-	if (ret < 0) {
-		log_errbuf(err, errlen, "%s: %s", key, perr);
-		goto out;
-	}
-	ret = store_hand_over(key, &b, raw, &tag, etag, err, errlen);
-	if (ret < 0)
-		version_list_clear(out);
-out:
-	free(tag);
-	buf_free(&b);
-	return ret < 0 ? ret : 0;
-}
-
-/*
  * Check @doc, the bytes of NAME:VERSION's `.meta`, against its
  * `.meta.sig` with the store's key. Returns 0, -EBADMSG (missing or bad
  * signature), or a provider error reading the signature.
@@ -358,9 +276,37 @@ out:
 	return ret;
 }
 
-int store_get_meta(struct store *s, const char *name, const char *version,
-		   struct meta *out, struct buf *raw, char **etag, char *err,
-		   size_t errlen)
+/* Parse a named document into @out (store_get_named). */
+typedef int (*store_parse_fn)(const struct store *s, const char *doc,
+			      size_t len, void *out, char *err, size_t errlen);
+
+static int parse_versions(const struct store *s, const char *doc, size_t len,
+			  void *out, char *err, size_t errlen)
+{
+	return store_parse_versions(s, doc, len, out, err, errlen);
+}
+
+static int parse_meta(const struct store *s, const char *doc, size_t len,
+		      void *out, char *err, size_t errlen)
+{
+	(void)s;
+	return meta_parse(doc, len, out, err, errlen);
+}
+
+/*
+ * The one path of NAME's versions.json (@version NULL) and of
+ * NAME:VERSION's .meta: check @name, read the document up to @max bytes
+ * (a .meta's signature checked first when the store verifies), @parse it
+ * into @out, then give the caller a copy of the raw bytes (if @raw) and
+ * the ETag (if @etag, owned by the caller; cleared first). On failure
+ * @out is cleared with @clear and @err says why.
+ * Returns 0 or a negative errno (-ENOENT: no such document).
+ */
+static int store_get_named(struct store *s, const char *name,
+			   const char *version, size_t max,
+			   store_parse_fn parse, void (*clear)(void *),
+			   void *out, struct buf *raw, char **etag, char *err,
+			   size_t errlen)
 {
 	char key[STORE_KEY_MAX];
 	char perr[SPEC_ERR_MAX];
@@ -368,32 +314,80 @@ int store_get_meta(struct store *s, const char *name, const char *version,
 	struct buf b;
 	int ret;
 
-	memset(out, 0, sizeof(*out));
-	buf_init(&b, META_MAX_BYTES);
-	ret = store_fetch_named(s, name, store_key_meta(name, version, key,
-							sizeof(key)),
-				key, &b, &tag, etag, err, errlen);
-	if (ret == -ENOENT)
-		log_errbuf(err, errlen, "no .meta for '%s:%s'", name, version);
+	buf_init(&b, max);
+	if (etag)
+		*etag = NULL;
+	ret = spec_check_name(name, err, errlen);
 	if (ret < 0)
 		goto out;
-	if (s->verify) {
+	ret = version ? store_key_meta(name, version, key, sizeof(key))
+		      : store_key_versions(name, key, sizeof(key));
+	if (ret < 0) {
+		log_errbuf(err, errlen, "asset name too long");
+		goto out;
+	}
+	ret = store_fetch_doc(s, key, max, &b, &tag, err, errlen);
+	if (ret == -ENOENT && version)
+		log_errbuf(err, errlen, "no .meta for '%s:%s'", name, version);
+	else if (ret == -ENOENT)
+		log_errbuf(err, errlen, "no such asset '%s'", name);
+	if (ret < 0)
+		goto out;
+	if (version && s->verify) {
 		ret = store_check_sig(s, name, version, &b, err, errlen);
 		if (ret < 0)
 			goto out;
 	}
-	ret = meta_parse(b.data ? b.data : "", b.len, out, perr, sizeof(perr));
+	ret = parse(s, b.data ? b.data : "", b.len, out, perr, sizeof(perr));
 	if (ret < 0) {
 		log_errbuf(err, errlen, "%s: %s", key, perr);
 		goto out;
 	}
-	ret = store_hand_over(key, &b, raw, &tag, etag, err, errlen);
-	if (ret < 0)
-		meta_clear(out);
+	if (raw) {
+		ret = buf_append(raw, b.data ? b.data : "", b.len);
+		if (ret < 0) {
+			log_errbuf(err, errlen, "%s: %s", key, strerror(-ret));
+			clear(out);
+			goto out;
+		}
+	}
+	if (etag) {
+		*etag = tag;
+		tag = NULL;
+	}
 out:
 	free(tag);
 	buf_free(&b);
 	return ret < 0 ? ret : 0;
+}
+
+static void clear_versions(void *out)
+{
+	version_list_clear(out);
+}
+
+static void clear_meta(void *out)
+{
+	meta_clear(out);
+}
+
+int store_get_versions(struct store *s, const char *name,
+		       struct version_list *out, struct buf *raw, char **etag,
+		       char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	return store_get_named(s, name, NULL, VERSIONS_MAX_BYTES,
+			       parse_versions, clear_versions, out, raw, etag,
+			       err, errlen);
+}
+
+int store_get_meta(struct store *s, const char *name, const char *version,
+		   struct meta *out, struct buf *raw, char **etag, char *err,
+		   size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	return store_get_named(s, name, version, META_MAX_BYTES, parse_meta,
+			       clear_meta, out, raw, etag, err, errlen);
 }
 
 int store_read_index(struct store *s, struct assets_index *out, char *err,

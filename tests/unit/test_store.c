@@ -194,15 +194,18 @@ test(store_meta_modelkit_layout)
 	char err[STORE_ERR_MAX];
 	struct meta m = {0};
 	struct buf raw;
+	char *etag = NULL;
 	struct store *s = make_store(objs, N_OBJS);
 
 	CHECK(s != NULL);
 	if (!s)
 		return;
 	buf_init(&raw, 0);
-	CHECK_INT(store_get_meta(s, "fraud/xgb", "1.10", &m, &raw, NULL, err,
+	CHECK_INT(store_get_meta(s, "fraud/xgb", "1.10", &m, &raw, &etag, err,
 				 sizeof(err)),
 		  0);
+	CHECK(etag != NULL);
+	free(etag);
 	CHECK(m.is_directory);
 	CHECK_INT(m.n_contents, 2);
 	if (m.n_contents == 2) {
@@ -212,10 +215,12 @@ test(store_meta_modelkit_layout)
 	CHECK(m.manifest == NULL);
 	CHECK_STR(raw.data, META_DIR);
 	meta_clear(&m);
-	CHECK_INT(store_get_meta(s, "fraud/xgb", "1.0", &m, NULL, NULL, err,
+	etag = NULL;
+	CHECK_INT(store_get_meta(s, "fraud/xgb", "1.0", &m, NULL, &etag, err,
 				 sizeof(err)),
 		  -ENOENT);
 	CHECK_STR(err, "no .meta for 'fraud/xgb:1.0'");
+	CHECK(etag == NULL);
 	buf_free(&raw);
 	drop_store(&s);
 }
