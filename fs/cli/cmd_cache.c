@@ -45,13 +45,6 @@ struct kv_out {
 	bool first;
 };
 
-static void out_begin(struct kv_out *o)
-{
-	o->first = true;
-	if (o->json)
-		printf("{");
-}
-
 static void out_u64(struct kv_out *o, const char *k, uint64_t v)
 {
 	if (o->json)
@@ -82,6 +75,15 @@ static void out_str(struct kv_out *o, const char *k, const char *v)
 	}
 	printf("\"");
 	o->first = false;
+}
+
+/* Every report opens with the cache dir it speaks of. */
+static void out_begin(struct kv_out *o, const char *dir)
+{
+	o->first = true;
+	if (o->json)
+		printf("{");
+	out_str(o, "cache_dir", dir);
 }
 
 static void out_end(struct kv_out *o)
@@ -214,8 +216,7 @@ int cmd_cache(int argc, char **argv)
 				strerror(-ret));
 			goto out;
 		}
-		out_begin(&o);
-		out_str(&o, "cache_dir", dir);
+		out_begin(&o, dir);
 		out_u64(&o, "checked", r.checked);
 		out_u64(&o, "bytes", r.bytes);
 		out_u64(&o, "bad", r.bad);
@@ -250,8 +251,7 @@ int cmd_cache(int argc, char **argv)
 		ret = cache_get_stats(c, &st);
 		if (ret < 0)
 			goto stat_err;
-		out_begin(&o);
-		out_str(&o, "cache_dir", dir);
+		out_begin(&o, dir);
 		out_u64(&o, "evicted", evicted);
 		out_u64(&o, "blocks", st.blocks);
 		out_u64(&o, "bytes", st.bytes);
@@ -263,8 +263,7 @@ int cmd_cache(int argc, char **argv)
 	ret = cache_get_stats(c, &st);
 	if (ret < 0)
 		goto stat_err;
-	out_begin(&o);
-	out_str(&o, "cache_dir", dir);
+	out_begin(&o, dir);
 	out_u64(&o, "blocks", st.blocks);
 	out_u64(&o, "bytes", st.bytes);
 	out_u64(&o, "max_bytes", st.max_bytes);

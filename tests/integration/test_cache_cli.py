@@ -78,6 +78,20 @@ def test_stat_prints_key_value_lines(assetfs_bin, cache_dir):
     assert j["blocks"] == 3 and j["bytes"] == sum(sizes)
 
 
+@pytest.mark.parametrize("action", ["stat", "gc", "verify"])
+def test_every_report_opens_with_its_cache_dir(assetfs_bin, cache_dir,
+                                               action):
+    put_block(cache_dir, os.urandom(BLK))
+    p = cache(assetfs_bin, action, "--cache-dir", str(cache_dir))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode().splitlines()[0] == f"cache_dir {cache_dir}"
+    p = cache(assetfs_bin, action, "--cache-dir", str(cache_dir), "--json")
+    assert p.returncode == 0, p.stderr
+    j = json.loads(p.stdout)
+    assert list(j)[0] == "cache_dir" and j["cache_dir"] == str(cache_dir)
+    assert j["bytes"] == BLK
+
+
 def test_verify_reports_corrupt_block_and_exits_nonzero(assetfs_bin,
                                                         cache_dir):
     good = [put_block(cache_dir, os.urandom(BLK))[0] for _ in range(3)]
