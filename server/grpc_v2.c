@@ -333,25 +333,10 @@ static int fill_typed(const struct infer_input *in, double *dst, size_t n,
 		for (i = 0; i < n; i++)
 			dst[i] = t->fp64_contents[i];
 		return 0;
-	case DT_INT8:
-		lo = -128, hi = 127;
-		break;
-	case DT_INT16:
-		lo = -32768, hi = 32767;
-		break;
-	case DT_INT32:
-		lo = -2147483648.0, hi = 2147483647.0;
-		break;
-	case DT_UINT8:
-		hi = 255;
-		break;
-	case DT_UINT16:
-		hi = 65535;
-		break;
-	case DT_UINT32:
-		hi = 4294967295.0;
-		break;
 	default:
+		break;
+	}
+	if (dtype_int_range(in->dt, &lo, &hi) < 0) {
 		snprintf(err, errlen, "%s: unsupported datatype", in->what);
 		return -EINVAL;
 	}

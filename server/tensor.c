@@ -112,6 +112,28 @@ int json_parse_exact(const char *s, size_t len, int max_depth, cJSON **out,
 	return 0;
 }
 
+int dtype_int_range(enum dtype dt, double *lo, double *hi)
+{
+	static const struct {
+		double lo, hi;
+	} range[] = {
+	    [DT_INT8] = {-128, 127},
+	    [DT_INT16] = {-32768, 32767},
+	    [DT_INT32] = {-2147483648.0, 2147483647.0},
+	    [DT_INT64] = {-9223372036854775808.0, 9223372036854775807.0},
+	    [DT_UINT8] = {0, 255},
+	    [DT_UINT16] = {0, 65535},
+	    [DT_UINT32] = {0, 4294967295.0},
+	    [DT_UINT64] = {0, 18446744073709551615.0},
+	};
+
+	if (dt < DT_INT8 || dt > DT_UINT64)
+		return -EINVAL;
+	*lo = range[dt].lo;
+	*hi = range[dt].hi;
+	return 0;
+}
+
 /* Check one scalar against @dt; on success store it in *@v. */
 static int check_elem(const cJSON *e, enum dtype dt, const char *what,
 		      size_t idx, double *v, char *err, size_t errlen)
@@ -145,37 +167,11 @@ static int check_elem(const cJSON *e, enum dtype dt, const char *what,
 	case DT_FP64:
 		*v = d;
 		return 0;
-	case DT_INT8:
-		lo = -128;
-		hi = 127;
-		break;
-	case DT_INT16:
-		lo = -32768;
-		hi = 32767;
-		break;
-	case DT_INT32:
-		lo = -2147483648.0;
-		hi = 2147483647.0;
-		break;
-	case DT_INT64:
-		lo = -9223372036854775808.0;
-		hi = 9223372036854775807.0;
-		break;
-	case DT_UINT8:
-		hi = 255;
-		break;
-	case DT_UINT16:
-		hi = 65535;
-		break;
-	case DT_UINT32:
-		hi = 4294967295.0;
-		break;
-	case DT_UINT64:
-		hi = 18446744073709551615.0;
-		break;
 	default:
-		goto bad;
+		break;
 	}
+	if (dtype_int_range(dt, &lo, &hi) < 0)
+		goto bad;
 	if (d != floor(d) || d < lo || d > hi) {
 		snprintf(err, errlen,
 			 "%s: element %zu (%.17g) is not a valid %s", what, idx,

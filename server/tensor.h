@@ -45,6 +45,13 @@ enum dtype {
 int dtype_parse(const char *s, enum dtype *out);
 const char *dtype_name(enum dtype d);
 
+/*
+ * The values integer datatype @dt holds, as doubles (INT64's and UINT64's
+ * ends rounded to the nearest double): 0 with *@lo and *@hi set, or
+ * -EINVAL (@lo, @hi untouched) for BOOL, the FP types and BYTES.
+ */
+int dtype_int_range(enum dtype dt, double *lo, double *hi);
+
 struct matrix {
 	double *x; /* owned, rows * cols */
 	size_t rows, cols;

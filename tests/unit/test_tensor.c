@@ -40,6 +40,39 @@ test(dtype_names_round_trip)
 	CHECK_INT(dtype_parse("", &d), -EINVAL);
 }
 
+/* One range table serves REST (tensor.c) and gRPC typed contents. */
+test(dtype_int_range_table)
+{
+	static const struct {
+		enum dtype dt;
+		int ret;
+		double lo, hi;
+	} t[] = {
+	    {DT_BOOL, -EINVAL, 0, 0},
+	    {DT_INT8, 0, -128, 127},
+	    {DT_INT16, 0, -32768, 32767},
+	    {DT_INT32, 0, -2147483648.0, 2147483647.0},
+	    {DT_INT64, 0, -9223372036854775808.0, 9223372036854775807.0},
+	    {DT_UINT8, 0, 0, 255},
+	    {DT_UINT16, 0, 0, 65535},
+	    {DT_UINT32, 0, 0, 4294967295.0},
+	    {DT_UINT64, 0, 0, 18446744073709551615.0},
+	    {DT_FP16, -EINVAL, 0, 0},
+	    {DT_FP32, -EINVAL, 0, 0},
+	    {DT_FP64, -EINVAL, 0, 0},
+	    {DT_BYTES, -EINVAL, 0, 0},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		double lo = 7, hi = 7;
+
+		CHECK_INT(dtype_int_range(t[i].dt, &lo, &hi), t[i].ret);
+		CHECK(lo == (t[i].ret ? 7 : t[i].lo));
+		CHECK(hi == (t[i].ret ? 7 : t[i].hi));
+	}
+}
+
 test(flatten_nested_and_flat)
 {
 	char err[ERR_MAX];
