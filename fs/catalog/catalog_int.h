@@ -138,6 +138,12 @@ int cat_doc_get(struct catalog *c, const char *key, struct buf *out);
 /* ---- catalog_offline.c ---- */
 
 int cat_level_to_json(const struct cat_level *l, struct buf *out);
+/*
+ * Parse a kept level document (hostile: the cache dir is shared) into
+ * the empty @l: entries that are not one valid name component are
+ * skipped; the result is sorted and unique. Returns 0, or -EINVAL (not
+ * JSON, or an array missing) / -ENOMEM with @l left empty.
+ */
 int cat_level_from_json(const char *s, size_t len, struct cat_level *l);
 /*
  * Offline and never listed: the level as far as this process knows it,
@@ -162,6 +168,12 @@ int cat_objinfo_add(struct objinfo *oi, const char *path, uint64_t size,
 /* The index of @path, or -ENOENT. */
 int cat_objinfo_find(const struct objinfo *oi, const char *path);
 int cat_objinfo_to_json(const struct objinfo *oi, struct buf *out);
+/*
+ * Parse a kept objinfo document (hostile) into the empty @oi: entries
+ * without a string "p" and "e" and a whole size in [0, 2^53] are
+ * skipped. Returns 0, or -EINVAL (not JSON, no "files" array) / -ENOMEM
+ * with @oi left empty.
+ */
 int cat_objinfo_from_json(const char *s, size_t len, struct objinfo *oi);
 
 /* ---- catalog_vlist.c ---- */

@@ -8,13 +8,15 @@
  *
  * The kept documents are shared by every mount on the cache dir and are
  * read back as untrusted input: malformed entries are skipped, not
- * trusted (a level or objinfo that does not parse is "not kept").
+ * trusted (a level or objinfo that does not parse, or lacks its array, is
+ * "not kept", and the level or objinfo is left empty).
  *
  * Threads: pure functions, except cat_level_from_memory() (c->lock).
  * Errors: 0 or a negative errno.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +65,13 @@ out:
 	return ret;
 }
 
-static int json_strv(const cJSON *arr, char ***v, size_t *n)
+/*
+ * Append the strings of @arr to @v that are one valid name component
+ * (what a listing gives: no '/', no "." or ".."; readdir shows them as
+ * they are); other entries are skipped. Returns 0, -EINVAL (not an
+ * array) or -ENOMEM.
+ */
+static int json_comps(const cJSON *arr, char ***v, size_t *n)
 {
 	const cJSON *it;
 	int ret;
@@ -72,13 +80,22 @@ static int json_strv(const cJSON *arr, char ***v, size_t *n)
 		return -EINVAL;
 	cJSON_ArrayForEach(it, arr)
 	{
-		if (!cJSON_IsString(it))
+		if (!cJSON_IsString(it) || strchr(it->valuestring, '/') ||
+		    spec_check_name(it->valuestring, NULL, 0) < 0)
 			continue;
 		ret = cat_strv_push(v, n, it->valuestring);
 		if (ret < 0)
 			return ret;
 	}
 	return 0;
+}
+
+static void level_clear(struct cat_level *l)
+{
+	cat_strv_free(l->assets, l->n_assets);
+	cat_strv_free(l->namespaces, l->n_namespaces);
+	l->assets = l->namespaces = NULL;
+	l->n_assets = l->n_namespaces = 0;
 }
 
 int cat_level_from_json(const char *s, size_t len, struct cat_level *l)
@@ -88,14 +105,20 @@ int cat_level_from_json(const char *s, size_t len, struct cat_level *l)
 
 	if (!o)
 		return -EINVAL;
-	ret = json_strv(cJSON_GetObjectItemCaseSensitive(o, "assets"),
-			&l->assets, &l->n_assets);
+	ret = json_comps(cJSON_GetObjectItemCaseSensitive(o, "assets"),
+			 &l->assets, &l->n_assets);
 	if (ret == 0)
-		ret =
-		    json_strv(cJSON_GetObjectItemCaseSensitive(o, "namespaces"),
-			      &l->namespaces, &l->n_namespaces);
+		ret = json_comps(
+		    cJSON_GetObjectItemCaseSensitive(o, "namespaces"),
+		    &l->namespaces, &l->n_namespaces);
 	cJSON_Delete(o);
-	return ret;
+	if (ret < 0) {
+		level_clear(l);
+		return ret;
+	}
+	cat_strv_sort_uniq(l->assets, &l->n_assets);
+	cat_strv_sort_uniq(l->namespaces, &l->n_namespaces);
+	return 0;
 }
 
 /* Add the child of @ns on the way to @full (an asset or a namespace). */
@@ -241,10 +264,13 @@ int cat_objinfo_to_json(const struct objinfo *oi, struct buf *out)
 		goto out;
 	for (i = 0; i < oi->n; i++) {
 		cJSON *f = cJSON_CreateObject();
+		char num[24];
 
+		/* as an integer: cJSON prints doubles with 15 digits */
+		snprintf(num, sizeof(num), "%" PRIu64, oi->sizes[i]);
 		if (!f || !cJSON_AddItemToArray(arr, f) ||
 		    !cJSON_AddStringToObject(f, "p", oi->paths[i]) ||
-		    !cJSON_AddNumberToObject(f, "s", (double)oi->sizes[i]) ||
+		    !cJSON_AddRawToObject(f, "s", num) ||
 		    !cJSON_AddStringToObject(f, "e", oi->etags[i]))
 			goto out;
 	}
@@ -257,28 +283,40 @@ out:
 	return ret;
 }
 
+/* Sizes are written as JSON numbers: exact up to 2^53, a file's size far
+ * below it; anything else (negative, fractional, NaN, huge) is corrupt. */
+#define CAT_OBJ_SIZE_MAX 9007199254740992.0
+
 int cat_objinfo_from_json(const char *s, size_t len, struct objinfo *oi)
 {
-	cJSON *o = cJSON_ParseWithLength(s, len), *it;
+	cJSON *o = cJSON_ParseWithLength(s, len), *files, *it;
 	int ret = 0;
 
 	if (!o)
 		return -EINVAL;
-	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(o, "files"))
+	files = cJSON_GetObjectItemCaseSensitive(o, "files");
+	if (!cJSON_IsArray(files)) {
+		cJSON_Delete(o);
+		return -EINVAL;
+	}
+	cJSON_ArrayForEach(it, files)
 	{
 		cJSON *p = cJSON_GetObjectItemCaseSensitive(it, "p");
 		cJSON *sz = cJSON_GetObjectItemCaseSensitive(it, "s");
 		cJSON *e = cJSON_GetObjectItemCaseSensitive(it, "e");
+		double d = cJSON_IsNumber(sz) ? sz->valuedouble : -1;
 
-		if (!cJSON_IsString(p) || !cJSON_IsNumber(sz) ||
-		    !cJSON_IsString(e) || sz->valuedouble < 0)
+		/* !(d >= 0) also catches NaN */
+		if (!cJSON_IsString(p) || !cJSON_IsString(e) || !(d >= 0) ||
+		    d > CAT_OBJ_SIZE_MAX || (double)(uint64_t)d != d)
 			continue;
-		ret =
-		    cat_objinfo_add(oi, p->valuestring,
-				    (uint64_t)sz->valuedouble, e->valuestring);
+		ret = cat_objinfo_add(oi, p->valuestring, (uint64_t)d,
+				      e->valuestring);
 		if (ret < 0)
 			break;
 	}
 	cJSON_Delete(o);
+	if (ret < 0)
+		cat_objinfo_clear(oi);
 	return ret;
 }

@@ -2,8 +2,9 @@
  * pins - see pins.h. The pin table lives in the cache (cache_pin.c); this
  * file decides what goes in it: the version a spec resolves to now, its
  * blocks, and when an older version may be released; and it answers the
- * alias gate of warm_before_flip. The mount's thread, the pin file and
- * the gauges are in pins_daemon.c, which calls this file.
+ * alias gate of warm_before_flip; and it parses a pin file's text. The
+ * mount's thread, reading the pin file and the gauges are in
+ * pins_daemon.c, which calls this file.
  *
  * Threads: every function is safe concurrently; the shared state is the
  * pin table (sqlite). Errors: 0 or a negative errno, a message in @err.
@@ -90,6 +91,77 @@ int pins_spec_norm(const char *text, char *out, size_t len, char *err,
 		     s.version ? s.version : "");
 	spec_clear(&s);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+void pins_specs_free(char **specs, size_t n)
+{
+	while (n)
+		free(specs[--n]);
+	free(specs);
+}
+
+/* Is @key among the first @n of @v? (pin files are short: a scan) */
+static bool specs_have(char *const *v, size_t n, const char *key)
+{
+	while (n)
+		if (strcmp(v[--n], key) == 0)
+			return true;
+	return false;
+}
+
+int pins_file_parse(const char *text, size_t len, const char *path,
+		    char ***specs, size_t *n)
+{
+	char key[SPEC_NAME_MAX + SPEC_VERSION_MAX + 2], e[WARM_ERR_MAX];
+	char *copy, *line, *save = NULL, **v = NULL, **nv;
+	size_t k = 0;
+	int ret = 0;
+
+	*specs = NULL;
+	*n = 0;
+	copy = strndup(text, len);
+	if (!copy)
+		return -ENOMEM;
+	for (line = strtok_r(copy, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *hash = strchr(line, '#'), *end;
+
+		if (hash)
+			*hash = '\0';
+		line += strspn(line, " \t\r");
+		end = line + strlen(line);
+		while (end > line && strchr(" \t\r", end[-1]))
+			*--end = '\0';
+		if (!*line)
+			continue;
+		if (pins_spec_norm(line, key, sizeof(key), e, sizeof(e)) < 0) {
+			log_warn("pins file %s: skipping '%s': %s", path, line,
+				 e);
+			continue;
+		}
+		if (specs_have(v, k, key))
+			continue;
+		nv = realloc(v, (k + 1) * sizeof(*v));
+		if (!nv) {
+			ret = -ENOMEM;
+			break;
+		}
+		v = nv;
+		v[k] = strdup(key);
+		if (!v[k]) {
+			ret = -ENOMEM;
+			break;
+		}
+		k++;
+	}
+	free(copy);
+	if (ret < 0) {
+		pins_specs_free(v, k);
+		return ret;
+	}
+	*specs = v;
+	*n = k;
+	return 0;
 }
 
 /* Resolve @spec's version in @l: *@out points into @l. */

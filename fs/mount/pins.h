@@ -43,6 +43,20 @@ int pins_spec_norm(const char *text, char *out, size_t len, char *err,
 		   size_t errlen);
 
 /*
+ * Parse the text of a pin file (it comes from a ConfigMap: hostile): one
+ * spec per line, '#' starts a comment, blank lines and surrounding
+ * blanks ignored; a line that is not a valid pin spec is skipped with a
+ * warning naming @path (borrowed, for messages only). @text (@len bytes,
+ * need not be NUL-terminated; a NUL byte ends the text) is only read.
+ * *@specs gets a malloc'd array of *@n normalised specs, each listed once
+ * (the first time it appears); free with pins_specs_free(). Returns 0 or
+ * -ENOMEM (then *@specs is NULL and *@n 0).
+ */
+int pins_file_parse(const char *text, size_t len, const char *path,
+		    char ***specs, size_t *n);
+void pins_specs_free(char **specs, size_t n);
+
+/*
  * Resolve @spec now (version list, then .meta): *@v gets a reference
  * (cat_version_unref()). Returns 0 or an error (-ENOENT no such asset or
  * version, store errors).

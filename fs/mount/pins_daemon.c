@@ -97,16 +97,10 @@ static void keep_current(struct pins *p, const char *spec, const char *source)
 	fail_note(p, spec, rep.version, ret < 0);
 }
 
-/*
- * Read the pin file: one spec per line, '#' starts a comment. *@specs
- * gets a malloc'd array of *@n normalised specs. Returns 0 or -errno.
- */
+/* Read and parse the pin file (pins_file_parse()). Returns 0 or -errno. */
 static int read_pin_file(const char *path, char ***specs, size_t *n)
 {
 	struct buf b;
-	char *line, *save = NULL, **v = NULL, **nv;
-	char key[SPEC_NAME_MAX + SPEC_VERSION_MAX + 2], e[WARM_ERR_MAX];
-	size_t k = 0;
 	int ret;
 
 	*specs = NULL;
@@ -114,53 +108,10 @@ static int read_pin_file(const char *path, char ***specs, size_t *n)
 	buf_init(&b, PINS_FILE_MAX);
 	ret = file_read_capped(path, PINS_FILE_MAX, &b);
 	if (ret == 0)
-		ret = buf_append(&b, "", 1); /* an empty file: data non-NULL */
-	if (ret < 0)
-		goto out;
-	for (line = strtok_r(b.data, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
-		char *hash = strchr(line, '#'), *end;
-
-		if (hash)
-			*hash = '\0';
-		line += strspn(line, " \t\r");
-		end = line + strlen(line);
-		while (end > line && strchr(" \t\r", end[-1]))
-			*--end = '\0';
-		if (!*line)
-			continue;
-		if (pins_spec_norm(line, key, sizeof(key), e, sizeof(e)) < 0) {
-			log_warn("pins file %s: skipping '%s': %s", path, line,
-				 e);
-			continue;
-		}
-		nv = realloc(v, (k + 1) * sizeof(*v));
-		if (!nv || !(nv[k] = strdup(key))) {
-			v = nv ? nv : v;
-			ret = -ENOMEM;
-			break;
-		}
-		v = nv;
-		k++;
-	}
-out:
+		ret = pins_file_parse(b.data ? b.data : "", b.len, path, specs,
+				      n);
 	buf_free(&b);
-	if (ret < 0) {
-		while (k)
-			free(v[--k]);
-		free(v);
-		return ret;
-	}
-	*specs = v;
-	*n = k;
-	return 0;
-}
-
-static void free_strv(char **v, size_t n)
-{
-	while (n)
-		free(v[--n]);
-	free(v);
+	return ret;
 }
 
 /* Apply the pin file: pin what it lists, unpin what it no longer does. */
@@ -197,7 +148,7 @@ static void apply_pin_file(struct pins *p)
 		fail_note(p, specs[i], "", false);
 		keep_current(p, specs[i], p->source);
 	}
-	free_strv(specs, n);
+	pins_specs_free(specs, n);
 }
 
 static void *daemon_main(void *arg)

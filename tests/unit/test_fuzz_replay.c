@@ -52,6 +52,15 @@
 #define FUZZ_ENTRY fuzz_infer_entry
 #include "tests/fuzz/fuzz_infer.c"
 #undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_level_entry
+#include "tests/fuzz/fuzz_level.c"
+#undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_objinfo_entry
+#include "tests/fuzz/fuzz_objinfo.c"
+#undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_pins_entry
+#include "tests/fuzz/fuzz_pins.c"
+#undef FUZZ_ENTRY
 #ifdef HAVE_GRPC
 #define FUZZ_ENTRY fuzz_grpc_entry
 #include "tests/fuzz/fuzz_grpc.c"
@@ -391,6 +400,21 @@ test(replay_pyframe)
 test(replay_infer)
 {
 	replay("infer", fuzz_infer_entry, 0x5eed0007);
+}
+
+test(replay_level)
+{
+	replay("level", fuzz_level_entry, 0x5eed0009);
+}
+
+test(replay_objinfo)
+{
+	replay("objinfo", fuzz_objinfo_entry, 0x5eed000a);
+}
+
+test(replay_pins)
+{
+	replay("pins", fuzz_pins_entry, 0x5eed000b);
 }
 
 #ifdef HAVE_GRPC
