@@ -73,7 +73,8 @@ static int render_metrics(void *ctx, struct buf *out)
 	return ret < 0 ? ret : metrics_grpc_render(c->gmetrics, out);
 }
 
-/* `--metrics-port`: /metrics on every address (common/metrics_http). */
+/* `--metrics-port`: /metrics on every IPv4 address, as http_listen() binds
+ * the http port (common/metrics_http). */
 static int start_metrics_server(const struct server_opts *o,
 				struct server_ctx *mctx,
 				struct metrics_http **out)

@@ -74,6 +74,43 @@ def test_metrics_count_what_was_sent(servers, root, models):
     assert srv.get("/metrics").status_code == 404
 
 
+def listen_addrs(port):
+    """The local addresses sockets listen on at @port (/proc/net/tcp{,6}:
+    state 0A is LISTEN), as "0.0.0.0", "127.0.0.1", "::" ..."""
+    found = set()
+    for name, fam in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
+        for line in pathlib.Path(f"/proc/net/{name}").read_text() \
+                .splitlines()[1:]:
+            f = line.split()
+            addr, hport = f[1].split(":")
+            if f[3] != "0A" or int(hport, 16) != port:
+                continue
+            raw = bytes.fromhex(addr)
+            # /proc prints each 32-bit word in host (little-endian) order
+            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            found.add(socket.inet_ntop(fam, raw))
+    return found
+
+
+def test_metrics_port_listens_where_the_http_port_does(servers, root,
+                                                       server_bin):
+    """--metrics-port binds the addresses the http port binds (every
+    IPv4 address; neither has an address option): /metrics is no more
+    and no less reachable than the predictions next to it."""
+    mport = free_port()
+    srv = servers(["--assets-dir", root, "--model", "iris=iris:1",
+                   "--metrics-port", mport])
+    assert listen_addrs(srv.port) == {"0.0.0.0"}
+    assert listen_addrs(mport) == listen_addrs(srv.port)
+    assert "assetfs_server_requests_total" in srv.metrics()
+    # and --help says so
+    text = " ".join(subprocess.run([server_bin, "--help"], capture_output=True,
+                                   text=True).stdout.split())
+    assert "--http-port N port to serve on, on every IPv4 address" in text
+    assert ("--metrics-port N serve /metrics on its own port, on the same "
+            "addresses") in text
+
+
 def test_workers_share_the_port_and_recycle_without_failures(servers, root,
                                                              models):
     srv = servers(["--assets-dir", root, "--model", "iris=iris:1",
