@@ -29,6 +29,8 @@ from helpers_mount import wait_for
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 IMAGE = os.environ.get("ASSETFS_NODE_IMAGE", "localhost/assetfs:node-test")
+# the rolling update's image: the same build, another version label
+NEXT_IMAGE = IMAGE + "-next"
 PODMAN = ["podman", "--runtime", "runc"]
 RUN = ["--ulimit", "nofile=16384:16384", "--ulimit", "nproc=16384:16384",
        "--network", "slirp4netns"]
@@ -67,17 +69,38 @@ def free_port():
         return s.getsockname()[1]
 
 
+def build_image(name, **env):
+    env = dict(os.environ, ASSETFS_IMAGE=name, **env)
+    p = subprocess.run([str(ROOT / "scripts" / "image")], env=env,
+                       capture_output=True, text=True, timeout=1800)
+    assert p.returncode == 0, f"scripts/image failed:\n{p.stderr[-4000:]}"
+    assert p.stdout.strip().splitlines()[-1] == name
+    return name
+
+
+def image_version(image):
+    return podman("image", "inspect", "-f",
+                  '{{index .Labels "org.opencontainers.image.version"}}',
+                  image).stdout.strip()
+
+
 @pytest.fixture(scope="session")
 def node_image():
     """Build (or reuse) the image; its name."""
     if os.geteuid() != 0:
         pytest.skip("the node test needs root (mounts, privileged podman)")
-    env = dict(os.environ, ASSETFS_IMAGE=IMAGE)
-    p = subprocess.run([str(ROOT / "scripts" / "image")], env=env,
-                       capture_output=True, text=True, timeout=1800)
-    assert p.returncode == 0, f"scripts/image failed:\n{p.stderr[-4000:]}"
-    assert p.stdout.strip().splitlines()[-1] == IMAGE
-    return IMAGE
+    return build_image(IMAGE)
+
+
+@pytest.fixture(scope="session")
+def next_image(node_image):
+    """The image a rolling update brings: scripts/image run again with
+    another version (the base is shared, so only the binaries' layer is
+    built); its name."""
+    version = image_version(node_image) + "+next"
+    build_image(NEXT_IMAGE, ASSETFS_IMAGE_VERSION=version)
+    assert image_version(NEXT_IMAGE) == version
+    return NEXT_IMAGE
 
 
 class Container:
@@ -99,6 +122,17 @@ class Container:
         p = podman("inspect", "-f", "{{.State.Running}}", self.name,
                    check=False)
         return p.stdout.strip() == "true"
+
+    def exit_code(self):
+        """The exit status of its process, None while it runs."""
+        p = podman("inspect", "-f", "{{.State.Running}} {{.State.ExitCode}}",
+                    self.name)
+        running, code = p.stdout.split()
+        return None if running == "true" else int(code)
+
+    def image(self):
+        return podman("inspect", "-f", "{{.ImageName}}",
+                      self.name).stdout.strip()
 
 
 class Node:
@@ -152,7 +186,8 @@ class Node:
             args += ["-v", f"{host}:{inside}:ro"]
         return args
 
-    def start(self, c, vols, env=None, extra_volumes=(), privileged=False):
+    def start(self, c, vols, env=None, extra_volumes=(), privileged=False,
+              image=None):
         name = f"{self.tag}-{len(self.containers)}"
         ports = {p["containerPort"]: free_port() for p in c.get("ports", [])}
         args = ["run", "-d", "--name", name, *RUN]
@@ -165,18 +200,20 @@ class Node:
         args += self.volumes(c, vols, extra_volumes)
         cmd = c.get("command", [])
         args += ["--entrypoint", cmd[0]] if cmd else []
-        args += [self.image, *cmd[1:], *c.get("args", [])]
+        args += [image or self.image, *cmd[1:], *c.get("args", [])]
         ct = Container(name, ports)
         self.containers.append(ct)
         podman(*args)
         return ct
 
-    def daemon(self, env_overrides, store_dir):
+    def daemon(self, env_overrides, store_dir, image=None):
+        """Start the DaemonSet's container (of @image, default the node's)
+        and wait until its readiness probe passes."""
         c, vols = workload("DaemonSet", "assetfs")
         env = dict(manifest("ConfigMap", "assetfs-config")["data"])
         env.update(env_overrides)
         ct = self.start(c, vols, env=env,
-                        extra_volumes=[(store_dir, "/store")])
+                        extra_volumes=[(store_dir, "/store")], image=image)
         probe = c["readinessProbe"]["exec"]["command"]
 
         def ready():
@@ -214,8 +251,31 @@ class Node:
         wait_for(ready, 90, "a server's readiness probe", interval=0.3)
         return ct
 
+    def stop_pod(self, ct, grace):
+        """Delete a pod as the kubelet does: its preStop hook, then SIGTERM
+        and @grace seconds (terminationGracePeriodSeconds) before SIGKILL;
+        the container's exit status."""
+        ct.exec(*ct.prestop, timeout=grace + 10)
+        podman("stop", "-t", str(grace), ct.name, timeout=grace + 30)
+        code = ct.exit_code()
+        podman("rm", ct.name)
+        self.containers.remove(ct)
+        return code
+
     def mountpoint(self):
         return self.host["/var/lib/assetfs"] / "assets"
+
+    def mounts_at_mountpoint(self):
+        """How many mounts the host sees at the mountpoint, and of what
+        types (/proc/self/mountinfo)."""
+        mnt = str(self.mountpoint())
+        types = []
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split()
+                if fields[4] == mnt:
+                    types.append(fields[fields.index("-") + 1])
+        return types
 
     def teardown(self):
         errors = []

@@ -25,16 +25,34 @@ deploy/server-deployment.yaml read the model through the propagated mount
   (warm_before_flip); once the data is there the warmer fetches it, the
   alias moves, and both servers swap with zero failed predictions and
   without a byte fetched by their loads: no cold fetch during serving.
+
+test_daemon_upgrade_under_load: the DaemonSet's rolling update
+(maxSurge 1, maxUnavailable 0) with a new image while both servers
+answer predictions: the new pod's container starts beside the old one
+with the same command, takes the mount over through the hostPath
+/run/assetfs, the old daemon hands over and lingers until its pod is
+deleted (preStop, SIGTERM: exit status 0, mount left alone); zero failed
+predictions, one assetfs mount at the hostPath all along, reads through
+the mount never fail, the new daemon counts the takeover, and nothing is
+fetched again.
+
+test_python_models_in_the_image: a server container of the same image
+serves an sklearn model (joblib) and a Python class through the
+propagated mount, with the predictions the same model gives here.
 """
+import importlib.util
 import json
 import os
+import threading
 import time
 
 import numpy as np
 import requests
 
 from helpers_mount import push, wait_for  # noqa: F401
-from helpers_node import mount_counters, node, node_image  # noqa: F401
+from helpers_node import (image_version, mount_counters, next_image,  # noqa
+                          node, node_image, workload)
+from helpers_python import skl, write_class  # noqa: F401
 from helpers_server import Load, models, v2_body, v2_output  # noqa: F401
 from test_pins import stage_version
 
@@ -156,3 +174,184 @@ def test_node_in_a_box(node, assetfs_bin, models, tmp_path):
     assert s["blocks_fetched"] == 2, s
     print(json.dumps({"node_start_s": round(started, 1),
                       "requests": sum(len(r) for r in results)}))
+
+
+class MountWatch(threading.Thread):
+    """On the host, every 20 ms: which mounts sit at the mountpoint, and a
+    read of @path (a fresh open) through it, compared with @want."""
+
+    def __init__(self, node, path, want):
+        super().__init__(daemon=True)
+        self.node, self.path, self.want = node, path, want
+        self.mounts, self.reads, self.failures = set(), 0, []
+        self.stop = threading.Event()
+        self.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            self.mounts.add(tuple(self.node.mounts_at_mountpoint()))
+            try:
+                os.listdir(self.path.parent)
+                with open(self.path, "rb") as f:
+                    if f.read() != self.want:
+                        self.failures.append("wrong bytes")
+                self.reads += 1
+            except OSError as e:
+                self.failures.append(repr(e))
+            time.sleep(0.02)
+
+    def finish(self):
+        self.stop.set()
+        self.join()
+
+
+def test_daemon_upgrade_under_load(node, next_image, assetfs_bin, models,
+                                   tmp_path):
+    store = tmp_path / "store" / "modelkit-assets"
+    store.mkdir(parents=True)
+    url = f"file://{store}"
+    src = tmp_path / "src"
+    a = models.save(models.clf, src / "a")
+    push(assetfs_bin, url, src / "a", "fraud/xgb")
+    assert push(assetfs_bin, url, src / "a", "fraud/xgb",
+                bump_major=True) == "fraud/xgb:1.0"
+    env = daemon_env({})
+    old = node.daemon(env, tmp_path / "store")
+    p = old.exec("assetfs", "pin", "wait", "fraud/xgb:1", "--cache-dir",
+                 "/var/cache/assetfs", "--timeout", "60", timeout=90)
+    assert p.returncode == 0, p.stderr
+    servers = [node.server(), node.server()]
+    before = mount_counters(old)
+    assert before["bytes_fetched"] == a.stat().st_size, before
+    assert before["takeovers"] == 0, before
+
+    spec, _ = workload("DaemonSet", "assetfs")
+    grace = manifest_grace()
+    Xs = models.X[:5]
+    watch = MountWatch(node, node.mountpoint() / "fraud/xgb/1.0/model.json",
+                       a.read_bytes())
+    loads = [Load(srv, Xs, n=2, model="fraud") for srv in servers]
+    try:
+        time.sleep(1)
+        # the rolling update: the new pod beside the old one, its
+        # container started with the DaemonSet's command as shipped
+        new = node.daemon(env, tmp_path / "store", image=next_image)
+        # its readiness probe may pass on the old daemon's answer: the
+        # takeover is what the new daemon's counters say
+        wait_for(lambda: mount_counters(new)["takeovers"] == 1, 60,
+                 "the new daemon to take the mount over")
+        # handed over, the old daemon lingers (a DaemonSet's pods restart
+        # whatever exits) until the new pod is ready and the controller
+        # deletes the old pod: preStop, SIGTERM
+        time.sleep(1)
+        assert old.exit_code() is None, old.logs()
+        code = node.stop_pod(old, grace)
+        time.sleep(1)  # predictions go on once the old pod is gone
+    finally:
+        results = [ld.finish() for ld in loads]
+        watch.finish()
+    failed = [r for res in results for r in res if r[0] != 200]
+    print(json.dumps({"requests": sum(len(r) for r in results),
+                      "failed_predictions": len(failed),
+                      "mount_reads": watch.reads,
+                      "old_daemon_exit": code}))
+    assert not failed, failed[:3]
+    want = models.clf.predict_proba(Xs).ravel()
+    for res in results:
+        assert len(res) > 10
+        for _, version, proba in res:
+            assert version == "1.0"
+            np.testing.assert_allclose(proba, want, atol=TOL)
+    assert code == 0
+    assert watch.failures == [], watch.failures[:3]
+    assert watch.reads > 10
+    assert watch.mounts == {("fuse.assetfs",)}, watch.mounts
+
+    # the new pod serves: its image, its process, the takeover counted,
+    # nothing fetched again (the cache on the hostPath was warm)
+    assert new.image() == next_image
+    assert image_version(next_image).endswith("+next")
+    s = mount_counters(new)
+    assert s["takeovers"] == 1, s
+    assert s["errors"] == 0, s
+    print(json.dumps({k: s[k] for k in ("opens", "lookups", "reads",
+                                         "bytes_fetched", "takeovers")}))
+    # its counters start at the takeover: it served opens, fetched nothing
+    assert s["bytes_fetched"] == 0 and s["block_misses"] == 0, s
+    assert s["opens"] > 0, s
+    p = new.exec("cat", f"/proc/{s['pid']}/comm", f"/proc/{s['supervisor_pid']}/cmdline")
+    assert p.stdout.startswith("assetfs\n"), p.stdout
+    assert "takeover" in p.stdout, p.stdout
+    prom = requests.get(f"http://127.0.0.1:{new.ports[9100]}/metrics",
+                        timeout=5).text
+    assert 'assetfs_pin_ready{spec="fraud/xgb:1"} 1' in prom
+    assert node.mounts_at_mountpoint() == ["fuse.assetfs"]
+
+
+def manifest_grace():
+    from helpers_node import manifest
+    doc = manifest("DaemonSet", "assetfs")
+    return doc["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+
+
+SCORE_CLASS = """
+    import json
+    import os
+
+    import numpy as np
+
+    class Score:
+        def _load(self):
+            with open(os.path.join(self.asset_path, "weights.json")) as f:
+                self.w = np.asarray(json.load(f), dtype=float)
+
+        def _predict_batch(self, items):
+            return np.tanh(np.asarray(items, dtype=float) @ self.w).tolist()
+    """
+
+
+def test_python_models_in_the_image(node, assetfs_bin, skl, tmp_path):
+    store = tmp_path / "store" / "modelkit-assets"
+    store.mkdir(parents=True)
+    url = f"file://{store}"
+    src = tmp_path / "src"
+    skl.save(skl.pipe, src / "pipe")
+    write_class(src / "score", {"score.py": SCORE_CLASS,
+                                "weights.json": "[0.5, -0.25, 0.125, 1]"})
+    assert push(assetfs_bin, url, src / "pipe", "py/pipe") == "py/pipe:0.0"
+    assert push(assetfs_bin, url, src / "score", "py/score") == \
+        "py/score:0.0"
+    daemon = node.daemon(daemon_env({}), tmp_path / "store")
+    srv = node.server(["--model=pipe=py/pipe",
+                       "--model=score=py/score,class=score.Score"])
+
+    X = skl.X50
+    r = requests.post(srv.url + "/v2/models/pipe/infer", json=v2_body(X),
+                      timeout=60)
+    assert r.status_code == 200, r.text
+    np.testing.assert_allclose(v2_output(r, "predict_proba"),
+                               skl.pipe.predict_proba(X), atol=TOL, rtol=0)
+    meta = requests.get(srv.url + "/v2/models/pipe", timeout=5).json()
+    assert meta["platform"] == "sklearn", meta
+
+    # the same class, loaded here from its source, on the same rows
+    spec = importlib.util.spec_from_file_location("score",
+                                                  src / "score/score.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    local = mod.Score()
+    local.asset_path = str(src / "score")
+    local._load()
+    r = requests.post(srv.url + "/v1/models/score:predict",
+                      json={"instances": X.tolist()}, timeout=60)
+    assert r.status_code == 200, r.text
+    np.testing.assert_allclose(np.ravel(r.json()["predictions"]),
+                               local._predict_batch(X.tolist()),
+                               atol=TOL, rtol=0)
+    meta = requests.get(srv.url + "/v2/models/score", timeout=5).json()
+    assert meta["platform"] == "python", meta
+
+    # the models came through the node's mount, fetched by its daemon
+    s = mount_counters(daemon)
+    assert s["bytes_fetched"] >= (src / "pipe/model.joblib").stat().st_size
+    assert s["errors"] == 0, s
