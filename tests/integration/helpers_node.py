@@ -206,14 +206,21 @@ class Node:
         podman(*args)
         return ct
 
-    def daemon(self, env_overrides, store_dir, image=None):
+    def daemon(self, env_overrides, store_dir, image=None, command=None):
         """Start the DaemonSet's container (of @image, default the node's)
-        and wait until its readiness probe passes."""
+        and wait until its readiness probe passes. @command replaces the
+        container's command (and args), to run its probes beside another
+        process; then no wait."""
         c, vols = workload("DaemonSet", "assetfs")
         env = dict(manifest("ConfigMap", "assetfs-config")["data"])
         env.update(env_overrides)
+        if command:
+            c = dict(c, command=command, args=[])
         ct = self.start(c, vols, env=env,
                         extra_volumes=[(store_dir, "/store")], image=image)
+        if command:
+            ct.probe = c["readinessProbe"]["exec"]["command"]
+            return ct
         probe = c["readinessProbe"]["exec"]["command"]
 
         def ready():
@@ -223,6 +230,7 @@ class Node:
             return ct.exec(*probe).returncode == 0
         wait_for(ready, 60, "the DaemonSet's readiness probe", interval=0.3)
         ct.probe = probe
+        ct.mnt = c["livenessProbe"]["exec"]["command"][-1]
         ct.prestop = c["lifecycle"]["preStop"]["exec"]["command"]
         return ct
 
@@ -250,6 +258,10 @@ class Node:
                 return False
         wait_for(ready, 90, "a server's readiness probe", interval=0.3)
         return ct
+
+    def remove(self, ct):
+        podman("rm", "-f", "-t", "0", ct.name)
+        self.containers.remove(ct)
 
     def stop_pod(self, ct, grace):
         """Delete a pod as the kubelet does: its preStop hook, then SIGTERM
@@ -305,7 +317,7 @@ def node(node_image, tmp_path):
 
 def mount_counters(daemon):
     """`assetfs stats` inside the daemon's container, as a dict."""
-    p = daemon.exec("assetfs", "stats", daemon.probe[-1], check=True)
+    p = daemon.exec("assetfs", "stats", daemon.mnt, check=True)
     out = {}
     for line in p.stdout.splitlines():
         k, _, v = line.partition(" ")

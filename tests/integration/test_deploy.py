@@ -124,9 +124,13 @@ def test_daemonset_recovers_stale_mount_and_unmounts_on_stop():
     # mount from the pod that took it over
     pre = " ".join(c["lifecycle"]["preStop"]["exec"]["command"])
     assert "fusermount3" not in pre and "kill -TERM 1" in pre
-    for probe in ("livenessProbe", "readinessProbe"):
-        cmd = c[probe]["exec"]["command"]
-        assert cmd[-1] == mnt, f"{probe} checks the mount itself"
+    assert c["livenessProbe"]["exec"]["command"][-1] == mnt, \
+        "the liveness probe checks the mount itself"
+    # ready: the mount answers, and this pod's daemon (PID 1) holds its
+    # FUSE connection (during an update, the old pod's daemon answers
+    # until the takeover); tests/integration/test_node.py runs it
+    ready = c["readinessProbe"]["exec"]["command"]
+    assert f"assetfs stats {mnt}" in ready[-1] and "/proc/1/fd" in ready[-1]
 
 
 def test_daemonset_credentials_come_from_a_secret_in_usual_names():

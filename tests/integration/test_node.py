@@ -225,7 +225,14 @@ def test_daemon_upgrade_under_load(node, next_image, assetfs_bin, models,
     assert before["bytes_fetched"] == a.stat().st_size, before
     assert before["takeovers"] == 0, before
 
-    spec, _ = workload("DaemonSet", "assetfs")
+    # the readiness probe of a pod whose daemon does not serve the mount
+    # (here: not started) fails, though the mount answers in it: during
+    # an update the old daemon answers until it has handed over
+    idle = node.daemon(env, tmp_path / "store", command=["sleep", "600"])
+    assert idle.exec("assetfs", "stats", old.mnt).returncode == 0
+    assert idle.exec(*idle.probe).returncode == 1
+    node.remove(idle)
+
     grace = manifest_grace()
     Xs = models.X[:5]
     watch = MountWatch(node, node.mountpoint() / "fraud/xgb/1.0/model.json",
@@ -236,14 +243,10 @@ def test_daemon_upgrade_under_load(node, next_image, assetfs_bin, models,
         # the rolling update: the new pod beside the old one, its
         # container started with the DaemonSet's command as shipped
         new = node.daemon(env, tmp_path / "store", image=next_image)
-        # its readiness probe may pass on the old daemon's answer: the
-        # takeover is what the new daemon's counters say
-        wait_for(lambda: mount_counters(new)["takeovers"] == 1, 60,
-                 "the new daemon to take the mount over")
-        # handed over, the old daemon lingers (a DaemonSet's pods restart
-        # whatever exits) until the new pod is ready and the controller
-        # deletes the old pod: preStop, SIGTERM
-        time.sleep(1)
+        # ready: it took the mount over. Handed over, the old daemon
+        # lingers (a DaemonSet's pod restarts what exits) until the
+        # controller, seeing the new pod ready, deletes the old pod at
+        # once: preStop, SIGTERM
         assert old.exit_code() is None, old.logs()
         code = node.stop_pod(old, grace)
         time.sleep(1)  # predictions go on once the old pod is gone
