@@ -50,8 +50,8 @@ import numpy as np
 import requests
 
 from helpers_mount import push, wait_for  # noqa: F401
-from helpers_node import (image_version, mount_counters, next_image,  # noqa
-                          node, node_image, workload)
+from helpers_node import (image_version, manifest,  # noqa: F401
+                          mount_counters, next_image, node, node_image)
 from helpers_python import skl, write_class  # noqa: F401
 from helpers_server import Load, models, v2_body, v2_output  # noqa: F401
 from test_pins import stage_version
@@ -62,7 +62,6 @@ TOL = 1e-6
 def daemon_env(opts_overrides):
     """The ConfigMap's settings, with the store in the box and @overrides
     of single mount options."""
-    from helpers_node import manifest
     data = manifest("ConfigMap", "assetfs-config")["data"]
     opts = dict(o.partition("=")[::2] for o in
                 data["ASSETFS_OPTIONS"].split(","))
@@ -282,17 +281,21 @@ def test_daemon_upgrade_under_load(node, next_image, assetfs_bin, models,
     # its counters start at the takeover: it served opens, fetched nothing
     assert s["bytes_fetched"] == 0 and s["block_misses"] == 0, s
     assert s["opens"] > 0, s
-    p = new.exec("cat", f"/proc/{s['pid']}/comm", f"/proc/{s['supervisor_pid']}/cmdline")
+    p = new.exec("cat", f"/proc/{s['pid']}/comm",
+                 f"/proc/{s['supervisor_pid']}/cmdline")
     assert p.stdout.startswith("assetfs\n"), p.stdout
     assert "takeover" in p.stdout, p.stdout
     prom = requests.get(f"http://127.0.0.1:{new.ports[9100]}/metrics",
                         timeout=5).text
     assert 'assetfs_pin_ready{spec="fraud/xgb:1"} 1' in prom
     assert node.mounts_at_mountpoint() == ["fuse.assetfs"]
+    for srv in servers:  # and one in each server's container (:rslave)
+        p = srv.exec("grep", "-c", " /mnt/assetfs/assets ",
+                     "/proc/self/mountinfo")
+        assert p.stdout.strip() == "1", p.stdout
 
 
 def manifest_grace():
-    from helpers_node import manifest
     doc = manifest("DaemonSet", "assetfs")
     return doc["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
 
