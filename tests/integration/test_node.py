@@ -241,13 +241,16 @@ def test_daemon_upgrade_under_load(node, next_image, assetfs_bin, models,
         time.sleep(1)
         # the rolling update: the new pod beside the old one, its
         # container started with the DaemonSet's command as shipped
+        t0 = time.monotonic()
         new = node.daemon(env, tmp_path / "store", image=next_image)
+        t_ready = time.monotonic() - t0
         # ready: it took the mount over. Handed over, the old daemon
         # lingers (a DaemonSet's pod restarts what exits) until the
         # controller, seeing the new pod ready, deletes the old pod at
         # once: preStop, SIGTERM
         assert old.exit_code() is None, old.logs()
         code = node.stop_pod(old, grace)
+        t_deleted = time.monotonic() - t0
         time.sleep(1)  # predictions go on once the old pod is gone
     finally:
         results = [ld.finish() for ld in loads]
@@ -256,7 +259,9 @@ def test_daemon_upgrade_under_load(node, next_image, assetfs_bin, models,
     print(json.dumps({"requests": sum(len(r) for r in results),
                       "failed_predictions": len(failed),
                       "mount_reads": watch.reads,
-                      "old_daemon_exit": code}))
+                      "old_daemon_exit": code,
+                      "new_pod_ready_s": round(t_ready, 1),
+                      "old_pod_deleted_s": round(t_deleted, 1)}))
     assert not failed, failed[:3]
     want = models.clf.predict_proba(Xs).ravel()
     for res in results:
