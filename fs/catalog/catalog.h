@@ -144,6 +144,10 @@ void cat_versions_unref(struct cat_versions *v); /* NULL-safe */
 
 /*
  * Is @name a namespace (a non-empty level)? Returns 1, 0, or an error.
+ * On a store that cannot list, whose namespaces are known only from a
+ * possibly missing or stale assets.index, every valid name is one (1):
+ * the caller asks after finding @name is not an asset, and an asset
+ * below it must be found by name.
  */
 int catalog_is_namespace(struct catalog *c, const char *name);
 

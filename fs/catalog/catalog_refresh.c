@@ -248,6 +248,15 @@ int catalog_is_namespace(struct catalog *c, const char *name)
 		return ret;
 	ret = (l->n_assets || l->n_namespaces) ? 1 : 0;
 	cat_level_unref(l);
+	/*
+	 * A store that cannot list (plain HTTP) knows its namespaces only
+	 * from assets.index, which may be missing or behind the store; yet
+	 * lookups by name must never need it (DESIGN 2): "a/b" is found
+	 * only if "a" is. So there any valid name that is not an asset may
+	 * hold assets, and is a namespace (listed as far as it is known).
+	 */
+	if (ret == 0 && !prov_can_list(store_prov(c->st)))
+		ret = 1;
 	return ret;
 }
 

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from helpers_mount import make_tree, mounter, read_all  # noqa: F401
 from helpers_remote import (assert_no_secrets, cli, make_folder,
                             servers, prov_tool)  # noqa: F401
 from conftest import run
@@ -44,6 +45,38 @@ def test_http_read_what_a_local_push_wrote(nginx, assetfs_bin, tmp_path):
             assert p.stdout == f.read_bytes(), rel
     p = cli(assetfs_bin, store, "cat", "team/file")
     assert p.stdout == one.read_bytes()
+
+
+def test_http_mount_finds_namespaced_assets_without_the_index(
+        servers, mounter, assetfs_bin, tmp_path):  # noqa: F811
+    """Lookups by name never need assets.index (DESIGN 2): over plain
+    HTTP, with the index gone (or not naming an asset yet), the mount
+    still finds a/b/c by name, though it cannot list the root."""
+    root = tmp_path / "www"
+    (root / "s").mkdir(parents=True)
+    ng = servers("nginx", "--root", str(root), name="nginx-noindex")
+    local = f"file://{root}/s"
+    files = {"model.json": b'{"k": 1}\n', "sub/w.bin": os.urandom(70_000)}
+    cli(assetfs_bin, local, "push", str(make_tree(tmp_path / "t", files)),
+        "team/model")
+    cli(assetfs_bin, local, "push", str(make_tree(tmp_path / "d", files)),
+        "a/b/c")
+    one = tmp_path / "one.bin"
+    one.write_bytes(os.urandom(5_000))
+    cli(assetfs_bin, local, "push", str(one), "top")
+    (root / "s" / "assets.index").unlink()
+    m = mounter(ng["url"] + "/s", versions_ttl=1, timeout=5)
+
+    assert os.listdir(m.mnt) == []  # the root needs the index
+    for name in ("team/model", "a/b/c"):
+        assert sorted(os.listdir(m.mnt / name)) == ["0.0", "0.latest",
+                                                     "latest"]
+        for rel, data in files.items():
+            assert read_all(m.mnt / name / "latest" / rel) == data
+    assert read_all(m.mnt / "top/0.0") == one.read_bytes()
+    assert os.path.isdir(m.mnt / "a/b")
+    # an asset's children are still only its versions and aliases
+    assert not os.path.exists(m.mnt / "team/model/9.9")
 
 
 def test_http_push_is_refused(nginx, assetfs_bin, tmp_path):
