@@ -1,346 +1,526 @@
 /*
- * grpc_server - gRPC core's asynchronous server API driven by a thread
- * pool over one completion queue (see grpc_server.h).
+ * grpc_server - the gRPC front end's event loops (see grpc_server.h and
+ * grpc_server_int.h): HTTP/2 on libnghttp2, one epoll loop per thread.
  *
- * Each method keeps a few calls "armed" (grpc_server_request_registered_
- * call with the request message read up front); when one arrives, the
- * thread that takes it arms a fresh one, runs the method and starts one
- * batch that sends the answer and the status and waits for the client to
- * close. That batch's completion frees the call. Nothing here blocks on a
- * client. Unknown methods are answered UNIMPLEMENTED through the generic
- * request path.
+ * The worker binds the port (SO_REUSEPORT: the kernel spreads
+ * connections over the worker processes); loop 0 accepts and hands each
+ * new socket to the loops in turn through their inbox and eventfd, the
+ * only hand-off between threads. From then on a connection belongs to its
+ * loop: reads, the calls they complete (answered inline, grpc_call.c),
+ * and one write of everything queued, every turn. A client that does not
+ * read its answers fills its own output (GH_OUT_MAX) and is then not read
+ * either; the other connections never wait on it.
+ *
+ * Timers (every second): keepalive PINGs on connections quiet for
+ * --grpc-keepalive, closed when the answer does not come in time; calls
+ * past their grpc-timeout; connections that never said hello or stay
+ * without calls for GH_IDLE_MS. Stop: GOAWAY on every connection, the
+ * calls in flight finish within the grace, then everything is closed.
  */
 #include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
-#include <grpc/byte_buffer.h>
-#include <grpc/byte_buffer_reader.h>
-#include <grpc/grpc.h>
-#include <grpc/grpc_security.h>
-#include <grpc/support/time.h>
-
-#include "common/buf.h"
-#include "common/fileutil.h"
 #include "common/log.h"
 #include "common/timeutil.h"
-#include "server/grpc_server.h"
-#include "server/metrics_grpc.h"
+#include "server/grpc_server_int.h"
 
-#define GF_ARMED_BUSY 32 /* calls armed per busy method, per front */
-#define GF_ARMED_IDLE 2
-#define GF_PEM_MAX (1u << 20)
+#define GH_READ_CHUNK 65536
+#define GH_READ_TURN (4 * GH_READ_CHUNK) /* per connection, per turn */
+#define GH_EVENTS 64
 
-enum gf_kind { GF_NEW, GF_DONE, GF_SHUTDOWN };
-
-struct gf_method {
-	const struct grpc_method *m; /* NULL: the generic (unknown) path */
-	void *handle;		     /* registered method */
-};
-
-struct gf_call {
-	enum gf_kind kind;
-	struct gf_method *gm;
-	grpc_call *call;
-	gpr_timespec deadline;
-	grpc_metadata_array md;
-	grpc_call_details details; /* generic path only */
-	grpc_byte_buffer *payload;
-	grpc_byte_buffer *resp;
-	grpc_slice status_details;
-	int cancelled;
-	int code;
-	int64_t start_ns;
-};
-
-struct grpc_front {
-	grpc_server *server;
-	grpc_completion_queue *cq;
-	struct server_ctx *ctx;
-	struct server_ctx own_ctx; /* the caller's, but never waiting */
-	struct gf_method *methods;
-	size_t n_methods;
-	struct gf_method generic;
-	pthread_t *threads;
-	unsigned n_threads;
-	atomic_bool stopping;
-	atomic_uint_fast64_t done;
-	struct gf_call shutdown_tag;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool shut; /* protected by lock: the server's shutdown completed */
-};
-
-static void call_free(struct gf_call *c)
+static void conn_close(struct gh_conn *c)
 {
-	if (c->call)
-		grpc_call_unref(c->call);
-	grpc_metadata_array_destroy(&c->md);
-	if (c->gm && !c->gm->m)
-		grpc_call_details_destroy(&c->details);
-	if (c->payload)
-		grpc_byte_buffer_destroy(c->payload);
-	if (c->resp)
-		grpc_byte_buffer_destroy(c->resp);
-	grpc_slice_unref(c->status_details);
+	struct gh_loop *l = c->loop;
+
+	epoll_ctl(l->ep, EPOLL_CTL_DEL, c->fd, NULL);
+	if (c->h2)
+		gh_session_free(c);
+	if (c->ssl)
+		SSL_free(c->ssl);
+	close(c->fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		l->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	l->n_conns--;
+	free(c->out);
 	free(c);
 }
 
-/* Ask for the next call of @gm. Returns 0 or -ENOMEM / -EIO. */
-static int arm(struct grpc_front *g, struct gf_method *gm)
+/* Tell epoll what @c waits for now. */
+static void conn_watch(struct gh_conn *c)
 {
-	struct gf_call *c;
-	grpc_call_error e;
+	struct epoll_event ev = {.data.ptr = c};
 
-	if (atomic_load(&g->stopping))
+	if (!c->paused)
+		ev.events |= EPOLLIN;
+	if (c->out_len > c->out_off || c->tls_want_out)
+		ev.events |= EPOLLOUT;
+	if (ev.events == c->events)
+		return;
+	if (epoll_ctl(c->loop->ep, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+		c->events = ev.events;
+}
+
+/*
+ * Move what the session has into the socket until one of them is full
+ * (or the session is empty). Returns 0 or a negative errno (close).
+ */
+static int conn_flush(struct gh_conn *c)
+{
+	ssize_t n;
+
+	if (!c->hello_done)
 		return 0;
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return -ENOMEM;
-	c->kind = GF_NEW;
-	c->gm = gm;
-	c->status_details = grpc_empty_slice();
-	grpc_metadata_array_init(&c->md);
-	if (gm->m) {
-		e = grpc_server_request_registered_call(
-		    g->server, gm->handle, &c->call, &c->deadline, &c->md,
-		    &c->payload, g->cq, g->cq, c);
-	} else {
-		grpc_call_details_init(&c->details);
-		e = grpc_server_request_call(g->server, &c->call, &c->details,
-					     &c->md, g->cq, g->cq, c);
+	for (;;) {
+		if (gh_session_send(c) < 0)
+			return -EPROTO;
+		if (c->out_off == c->out_len)
+			break;
+		n = gh_io_write(c, c->out + c->out_off,
+				c->out_len - c->out_off);
+		if (n == -EAGAIN)
+			break;
+		if (n < 0)
+			return (int)n;
+		c->out_off += (size_t)n;
+		if (c->out_off == c->out_len)
+			c->out_off = c->out_len = 0;
+		else
+			break; /* the socket took part: it is full */
 	}
-	if (e != GRPC_CALL_OK) {
-		call_free(c);
-		return -EIO;
+	c->paused = c->out_len - c->out_off >= GH_OUT_MAX;
+	if (!nghttp2_session_want_read(c->h2) &&
+	    !nghttp2_session_want_write(c->h2) && c->out_off == c->out_len)
+		return -ECONNRESET; /* GOAWAY done, or the client's */
+	return 0;
+}
+
+/* Read what the client sent (a turn's worth) into the session. */
+static int conn_read(struct gh_conn *c)
+{
+	uint8_t buf[GH_READ_CHUNK];
+	size_t total = 0;
+	ssize_t n;
+	int r;
+
+	if (!c->hello_done) {
+		r = gh_tls_hello(c);
+		if (r <= 0)
+			return r;
+		c->hello_done = true;
+	}
+	while (!c->paused && total < GH_READ_TURN) {
+		n = gh_io_read(c, buf, sizeof(buf));
+		if (n == -EAGAIN)
+			break;
+		if (n <= 0)
+			return n == 0 ? -ECONNRESET : (int)n;
+		total += (size_t)n;
+		c->last_rx_ns = time_mono_ns();
+		if (gh_session_recv(c, buf, (size_t)n) < 0)
+			return -EPROTO;
+		/* answers queued by those bytes may fill the output */
+		if (c->out_len - c->out_off >= GH_OUT_MAX / 2) {
+			r = conn_flush(c);
+			if (r < 0)
+				return r;
+		}
 	}
 	return 0;
 }
 
-/* The request message as one contiguous slice (empty when none came). */
-static grpc_slice payload_slice(grpc_byte_buffer *p)
+static void conn_event(struct gh_conn *c, uint32_t ev)
 {
-	grpc_byte_buffer_reader rd;
-	grpc_slice s;
+	bool was_paused = c->paused;
+	int r = 0;
 
-	if (!p || !grpc_byte_buffer_reader_init(&rd, p))
-		return grpc_empty_slice();
-	s = grpc_byte_buffer_reader_readall(&rd);
-	grpc_byte_buffer_reader_destroy(&rd);
-	return s;
-}
-
-/* Run the method of a call that just arrived and start answering it. */
-static void serve(struct grpc_front *g, struct gf_call *c)
-{
-	struct grpc_reply *r;
-	grpc_op ops[4];
-	grpc_slice in, out;
-	size_t n = 0;
-
-	r = calloc(1, sizeof(*r));
-	if (!r) {
-		r = NULL;
-		c->code = GC_INTERNAL;
-	} else if (!c->gm->m) {
-		r->code = GC_UNIMPLEMENTED;
-		snprintf(r->msg, sizeof(r->msg),
-			 "assetfs-server has no method %.*s",
-			 (int)GRPC_SLICE_LENGTH(c->details.method),
-			 (const char *)GRPC_SLICE_START_PTR(c->details.method));
-	} else if (!c->payload) {
-		/* a unary call whose message never came (reset, or a client
-		 * that half-closed without one) */
-		r->code = GC_INVALID_ARGUMENT;
-		snprintf(r->msg, sizeof(r->msg),
-			 "the call carried no request message");
-	} else {
-		in = payload_slice(c->payload);
-		c->gm->m->fn(g->ctx, GRPC_SLICE_START_PTR(in),
-			     GRPC_SLICE_LENGTH(in), r);
-		grpc_slice_unref(in);
+	if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP))
+		r = conn_read(c);
+	if (r == 0 && (ev & EPOLLOUT) && !c->hello_done)
+		r = conn_read(c); /* the handshake wanted to write */
+	if (r == 0)
+		r = conn_flush(c);
+	/* a client that took its answers is read again, and what OpenSSL
+	 * holds already would raise no event */
+	if (r == 0 && was_paused && !c->paused) {
+		r = conn_read(c);
+		if (r == 0)
+			r = conn_flush(c);
 	}
-	if (r) {
-		c->code = r->code;
-		if (r->code != GC_OK)
-			c->status_details = grpc_slice_from_copied_string(
-			    r->msg[0] ? r->msg : "error");
-	}
-	memset(ops, 0, sizeof(ops));
-	ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
-	n++;
-	if (c->code == GC_OK) {
-		if (r->out_len)
-			out = grpc_slice_new(r->out, r->out_len, free);
-		else {
-			free(r->out);
-			out = grpc_empty_slice();
-		}
-		r->out = NULL;
-		c->resp = grpc_raw_byte_buffer_create(&out, 1);
-		grpc_slice_unref(out);
-		ops[n].op = GRPC_OP_SEND_MESSAGE;
-		ops[n].data.send_message.send_message = c->resp;
-		n++;
-	}
-	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-	ops[n].data.send_status_from_server.status =
-	    (grpc_status_code)c->code;
-	ops[n].data.send_status_from_server.status_details =
-	    c->code == GC_OK ? NULL : &c->status_details;
-	n++;
-	ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-	ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
-	n++;
-	if (r) {
-		free(r->out);
-		free(r);
-	}
-	c->kind = GF_DONE;
-	if (grpc_call_start_batch(c->call, ops, n, c, NULL) != GRPC_CALL_OK) {
-		log_warn("grpc: cannot answer a call");
-		call_free(c);
-	}
-}
-
-/* One event of the queue: a call arrived, a call is done, or shutdown. */
-static void handle_event(struct grpc_front *g, grpc_event ev)
-{
-	struct gf_call *c = ev.tag;
-
-	if (ev.type != GRPC_OP_COMPLETE)
+	if (r < 0) {
+		c->dead = true;
 		return;
-	switch (c->kind) {
-	case GF_SHUTDOWN:
-		pthread_mutex_lock(&g->lock);
-		g->shut = true;
-		pthread_cond_broadcast(&g->cond);
-		pthread_mutex_unlock(&g->lock);
-		break;
-	case GF_NEW:
-		if (!ev.success) { /* shutting down: no call came */
-			c->call = NULL;
-			call_free(c);
-			break;
+	}
+	conn_watch(c);
+}
+
+static void conn_adopt(struct gh_loop *l, int fd)
+{
+	struct grpc_front *g = l->g;
+	struct epoll_event ev = {.events = EPOLLIN};
+	struct gh_conn *c;
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		goto fail;
+	c->fd = fd;
+	c->loop = l;
+	c->serial = ++l->serials;
+	c->born_ns = c->last_rx_ns = c->last_call_ns = time_mono_ns();
+	if (gh_session_new(g, c) < 0)
+		goto fail;
+	if (g->tls) {
+		if (gh_tls_conn(g->tls, c) < 0)
+			goto fail;
+	} else {
+		c->hello_done = true;
+	}
+	ev.data.ptr = c;
+	if (epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+		goto fail;
+	c->events = EPOLLIN;
+	c->next = l->conns;
+	if (l->conns)
+		l->conns->prev = c;
+	l->conns = c;
+	l->n_conns++;
+	if (conn_flush(c) < 0) /* our SETTINGS */
+		c->dead = true;
+	else
+		conn_watch(c);
+	return;
+fail:
+	if (c) {
+		if (c->h2)
+			gh_session_free(c);
+		SSL_free(c->ssl);
+		free(c);
+	}
+	close(fd);
+}
+
+/* Replies the loader made for this loop's calls. */
+static void take_done(struct gh_loop *l)
+{
+	struct gh_job *j, *nx;
+	struct gh_conn *c;
+
+	pthread_mutex_lock(&l->lock);
+	j = l->done;
+	l->done = NULL;
+	pthread_mutex_unlock(&l->lock);
+	for (; j; j = nx) {
+		nx = j->next;
+		for (c = l->conns; c; c = c->next)
+			if (c == j->conn && c->serial == j->serial)
+				break;
+		if (!c || c->dead) {
+			free(j->r.out);
+			free(j->body);
+			free(j);
+			continue;
 		}
-		arm(g, c->gm);
-		c->start_ns = time_mono_ns();
-		serve(g, c);
-		break;
-	case GF_DONE:
-		metrics_grpc_call(g->ctx->gmetrics,
-				  c->gm->m ? c->gm->m->metric : MG_OTHER,
-				  /* a client that went away saw CANCELLED,
-				   * whatever was sent */
-				  c->cancelled ? 1 : c->code,
-				  time_mono_ns() - c->start_ns);
-		atomic_fetch_add(&g->done, 1);
-		call_free(c);
-		break;
+		gh_job_done(c, j);
+		if (conn_flush(c) < 0)
+			c->dead = true;
+		else
+			conn_watch(c);
 	}
 }
 
-static void *pump(void *arg)
+static void *loader_run(void *arg)
 {
 	struct grpc_front *g = arg;
-	grpc_event ev;
+	struct gh_job *j;
+	uint64_t one = 1;
 
 	for (;;) {
-		ev = grpc_completion_queue_next(
-		    g->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
-		if (ev.type == GRPC_QUEUE_SHUTDOWN)
-			break;
-		handle_event(g, ev);
+		pthread_mutex_lock(&g->jlock);
+		while (!g->jobs && !g->jstop)
+			pthread_cond_wait(&g->jcond, &g->jlock);
+		j = g->jobs;
+		if (j)
+			g->jobs = j->next;
+		pthread_mutex_unlock(&g->jlock);
+		if (!j)
+			return NULL; /* stopping, nothing left */
+		/* here a lazy load may block: only this thread waits */
+		j->m->fn(g->ctx, j->body + 5, j->len, &j->r);
+		pthread_mutex_lock(&j->loop->lock);
+		j->next = j->loop->done;
+		j->loop->done = j;
+		pthread_mutex_unlock(&j->loop->lock);
+		if (write(j->loop->evfd, &one, sizeof(one)) < 0)
+			log_warn("grpc: eventfd: %s", strerror(errno));
 	}
+}
+
+void gh_defer(struct grpc_front *g, struct gh_job *j)
+{
+	struct gh_job **p;
+
+	pthread_mutex_lock(&g->jlock);
+	for (p = &g->jobs; *p; p = &(*p)->next)
+		;
+	*p = j;
+	pthread_cond_signal(&g->jcond);
+	pthread_mutex_unlock(&g->jlock);
+}
+
+static void jobs_free(struct gh_job *j)
+{
+	struct gh_job *nx;
+
+	for (; j; j = nx) {
+		nx = j->next;
+		free(j->r.out);
+		free(j->body);
+		free(j);
+	}
+}
+
+static void take_inbox(struct gh_loop *l)
+{
+	uint64_t v;
+	size_t i, n;
+	int fds[64];
+
+	if (read(l->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn("grpc: eventfd: %s", strerror(errno));
+	take_done(l);
+	do {
+		pthread_mutex_lock(&l->lock);
+		n = l->n_inbox < 64 ? l->n_inbox : 64;
+		memcpy(fds, l->inbox + l->n_inbox - n, n * sizeof(int));
+		l->n_inbox -= n;
+		pthread_mutex_unlock(&l->lock);
+		for (i = 0; i < n; i++)
+			conn_adopt(l, fds[i]);
+	} while (n == 64);
+}
+
+static void give(struct gh_loop *l, int fd)
+{
+	uint64_t one = 1;
+	int *ni;
+
+	pthread_mutex_lock(&l->lock);
+	if (l->n_inbox == l->cap_inbox) {
+		ni = realloc(l->inbox, (l->cap_inbox * 2 + 16) * sizeof(int));
+		if (!ni) {
+			pthread_mutex_unlock(&l->lock);
+			close(fd);
+			return;
+		}
+		l->inbox = ni;
+		l->cap_inbox = l->cap_inbox * 2 + 16;
+	}
+	l->inbox[l->n_inbox++] = fd;
+	pthread_mutex_unlock(&l->lock);
+	if (write(l->evfd, &one, sizeof(one)) < 0)
+		log_warn("grpc: eventfd: %s", strerror(errno));
+}
+
+static void accept_all(struct gh_loop *l)
+{
+	struct grpc_front *g = l->g;
+	struct gh_loop *to;
+	int fd;
+
+	for (;;) {
+		fd = accept4(g->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE)
+				log_warn("grpc: accept: %s", strerror(errno));
+			return;
+		}
+		to = &g->loops[atomic_fetch_add(&g->next_loop, 1) %
+			       g->n_loops];
+		if (to == l)
+			conn_adopt(l, fd);
+		else
+			give(to, fd);
+	}
+}
+
+/* Once a second: keepalive, deadlines, idle and silent connections. */
+static void sweep(struct gh_loop *l, int64_t now)
+{
+	struct grpc_front *g = l->g;
+	struct gh_conn *c;
+
+	l->last_sweep_ns = now;
+	for (c = l->conns; c; c = c->next) {
+		if (!c->seen_frame &&
+		    now - c->born_ns > (int64_t)GH_HELLO_MS * 1000000) {
+			c->dead = true;
+			continue;
+		}
+		if (c->ping_ns &&
+		    now - c->ping_ns >
+			(int64_t)g->keepalive_timeout_ms * 1000000) {
+			c->dead = true; /* the peer is gone */
+			continue;
+		}
+		if (!c->ping_ns && c->hello_done &&
+		    now - c->last_rx_ns > (int64_t)g->keepalive_ms * 1000000 &&
+		    nghttp2_submit_ping(c->h2, NGHTTP2_FLAG_NONE, NULL) == 0)
+			c->ping_ns = now;
+		if (c->n_streams)
+			gh_session_expire(c, now);
+		else if (now - c->last_call_ns > (int64_t)GH_IDLE_MS * 1000000)
+			nghttp2_session_terminate_session(c->h2,
+							  NGHTTP2_NO_ERROR);
+		if (conn_flush(c) < 0)
+			c->dead = true;
+		else
+			conn_watch(c);
+	}
+}
+
+/* Stopping: GOAWAY once on every connection (the calls it already
+ * has finish; new ones are refused and retried elsewhere). */
+static void goaway(struct gh_loop *l)
+{
+	struct gh_conn *c;
+
+	l->goaway_sent = true;
+	for (c = l->conns; c; c = c->next) {
+		nghttp2_submit_goaway(
+		    c->h2, NGHTTP2_FLAG_NONE,
+		    nghttp2_session_get_last_proc_stream_id(c->h2),
+		    NGHTTP2_NO_ERROR, NULL, 0);
+		if (conn_flush(c) < 0)
+			c->dead = true;
+		else
+			conn_watch(c);
+	}
+}
+
+static void reap(struct gh_loop *l)
+{
+	struct gh_conn *c, *nx;
+
+	for (c = l->conns; c; c = nx) {
+		nx = c->next;
+		if (c->dead)
+			conn_close(c);
+	}
+}
+
+static void *loop_run(void *arg)
+{
+	struct gh_loop *l = arg;
+	struct grpc_front *g = l->g;
+	struct epoll_event ev[GH_EVENTS];
+	int64_t now;
+	int i, n;
+
+	for (;;) {
+		if (atomic_load(&g->stopping)) {
+			if (!l->goaway_sent) {
+				if (l == g->loops)
+					epoll_ctl(l->ep, EPOLL_CTL_DEL, g->lfd,
+						  NULL);
+				goaway(l);
+				reap(l);
+			}
+			if (!l->conns || time_mono_ns() > g->stop_by_ns)
+				break;
+		}
+		n = epoll_wait(l->ep, ev, GH_EVENTS, l->conns ? 1000 : -1);
+		for (i = 0; i < n; i++) {
+			if (ev[i].data.ptr == &g->lfd)
+				accept_all(l);
+			else if (ev[i].data.ptr == &l->evfd)
+				take_inbox(l);
+			else
+				conn_event(ev[i].data.ptr, ev[i].events);
+		}
+		now = time_mono_ns();
+		if (now - l->last_sweep_ns >= 1000000000)
+			sweep(l, now);
+		reap(l);
+	}
+	while (l->conns)
+		conn_close(l->conns);
 	return NULL;
 }
 
-static int read_pem(const char *path, struct buf *b, char *err, size_t errlen)
+static int listen_on(int port)
 {
-	int ret;
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_ANY)};
+	int fd, one = 1, e;
 
-	buf_init(b, GF_PEM_MAX);
-	ret = file_read_capped(path, GF_PEM_MAX, b);
-	if (ret == 0)
-		ret = buf_append(b, "", 1); /* NUL-terminate */
-	if (ret < 0)
-		snprintf(err, errlen, "cannot read %s: %s", path,
-			 strerror(-ret));
-	return ret;
-}
-
-static grpc_server_credentials *credentials(const struct grpc_opts *o,
-					    char *err, size_t errlen)
-{
-	grpc_ssl_pem_key_cert_pair pair;
-	grpc_server_credentials *cr = NULL;
-	struct buf cert, key;
-
-	if (!o->tls_cert && !o->tls_key)
-		return grpc_insecure_server_credentials_create();
-	buf_init(&cert, GF_PEM_MAX);
-	buf_init(&key, GF_PEM_MAX);
-	if (!o->tls_cert || !o->tls_key) {
-		snprintf(err, errlen,
-			 "TLS needs both --grpc-tls-cert and --grpc-tls-key");
-		goto out;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    listen(fd, 1024) < 0) {
+		e = errno;
+		close(fd);
+		return -e;
 	}
-	if (read_pem(o->tls_cert, &cert, err, errlen) < 0 ||
-	    read_pem(o->tls_key, &key, err, errlen) < 0)
-		goto out;
-	pair.private_key = key.data;
-	pair.cert_chain = cert.data;
-	cr = grpc_ssl_server_credentials_create(NULL, &pair, 1, 0, NULL);
-	if (!cr)
-		snprintf(err, errlen, "the TLS certificate or key is invalid");
-out:
-	buf_free(&cert);
-	buf_free(&key);
-	return cr;
+	return fd;
 }
 
-static grpc_arg int_arg(const char *key, int v)
+static int methods_new(struct grpc_front *g)
 {
-	grpc_arg a;
+	const struct grpc_method **m;
+	size_t i, k = 0;
 
-	memset(&a, 0, sizeof(a));
-	a.type = GRPC_ARG_INTEGER;
-	a.key = (char *)key;
-	a.value.integer = v;
-	return a;
-}
-
-static int clamp_int(size_t v)
-{
-	return v > 0x7fffffff ? 0x7fffffff : (int)v;
-}
-
-static int register_methods(struct grpc_front *g)
-{
-	const struct {
-		const struct grpc_method *t;
-		size_t n;
-	} sets[] = {{grpc_v2_methods, grpc_v2_n_methods},
-		    {grpc_seldon_methods, grpc_seldon_n_methods}};
-	size_t i, j, k = 0;
-
-	g->n_methods = grpc_v2_n_methods + grpc_seldon_n_methods;
-	g->methods = calloc(g->n_methods, sizeof(*g->methods));
-	if (!g->methods)
+	m = calloc(grpc_v2_n_methods + grpc_seldon_n_methods + 1,
+		   sizeof(*m));
+	if (!m)
 		return -ENOMEM;
-	for (i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
-		for (j = 0; j < sets[i].n; j++, k++) {
-			g->methods[k].m = &sets[i].t[j];
-			g->methods[k].handle = grpc_server_register_method(
-			    g->server, sets[i].t[j].path, NULL,
-			    GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
-			if (!g->methods[k].handle)
-				return -EINVAL;
-		}
+	for (i = 0; i < grpc_v2_n_methods; i++)
+		m[k++] = &grpc_v2_methods[i];
+	for (i = 0; i < grpc_seldon_n_methods; i++)
+		m[k++] = &grpc_seldon_methods[i];
+	g->methods = m;
+	return 0;
+}
+
+static int loop_init(struct grpc_front *g, struct gh_loop *l)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+
+	l->g = g;
+	l->evfd = -1;
+	l->ctx = g->own_ctx;
+	l->ctx.load_deferred = &l->deferred;
+	pthread_mutex_init(&l->lock, NULL);
+	l->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (l->ep < 0)
+		return -errno;
+	l->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (l->evfd < 0)
+		return -errno;
+	ev.data.ptr = &l->evfd;
+	if (epoll_ctl(l->ep, EPOLL_CTL_ADD, l->evfd, &ev) < 0)
+		return -errno;
+	if (l == g->loops) {
+		ev.data.ptr = &g->lfd;
+		if (epoll_ctl(l->ep, EPOLL_CTL_ADD, g->lfd, &ev) < 0)
+			return -errno;
 	}
 	return 0;
 }
@@ -348,121 +528,77 @@ static int register_methods(struct grpc_front *g)
 int grpc_front_start(const struct grpc_opts *o, struct server_ctx *ctx,
 		     struct grpc_front **out, char *err, size_t errlen)
 {
-	grpc_server_credentials *cr = NULL;
 	struct grpc_front *g;
-	grpc_channel_args args;
-	grpc_arg a[16];
-	char addr[64];
-	size_t i, n = 0;
-	unsigned t, k;
-	int ret = -ENOMEM;
+	unsigned t;
+	int ret;
 
 	*out = NULL;
 	g = calloc(1, sizeof(*g));
 	if (!g)
 		return -ENOMEM;
-	grpc_init();
+	g->lfd = -1;
 	/* a lazy load in progress answers UNAVAILABLE rather than parking
-	 * a completion-queue thread behind it */
+	 * a loop behind it */
 	g->own_ctx = *ctx;
 	g->own_ctx.no_wait = true;
 	g->ctx = &g->own_ctx;
-	g->shutdown_tag.kind = GF_SHUTDOWN;
-	pthread_mutex_init(&g->lock, NULL);
-	pthread_cond_init(&g->cond, NULL);
-	a[n++] = int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-			 clamp_int(o->max_message));
-	a[n++] = int_arg(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
-			 clamp_int(o->max_message));
-	a[n++] = int_arg(GRPC_ARG_MAX_CONCURRENT_STREAMS,
-			 clamp_int(o->max_streams));
-	a[n++] = int_arg(GRPC_ARG_KEEPALIVE_TIME_MS, clamp_int(o->keepalive_ms));
-	a[n++] = int_arg(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
-			 clamp_int(o->keepalive_timeout_ms));
-	a[n++] = int_arg(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-	/* clients may ping every 10 s without data; faster is a strike */
-	a[n++] = int_arg(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
-			 10000);
-	a[n++] = int_arg(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
-	a[n++] = int_arg(GRPC_ARG_ALLOW_REUSEPORT, 1);
-	/* small unary calls: no bandwidth-probing PINGs after each message */
-	a[n++] = int_arg(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-	/* calls that arrive before a thread re-arms wait here, not fail */
-	a[n++] = int_arg("grpc.server.max_pending_requests",
-			 clamp_int((size_t)o->max_streams * 8));
-	a[n++] = int_arg("grpc.server.max_pending_requests_hard_limit",
-			 clamp_int((size_t)o->max_streams * 16));
-	args.num_args = n;
-	args.args = a;
-	g->server = grpc_server_create(&args, NULL);
-	g->cq = grpc_completion_queue_create_for_next(NULL);
-	if (!g->server || !g->cq)
+	pthread_mutex_init(&g->jlock, NULL);
+	pthread_cond_init(&g->jcond, NULL);
+	g->max_message = o->max_message;
+	g->max_streams = o->max_streams ? o->max_streams : 100;
+	g->keepalive_ms = o->keepalive_ms ? o->keepalive_ms : 60000;
+	g->keepalive_timeout_ms =
+	    o->keepalive_timeout_ms ? o->keepalive_timeout_ms : 20000;
+	snprintf(err, errlen, "out of memory");
+	ret = methods_new(g);
+	if (ret == 0)
+		ret = gh_h2_init(g);
+	if (ret < 0)
 		goto fail;
-	grpc_server_register_completion_queue(g->server, g->cq, NULL);
-	ret = register_methods(g);
-	if (ret < 0) {
-		snprintf(err, errlen, "cannot register the gRPC methods");
+	if (o->tls_cert || o->tls_key) {
+		ret = gh_tls_new(o->tls_cert, o->tls_key, &g->tls, err, errlen);
+		if (ret < 0)
+			goto fail;
+	}
+	g->lfd = listen_on(o->port);
+	if (g->lfd < 0) {
+		ret = g->lfd == -EADDRINUSE ? -EADDRINUSE : g->lfd;
+		snprintf(err, errlen, "cannot listen on gRPC port %d: %s",
+			 o->port, strerror(-ret));
 		goto fail;
 	}
-	cr = credentials(o, err, errlen);
-	if (!cr) {
-		ret = -EINVAL;
+	g->n_loops = o->threads ? o->threads : 2;
+	g->loops = calloc(g->n_loops, sizeof(*g->loops));
+	ret = -ENOMEM;
+	if (!g->loops)
 		goto fail;
-	}
-	snprintf(addr, sizeof(addr), "0.0.0.0:%d", o->port);
-	if (grpc_server_add_http2_port(g->server, addr, cr) == 0) {
-		snprintf(err, errlen, "cannot listen on gRPC port %d",
-			 o->port);
-		ret = -EADDRINUSE;
-		goto fail;
-	}
-	grpc_server_credentials_release(cr);
-	cr = NULL;
-	grpc_server_start(g->server);
-	for (i = 0; i < g->n_methods; i++)
-		for (k = 0; k < (g->methods[i].m->busy ? GF_ARMED_BUSY
-							: GF_ARMED_IDLE);
-		     k++)
-			arm(g, &g->methods[i]);
-	for (k = 0; k < GF_ARMED_IDLE; k++)
-		arm(g, &g->generic);
-	g->n_threads = o->threads ? o->threads : 2;
-	g->threads = calloc(g->n_threads, sizeof(*g->threads));
-	if (!g->threads) {
-		ret = -ENOMEM;
-		goto fail_started;
-	}
-	for (t = 0; t < g->n_threads; t++) {
-		ret = -pthread_create(&g->threads[t], NULL, pump, g);
+	for (t = 0; t < g->n_loops; t++) {
+		ret = loop_init(g, &g->loops[t]);
 		if (ret < 0) {
-			g->n_threads = t;
-			goto fail_started;
+			snprintf(err, errlen, "cannot set up a gRPC loop: %s",
+				 strerror(-ret));
+			goto fail;
 		}
+	}
+	ret = -pthread_create(&g->loader, NULL, loader_run, g);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot start the gRPC threads");
+		goto fail;
+	}
+	g->loader_started = true;
+	for (t = 0; t < g->n_loops; t++) {
+		ret = -pthread_create(&g->loops[t].thread, NULL, loop_run,
+				      &g->loops[t]);
+		if (ret < 0) {
+			snprintf(err, errlen, "cannot start the gRPC threads");
+			goto fail;
+		}
+		g->loops[t].started = true;
 	}
 	*out = g;
 	return 0;
-fail_started:
-	snprintf(err, errlen, "cannot start the gRPC threads");
-	grpc_front_stop(g, 0);
-	return ret;
 fail:
-	if (cr)
-		grpc_server_credentials_release(cr);
-	if (g->server)
-		grpc_server_destroy(g->server);
-	if (g->cq) {
-		grpc_completion_queue_shutdown(g->cq);
-		while (grpc_completion_queue_next(
-			   g->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL)
-			   .type != GRPC_QUEUE_SHUTDOWN)
-			;
-		grpc_completion_queue_destroy(g->cq);
-	}
-	free(g->methods);
-	pthread_mutex_destroy(&g->lock);
-	pthread_cond_destroy(&g->cond);
-	free(g);
-	grpc_shutdown();
+	grpc_front_stop(g, 0);
 	return ret;
 }
 
@@ -471,66 +607,52 @@ uint64_t grpc_front_done(struct grpc_front *g)
 	return g ? atomic_load(&g->done) : 0;
 }
 
-/* Wait until the server's shutdown completed or @ms passed. */
-static bool wait_shut(struct grpc_front *g, unsigned ms)
-{
-	struct timespec ts;
-	bool shut;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	pthread_mutex_lock(&g->lock);
-	while (!g->shut)
-		if (pthread_cond_timedwait(&g->cond, &g->lock, &ts) != 0)
-			break;
-	shut = g->shut;
-	pthread_mutex_unlock(&g->lock);
-	return shut;
-}
-
 void grpc_front_stop(struct grpc_front *g, unsigned grace_ms)
 {
-	grpc_event ev;
+	struct gh_loop *l;
+	uint64_t one = 1;
 	unsigned t;
 
 	if (!g)
 		return;
+	g->stop_by_ns = time_mono_ns() + (int64_t)grace_ms * 1000000;
 	atomic_store(&g->stopping, true);
-	grpc_server_shutdown_and_notify(g->server, g->cq, &g->shutdown_tag);
-	if (g->n_threads && !wait_shut(g, grace_ms)) {
-		/* calls still open (a client that never reads): cut them */
-		grpc_server_cancel_all_calls(g->server);
-		wait_shut(g, 10000);
+	for (t = 0; g->loops && t < g->n_loops; t++) {
+		l = &g->loops[t];
+		if (l->started) {
+			if (write(l->evfd, &one, sizeof(one)) < 0)
+				log_warn("grpc: eventfd: %s", strerror(errno));
+			pthread_join(l->thread, NULL);
+		}
 	}
-	if (!g->n_threads) {
-		/* nobody pumps the queue: do it here until shutdown is in */
-		grpc_server_cancel_all_calls(g->server);
-		while (!g->shut)
-			handle_event(g, grpc_completion_queue_next(
-					    g->cq,
-					    gpr_inf_future(GPR_CLOCK_MONOTONIC),
-					    NULL));
+	if (g->loader_started) {
+		pthread_mutex_lock(&g->jlock);
+		g->jstop = true;
+		pthread_cond_signal(&g->jcond);
+		pthread_mutex_unlock(&g->jlock);
+		pthread_join(g->loader, NULL);
 	}
-	grpc_server_destroy(g->server);
-	grpc_completion_queue_shutdown(g->cq);
-	for (t = 0; t < g->n_threads; t++)
-		pthread_join(g->threads[t], NULL);
-	do {
-		ev = grpc_completion_queue_next(
-		    g->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
-		if (ev.type == GRPC_OP_COMPLETE)
-			handle_event(g, ev);
-	} while (ev.type != GRPC_QUEUE_SHUTDOWN);
-	grpc_completion_queue_destroy(g->cq);
-	free(g->threads);
-	free(g->methods);
-	pthread_mutex_destroy(&g->lock);
-	pthread_cond_destroy(&g->cond);
+	jobs_free(g->jobs);
+	for (t = 0; g->loops && t < g->n_loops; t++) {
+		l = &g->loops[t];
+		jobs_free(l->done);
+		for (; l->n_inbox; l->n_inbox--)
+			close(l->inbox[l->n_inbox - 1]);
+		free(l->inbox);
+		if (l->ep >= 0 && l->g)
+			close(l->ep);
+		if (l->evfd >= 0 && l->g)
+			close(l->evfd);
+		pthread_mutex_destroy(&l->lock);
+	}
+	if (g->lfd >= 0)
+		close(g->lfd);
+	free(g->loops);
+	gh_tls_free(g->tls);
+	if (g->cbs)
+		gh_h2_fini(g);
+	free((void *)g->methods);
+	pthread_mutex_destroy(&g->jlock);
+	pthread_cond_destroy(&g->jcond);
 	free(g);
-	grpc_shutdown();
 }

@@ -46,6 +46,11 @@ int proto_acquire(const struct server_ctx *c, const char *name,
 		snprintf(err, errlen, "unknown model '%.100s'", name);
 		return 404;
 	}
+	if (c->load_deferred && model_would_load(c->reg, *m)) {
+		*c->load_deferred = true;
+		snprintf(err, errlen, "model '%.100s' is loading; retry", name);
+		return 503;
+	}
 	if (c->no_wait)
 		ret = model_try_acquire(c->reg, *m, version, v, err, errlen);
 	else

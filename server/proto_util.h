@@ -32,6 +32,10 @@ struct server_ctx {
 	bool metrics_here; /* serve /metrics on the main port too */
 	const char *metrics_path; /* "/metrics" unless told otherwise */
 	bool no_wait; /* proto_acquire answers 503 while a lazy load runs */
+	/* non-NULL: rather than load a lazy model on this thread,
+	 * proto_acquire sets *load_deferred and answers 503 (the caller
+	 * runs the request again where it may block: gRPC's loops) */
+	bool *load_deferred;
 };
 
 /*

@@ -494,6 +494,16 @@ bool model_ready(struct model *m)
 	return ready;
 }
 
+bool model_would_load(struct registry *r, struct model *m)
+{
+	bool load;
+
+	pthread_mutex_lock(&m->lock);
+	load = !m->cur && r->o.lazy && !m->loading;
+	pthread_mutex_unlock(&m->lock);
+	return load;
+}
+
 int model_try_acquire(struct registry *r, struct model *m,
 		      const char *version, struct model_version **out,
 		      char *err, size_t errlen)

@@ -116,6 +116,10 @@ int model_try_acquire(struct registry *r, struct model *m,
 		      const char *version, struct model_version **out,
 		      char *err, size_t errlen);
 
+/* Would acquiring @m now start loading it (lazy, nothing loaded yet, no
+ * load running)? */
+bool model_would_load(struct registry *r, struct model *m);
+
 void model_version_unref(struct model_version *v); /* NULL-safe */
 
 /*
