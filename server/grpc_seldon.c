@@ -454,8 +454,8 @@ out:
 }
 
 const struct grpc_method grpc_seldon_methods[] = {
-    {"/seldon.protos.Model/Predict", predict, MG_MODEL_PREDICT, true},
-    {"/seldon.protos.Seldon/Predict", predict, MG_SELDON_PREDICT, true},
+    {"/seldon.protos.Model/Predict", predict, MG_MODEL_PREDICT},
+    {"/seldon.protos.Seldon/Predict", predict, MG_SELDON_PREDICT},
 };
 const size_t grpc_seldon_n_methods =
     sizeof(grpc_seldon_methods) / sizeof(grpc_seldon_methods[0]);

@@ -1,22 +1,24 @@
 /*
- * grpc_server - the gRPC front end of assetfs-server, on the gRPC C core
- * (libgrpc): one server per worker process, beside the REST server.
+ * grpc_server - the gRPC front end of assetfs-server: gRPC over HTTP/2 on
+ * libnghttp2 (plaintext, or TLS with OpenSSL), one server per worker
+ * process, beside the REST server.
  *
- * gRPC types never leave grpc_server.c. The services (grpc_v2.c: the Open
+ * HTTP/2 and gRPC framing never leave grpc_server.c, grpc_call.c and
+ * grpc_tls.c (grpc_server_int.h). The services (grpc_v2.c: the Open
  * Inference Protocol's inference.GRPCInferenceService; grpc_seldon.c:
  * seldon.protos Model and Seldon Predict) are tables of methods that take
  * a request's serialized bytes and answer serialized bytes or a gRPC
- * status code with a message: they see protobuf-c, never gRPC.
+ * status code with a message: they see protobuf-c, never HTTP/2.
  *
- * Calls are served asynchronously: a pool of threads takes events from
- * one completion queue, answers a call on the thread that received it
- * (predictions take microseconds) and never waits for a client, so one
- * that does not read its answers holds only its own streams. Every worker
- * binds the port with SO_REUSEPORT; gRPC core is initialised in the
- * worker, after the fork (grpc_init in grpc_server_start).
+ * Each of @threads event loops owns the connections given to it and
+ * answers a call on its own thread as soon as the call's last byte is
+ * read (predictions take microseconds), without waiting for any client:
+ * one that does not read its answers holds only its own connection. A
+ * call that would load a lazy model runs on a loader thread instead, so
+ * the loop goes on. Every worker binds the port with SO_REUSEPORT.
  *
- * Threads: start and stop from one thread; methods run on the pool and
- * must be thread-safe. Errors: 0 or a negative errno.
+ * Threads: start and stop from one thread; methods run on the loops and
+ * the loader and must be thread-safe. Errors: 0 or a negative errno.
  */
 #ifndef ASSETFS_SERVER_GRPC_SERVER_H
 #define ASSETFS_SERVER_GRPC_SERVER_H
@@ -28,7 +30,7 @@
 #include "server/proto_util.h"
 #include "server/tensor.h"
 
-/* gRPC status codes (grpc/status.h), for the services */
+/* gRPC status codes (the gRPC status code list), for the services */
 enum grpc_code {
 	GC_OK = 0,
 	GC_INVALID_ARGUMENT = 3,
@@ -59,7 +61,6 @@ struct grpc_method {
 	const char *path; /* "/inference.GRPCInferenceService/ModelInfer" */
 	grpc_method_fn fn;
 	unsigned metric;  /* index for metrics_grpc */
-	bool busy;	  /* requests often: keep more calls armed */
 };
 
 /* The methods of each service (grpc_v2.c, grpc_seldon.c). */
@@ -70,7 +71,7 @@ extern const size_t grpc_seldon_n_methods;
 
 struct grpc_opts {
 	int port;
-	unsigned threads;	  /* completion-queue threads */
+	unsigned threads;	  /* event loops (threads) */
 	size_t max_message;	  /* bytes received and sent, per message */
 	unsigned max_streams;	  /* concurrent streams per connection */
 	unsigned keepalive_ms;	  /* HTTP/2 PING every, when idle */
@@ -82,7 +83,7 @@ struct grpc_opts {
 struct grpc_front;
 
 /*
- * Initialise gRPC core, bind 0.0.0.0:@o->port (SO_REUSEPORT) and serve
+ * Bind 0.0.0.0:@o->port (SO_REUSEPORT), start the loops and serve
  * both services with a copy of @ctx that never waits for a lazy load
  * (what it points to is borrowed until grpc_front_stop). Returns 0 and
  * the server in *@out, -EADDRINUSE / -EINVAL (TLS files unreadable) /
@@ -95,8 +96,9 @@ int grpc_front_start(const struct grpc_opts *o, struct server_ctx *ctx,
 uint64_t grpc_front_done(struct grpc_front *g);
 
 /*
- * Stop accepting, let calls in flight finish for up to @grace_ms, cancel
- * the rest, stop the threads and shut gRPC core down. NULL-safe.
+ * Stop accepting (GOAWAY on every connection), let calls in flight
+ * finish for up to @grace_ms, close every connection
+ * left, and stop the threads. NULL-safe.
  */
 void grpc_front_stop(struct grpc_front *g, unsigned grace_ms);
 

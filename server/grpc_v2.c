@@ -655,12 +655,12 @@ out:
 
 #define V2 "/inference.GRPCInferenceService/"
 const struct grpc_method grpc_v2_methods[] = {
-    {V2 "ServerLive", server_live, MG_SERVER_LIVE, false},
-    {V2 "ServerReady", server_ready, MG_SERVER_READY, false},
-    {V2 "ModelReady", model_ready_m, MG_MODEL_READY, false},
-    {V2 "ServerMetadata", server_metadata, MG_SERVER_METADATA, false},
-    {V2 "ModelMetadata", model_metadata, MG_MODEL_METADATA, false},
-    {V2 "ModelInfer", model_infer, MG_MODEL_INFER, true},
+    {V2 "ServerLive", server_live, MG_SERVER_LIVE},
+    {V2 "ServerReady", server_ready, MG_SERVER_READY},
+    {V2 "ModelReady", model_ready_m, MG_MODEL_READY},
+    {V2 "ServerMetadata", server_metadata, MG_SERVER_METADATA},
+    {V2 "ModelMetadata", model_metadata, MG_MODEL_METADATA},
+    {V2 "ModelInfer", model_infer, MG_MODEL_INFER},
 };
 const size_t grpc_v2_n_methods =
     sizeof(grpc_v2_methods) / sizeof(grpc_v2_methods[0]);

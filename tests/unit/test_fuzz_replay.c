@@ -65,6 +65,9 @@
 #define FUZZ_ENTRY fuzz_grpc_entry
 #include "tests/fuzz/fuzz_grpc.c"
 #undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_h2grpc_entry
+#include "tests/fuzz/fuzz_h2grpc.c"
+#undef FUZZ_ENTRY
 #endif
 
 #define REPLAY_MAX_INPUT (256u << 10)
@@ -421,5 +424,10 @@ test(replay_pins)
 test(replay_grpc)
 {
 	replay("grpc", fuzz_grpc_entry, 0x5eed0008);
+}
+
+test(replay_h2grpc)
+{
+	replay("h2grpc", fuzz_h2grpc_entry, 0x5eed0009);
 }
 #endif
