@@ -301,7 +301,8 @@ static void answer(struct gh_conn *c, struct gh_stream *s)
 /* Hand @s (whose message is @len bytes at body + 5) to the loader. */
 static void defer(struct gh_conn *c, struct gh_stream *s, size_t len)
 {
-	struct gh_job *j = calloc(1, sizeof(*j));
+	struct grpc_front *g = front_of(c);
+	struct gh_job *j = calloc(1, sizeof(*j)), **p;
 
 	if (!j) {
 		answer_status(c, s, GC_RESOURCE_EXHAUSTED, "out of memory");
@@ -317,7 +318,12 @@ static void defer(struct gh_conn *c, struct gh_stream *s, size_t len)
 	s->body = NULL;
 	s->body_len = s->body_cap = 0;
 	s->deferred = true;
-	gh_defer(front_of(c), j);
+	pthread_mutex_lock(&g->jlock);
+	for (p = &g->jobs; *p; p = &(*p)->next)
+		;
+	*p = j;
+	pthread_cond_signal(&g->jcond);
+	pthread_mutex_unlock(&g->jlock);
 }
 
 void gh_job_done(struct gh_conn *c, struct gh_job *j)

@@ -269,18 +269,6 @@ static void *loader_run(void *arg)
 	}
 }
 
-void gh_defer(struct grpc_front *g, struct gh_job *j)
-{
-	struct gh_job **p;
-
-	pthread_mutex_lock(&g->jlock);
-	for (p = &g->jobs; *p; p = &(*p)->next)
-		;
-	*p = j;
-	pthread_cond_signal(&g->jcond);
-	pthread_mutex_unlock(&g->jlock);
-}
-
 static void jobs_free(struct gh_job *j)
 {
 	struct gh_job *nx;

@@ -137,12 +137,10 @@ struct grpc_front {
 	bool loader_started;
 	pthread_mutex_t jlock;
 	pthread_cond_t jcond;
-	struct gh_job *jobs; /* protected by jlock */
+	struct gh_job *jobs; /* for the loader, in order; protected by jlock */
 	bool jstop;	     /* protected by jlock */
 };
 
-/* grpc_server.c: queue @j (consumed) for the loader. */
-void gh_defer(struct grpc_front *g, struct gh_job *j);
 
 /* grpc_call.c */
 

@@ -10,8 +10,8 @@
  * request, typed `contents` otherwise. Statuses: INVALID_ARGUMENT (bad
  * input, message naming the tensor and element), NOT_FOUND (model or
  * version), UNAVAILABLE (not loaded, or loading lazily: retry),
- * RESOURCE_EXHAUSTED (over the size caps: gRPC core refuses the message
- * before it reaches us), INTERNAL.
+ * RESOURCE_EXHAUSTED (over the size caps: the transport refuses the
+ * message before it reaches us), INTERNAL.
  */
 #include <endian.h>
 #include <stdarg.h>

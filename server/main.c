@@ -527,7 +527,7 @@ static int grpc_port_free(int port)
 
 	fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return 0; /* no IPv6: gRPC core will say what it finds */
+		return 0; /* no IPv6: grpc_front_start will say what it finds */
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	memset(&sa, 0, sizeof(sa));
 	sa.sin6_family = AF_INET6;
