@@ -9,7 +9,9 @@
  * byte, and the answer is queued: HEADERS, DATA (the 5-byte prefix and the
  * message), and trailers grpc-status 0; an error is a trailers-only
  * answer (grpc-status, grpc-message percent-encoded). A request that is
- * not gRPC at all gets HTTP 415 (content-type) or 405 (method).
+ * not gRPC at all gets HTTP 415 (content-type) or 405 (method). Messages
+ * compressed with gzip or deflate are inflated (capped like the rest);
+ * answers are never compressed (identity needs no grpc-encoding).
  *
  * Everything the client sends is hostile: the body of a call is capped
  * (--grpc-max-message plus the prefix; past it the rest is dropped and the
@@ -23,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <zlib.h>
 
 #include "common/timeutil.h"
 #include "server/grpc_server_int.h"
@@ -112,6 +116,63 @@ int gh_unframe(const uint8_t *p, size_t n, size_t max, bool may_compress,
 	return GC_OK;
 }
 
+int gh_inflate(int enc, const uint8_t *p, size_t n, size_t max,
+	       uint8_t **out, size_t *len, char *err, size_t errlen)
+{
+	z_stream z;
+	uint8_t *b = NULL, *nb;
+	size_t cap = 0;
+	int r, code = GC_INTERNAL;
+
+	*out = NULL;
+	*len = 0;
+	memset(&z, 0, sizeof(z));
+	if (inflateInit2(&z, enc == GH_ENC_GZIP ? 16 + MAX_WBITS : MAX_WBITS) !=
+	    Z_OK) {
+		snprintf(err, errlen, "out of memory");
+		return GC_RESOURCE_EXHAUSTED;
+	}
+	z.next_in = (Bytef *)p;
+	z.avail_in = n > 0xffffffffu ? 0xffffffffu : (uInt)n;
+	do {
+		if (z.total_out == cap) {
+			if (cap >= max + 1) { /* one byte past: too big */
+				snprintf(err, errlen,
+					 "the request message is larger than "
+					 "the limit of %zu bytes once inflated",
+					 max);
+				code = GC_RESOURCE_EXHAUSTED;
+				goto fail;
+			}
+			cap = cap ? cap * 2 : 4096;
+			cap = cap > max + 1 ? max + 1 : cap;
+			nb = realloc(b, cap ? cap : 1);
+			if (!nb) {
+				snprintf(err, errlen, "out of memory");
+				code = GC_RESOURCE_EXHAUSTED;
+				goto fail;
+			}
+			b = nb;
+		}
+		z.next_out = b + z.total_out;
+		z.avail_out = (uInt)(cap - z.total_out);
+		r = inflate(&z, Z_NO_FLUSH);
+	} while (r == Z_OK && (z.avail_in || !z.avail_out));
+	if (r != Z_STREAM_END || z.avail_in) {
+		snprintf(err, errlen, "a compressed message that does not "
+				      "inflate");
+		goto fail;
+	}
+	inflateEnd(&z);
+	*out = b;
+	*len = z.total_out;
+	return GC_OK;
+fail:
+	inflateEnd(&z);
+	free(b);
+	return code;
+}
+
 void gh_pct_encode(const char *s, char *out, size_t cap)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -161,7 +222,7 @@ static void answer_status(struct gh_conn *c, struct gh_stream *s, int code,
 		gh_pct_encode(msg, enc, sizeof(enc));
 		nv[n++] = (nghttp2_nv)NV("grpc-message", enc);
 	}
-	if (code == GC_UNIMPLEMENTED && s->bad_encoding)
+	if (code == GC_UNIMPLEMENTED && s->enc == GH_ENC_OTHER)
 		nv[n++] = (nghttp2_nv)NV("grpc-accept-encoding", "identity");
 	nghttp2_submit_response(c->h2, s->id, nv, n, NULL);
 }
@@ -238,6 +299,33 @@ static void reply(struct gh_conn *c, struct gh_stream *s,
 
 static void defer(struct gh_conn *c, struct gh_stream *s, size_t len);
 
+/* Replace @s's body with the prefix and the inflated message @p. */
+static int inflated(struct gh_stream *s, const uint8_t *p, size_t n,
+		    size_t max, char *err, size_t errlen)
+{
+	uint8_t *m, *nb;
+	size_t len;
+	int code;
+
+	code = gh_inflate(s->enc, p, n, max, &m, &len, err, errlen);
+	if (code != GC_OK)
+		return code;
+	nb = malloc(5 + len);
+	if (!nb) {
+		free(m);
+		snprintf(err, errlen, "out of memory");
+		return GC_RESOURCE_EXHAUSTED;
+	}
+	memset(nb, 0, 5);
+	if (len)
+		memcpy(nb + 5, m, len);
+	free(m);
+	free(s->body);
+	s->body = nb;
+	s->body_len = s->body_cap = 5 + len;
+	return GC_OK;
+}
+
 /* The client ended its side: run the method and queue the answer. */
 static void answer(struct gh_conn *c, struct gh_stream *s)
 {
@@ -272,14 +360,21 @@ static void answer(struct gh_conn *c, struct gh_stream *s)
 		answer_status(c, s, GC_DEADLINE_EXCEEDED, "deadline exceeded");
 		return;
 	}
-	code = gh_unframe(s->body, s->body_len, g->max_message, false, &msg,
-			  &len, r.msg, sizeof(r.msg));
-	if (code == GC_INTERNAL && s->bad_encoding && s->body_len >= 5 &&
-	    s->body[0] == 1) {
-		code = GC_UNIMPLEMENTED;
-		snprintf(r.msg, sizeof(r.msg),
-			 "assetfs-server takes identity messages only, not "
-			 "this grpc-encoding");
+	code = gh_unframe(s->body, s->body_len, g->max_message,
+			  s->enc != GH_ENC_IDENTITY, &msg, &len, r.msg,
+			  sizeof(r.msg));
+	if (code == GC_OK && s->body[0] == 1) {
+		if (s->enc == GH_ENC_OTHER) {
+			code = GC_UNIMPLEMENTED;
+			snprintf(r.msg, sizeof(r.msg),
+				 "assetfs-server inflates gzip and deflate "
+				 "messages, not this grpc-encoding");
+		} else {
+			code = inflated(s, msg, len, g->max_message, r.msg,
+					sizeof(r.msg));
+			msg = s->body + 5;
+			len = s->body_len - 5;
+		}
 	}
 	if (code != GC_OK) {
 		answer_status(c, s, code, r.msg);
@@ -440,7 +535,10 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f,
 		if (gh_parse_timeout((const char *)value, vlen, &t) == 0)
 			s->deadline_ns = s->start_ns + t;
 	} else if (is(name, nlen, "grpc-encoding")) {
-		s->bad_encoding = !is(value, vlen, "identity");
+		s->enc = is(value, vlen, "identity") ? GH_ENC_IDENTITY
+			 : is(value, vlen, "gzip")   ? GH_ENC_GZIP
+			 : is(value, vlen, "deflate") ? GH_ENC_DEFLATE
+						      : GH_ENC_OTHER;
 	}
 	return 0;
 }

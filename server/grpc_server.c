@@ -293,7 +293,9 @@ static void take_inbox(struct gh_loop *l)
 	do {
 		pthread_mutex_lock(&l->lock);
 		n = l->n_inbox < 64 ? l->n_inbox : 64;
-		memcpy(fds, l->inbox + l->n_inbox - n, n * sizeof(int));
+		if (n)
+			memcpy(fds, l->inbox + l->n_inbox - n,
+			       n * sizeof(int));
 		l->n_inbox -= n;
 		pthread_mutex_unlock(&l->lock);
 		for (i = 0; i < n; i++)

@@ -43,6 +43,9 @@
 
 struct gh_loop;
 
+/* grpc-encoding of a request's messages */
+enum { GH_ENC_IDENTITY, GH_ENC_GZIP, GH_ENC_DEFLATE, GH_ENC_OTHER };
+
 /* One call (HTTP/2 stream), owned by its connection. */
 struct gh_stream {
 	struct gh_stream *prev, *next; /* the connection's open streams */
@@ -50,7 +53,8 @@ struct gh_stream {
 	const struct grpc_method *m; /* NULL: unknown path */
 	char path[GH_PATH_MAX];
 	int http_status;	     /* non-zero: not a gRPC request */
-	bool post, grpc_ct, compressed_ok, bad_encoding, too_big;
+	bool post, grpc_ct, too_big;
+	int enc; /* grpc-encoding: GH_ENC_* */
 	bool counted; /* a gRPC call (metrics) */
 	bool answered;
 	bool deferred; /* its method runs on the loader */
@@ -182,6 +186,14 @@ int gh_parse_timeout(const char *v, size_t n, int64_t *ns);
  */
 int gh_unframe(const uint8_t *p, size_t n, size_t max, bool may_compress,
 	       const uint8_t **msg, size_t *len, char *err, size_t errlen);
+
+/*
+ * Inflate the compressed message @p (@n bytes, GH_ENC_GZIP or _DEFLATE)
+ * into *@out (malloc'd, at most @max bytes). Returns GC_OK, or
+ * GC_RESOURCE_EXHAUSTED / GC_INTERNAL with a message in @err.
+ */
+int gh_inflate(int enc, const uint8_t *p, size_t n, size_t max,
+	       uint8_t **out, size_t *len, char *err, size_t errlen);
 
 /* @s percent-encoded for grpc-message into @out (@cap >= 4). */
 void gh_pct_encode(const char *s, char *out, size_t cap);

@@ -5,12 +5,14 @@
  * request, one fails with a message full of bytes grpc-message must
  * percent-encode, one asks to be deferred (as a lazy load does). The same
  * bytes also go through the pieces on their own: the 5-byte message
- * prefix (gh_unframe), grpc-timeout, and the grpc-message encoding.
+ * prefix (gh_unframe), inflating a compressed message (gh_inflate),
+ * grpc-timeout, and the grpc-message encoding.
  *
  * Invariants: the session never lets a client's bytes past the caps (a
  * message handed to a method is within --grpc-max-message, the output
  * queued for the client stays near GH_OUT_MAX), gh_unframe's message lies
- * inside its input, an encoded grpc-message is printable ASCII.
+ * inside its input, nothing inflates past the cap, an encoded
+ * grpc-message is printable ASCII.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +72,7 @@ static void fh_pieces(const uint8_t *data, size_t size)
 {
 	char s[64], enc[3 * sizeof(s) + 4];
 	const uint8_t *msg = NULL;
+	uint8_t *out = NULL;
 	char err[ERR_MAX];
 	size_t len = 0, i;
 	int64_t ns;
@@ -83,6 +86,12 @@ static void fh_pieces(const uint8_t *data, size_t size)
 	} else {
 		FUZZ_CHECK(fuzz_err_ok(err, sizeof(err)));
 	}
+	/* what a client compressed (or says it did) */
+	code = gh_inflate(size & 1 ? GH_ENC_GZIP : GH_ENC_DEFLATE, data, size,
+			  FH_MAX, &out, &len, err, sizeof(err));
+	FUZZ_CHECK(code != GC_OK || len <= FH_MAX);
+	FUZZ_CHECK(code == GC_OK || (!out && fuzz_err_ok(err, sizeof(err))));
+	free(out);
 	if (gh_parse_timeout((const char *)data, size < 12 ? size : 12,
 			     &ns) == 0)
 		FUZZ_CHECK(ns >= 0);
