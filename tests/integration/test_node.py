@@ -144,7 +144,9 @@ def test_node_in_a_box(node, assetfs_bin, models, tmp_path):
         for _ in range(3):
             assert os.readlink(adir / "1.latest") == "1.0"
             time.sleep(1)
-        assert {v for ld in loads for v in ld.versions_seen()} == {"1.0"}
+        assert {v for ld in loads for v in ld.versions_seen()} == {"1.0"}, \
+            [([r for r in ld.results if r[0] != 200][:2], srv.logs()[-2000:])
+             for ld, srv in zip(loads, servers)]
         # the data arrives: warmed, then the alias moves
         copy_data()
         wait_for(lambda: os.readlink(adir / "1.latest") == "1.1", 60,
@@ -157,9 +159,9 @@ def test_node_in_a_box(node, assetfs_bin, models, tmp_path):
         results = [ld.finish() for ld in loads]
     want = {"1.0": models.clf.predict_proba(Xs).ravel(),
             "1.1": models.clf2.predict_proba(Xs).ravel()}
-    for res in results:
+    for srv, res in zip(servers, results):
         bad = [r for r in res if r[0] != 200]
-        assert not bad, bad[:3]
+        assert not bad, (bad[:3], srv.logs()[-3000:])
         assert {r[1] for r in res} == {"1.0", "1.1"}
         for _, version, proba in res:
             np.testing.assert_allclose(proba, want[version], atol=TOL)
@@ -255,14 +257,15 @@ def test_daemon_upgrade_under_load(node, next_image, assetfs_bin, models,
     finally:
         results = [ld.finish() for ld in loads]
         watch.finish()
-    failed = [r for res in results for r in res if r[0] != 200]
+    failed = [(r, srv.name) for srv, res in zip(servers, results)
+              for r in res if r[0] != 200]
     print(json.dumps({"requests": sum(len(r) for r in results),
                       "failed_predictions": len(failed),
                       "mount_reads": watch.reads,
                       "old_daemon_exit": code,
                       "new_pod_ready_s": round(t_ready, 1),
                       "old_pod_deleted_s": round(t_deleted, 1)}))
-    assert not failed, failed[:3]
+    assert not failed, (failed[:3], [srv.logs()[-2000:] for srv in servers])
     want = models.clf.predict_proba(Xs).ravel()
     for res in results:
         assert len(res) > 10
