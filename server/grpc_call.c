@@ -521,9 +521,11 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f,
 		return 0; /* trailers of a request: nothing we use */
 	if (is(name, nlen, ":path")) {
 		s->m = find_method(front_of(c), value, vlen);
-		snprintf(s->path, sizeof(s->path), "%.*s",
-			 (int)(vlen < GH_PATH_MAX ? vlen : GH_PATH_MAX - 1),
-			 (const char *)value);
+		if (!s->m) /* kept for the message */
+			snprintf(s->path, sizeof(s->path), "%.*s",
+				 (int)(vlen < GH_PATH_MAX ? vlen
+							  : GH_PATH_MAX - 1),
+				 (const char *)value);
 	} else if (is(name, nlen, ":method")) {
 		s->post = is(value, vlen, "POST");
 	} else if (is(name, nlen, "content-type")) {
