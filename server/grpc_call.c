@@ -68,7 +68,8 @@ int gh_parse_timeout(const char *v, size_t n, int64_t *ns)
 	case 'n': unit = 1; break;
 	default: return -EINVAL;
 	}
-	*ns = x * unit; /* 99999999 H still fits */
+	/* 99999999 H does not fit: past ~146 years is "no deadline" */
+	*ns = x > INT64_MAX / 2 / unit ? INT64_MAX / 2 : x * unit;
 	return 0;
 }
 
