@@ -2,7 +2,8 @@
 clients the project did not write: python3-grpcio (compressed requests,
 a call in flight while the server stops), curl (a request that is not
 gRPC), nghttp from nghttp2-client (the SETTINGS the server sends), and a
-raw socket sending bytes that are not HTTP/2 at all."""
+raw socket sending bytes that are not HTTP/2 at all, or HTTP/2 and then
+nothing (the server's keepalive PING)."""
 import json
 import signal
 import socket
@@ -123,3 +124,36 @@ def test_a_call_in_flight_when_the_server_stops_is_answered(
         got = output(first.result(timeout=30), "predict")
     np.testing.assert_allclose(got, linear(X))
     assert srv.proc.wait(timeout=30) == 0
+
+
+def frames(sock, want, limit=64):
+    """Read HTTP/2 frames from @sock until one of type @want (returned as
+    (flags, payload)); None when the connection closes first."""
+    buf = b""
+    for _ in range(limit):
+        while len(buf) < 9 or len(buf) < 9 + int.from_bytes(buf[:3], "big"):
+            b = sock.recv(65536)
+            if not b:
+                return None
+            buf += b
+        n = int.from_bytes(buf[:3], "big")
+        kind, flags, payload = buf[3], buf[4], buf[9:9 + n]
+        buf = buf[9 + n:]
+        if kind == want:
+            return flags, payload
+    return None
+
+
+def test_a_quiet_connection_is_pinged(grpc_server, assets):
+    srv = grpc_server(["--assets-dir", assets, "--model", "iris=iris:1",
+                       "--grpc-keepalive", "1"])
+    s = socket.create_connection(("127.0.0.1", srv.grpc_port), 10)
+    s.settimeout(30)
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\0\0\0\x04\0\0\0\0\0")
+    got = frames(s, 0x6)   # a PING, sent after a second without bytes
+    assert got is not None and got[0] & 1 == 0, got   # not an ACK
+    # answered, the connection stays and is pinged again later
+    s.sendall(b"\0\0\x08\x06\x01\0\0\0\0" + got[1])
+    again = frames(s, 0x6)
+    assert again is not None and again[0] & 1 == 0, again
+    s.close()
