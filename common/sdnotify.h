@@ -1,6 +1,6 @@
 /*
  * sdnotify - tell systemd (Type=notify units) that a daemon is ready or
- * stopping, by the documented datagram protocol on $NOTIFY_SOCKET. Without
+ * stopping, with libsystemd's sd_notify() on $NOTIFY_SOCKET. Without
  * NOTIFY_SOCKET (not run by systemd) every call is a no-op.
  *
  * Thread-safe. Errors: 0 (also when there is no socket) or a negative errno.

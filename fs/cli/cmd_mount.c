@@ -270,6 +270,18 @@ static int parse_opts(struct mount_cli *c, char *list)
 }
 
 /* Child side of the daemon: stdio away from the terminal. */
+/* How many descriptors from 3 on systemd passed to this process. */
+static unsigned listen_fds(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
+	long k;
+
+	if (!pid || !n || strtol(pid, NULL, 10) != (long)getpid())
+		return 0;
+	k = strtol(n, NULL, 10);
+	return k > 0 && k < 64 ? (unsigned)k : 0;
+}
+
 static void detach(const char *log_file)
 {
 	int fd;
@@ -414,9 +426,11 @@ int cmd_mount(int argc, char **argv)
 	/*
 	 * The daemon must not keep what its caller had open: a descriptor
 	 * inside the mount (a shell's `exec 3< file`) would hold the mount
-	 * busy for as long as the daemon lives.
+	 * busy for as long as the daemon lives. What systemd passed us
+	 * (LISTEN_FDS: a mount kept across `systemctl restart`) stays, for
+	 * mount_run() to adopt.
 	 */
-	close_range(3, ~0u, 0);
+	close_range(3 + listen_fds(), ~0u, 0);
 	if (c.foreground) {
 		if (c.log_file) {
 			int fd = open(c.log_file, O_WRONLY | O_CREAT |

@@ -368,8 +368,12 @@ int ho_apply(struct ho_state *s, struct ho_msg *m)
 
 /* ---- a whole state ---- */
 
+/* Where the messages of a state go: a socket, or a buffer. */
+typedef int (*ho_sink_fn)(void *arg, const struct ho_msg *m);
+
 struct node_ctx {
-	int sock;
+	ho_sink_fn put;
+	void *arg;
 	struct ho_msg m;
 };
 
@@ -386,34 +390,27 @@ static int send_node(void *arg, const struct inode *n, uint64_t nlookup)
 	ho_put_str(&x->m, n->name);
 	ho_put_str(&x->m, n->version);
 	ho_put_str(&x->m, n->relpath);
-	return ho_send(x->sock, &x->m, -1);
+	return x->put(x->arg, &x->m);
 }
 
-int ho_send_state(int sock, const struct ho_state *s, int fuse_fd)
+/* COUNTERS, INIT, the nodes, the handles, HO_END through x->put. */
+static int emit_state(const struct ho_state *s, struct node_ctx *x)
 {
-	struct node_ctx *x = malloc(sizeof(*x));
 	size_t i;
 	int ret;
 
-	if (!x)
-		return -ENOMEM;
-	x->sock = sock;
-	ho_msg_start(&x->m, HO_STATE);
-	ret = ho_send(sock, &x->m, fuse_fd);
-	if (ret < 0)
-		goto out;
 	ho_msg_start(&x->m, HO_COUNTERS);
 	ho_put_u64(&x->m, s->gen);
 	ho_put_u64(&x->m, s->takeovers);
 	ho_put_u64(&x->m, s->worker_restarts);
 	ho_put_u64(&x->m, s->resent);
 	ho_put_u64(&x->m, (uint64_t)s->mounted_at);
-	ret = ho_send(sock, &x->m, -1);
+	ret = x->put(x->arg, &x->m);
 	if (ret == 0 && s->init_in) {
 		ho_msg_start(&x->m, HO_INIT);
 		ho_put_bytes(&x->m, s->init_in, s->init_in_len);
 		ho_put_bytes(&x->m, s->init_out, s->init_out_len);
-		ret = ho_send(sock, &x->m, -1);
+		ret = x->put(x->arg, &x->m);
 	}
 	if (ret == 0)
 		ret = inode_foreach(s->it, send_node, x);
@@ -422,12 +419,140 @@ int ho_send_state(int sock, const struct ho_state *s, int fuse_fd)
 		ho_put_u64(&x->m, s->h[i].id);
 		ho_put_u64(&x->m, s->h[i].ino);
 		ho_put_u32(&x->m, s->h[i].dir ? 1 : 0);
-		ret = ho_send(sock, &x->m, -1);
+		ret = x->put(x->arg, &x->m);
 	}
+	if (ret == 0) {
+		ho_msg_start(&x->m, HO_END);
+		ret = x->put(x->arg, &x->m);
+	}
+	return ret;
+}
+
+static int put_sock(void *arg, const struct ho_msg *m)
+{
+	return ho_send(*(int *)arg, m, -1);
+}
+
+int ho_send_state(int sock, const struct ho_state *s, int fuse_fd)
+{
+	struct node_ctx *x = malloc(sizeof(*x));
+	int ret;
+
+	if (!x)
+		return -ENOMEM;
+	x->put = put_sock;
+	x->arg = &sock;
+	ho_msg_start(&x->m, HO_STATE);
+	ret = ho_send(sock, &x->m, fuse_fd);
 	if (ret == 0)
-		ret = ho_send_type(sock, HO_END);
-out:
+		ret = emit_state(s, x);
 	free(x);
+	return ret;
+}
+
+/* ---- a whole state in one buffer ---- */
+
+struct buf_sink {
+	unsigned char *p;
+	size_t len, cap;
+};
+
+static int put_buf(void *arg, const struct ho_msg *m)
+{
+	struct buf_sink *b = arg;
+	uint32_t n = (uint32_t)m->len;
+
+	if (m->bad)
+		return -EMSGSIZE;
+	if (b->len + 4 + m->len > b->cap) {
+		size_t ncap = b->cap ? b->cap : 65536;
+		unsigned char *np;
+
+		while (b->len + 4 + m->len > ncap)
+			ncap *= 2;
+		np = realloc(b->p, ncap);
+		if (!np)
+			return -ENOMEM;
+		b->p = np;
+		b->cap = ncap;
+	}
+	memcpy(b->p + b->len, &n, 4);
+	memcpy(b->p + b->len + 4, m->b, m->len);
+	b->len += 4 + m->len;
+	return 0;
+}
+
+int ho_state_encode(const struct ho_state *s, unsigned char **buf,
+		    size_t *len)
+{
+	struct buf_sink b = { 0 };
+	struct node_ctx *x = malloc(sizeof(*x));
+	uint32_t v = HO_VERSION;
+	int ret = -ENOMEM;
+
+	*buf = NULL;
+	*len = 0;
+	if (!x)
+		return -ENOMEM;
+	x->put = put_buf;
+	x->arg = &b;
+	b.cap = 65536;
+	b.p = malloc(b.cap);
+	if (b.p) {
+		memcpy(b.p, HO_FILE_MAGIC, 4);
+		memcpy(b.p + 4, &v, 4);
+		b.len = 8;
+		ret = emit_state(s, x);
+	}
+	free(x);
+	if (ret < 0) {
+		free(b.p);
+		return ret;
+	}
+	*buf = b.p;
+	*len = b.len;
+	return 0;
+}
+
+int ho_state_decode(struct ho_state *s, const unsigned char *buf, size_t len,
+		    uint32_t *version)
+{
+	struct ho_msg *m;
+	size_t off = 8;
+	uint32_t n;
+	int ret = -EPROTO;
+
+	*version = 0;
+	if (len < 8 || memcmp(buf, HO_FILE_MAGIC, 4) != 0)
+		return -EPROTO;
+	memcpy(version, buf + 4, 4);
+	if (*version != HO_VERSION)
+		return -EPROTONOSUPPORT;
+	m = malloc(sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	while (len - off >= 4) {
+		memcpy(&n, buf + off, 4);
+		off += 4;
+		if (n < 4 || n > HO_MSG_MAX || n > len - off)
+			break;
+		memcpy(m->b, buf + off, n);
+		m->len = n;
+		m->bad = false;
+		off += n;
+		if (ho_msg_type(m) == HO_END) {
+			/* the end, and nothing after it */
+			ret = off == len ? 0 : -EPROTO;
+			break;
+		}
+		ret = ho_apply(s, m);
+		if (ret <= 0) {
+			ret = ret < 0 ? ret : -EPROTO;
+			break;
+		}
+		ret = -EPROTO; /* no HO_END yet */
+	}
+	free(m);
 	return ret;
 }
 

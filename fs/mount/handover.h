@@ -143,6 +143,26 @@ int ho_apply(struct ho_state *s, struct ho_msg *m);
 int ho_send_state(int sock, const struct ho_state *s, int fuse_fd);
 
 /*
+ * A state as one buffer, for the unit's file-descriptor store across a
+ * `systemctl restart` (fs/mount/supervisor_sd.c keeps it in a memfd):
+ * HO_FILE_MAGIC, u32 HO_VERSION, then the messages ho_send_state() sends
+ * after HO_STATE (COUNTERS, INIT, the nodes, the handles, HO_END), each as
+ * a u32 length and its bytes. *@buf is malloc'd (free it). 0 or -ENOMEM.
+ */
+#define HO_FILE_MAGIC "AFHO"
+int ho_state_encode(const struct ho_state *s, unsigned char **buf,
+		    size_t *len);
+/*
+ * Read a buffer made by ho_state_encode() into @s (initialised, empty).
+ * *@version gets the version it says (0 if not even the magic is there).
+ * Returns 0, -EPROTONOSUPPORT (another version: nothing applied),
+ * -EPROTO (not a state, malformed, or cut short: @s may hold a part of
+ * it; clear it) or -ENOMEM. Any input is safe (tests/fuzz/fuzz_handover).
+ */
+int ho_state_decode(struct ho_state *s, const unsigned char *buf, size_t len,
+		    uint32_t *version);
+
+/*
  * Receive a state sent by ho_send_state() into @s (initialised, empty):
  * *@fuse_fd gets the descriptor. Each message must come within
  * @timeout_ms. Returns 0, -EPROTO (unexpected message, no fd) or a

@@ -153,29 +153,6 @@ static void refuse(int c, const char *why)
 	ho_send(c, &m, -1);
 }
 
-/* Wait for HO_DRAINED, applying the journal meanwhile; 0 or an error. */
-static int drain_worker(struct sup *s, struct ho_msg *m)
-{
-	int t, limit = (s->o->timeout_ms > 0 ? s->o->timeout_ms : 30000) * 2 +
-		       5000;
-
-	if (ho_send_type(s->wctl, HO_DRAIN) < 0)
-		return -EPIPE;
-	for (;;) {
-		t = ho_recv(s->wctl, m, NULL, limit);
-		if (t == HO_DRAINED)
-			return 0;
-		if (t <= 0)
-			return t < 0 ? t : -EPIPE;
-		if (t == HO_READY) {
-			s->worker_ready = true;
-			sup_say_ready(s, 0);
-		} else {
-			ho_apply(&s->st, m);
-		}
-	}
-}
-
 static void serve_takeover(struct sup *s, struct ho_msg *m)
 {
 	struct ucred cred;
@@ -227,7 +204,8 @@ static void serve_takeover(struct sup *s, struct ho_msg *m)
 	}
 	log_info("mount: handing %s over to pid %u: draining",
 		 s->o->mountpoint, peer_pid);
-	ret = drain_worker(s, m);
+	ret = sup_drain_worker(s, m, (s->o->timeout_ms > 0 ? s->o->timeout_ms :
+							  30000) * 2 + 5000);
 	if (ret < 0) {
 		refuse(c, "the worker did not drain (it died or timed out): "
 			  "try again");
@@ -423,6 +401,14 @@ static bool assetfs_mounted(const char *mp)
 	return found;
 }
 
+/* Is @mp an assetfs mount whose daemon is gone (the kernel says so)? */
+static bool stale_mount(const char *mp)
+{
+	struct stat st;
+
+	return assetfs_mounted(mp) && stat(mp, &st) < 0 && errno == ENOTCONN;
+}
+
 /*
  * Is a live daemon serving @mp? Its control socket answers and the mount
  * is there (a daemon whose mount was just unmounted is on its way out).
@@ -475,13 +461,32 @@ static int listen_control(struct sup *s)
 static void on_signal(struct sup *s, struct ho_msg *m)
 {
 	struct signalfd_siginfo si;
+	char why[256] = "not SIGTERM", why2[256];
 	int status;
 	pid_t pid;
 
 	while (read(s->sig_fd, &si, sizeof(si)) == sizeof(si)) {
-		if (si.ssi_signo != SIGCHLD && !s->stopping) {
-			log_info("mount: signal %u: unmounting %s",
-				 si.ssi_signo, s->o->mountpoint);
+		if (si.ssi_signo != SIGCHLD && !s->stopping &&
+		    s->end == SUP_RUN) {
+			if (si.ssi_signo == SIGTERM &&
+			    sup_sd_restarting(why, sizeof(why))) {
+				if (sup_sd_store(s, m, why2,
+						 sizeof(why2)) == 0) {
+					log_info("mount: SIGTERM, %s: %s kept "
+						 "in systemd's fd store for "
+						 "the next start", why,
+						 s->o->mountpoint);
+					s->end = SUP_STORED;
+					continue;
+				}
+				log_warn("mount: SIGTERM, %s, but the mount "
+					 "cannot be kept (%s): unmounting %s",
+					 why, why2, s->o->mountpoint);
+			} else {
+				log_info("mount: signal %u (%s): unmounting "
+					 "%s", si.ssi_signo, why,
+					 s->o->mountpoint);
+			}
 			s->stopping = true;
 			sd_notify_state("STOPPING=1");
 			unmount(s);
@@ -591,12 +596,22 @@ int mount_run(const struct mount_opts *o)
 		if (ret < 0)
 			goto out;
 		took_over = ret == 1;
+	} else if ((ret = sup_sd_adopt(&s, assetfs_mounted(o->mountpoint))) ==
+		   1) {
+		took_over = true; /* kept across `systemctl restart` */
+	} else if (ret < 0 && ret != -ESTALE) {
+		goto out;
 	} else if (control_live(s.ctl_path, o->mountpoint)) {
 		log_error("mount: %s is served by a live assetfs (control "
 			  "socket %s): use -o takeover to replace it",
 			  o->mountpoint, s.ctl_path);
 		ret = -EBUSY;
 		goto out;
+	} else if (ret == -ESTALE || stale_mount(o->mountpoint)) {
+		if (ret != -ESTALE)
+			log_warn("mount: %s is a dead assetfs mount (ENOTCONN): "
+				 "detaching it", o->mountpoint);
+		unmount(&s);
 	}
 	if (!took_over) {
 		ret = mount_fresh(&s);
@@ -623,7 +638,7 @@ int mount_run(const struct mount_opts *o)
 			kill(s.worker, SIGKILL);
 		unmount(&s);
 	}
-	if (s.end != SUP_HANDED_OVER)
+	if (s.end != SUP_HANDED_OVER && s.end != SUP_STORED)
 		sd_notify_state("STOPPING=1");
 	else if (o->linger)
 		linger(&s);

@@ -1,8 +1,10 @@
 /*
  * supervisor_int - what the two files of the supervisor share:
  * supervisor.c (mounting, the control socket and both sides of a
- * takeover, the signal loop, mount_run()) calls supervisor_worker.c (the
- * worker: starting it, its journal, its death), never the other way.
+ * takeover, the signal loop, mount_run()) calls supervisor_sd.c (systemd:
+ * a `systemctl restart` keeps the mount in the unit's fd store), and both
+ * call supervisor_worker.c (the worker: starting it, draining it, its
+ * journal, its death), never the other way.
  *
  * Threads: one (the supervisor's). Errors: negative errno.
  */
@@ -19,7 +21,9 @@
 #include "fs/mount/handover.h"
 #include "fs/mount/mount.h"
 
-enum sup_end { SUP_RUN = 0, SUP_UNMOUNTED, SUP_HANDED_OVER, SUP_FAILED };
+/* SUP_STORED: kept in systemd's fd store for the unit's next start */
+enum sup_end { SUP_RUN = 0, SUP_UNMOUNTED, SUP_HANDED_OVER, SUP_STORED,
+	       SUP_FAILED };
 
 struct sup {
 	const struct mount_opts *o;
@@ -47,6 +51,12 @@ void sup_say_ready(struct sup *s, int status);
  * reads the state from its socket, see struct mount_worker). 0 or errno.
  */
 int sup_spawn_worker(struct sup *s, bool await_state);
+/*
+ * Ask the worker to drain (take no more requests, answer the ones it
+ * holds) and wait for HO_DRAINED at most @limit_ms a message, applying
+ * the journal meanwhile. 0, or an error (the worker may be resumed).
+ */
+int sup_drain_worker(struct sup *s, struct ho_msg *m, int limit_ms);
 /* Log whether the kernel resends what a dead worker held. */
 void sup_log_kernel(const struct ho_state *st);
 /* Apply what the worker sent; 0, or -EPIPE once it is gone. */
@@ -56,5 +66,32 @@ int sup_read_journal(struct sup *s, struct ho_msg *m);
  * worker runs on the connection after the kernel was told to resend.
  */
 void sup_worker_died(struct sup *s, int status, struct ho_msg *m);
+
+/* ---- supervisor_sd.c ---- */
+
+/*
+ * Is the unit that runs us being restarted (`systemctl restart`), with a
+ * file-descriptor store to keep the mount in? Asks systemd over D-Bus
+ * (the unit of our pid, its job's type, FileDescriptorStoreMax). @why
+ * gets the reason either way, for the one line the caller logs.
+ */
+bool sup_sd_restarting(char *why, size_t len);
+/*
+ * Drain the worker, then hand the /dev/fuse descriptor and the state (a
+ * memfd, ho_state_encode()) to systemd's fd store, and stop the worker:
+ * the caller then exits without unmounting. 0, or a negative errno with
+ * @why set (the worker serves on; nothing stays in the store).
+ */
+int sup_sd_store(struct sup *s, struct ho_msg *m, char *why, size_t len);
+/*
+ * At start: adopt a mount kept by sup_sd_store() and passed back by
+ * systemd (LISTEN_FDS, names SUP_SD_FUSE and SUP_SD_STATE) like a
+ * takeover's receiver: s->fuse_fd and s->st set, a worker serving.
+ * @mounted: the mountpoint holds a fuse.assetfs mount. Returns 1 when
+ * adopted, 0 when nothing was passed, -ESTALE when something was but
+ * cannot be used (the caller detaches the old mount and mounts afresh;
+ * one line said why). The store is emptied either way.
+ */
+int sup_sd_adopt(struct sup *s, bool mounted);
 
 #endif

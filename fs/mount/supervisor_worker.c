@@ -166,6 +166,27 @@ int sup_read_journal(struct sup *s, struct ho_msg *m)
 	return 0;
 }
 
+int sup_drain_worker(struct sup *s, struct ho_msg *m, int limit_ms)
+{
+	int t;
+
+	if (ho_send_type(s->wctl, HO_DRAIN) < 0)
+		return -EPIPE;
+	for (;;) {
+		t = ho_recv(s->wctl, m, NULL, limit_ms);
+		if (t == HO_DRAINED)
+			return 0;
+		if (t <= 0)
+			return t < 0 ? t : -EPIPE;
+		if (t == HO_READY) {
+			s->worker_ready = true;
+			sup_say_ready(s, 0);
+		} else {
+			ho_apply(&s->st, m);
+		}
+	}
+}
+
 /* Put the requests a dead worker held back in the kernel's queue. */
 static int resend(struct sup *s)
 {
