@@ -29,8 +29,14 @@
  * HO_BYE and returns without unmounting. If anything fails before the
  * commit, the worker resumes.
  *
- * The worker's side of this (forking, the journal, a death) is in
- * supervisor_worker.c; supervisor_int.h is what the two share.
+ * Under systemd, a SIGTERM whose cause is a `systemctl restart` of the
+ * unit hands the descriptor and the state to systemd's fd store instead
+ * of unmounting, and the next start adopts them (supervisor_sd.c); any
+ * other SIGTERM unmounts. At start, a dead daemon's mount (ENOTCONN) on
+ * the mountpoint is detached first.
+ *
+ * The worker's side of this (forking, draining, the journal, a death) is
+ * in supervisor_worker.c; supervisor_int.h is what the files share.
  *
  * Threads: one; signals arrive through a signalfd. Errors: negative errno.
  */

@@ -3,8 +3,8 @@
 #
 # Usage: tests/fuzz/run.sh [SECONDS [TARGET...]]
 #   SECONDS  time per target (default 60); TARGET: spec versions meta
-#   assets_index level objinfo pins (default all of these). FUZZ_BUILD picks the build dir (default
-#   build-fuzz), FUZZ_WORK where the growing corpus and any crash go
+#   assets_index level objinfo pins handover (default all of these).
+#   FUZZ_BUILD picks the build dir (default build-fuzz), FUZZ_WORK where the growing corpus and any crash go
 #   (default a temp dir, printed). The libraries are built with coverage
 #   (-fsanitize=fuzzer-no-link) and ASan/UBSan, so the fuzzer sees and
 #   checks the parser code itself, not just the harness.
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/../.."
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(spec versions meta assets_index level objinfo pins)
+[ ${#targets[@]} -gt 0 ] || targets=(spec versions meta assets_index level objinfo pins handover)
 build=${FUZZ_BUILD:-build-fuzz}
 work=${FUZZ_WORK:-$(mktemp -d /tmp/assetfs-fuzz.XXXXXX)}
 

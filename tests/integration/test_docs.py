@@ -54,6 +54,10 @@ NORUN = {
         "needs systemd as PID 1 and writes /usr/local; test_systemd.py "
         "checks ExecReload is a takeover, and test_takeover.py runs the "
         "same takeover and the counters these commands show",
+    ("docs/deployment.md", "systemctl restart assetfs@assets"):
+        "needs systemd as PID 1; test_systemd.py restarts the unit under "
+        "systemd in a podman container and checks what these commands "
+        "show (MainPID, supervisor_pid, takeovers, one mount, the log)",
     ("docs/deployment.md", "export ASSETFS_IMAGE=REGISTRY/assetfs:0.1.1   "
                            "# the new build, pushed"):
         "needs a Kubernetes cluster; test_deploy.py checks the rolling "

@@ -61,6 +61,9 @@
 #define FUZZ_ENTRY fuzz_pins_entry
 #include "tests/fuzz/fuzz_pins.c"
 #undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_handover_entry
+#include "tests/fuzz/fuzz_handover.c"
+#undef FUZZ_ENTRY
 #ifdef HAVE_GRPC
 #define FUZZ_ENTRY fuzz_grpc_entry
 #include "tests/fuzz/fuzz_grpc.c"
@@ -418,6 +421,11 @@ test(replay_objinfo)
 test(replay_pins)
 {
 	replay("pins", fuzz_pins_entry, 0x5eed000b);
+}
+
+test(replay_handover)
+{
+	replay("handover", fuzz_handover_entry, 0x5eed000c);
 }
 
 #ifdef HAVE_GRPC

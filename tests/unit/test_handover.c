@@ -5,6 +5,9 @@
  * counts, paths, handles, the INIT exchange, counters, the descriptor);
  * the journal replayed into a copy gives the same table, forgets
  * included; malformed and truncated messages are refused, never applied.
+ * The same state as one buffer (the fd store's memfd across `systemctl
+ * restart`) decodes back equal; another version, a cut or a trailing
+ * byte is refused.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -168,6 +171,66 @@ test(a_state_goes_over_a_socket_whole)
 	close(sv[1]);
 	ho_state_clear(&a);
 	ho_state_clear(&b);
+}
+
+test(a_state_in_one_buffer_decodes_back)
+{
+	struct ho_state a, b;
+	const struct inode *n, *m;
+	unsigned char *buf, *e2, *odd;
+	size_t len, len2, cut;
+	uint32_t v;
+
+	CHECK_INT(ho_state_init(&a), 0);
+	CHECK_INT(inode_child(a.it, INODE_ROOT_INO, "demo", INODE_NS, "demo",
+			      NULL, NULL, &n), 0);
+	CHECK_INT(inode_child(a.it, n->ino, "iris", INODE_ASSET, "demo/iris",
+			      NULL, NULL, &m), 0);
+	a.h = calloc(1, sizeof(*a.h));
+	a.h[0] = (struct ho_handle){ .id = 42, .ino = m->ino };
+	a.n_h = a.cap_h = 1;
+	a.gen = 5;
+	a.takeovers = 1;
+	a.mounted_at = 1700000000;
+	CHECK_INT(ho_state_encode(&a, &buf, &len), 0);
+	CHECK(len > 8 && memcmp(buf, HO_FILE_MAGIC, 4) == 0);
+	CHECK_INT(ho_state_init(&b), 0);
+	CHECK_INT(ho_state_decode(&b, buf, len, &v), 0);
+	CHECK_INT(v, HO_VERSION);
+	CHECK_INT(inode_count(b.it), 3);
+	m = inode_get(b.it, m->ino);
+	CHECK(m && strcmp(m->path, "demo/iris") == 0);
+	CHECK(b.n_h == 1 && b.h[0].id == 42);
+	CHECK_INT(b.gen, 5);
+	CHECK_INT(b.takeovers, 1);
+	CHECK_INT(b.mounted_at, 1700000000);
+	CHECK_INT(ho_state_encode(&b, &e2, &len2), 0);
+	CHECK(len2 == len && memcmp(e2, buf, len) == 0);
+	ho_state_clear(&b);
+	/* every cut is refused */
+	for (cut = 0; cut < len; cut++) {
+		CHECK_INT(ho_state_init(&b), 0);
+		CHECK_INT(ho_state_decode(&b, buf, cut, &v), -EPROTO);
+		ho_state_clear(&b);
+	}
+	/* a byte after the end, another version */
+	odd = malloc(len + 1);
+	memcpy(odd, buf, len);
+	odd[len] = 0;
+	CHECK_INT(ho_state_init(&b), 0);
+	CHECK_INT(ho_state_decode(&b, odd, len + 1, &v), -EPROTO);
+	ho_state_clear(&b);
+	v = HO_VERSION + 1;
+	memcpy(odd + 4, &v, 4);
+	CHECK_INT(ho_state_init(&b), 0);
+	CHECK_INT(ho_state_decode(&b, odd, len, &v), -EPROTONOSUPPORT);
+	CHECK_INT(v, HO_VERSION + 1);
+	CHECK_INT(inode_count(b.it), 1);
+	ho_state_clear(&b);
+	free(odd);
+	free(e2);
+	free(buf);
+	ho_state_clear(&a);
 }
 
 test(malformed_messages_are_refused)
