@@ -54,6 +54,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -407,12 +408,17 @@ static bool assetfs_mounted(const char *mp)
 	return found;
 }
 
-/* Is @mp an assetfs mount whose daemon is gone (the kernel says so)? */
+/*
+ * Is @mp an assetfs mount whose daemon is gone? statfs() always asks the
+ * daemon (a stat may be answered from the kernel's cache); the kernel
+ * answers ENOTCONN or ECONNABORTED for a connection nobody holds any more.
+ */
 static bool stale_mount(const char *mp)
 {
-	struct stat st;
+	struct statfs sf;
 
-	return assetfs_mounted(mp) && stat(mp, &st) < 0 && errno == ENOTCONN;
+	return assetfs_mounted(mp) && statfs(mp, &sf) < 0 &&
+	       (errno == ENOTCONN || errno == ECONNABORTED);
 }
 
 /*
@@ -615,8 +621,8 @@ int mount_run(const struct mount_opts *o)
 		goto out;
 	} else if (ret == -ESTALE || stale_mount(o->mountpoint)) {
 		if (ret != -ESTALE)
-			log_warn("mount: %s is a dead assetfs mount (ENOTCONN): "
-				 "detaching it", o->mountpoint);
+			log_warn("mount: %s is a dead assetfs mount (its daemon is "
+				 "gone): detaching it", o->mountpoint);
 		unmount(&s);
 	}
 	if (!took_over) {

@@ -6,6 +6,7 @@ new process. Real readers run through the mount meanwhile: a stream over a
 event, one with its cwd in a version dir, one with a 100 MB mmap; every
 byte is checked, no read may fail, the mount stays one mount, and nothing
 is left running afterwards."""
+import errno
 import json
 import os
 import pathlib
@@ -253,6 +254,34 @@ def test_takeover_without_a_daemon_mounts(assetfs_bin, store, tmp_path):
     finally:
         run(["fusermount3", "-u", str(mnt)], check=False)
     wait_for(lambda: not procs_naming(mnt), 10, "the daemon to exit")
+
+
+def test_a_dead_daemons_mount_is_detached_by_the_next(assetfs_bin, store,
+                                                      mounter):
+    """kill -9 of the supervisor leaves a dead mount (ENOTCONN or, on newer
+    kernels, ECONNABORTED); the next
+    `assetfs mount` there detaches it and mounts (the systemd unit has no
+    fusermount3 step of its own any more)."""
+    url, _ = store
+    m = mounter(url)
+    m.proc.send_signal(signal.SIGKILL)
+    m.proc.wait(timeout=10)
+    with pytest.raises(OSError) as e:
+        os.statvfs(m.mnt)
+    assert e.value.errno in (errno.ENOTCONN, errno.ECONNABORTED)
+    assert mounts_at(m.mnt) == 1
+    m.proc = None
+    m.start()  # (the dead mount, still there at first, looks mounted)
+
+    def lists():
+        try:
+            return os.listdir(m.mnt) == []
+        except OSError:
+            return False
+    wait_for(lists, 15, "the new mount to answer")
+    assert mounts_at(m.mnt) == 1
+    assert "is a dead assetfs mount (its daemon is gone): detaching it" in \
+        m.read_log()
 
 
 @pytest.fixture
