@@ -4,8 +4,8 @@
 # Usage: tests/fuzz/run.sh [SECONDS [TARGET...]]
 #   SECONDS  time per target (default 60); TARGET: spec versions meta
 #   assets_index level objinfo pins handover (default all of these).
-#   FUZZ_BUILD picks the build dir (default build-fuzz), FUZZ_WORK where the growing corpus and any crash go
-#   (default a temp dir, printed). The libraries are built with coverage
+#   FUZZ_BUILD picks the build dir (default build-fuzz), FUZZ_WORK where
+#   the growing corpus and any crash go (default a temp dir, printed). The libraries are built with coverage
 #   (-fsanitize=fuzzer-no-link) and ASan/UBSan, so the fuzzer sees and
 #   checks the parser code itself, not just the harness.
 #
