@@ -264,6 +264,11 @@ def test_a_dead_daemons_mount_is_detached_by_the_next(assetfs_bin, store,
     fusermount3 step of its own any more)."""
     url, _ = store
     m = mounter(url)
+    # not before the worker's own stat of the mountpoint is answered: a
+    # process killed while waiting on its own mount holds the connection
+    # forever (the kernel waits for the answer uninterruptibly)
+    wait_for(lambda: "serving, supervisor pid" in m.read_log(), 15,
+             "the worker to be ready")
     m.proc.send_signal(signal.SIGKILL)
     m.proc.wait(timeout=10)
     with pytest.raises(OSError) as e:
