@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/xattr.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -310,6 +311,31 @@ static void detach(const char *log_file)
 
 static struct mount_cli c;
 
+/*
+ * Fork again and let the middle process go: the daemon is then the child
+ * of init (under systemd, of systemd itself), not of whoever ran `assetfs
+ * mount`. A reload's daemon tells systemd it is the unit's main process
+ * (MAINPID=): one systemd did not know as its child it cannot wait for,
+ * so a later stop or restart would follow its SIGTERM with SIGKILL at
+ * once, before the daemon could unmount or keep the mount. Returns in the
+ * daemon once it has been reparented (0), or -1 after one line.
+ */
+static int orphan(void)
+{
+	pid_t mid = getpid(), pid = fork();
+	int i;
+
+	if (pid < 0) {
+		fprintf(stderr, "assetfs: mount: fork: %s\n", strerror(errno));
+		return -1;
+	}
+	if (pid > 0)
+		_exit(0);
+	for (i = 0; i < 2000 && getppid() == mid; i++)
+		usleep(1000);
+	return 0;
+}
+
 /* The first worker's detach hook: the same, in that process. */
 static void detach_worker(void *arg)
 {
@@ -461,11 +487,15 @@ int cmd_mount(int argc, char **argv)
 		c.o.detach = detach_worker;
 		/* errors before the mount still reach the caller's stderr */
 		setsid();
+		if (orphan() < 0)
+			return 1;
 		ret = mount_run(&c.o);
 		ready_pipe(&wfd, ret < 0 ? ret : -EIO);
 		return ret < 0 ? 1 : 0;
 	}
 	close(pfd[1]);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
 	{
 		char st = 1;
 		ssize_t n;

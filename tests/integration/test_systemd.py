@@ -6,7 +6,7 @@ podman container (the image scripts/image builds with
 ASSETFS_IMAGE_SYSTEMD=1, cached), the unit from systemd/, the binaries of
 the image, a file:// store bind-mounted in. Readers inside (a descriptor
 opened before, a cwd in a version dir, an mmap) read through three
-`systemctl restart`s: no read fails, every byte is the source's, one
+`systemctl restart`s and a reload: no read fails, every byte is the source's, one
 mount, a new main pid each time; `systemctl stop` unmounts and `start`
 mounts again. A state the new daemon cannot read is said and a fresh
 mount replaces the old one."""
@@ -215,7 +215,8 @@ def box(sd_image, tmp_path, assetfs_bin):
 
 
 def test_restart_keeps_the_mount_and_stop_unmounts(box):
-    """Three `systemctl restart`s under readers: no failed read."""
+    """Three `systemctl restart`s (and a reload) under readers: no failed
+    read."""
     fpath = "/assets/m/a/0.0/weights.bin"
     assert box.mounts() == 1
     assert box.sh(f"cmp {fpath} /t/src/weights.bin").returncode == 0
@@ -225,8 +226,13 @@ def test_restart_keeps_the_mount_and_stop_unmounts(box):
                box.reader("mmap", fpath, "/t/src/weights.bin", stop)]
     pids = [box.main_pid()]
     try:
-        for _ in range(3):
-            box.sh("systemctl restart assetfs@assets", timeout=90)
+        # a reload (takeover) between: both ways of upgrading still work
+        # one after the other
+        for what in ("restart", "restart", "reload", "restart"):
+            box.sh(f"systemctl {what} assetfs@assets", timeout=90)
+            if what == "reload":
+                wait_for(lambda: box.main_pid() != pids[-1], 10,
+                         "the reload's new main pid")
             pids.append(box.main_pid())
             st = box.stats()
             assert st["supervisor_pid"] == pids[-1], (st, pids)
@@ -244,11 +250,13 @@ def test_restart_keeps_the_mount_and_stop_unmounts(box):
         r = json.loads(out.strip().splitlines()[-1])
         assert r["failures"] == [] and r["wrong"] == 0, (r, journal[-3000:])
         assert r["ino_changes"] == 0 and r["ops"] > 0, r
-    assert len(set(pids)) == 4, (pids, journal[-3000:])
+        print(f"{r['kind']}: {r['ops']} reads, longest "
+              f"{max([d for _, d in r['slow']] or [0]):.3f} s")
+    assert len(set(pids)) == 5, (pids, journal[-3000:])
     assert journal.count("kept in systemd's fd store") == 3, journal[-3000:]
     assert journal.count("kept across the unit's restart") == 3, \
         journal[-3000:]
-    assert box.stats()["takeovers"] == 3
+    assert box.stats()["takeovers"] == 4
     assert box.sh(f"cmp {fpath} /t/src/weights.bin").returncode == 0
     # stop: unmounted, nothing left in the store; start: mounted afresh
     box.sh("systemctl stop assetfs@assets", timeout=90)
