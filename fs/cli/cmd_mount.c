@@ -283,6 +283,45 @@ static unsigned listen_fds(void)
 	return k > 0 && k < 64 ? (unsigned)k : 0;
 }
 
+/*
+ * realpath() of a mountpoint whose mount systemd kept for us across a
+ * restart: the directory it is in resolved, its own name not looked at.
+ * Nobody serves that mount until we adopt it, and a stat of its root
+ * (realpath's lstat, once the kernel's attributes expired) would wait
+ * for an answer forever. NULL with errno set, as realpath().
+ */
+static char *realpath_kept(const char *path, char *out)
+{
+	char buf[PATH_MAX], dir[PATH_MAX], rdir[PATH_MAX], *slash, *base;
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(buf)) {
+		errno = n ? ENAMETOOLONG : ENOENT;
+		return NULL;
+	}
+	memcpy(buf, path, n + 1);
+	while (n > 1 && buf[n - 1] == '/')
+		buf[--n] = '\0';
+	slash = strrchr(buf, '/');
+	base = slash ? slash + 1 : buf;
+	if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+		return realpath(path, out);
+	if (slash == buf)
+		snprintf(dir, sizeof(dir), "/");
+	else if (slash)
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - buf), buf);
+	else
+		snprintf(dir, sizeof(dir), ".");
+	if (!realpath(dir, rdir))
+		return NULL;
+	if (snprintf(out, PATH_MAX, "%s/%s", strcmp(rdir, "/") ? rdir : "",
+		     base) >= PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	return out;
+}
+
 static void detach(const char *log_file)
 {
 	int fd;
@@ -435,7 +474,8 @@ int cmd_mount(int argc, char **argv)
 					     strerror(-ret));
 		return 2;
 	}
-	if (!realpath(pos[npos - 1], mp)) {
+	if (!(listen_fds() ? realpath_kept(pos[npos - 1], mp) :
+			     realpath(pos[npos - 1], mp))) {
 		fprintf(stderr, "assetfs: mount: mountpoint %s: %s\n",
 			pos[npos - 1], strerror(errno));
 		return 1;

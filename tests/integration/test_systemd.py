@@ -175,7 +175,9 @@ def box(sd_image, tmp_path, assetfs_bin):
     shutil.copy(READER, tmp_path / "t" / "reader.py")
     conf = tmp_path / "assets.conf"
     conf.write_text(f"STORE=file://{store}\nMOUNTPOINT=/assets\n"
-                    "OPTIONS=cache_dir=/var/cache/assetfs\n")
+                    # the root's attributes expire at once: nothing may
+                    # stat the kept mount before the new daemon serves it
+                    "OPTIONS=cache_dir=/var/cache/assetfs,versions_ttl=1\n")
     dropin = tmp_path / "dropin"
     dropin.mkdir()
     (dropin / "nofile.conf").write_text(
@@ -229,6 +231,7 @@ def test_restart_keeps_the_mount_and_stop_unmounts(box):
         # a reload (takeover) between: both ways of upgrading still work
         # one after the other
         for what in ("restart", "restart", "reload", "restart"):
+            time.sleep(1.5)  # past versions_ttl: the root's attributes
             box.sh(f"systemctl {what} assetfs@assets", timeout=90)
             if what == "reload":
                 wait_for(lambda: box.main_pid() != pids[-1], 10,
