@@ -25,12 +25,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 #include <fcntl.h>
 #include <unistd.h>
 
 #include "common/log.h"
-#include "common/sha256_mb.h"
 #include "common/timeutil.h"
 #include "fs/mount/metrics.h"
 #include "fs/mount/mount.h"
@@ -109,6 +109,56 @@ static void op_forget_multi(fuse_req_t req, size_t count,
 	fuse_reply_none(req);
 }
 
+/*
+ * Is @pid (a requester's thread) one of this daemon's processes: this
+ * worker, the supervisor, or another child of the supervisor? From
+ * /proc/PID/status (Tgid, PPid).
+ */
+static bool own_process(const struct mnt *m, pid_t pid)
+{
+	char path[64], line[256];
+	long tgid = -1, ppid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "Tgid:", 5) == 0)
+			tgid = strtol(line + 5, NULL, 10);
+		else if (strncmp(line, "PPid:", 5) == 0)
+			ppid = strtol(line + 5, NULL, 10);
+	}
+	fclose(f);
+	return tgid == (long)getpid() || tgid == (long)m->supervisor_pid ||
+	       ppid == (long)m->supervisor_pid;
+}
+
+/*
+ * Test only: hold the daemon's own start-up check of the mount (a GETATTR
+ * of the root) in this worker, so that a test can kill the worker while
+ * that request is in flight. Once per worker, and only in a supervisor's
+ * first worker (mount_worker_run() arms it).
+ */
+static void test_hold(struct mnt *m, fuse_ino_t ino, fuse_req_t req)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	int ms = atomic_load(&m->test_hold_ms);
+	struct timespec ts;
+
+	if (ms <= 0 || ino != FUSE_ROOT_ID || !own_process(m, ctx->pid) ||
+	    atomic_exchange(&m->test_hold_ms, 0) <= 0)
+		return;
+	log_info("mount: test hook: holding the GETATTR of the root from "
+		 "pid %d (this daemon's own) for %d ms in worker pid %d",
+		 (int)ctx->pid, ms, (int)getpid());
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (long)(ms % 1000) * 1000000;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
 static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -119,6 +169,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	int ret;
 
 	mount_tune_once(m);
+	test_hold(m, ino, req);
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
 		return;
@@ -300,53 +351,20 @@ int mount_build_args(const struct mount_opts *o, struct fuse_args *args)
 }
 
 /*
- * Readiness: a session has not answered anything before its loop runs, so
- * the first worker of a supervisor says "ready" (HO_READY: the supervisor
- * tells systemd and the waiting parent) from a thread of its own once a
- * stat of the mount root, served by the loop, has come back: anyone told
- * "ready" finds the mount answering. Later workers say it as their loop
- * starts, so that the supervisor can tell a crash from a start that fails.
+ * Every worker says HO_READY as its loop starts. The supervisor then
+ * checks that the mount answers from a prober of its own (a stat of the
+ * mountpoint, supervisor_worker.c) before it tells anyone "ready": never
+ * from this process, which serves the mount and must never wait on it
+ * (a worker killed while one of its threads waited on its own mount
+ * could not finish dying: the kernel waits for the answer to a request
+ * already read uninterruptibly).
  */
-struct ready_ctx {
-	const struct mount_opts *o;
-	struct mount_io *io;
-	atomic_bool stopping; /* the loop ended: say nothing any more */
-};
-
 static void say_ready(struct mount_io *io)
 {
 	struct ho_msg msg;
 
 	ho_msg_start(&msg, HO_READY);
 	mount_io_send(io, &msg);
-}
-
-static void *ready_thread(void *arg)
-{
-	struct ready_ctx *r = arg;
-	struct stat st;
-
-	if (stat(r->o->mountpoint, &st) < 0) {
-		int err = errno;
-
-		if (atomic_load(&r->stopping))
-			return NULL;
-		/* mounted all the same: waiting on would hang the caller */
-		log_warn("mount: %s does not answer its own stat (%s); "
-			 "reporting ready anyway", r->o->mountpoint,
-			 strerror(err));
-	}
-	if (atomic_load(&r->stopping))
-		return NULL;
-	log_info("mounted %s on %s (SHA-256: %s, %zu lane%s)",
-		 r->o->store_url, r->o->mountpoint, sha256_mb_impl(),
-		 sha256_mb_lanes(), sha256_mb_lanes() == 1 ? "" : "s");
-	log_info("worker pid %d serving, supervisor pid %d", (int)getpid(),
-		 (int)getppid());
-	say_ready(r->io);
-	if (r->o->detach)
-		r->o->detach(r->o->detach_arg);
-	return NULL;
 }
 
 /* Prometheus: assetfs_build_info{version="..."} 1 (a stats source). */
@@ -439,9 +457,6 @@ int mount_worker_run(const struct mount_opts *o, struct mount_worker *w)
 	struct metrics *mx = NULL;
 	struct pins *pins = NULL;
 	struct mnt m = { 0 };
-	struct ready_ctx rc = { .o = o };
-	pthread_t rt;
-	bool rt_started = false;
 	int32_t nsec;
 	int ret, fd = -1, got_fd = -1;
 
@@ -474,6 +489,14 @@ int mount_worker_run(const struct mount_opts *o, struct mount_worker *w)
 	m.ho = w->st;
 	m.supervisor_pid = w->supervisor_pid;
 	m.handle_next = (w->st->gen << 32) | 1;
+	atomic_init(&m.test_hold_ms, 0);
+	if (w->st->worker_restarts == 0 && w->st->takeovers == 0) {
+		/* test only: see test_hold() */
+		const char *hold = getenv("ASSETFS_TEST_HOLD_OWN_GETATTR_MS");
+
+		if (hold && *hold)
+			atomic_store(&m.test_hold_ms, atoi(hold));
+	}
 	stats_set(m.stats, STAT_PID, (uint64_t)getpid());
 	stats_set(m.stats, STAT_SUPERVISOR_PID, (uint64_t)w->supervisor_pid);
 	stats_set(m.stats, STAT_STARTED_AT, (uint64_t)m.start_sec);
@@ -549,30 +572,20 @@ int mount_worker_run(const struct mount_opts *o, struct mount_worker *w)
 	n_threads = o->threads > 0 ? (unsigned)o->threads : 16;
 	fuse_loop_cfg_set_max_threads(lc, n_threads);
 	fuse_loop_cfg_set_idle_threads(lc, n_threads);
-	rc.io = m.io;
-	atomic_init(&rc.stopping, false);
-	if (w->first) {
-		ret = -pthread_create(&rt, NULL, ready_thread, &rc);
-		if (ret < 0) {
-			log_error("mount: cannot start a thread: %s",
-				  strerror(-ret));
-			goto out;
-		}
-		rt_started = true;
-	} else {
+	if (!w->first)
 		log_info("serving %s on %s (pid %d, after pid %d's worker)",
 			 o->store_url, o->mountpoint, (int)getpid(),
 			 (int)w->supervisor_pid);
-		say_ready(m.io);
-	}
+	say_ready(m.io);
+	/* the terminal of `assetfs mount` is not ours to keep (the
+	   supervisor, which lets go of it too, says "ready") */
+	if (w->first && o->detach)
+		o->detach(o->detach_arg);
 	ret = fuse_session_loop_mt(se, lc);
-	atomic_store(&rc.stopping, true);
 	ret = ret < 0 ? ret : 0;
 	log_info("%s is unmounted", o->mountpoint);
 out:
 	metrics_stop(&mx);
-	if (rt_started)
-		pthread_join(rt, NULL);
 	if (se)
 		fuse_session_destroy(se);
 	mount_io_free(m.io);

@@ -67,8 +67,8 @@ struct mount_opts {
 	   or on failure (negative errno), may be NULL */
 	void (*ready)(void *arg, int status);
 	void *ready_arg;
-	/* called in the first worker once the mount answers (it may let
-	   go of the terminal), may be NULL */
+	/* called in a worker started before the supervisor said ready,
+	   as its loop starts (it may let go of the terminal), may be NULL */
 	void (*detach)(void *arg);
 	void *detach_arg;
 };

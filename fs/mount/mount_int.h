@@ -79,6 +79,10 @@ struct mnt {
 	/* lifecycle, for stats: set before the session runs */
 	pid_t supervisor_pid;
 	const struct ho_state *ho; /* the supervisor's copy as forked */
+	/* test only (ASSETFS_TEST_HOLD_OWN_GETATTR_MS): hold the first
+	   GETATTR of the root asked by this daemon's own processes this
+	   long; 0 once used */
+	atomic_int test_hold_ms;
 	pthread_mutex_t hlock;	/* guards the handle registry only */
 	struct mnt_handle *handles[MNT_HANDLE_BUCKETS]; /* protected by hlock */
 	uint64_t handle_next;	/* protected by hlock: next fh */

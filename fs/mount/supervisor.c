@@ -203,7 +203,7 @@ static void serve_takeover(struct sup *s, struct ho_msg *m)
 		close(c);
 		return;
 	}
-	if (!s->worker || !s->worker_ready || s->stopping) {
+	if (!s->worker || !s->worker_ready || !s->said_ready || s->stopping) {
 		refuse(c, "the daemon is (re)starting its worker or stopping: "
 			  "try again");
 		close(c);
@@ -229,9 +229,7 @@ static void serve_takeover(struct sup *s, struct ho_msg *m)
 		goto resume;
 	}
 	/* committed: the worker is parked and holds no request */
-	kill(s->worker, SIGKILL);
-	while (waitpid(s->worker, NULL, 0) < 0 && errno == EINTR)
-		;
+	sup_reap(s->worker, SUP_REAP_MS);
 	s->worker = 0;
 	close(s->wctl);
 	s->wctl = -1;
@@ -336,9 +334,7 @@ static int take_over(struct sup *s, struct ho_msg *m)
 		ret = 1;
 		if (ho_send_type(s->wctl, HO_RESUME) < 0) {
 			/* our worker died preparing: start a plain one */
-			kill(s->worker, SIGKILL);
-			while (waitpid(s->worker, NULL, 0) < 0 && errno == EINTR)
-				;
+			sup_reap(s->worker, SUP_REAP_MS);
 			close(s->wctl);
 			s->wctl = -1;
 			s->worker = 0;
@@ -353,9 +349,7 @@ out:
 		s->fuse_fd = -1;
 	}
 	if (ret <= 0 && s->worker) {
-		kill(s->worker, SIGKILL);
-		while (waitpid(s->worker, NULL, 0) < 0 && errno == EINTR)
-			;
+		sup_reap(s->worker, SUP_REAP_MS);
 		s->worker = 0;
 		close(s->wctl);
 		s->wctl = -1;
@@ -506,16 +500,19 @@ static void on_signal(struct sup *s, struct ho_msg *m)
 			s->stop_at.tv_sec += 5;
 		}
 	}
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (pid == s->worker && s->end == SUP_RUN)
 			sup_worker_died(s, status, m);
+		else if (pid == s->prober)
+			sup_probe_done(s, status);
+	}
 }
 
 static void run(struct sup *s, struct ho_msg *m)
 {
 	struct pollfd p[3];
 	struct timespec now;
-	int n, timeout;
+	int n, timeout, probe_ms;
 
 	while (s->end == SUP_RUN) {
 		n = 0;
@@ -524,6 +521,9 @@ static void run(struct sup *s, struct ho_msg *m)
 		p[n++] = (struct pollfd){ .fd = s->stopping ? -1 : s->listen_fd,
 					  .events = POLLIN };
 		timeout = s->stopping ? 200 : -1;
+		probe_ms = sup_probe_tick(s);
+		if (probe_ms >= 0 && (timeout < 0 || probe_ms < timeout))
+			timeout = probe_ms;
 		if (poll(p, (nfds_t)n, timeout) < 0 && errno != EINTR)
 			break;
 		if (p[1].revents && sup_read_journal(s, m) < 0 && s->wctl >= 0) {
@@ -650,6 +650,11 @@ int mount_run(const struct mount_opts *o)
 			kill(s.worker, SIGKILL);
 		unmount(&s);
 	}
+	if (s.prober) {
+		/* waiting on the mount: it ends with the connection */
+		kill(s.prober, SIGKILL);
+		waitpid(s.prober, NULL, WNOHANG);
+	}
 	if (s.end != SUP_HANDED_OVER && s.end != SUP_STORED)
 		sd_notify_state("STOPPING=1");
 	else if (o->linger)
@@ -657,10 +662,8 @@ int mount_run(const struct mount_opts *o)
 out:
 	if (ret < 0)
 		sup_say_ready(&s, ret);
-	if (s.worker) {
-		kill(s.worker, SIGKILL);
-		waitpid(s.worker, NULL, 0);
-	}
+	if (s.worker)
+		sup_reap(s.worker, SUP_REAP_MS);
 	if (s.listen_fd >= 0) {
 		struct stat now;
 

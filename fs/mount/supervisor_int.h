@@ -22,6 +22,9 @@
 #include "fs/mount/mount.h"
 
 /* SUP_STORED: kept in systemd's fd store for the unit's next start */
+/* How long a SIGKILLed child is waited for before going on (ms). */
+#define SUP_REAP_MS 5000
+
 enum sup_end { SUP_RUN = 0, SUP_UNMOUNTED, SUP_HANDED_OVER, SUP_STORED,
 	       SUP_FAILED };
 
@@ -35,7 +38,9 @@ struct sup {
 	struct stat ctl_st; /* the socket file we bound */
 	pid_t worker;	/* 0: none */
 	int wctl;	/* our end of the worker's socket, or -1 */
-	bool worker_ready; /* the worker said HO_READY */
+	bool worker_ready; /* the worker said HO_READY (its loop runs) */
+	pid_t prober;	   /* 0: none; see sup_probe_start() */
+	struct timespec probe_end; /* CLOCK_MONOTONIC: give up on it then */
 	bool said_ready;   /* we told our caller */
 	bool stopping;	   /* SIGTERM & co: unmounted, waiting for the end */
 	int failed_starts;
@@ -46,6 +51,28 @@ struct sup {
 
 /* Tell our caller (and systemd) the mount answers, or failed; once. */
 void sup_say_ready(struct sup *s, int status);
+/*
+ * A worker's loop runs (HO_READY): unless we said ready already or a
+ * prober runs, fork one, a child that stats the mountpoint and exits
+ * with 0 or the errno; sup_probe_done() once it is reaped, or
+ * sup_probe_tick() once it has taken too long, says ready.
+ */
+void sup_probe_start(struct sup *s);
+/* The prober exited with @status (waitpid()'s). */
+void sup_probe_done(struct sup *s, int status);
+/*
+ * Past the prober's limit: kill it (it is reaped when its request is
+ * answered or the connection ends) and say ready all the same. Returns
+ * how many ms the loop may sleep before asking again, -1 for no limit.
+ */
+int sup_probe_tick(struct sup *s);
+/*
+ * SIGKILL @pid (a worker or the prober) and reap it, waiting at most
+ * @limit_ms (a pidfd): a process may take long to die (a thread in the
+ * kernel); it is then left to SIGCHLD and the end of this process.
+ * Returns true once reaped.
+ */
+bool sup_reap(pid_t pid, int limit_ms);
 /*
  * Fork a worker on s->fuse_fd with s->st (@await_state: it prepares, then
  * reads the state from its socket, see struct mount_worker). 0 or errno.

@@ -205,9 +205,7 @@ static void store_remove(const char *name)
 
 static void stop_worker(struct sup *s)
 {
-	kill(s->worker, SIGKILL);
-	while (waitpid(s->worker, NULL, 0) < 0 && errno == EINTR)
-		;
+	sup_reap(s->worker, SUP_REAP_MS);
 	s->worker = 0;
 	close(s->wctl);
 	s->wctl = -1;
@@ -217,8 +215,8 @@ int sup_sd_store(struct sup *s, struct ho_msg *m, char *why, size_t len)
 {
 	int fd, r;
 
-	if (!s->worker || !s->worker_ready) {
-		snprintf(why, len, "no worker serving");
+	if (!s->worker || !s->worker_ready || !s->said_ready) {
+		snprintf(why, len, "no worker serving yet");
 		return -EAGAIN;
 	}
 	r = sup_drain_worker(s, m, SD_DRAIN_MS);

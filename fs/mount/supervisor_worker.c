@@ -5,6 +5,22 @@
  * where the kernel cannot resend or no worker can start, the end of the
  * mount.
  *
+ * Readiness ("the mount answers", what systemd and the waiting `assetfs
+ * mount` are told) is a stat of the mountpoint, done by a prober: a child
+ * of the supervisor that holds nothing of the connection (every inherited
+ * descriptor closed) and only stats. No process that serves the
+ * connection may itself wait on it: a FUSE request already read by a
+ * worker thread is waited for uninterruptibly (fs/fuse/dev.c,
+ * request_wait_answer()), so a worker killed while one of its own
+ * threads waited on its own mount could never finish dying, its
+ * descriptors never closed, the supervisor never saw the death, and the
+ * mount hung until aborted by hand. A prober left waiting when its worker
+ * dies is answered by the next worker (the kernel resends the request);
+ * one that takes longer than SUP_PROBE_LIMIT_S is killed and reaped
+ * whenever it ends, and the supervisor's loop never waits for it.
+ * (Asking the kernel without a request, e.g. mountinfo, would say the
+ * mount exists, not that it answers.)
+ *
  * Threads: the supervisor's one. Errors: negative errno.
  */
 #include <errno.h>
@@ -19,6 +35,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -28,6 +45,7 @@
 
 #include "common/digest.h"
 #include "common/log.h"
+#include "common/sha256_mb.h"
 #include "common/sdnotify.h"
 #include "fs/mount/handover.h"
 #include "fs/mount/mount_int.h"
@@ -45,6 +63,8 @@
 
 /* A worker that fails this many starts in a row ends the mount. */
 #define SUP_MAX_FAILED_STARTS 3
+/* The prober's stat of the mountpoint gets this long, in seconds. */
+#define SUP_PROBE_LIMIT_S 30
 
 void sup_say_ready(struct sup *s, int status)
 {
@@ -55,6 +75,111 @@ void sup_say_ready(struct sup *s, int status)
 		s->o->ready(s->o->ready_arg, status);
 	if (status == 0)
 		sd_notify_state("READY=1");
+}
+
+/* Said once the prober answered or was given up on. */
+static void say_serving(struct sup *s)
+{
+	log_info("mounted %s on %s (SHA-256: %s, %zu lane%s)",
+		 s->o->store_url, s->o->mountpoint, sha256_mb_impl(),
+		 sha256_mb_lanes(), sha256_mb_lanes() == 1 ? "" : "s");
+	log_info("worker pid %d serving, supervisor pid %d", (int)s->worker,
+		 (int)getpid());
+	sup_say_ready(s, 0);
+}
+
+void sup_probe_start(struct sup *s)
+{
+	pid_t pid, parent = getpid();
+	sigset_t all;
+	struct stat st;
+
+	if (s->said_ready || s->prober)
+		return;
+	pid = fork();
+	if (pid < 0) {
+		log_warn("mount: cannot fork the check that %s answers (%s): "
+			 "reporting ready", s->o->mountpoint, strerror(errno));
+		say_serving(s);
+		return;
+	}
+	if (pid == 0) {
+		/* nothing of the connection, the worker's socket or our
+		   signalfd: a prober stuck on the mount holds nothing up */
+		close_range(3, ~0u, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		prctl(PR_SET_NAME, "assetfs-probe");
+		if (getppid() != parent)
+			_exit(ESRCH);
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		if (stat(s->o->mountpoint, &st) < 0)
+			_exit(errno > 0 && errno < 256 ? errno : EIO);
+		_exit(0);
+	}
+	s->prober = pid;
+	clock_gettime(CLOCK_MONOTONIC, &s->probe_end);
+	s->probe_end.tv_sec += SUP_PROBE_LIMIT_S;
+}
+
+void sup_probe_done(struct sup *s, int status)
+{
+	s->prober = 0;
+	if (s->said_ready || s->end != SUP_RUN)
+		return;
+	/* mounted all the same: waiting on would hang the caller */
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		log_warn("mount: %s does not answer a stat (%s); reporting "
+			 "ready anyway", s->o->mountpoint,
+			 WIFEXITED(status) ? strerror(WEXITSTATUS(status)) :
+					     strsignal(WTERMSIG(status)));
+	say_serving(s);
+}
+
+int sup_probe_tick(struct sup *s)
+{
+	struct timespec now;
+	long ms;
+
+	if (!s->prober || s->said_ready)
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (s->probe_end.tv_sec - now.tv_sec) * 1000 +
+	     (s->probe_end.tv_nsec - now.tv_nsec) / 1000000;
+	if (ms > 0)
+		return ms > INT_MAX ? INT_MAX : (int)ms;
+	log_warn("mount: %s did not answer a stat in %d s; reporting ready "
+		 "anyway", s->o->mountpoint, SUP_PROBE_LIMIT_S);
+	kill(s->prober, SIGKILL); /* reaped by on_signal() when it ends */
+	say_serving(s);
+	return -1;
+}
+
+bool sup_reap(pid_t pid, int limit_ms)
+{
+	int pfd;
+	pid_t r;
+
+	if (pid <= 0)
+		return true;
+	kill(pid, SIGKILL);
+	pfd = (int)pidfd_open(pid, 0);
+	if (pfd >= 0) {
+		struct pollfd p = { .fd = pfd, .events = POLLIN };
+
+		while (poll(&p, 1, limit_ms) < 0 && errno == EINTR)
+			;
+		close(pfd);
+	}
+	while ((r = waitpid(pid, NULL, WNOHANG)) < 0 && errno == EINTR)
+		;
+	if (r == 0) {
+		log_warn("mount: pid %d did not die within %d ms of SIGKILL "
+			 "(a thread held in the kernel): going on without "
+			 "waiting for it", (int)pid, limit_ms);
+		return false;
+	}
+	return true;
 }
 
 int sup_spawn_worker(struct sup *s, bool await_state)
@@ -152,7 +277,7 @@ int sup_read_journal(struct sup *s, struct ho_msg *m)
 		if (t == HO_READY) {
 			s->worker_ready = true;
 			s->failed_starts = 0;
-			sup_say_ready(s, 0);
+			sup_probe_start(s);
 			continue;
 		}
 		if (ho_apply(&s->st, m) < 0)
@@ -180,7 +305,7 @@ int sup_drain_worker(struct sup *s, struct ho_msg *m, int limit_ms)
 			return t < 0 ? t : -EPIPE;
 		if (t == HO_READY) {
 			s->worker_ready = true;
-			sup_say_ready(s, 0);
+			sup_probe_start(s);
 		} else {
 			ho_apply(&s->st, m);
 		}

@@ -6,6 +6,7 @@ new process. Real readers run through the mount meanwhile: a stream over a
 event, one with its cwd in a version dir, one with a 100 MB mmap; every
 byte is checked, no read may fail, the mount stays one mount, and nothing
 is left running afterwards."""
+import ctypes
 import errno
 import json
 import os
@@ -264,11 +265,7 @@ def test_a_dead_daemons_mount_is_detached_by_the_next(assetfs_bin, store,
     fusermount3 step of its own any more)."""
     url, _ = store
     m = mounter(url)
-    # not before the worker's own stat of the mountpoint is answered: a
-    # process killed while waiting on its own mount holds the connection
-    # forever (the kernel waits for the answer uninterruptibly)
-    wait_for(lambda: "serving, supervisor pid" in m.read_log(), 15,
-             "the worker to be ready")
+    # at once: the daemon's start-up check of its mount may be in flight
     m.proc.send_signal(signal.SIGKILL)
     m.proc.wait(timeout=10)
     with pytest.raises(OSError) as e:
@@ -287,6 +284,84 @@ def test_a_dead_daemons_mount_is_detached_by_the_next(assetfs_bin, store,
     assert mounts_at(m.mnt) == 1
     assert "is a dead assetfs mount (its daemon is gone): detaching it" in \
         m.read_log()
+
+
+def proc_state(pid):
+    """The state letter of process @pid, or None once it is gone."""
+    try:
+        return pathlib.Path(f"/proc/{pid}/stat").read_text() \
+            .split(") ")[-1].split()[0]
+    except OSError:
+        return None
+
+
+def in_d_state(pid):
+    """Whether a thread of process @pid waits uninterruptibly (D)."""
+    try:
+        tasks = list(pathlib.Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return False
+    for t in tasks:
+        try:
+            if (t / "stat").read_text().split(") ")[-1].split()[0] == "D":
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def abort_mount(mnt):
+    """umount2(MNT_FORCE): the kernel aborts the FUSE connection (root
+    only), freeing whatever waits on it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.umount2(str(mnt).encode(), 1)
+
+
+def test_worker_killed_during_its_start_check_is_replaced(
+        assetfs_bin, store, mounter, tmp_path):
+    """kill -9 of the worker while the daemon's check that its mount
+    answers (a stat of the mountpoint) is in flight: the test hook holds
+    that very request in the worker until it is killed. No process of the
+    daemon may be the one waiting on its own mount: the worker dies, the
+    supervisor sees it, a new worker answers the resent request, and the
+    mount serves."""
+    url, _ = store
+    data = rnd(5 * MiB + 3, 11)
+    (tmp_path / "f.bin").write_bytes(data)
+    push(assetfs_bin, url, tmp_path / "f.bin", "a/f")
+    m = mounter(url, env={"ASSETFS_TEST_HOLD_OWN_GETATTR_MS": "600000"})
+    held = "test hook: holding the GETATTR of the root from pid "
+    line = wait_for(lambda: next((ln for ln in m.read_log().splitlines()
+                                  if held in ln), None), 15,
+                    "the start-up check to be held")
+    worker = int(line.rsplit("worker pid ", 1)[1].split()[0])
+    # the check is in flight: the daemon has not said it serves yet
+    assert "serving, supervisor pid" not in m.read_log()
+    os.kill(worker, signal.SIGKILL)
+    try:
+        wait_for(lambda: proc_state(worker) is None, 10,
+                 f"the killed worker {worker} to be gone")
+        wait_for(lambda: "serving, supervisor pid" in m.read_log(), 10,
+                 "the daemon to serve with a new worker")
+    except AssertionError:
+        if proc_state(worker) is not None:
+            held = in_d_state(worker)
+            abort_mount(m.mnt)  # or the mount hangs past the test
+            assert not held, f"the killed worker {worker} hangs in D " \
+                "state, waiting on its own mount"
+        raise
+    log = m.read_log()
+    assert "died of signal 9" in log, log
+    assert (m.mnt / "a/f/0.0").read_bytes() == data
+    s = stats(assetfs_bin, m.mnt)
+    assert s["pid"] != worker and s["worker_restarts"] == 1, s
+    assert mounts_at(m.mnt) == 1
+    stuck = [p for p in procs_naming(m.mnt) if in_d_state(p)]
+    assert stuck == [], f"processes in D state: {stuck}"
+    # the supervisor and its worker, nothing else of ours
+    assert len(procs_naming(m.mnt)) == 2, procs_naming(m.mnt)
+    m.unmount()
+    wait_for(lambda: not procs_naming(m.mnt), 10, "no assetfs left running")
 
 
 @pytest.fixture
