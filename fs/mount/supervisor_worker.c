@@ -16,7 +16,7 @@
  * descriptors never closed, the supervisor never saw the death, and the
  * mount hung until aborted by hand. A prober left waiting when its worker
  * dies is answered by the next worker (the kernel resends the request);
- * one that takes longer than SUP_PROBE_LIMIT_S is killed and reaped
+ * one that takes longer than SUP_PROBE_LIMIT_MS is killed and reaped
  * whenever it ends, and the supervisor's loop never waits for it.
  * (Asking the kernel without a request, e.g. mountinfo, would say the
  * mount exists, not that it answers.)
@@ -63,8 +63,17 @@
 
 /* A worker that fails this many starts in a row ends the mount. */
 #define SUP_MAX_FAILED_STARTS 3
-/* The prober's stat of the mountpoint gets this long, in seconds. */
-#define SUP_PROBE_LIMIT_S 30
+/* The prober's stat of the mountpoint gets this long, in ms. */
+#define SUP_PROBE_LIMIT_MS 30000
+
+/* test only: ASSETFS_TEST_PROBE_LIMIT_MS shortens the prober's limit */
+static int probe_limit_ms(void)
+{
+	const char *v = getenv("ASSETFS_TEST_PROBE_LIMIT_MS");
+	int ms = v && *v ? atoi(v) : 0;
+
+	return ms > 0 ? ms : SUP_PROBE_LIMIT_MS;
+}
 
 void sup_say_ready(struct sup *s, int status)
 {
@@ -93,6 +102,7 @@ void sup_probe_start(struct sup *s)
 	pid_t pid, parent = getpid();
 	sigset_t all;
 	struct stat st;
+	int limit;
 
 	if (s->said_ready || s->prober)
 		return;
@@ -119,7 +129,13 @@ void sup_probe_start(struct sup *s)
 	}
 	s->prober = pid;
 	clock_gettime(CLOCK_MONOTONIC, &s->probe_end);
-	s->probe_end.tv_sec += SUP_PROBE_LIMIT_S;
+	limit = probe_limit_ms();
+	s->probe_end.tv_sec += limit / 1000;
+	s->probe_end.tv_nsec += (long)(limit % 1000) * 1000000;
+	if (s->probe_end.tv_nsec >= 1000000000) {
+		s->probe_end.tv_sec++;
+		s->probe_end.tv_nsec -= 1000000000;
+	}
 }
 
 void sup_probe_done(struct sup *s, int status)
@@ -148,8 +164,9 @@ int sup_probe_tick(struct sup *s)
 	     (s->probe_end.tv_nsec - now.tv_nsec) / 1000000;
 	if (ms > 0)
 		return ms > INT_MAX ? INT_MAX : (int)ms;
-	log_warn("mount: %s did not answer a stat in %d s; reporting ready "
-		 "anyway", s->o->mountpoint, SUP_PROBE_LIMIT_S);
+	log_warn("mount: %s did not answer a stat in %d ms; reporting ready "
+		 "anyway (the check, pid %d, is killed)", s->o->mountpoint,
+		 probe_limit_ms(), (int)s->prober);
 	kill(s->prober, SIGKILL); /* reaped by on_signal() when it ends */
 	say_serving(s);
 	return -1;

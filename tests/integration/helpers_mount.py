@@ -56,7 +56,9 @@ class Mount:
             items.append(k if v is True else f"{k}={v}")
         return ",".join(items)
 
-    def start(self, timeout=15):
+    def start(self, timeout=15, wait=True):
+        """Run the daemon; with @wait, until the mount answers a stat
+        (else return at once: nothing of the test touches the mount)."""
         self.mnt.mkdir(parents=True, exist_ok=True)
         full_env = dict(os.environ)
         full_env.setdefault("ASSETFS_LOG", "info")
@@ -68,6 +70,8 @@ class Mount:
              self.optstr()],
             stdout=logf, stderr=logf, env=full_env)
         logf.close()
+        if not wait:
+            return self
 
         def up():
             if self.proc.poll() is not None:

@@ -312,9 +312,10 @@ def in_d_state(pid):
 
 def abort_mount(mnt):
     """umount2(MNT_FORCE): the kernel aborts the FUSE connection (root
-    only), freeing whatever waits on it."""
+    only), freeing whatever waits on it; then detach the dead mount."""
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.umount2(str(mnt).encode(), 1)
+    libc.umount2(str(mnt).encode(), 1)  # MNT_FORCE
+    libc.umount2(str(mnt).encode(), 2)  # MNT_DETACH
 
 
 def test_worker_killed_during_its_start_check_is_replaced(
@@ -329,7 +330,9 @@ def test_worker_killed_during_its_start_check_is_replaced(
     data = rnd(5 * MiB + 3, 11)
     (tmp_path / "f.bin").write_bytes(data)
     push(assetfs_bin, url, tmp_path / "f.bin", "a/f")
-    m = mounter(url, env={"ASSETFS_TEST_HOLD_OWN_GETATTR_MS": "600000"})
+    # nothing but the daemon's own check may stat the new mount first
+    m = mounter(url, env={"ASSETFS_TEST_HOLD_OWN_GETATTR_MS": "600000"},
+                start=False).start(wait=False)
     held = "test hook: holding the GETATTR of the root from pid "
     line = wait_for(lambda: next((ln for ln in m.read_log().splitlines()
                                   if held in ln), None), 15,
@@ -360,6 +363,42 @@ def test_worker_killed_during_its_start_check_is_replaced(
     assert stuck == [], f"processes in D state: {stuck}"
     # the supervisor and its worker, nothing else of ours
     assert len(procs_naming(m.mnt)) == 2, procs_naming(m.mnt)
+    m.unmount()
+    wait_for(lambda: not procs_naming(m.mnt), 10, "no assetfs left running")
+
+
+def test_a_start_check_that_gets_no_answer_is_bounded(
+        assetfs_bin, store, mounter, tmp_path):
+    """The daemon's check that its mount answers gets no answer (held in
+    the worker): past its limit (shortened by a test hook) the daemon
+    says it serves all the same and kills the check, whose process is
+    reaped once the request is answered (here by the next worker after
+    a kill -9); its supervisor never waits for it."""
+    url, _ = store
+    data = rnd(2 * MiB + 5, 12)
+    (tmp_path / "f.bin").write_bytes(data)
+    push(assetfs_bin, url, tmp_path / "f.bin", "a/f")
+    m = mounter(url, env={"ASSETFS_TEST_HOLD_OWN_GETATTR_MS": "600000",
+                          "ASSETFS_TEST_PROBE_LIMIT_MS": "1000"},
+                start=False).start(wait=False)
+    wait_for(lambda: "did not answer a stat in 1000 ms; reporting ready "
+             "anyway" in m.read_log(), 15, "the check to be given up on")
+    assert "serving, supervisor pid" in m.read_log()
+    # the other threads serve on
+    assert (m.mnt / "a/f/0.0").read_bytes() == data
+    line = next(ln for ln in m.read_log().splitlines()
+                if "test hook: holding the GETATTR" in ln)
+    worker = int(line.rsplit("worker pid ", 1)[1].split()[0])
+    prober = int(line.split(" from pid ", 1)[1].split()[0])
+    assert proc_state(prober) is not None  # killed, still waiting
+    os.kill(worker, signal.SIGKILL)
+    wait_for(lambda: proc_state(prober) is None, 10,
+             "the killed check to be reaped")
+    assert (m.mnt / "a/f/0.0").read_bytes() == data
+    s = stats(assetfs_bin, m.mnt)
+    assert s["pid"] != worker and s["worker_restarts"] == 1, s
+    assert len(procs_naming(m.mnt)) == 2, procs_naming(m.mnt)
+    assert mounts_at(m.mnt) == 1
     m.unmount()
     wait_for(lambda: not procs_naming(m.mnt), 10, "no assetfs left running")
 
