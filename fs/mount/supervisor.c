@@ -18,6 +18,15 @@
  * could never be answered: the start-up log says so, and a crash then ends
  * the mount (unmount and abort, so that no reader hangs forever).
  *
+ * Neither this process nor a worker ever issues a request on the mount it
+ * serves (no stat, statfs, open or realpath of the mountpoint once the
+ * connection is ours): the kernel waits uninterruptibly for the answer to
+ * a request a worker has read, so a process waiting on its own mount can
+ * outlive its own death. "Ready" (our caller, systemd) is said once a
+ * prober child, which holds nothing of the connection, had a stat of the
+ * mountpoint answered (supervisor_worker.c). The statfs of stale_mount()
+ * runs before this process holds any connection.
+ *
  * Takeover: the supervisor listens on the mount's control socket
  * (mount_control_path(): derived from the mountpoint, mode 0600, peers of
  * another uid than ours or root refused). A new `assetfs mount -o
