@@ -118,3 +118,18 @@ def rpc_error(fn, *args, **kw):
     except grpc.RpcError as e:
         return e.code().name, e.details()
     raise AssertionError("the call succeeded")
+
+
+def slow_linear_server(grpc_server, tmp_path, *args):
+    """A server of one lazily loaded model 'lin' (test_server_ops' linear
+    plugin) whose load takes 1.5 s, with @args added to its command."""
+    import json
+    from test_server_ops import write_linear
+    root = tmp_path / "assets"
+    write_linear(root / "lin" / "0.0")
+    cfg = tmp_path / "models.json"
+    cfg.write_text(json.dumps({"models": [{
+        "name": "lin", "asset": "lin", "runtime": "plugin",
+        "config": {"load_delay_ms": 1500}}]}))
+    return grpc_server(["--assets-dir", root, "--config", cfg, "--lazy",
+                        *args])

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from helpers_grpc import (channel, grpc_server, infer_request, output,  # noqa
-                          pb, rpc_error)
+                          pb, rpc_error, slow_linear_server)
 from helpers_server import (alias, metric, models,  # noqa
                             servers, v2_body, v2_output)
 
@@ -206,15 +206,8 @@ def test_oversized_messages_get_resource_exhausted(grpc_server, assets, pb,
 
 def test_lazy_model_is_unavailable_while_it_loads(grpc_server, tmp_path, pb):
     from concurrent.futures import ThreadPoolExecutor
-    from test_server_ops import linear, write_linear
-    root = tmp_path / "assets"
-    write_linear(root / "lin" / "0.0")
-    cfg = tmp_path / "models.json"
-    cfg.write_text(json.dumps({"models": [{
-        "name": "lin", "asset": "lin", "runtime": "plugin",
-        "config": {"load_delay_ms": 1500}}]}))
-    srv = grpc_server(["--assets-dir", root, "--config", cfg, "--lazy",
-                       "--threads", "4"])
+    from test_server_ops import linear
+    srv = slow_linear_server(grpc_server, tmp_path, "--threads", "4")
     stub = pb.v2g.GRPCInferenceServiceStub(channel(srv))
     X = [[1, 2, 3]]
     with ThreadPoolExecutor(4) as ex:

@@ -4,7 +4,6 @@ a call in flight while the server stops), curl (a request that is not
 gRPC), nghttp from nghttp2-client (the SETTINGS the server sends), and a
 raw socket sending bytes that are not HTTP/2 at all, or HTTP/2 and then
 nothing (the server's keepalive PING)."""
-import json
 import signal
 import socket
 import subprocess
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 
 from helpers_grpc import (channel, grpc_server, infer_request, output,  # noqa
-                          pb, rpc_error)
+                          pb, rpc_error, slow_linear_server)
 from helpers_server import alias, models, servers  # noqa
 
 
@@ -104,14 +103,8 @@ def test_settings_and_bytes_that_are_not_http2(grpc_server, assets, pb,
 def test_a_call_in_flight_when_the_server_stops_is_answered(
         grpc_server, tmp_path, pb):
     from concurrent.futures import ThreadPoolExecutor
-    from test_server_ops import linear, write_linear
-    root = tmp_path / "assets"
-    write_linear(root / "lin" / "0.0")
-    cfg = tmp_path / "models.json"
-    cfg.write_text(json.dumps({"models": [{
-        "name": "lin", "asset": "lin", "runtime": "plugin",
-        "config": {"load_delay_ms": 1500}}]}))
-    srv = grpc_server(["--assets-dir", root, "--config", cfg, "--lazy"])
+    from test_server_ops import linear
+    srv = slow_linear_server(grpc_server, tmp_path)
     stub = pb.v2g.GRPCInferenceServiceStub(channel(srv))
     X = [[1, 2, 3]]
     with ThreadPoolExecutor(1) as ex:

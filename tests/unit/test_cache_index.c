@@ -131,20 +131,24 @@ test(cache_lru_touches_reach_other_processes)
 	char x = 0;
 	pid_t pid;
 
-	CHECK_INT(ct_open_cache(dir, MAXB, &c), 0);
-	for (i = 0; i < 4; i++) {
-		ct_fill(data, sizeof(data), 300 + (unsigned)i);
-		CHECK_INT(cache_put_block(c, data, BLK, NULL, &d[i]), 0);
-	}
+	/*
+	 * Fork before this process opens its cache: a fork while the cache's
+	 * maintenance thread holds a lock (ASan's allocator's, say) leaves
+	 * the child waiting on it forever. The child goes on once the four
+	 * blocks are in: the parent then writes d[0] down the pipe.
+	 */
 	CHECK_INT(pipe(up), 0);
 	CHECK_INT(pipe(down), 0);
 	pid = fork();
 	if (pid == 0) {
 		struct cache *cc = NULL;
 		struct timespec ts = {0, 50 * 1000 * 1000};
-		int64_t before = block_atime(dir, &d[0]);
+		int64_t before;
 		int fd, n;
 
+		if (read(down[0], d, sizeof(d[0])) != (ssize_t)sizeof(d[0]))
+			_exit(4);
+		before = block_atime(dir, &d[0]);
 		if (ct_open_cache(dir, MAXB, &cc) < 0 ||
 		    cache_block_open(cc, &d[0], &fd, NULL) < 0)
 			_exit(1);
@@ -158,6 +162,12 @@ test(cache_lru_touches_reach_other_processes)
 			_exit(2);
 		_exit(0);
 	}
+	CHECK_INT(ct_open_cache(dir, MAXB, &c), 0);
+	for (i = 0; i < 4; i++) {
+		ct_fill(data, sizeof(data), 300 + (unsigned)i);
+		CHECK_INT(cache_put_block(c, data, BLK, NULL, &d[i]), 0);
+	}
+	CHECK_INT(write(down[1], d, sizeof(d[0])), (int)sizeof(d[0]));
 	CHECK_INT(read(up[0], &x, 1), 1);
 	ct_fill(data, sizeof(data), 304);
 	CHECK_INT(cache_put_block(c, data, BLK, NULL, &d[4]), 0);
