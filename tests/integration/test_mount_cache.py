@@ -148,21 +148,28 @@ def test_kill9_mid_read_then_remount_reads_correct(assetfs_bin, store,
     path = m.mnt / "crash/big/0.0"
     got = [0]
     err = []
+    reached, killed = threading.Event(), threading.Event()
 
     def reader():
         try:
             with open(path, "rb") as f:
                 while f.read(1 << 20):
                     got[0] += 1
+                    if got[0] == 20:
+                        # hold the file open, mid-read, until the kill
+                        # (the rest would otherwise be read before it)
+                        reached.set()
+                        killed.wait(30)
         except OSError as e:
             err.append(e)
     t = threading.Thread(target=reader, daemon=True)
     t.start()
-    wait_for(lambda: got[0] >= 20, 30, "20 MiB read")
+    assert reached.wait(30), "20 MiB read"
     m.kill9()
+    killed.set()
     t.join(timeout=30)
     assert not t.is_alive()
-    assert got[0] < 120  # it really was mid-read
+    assert got[0] < 120 and err, (got, err)  # it really was mid-read
     m2 = mounter(url, name="mnt2", cache_dir=cache_dir)
     assert read_all(m2.mnt / "crash/big/0.0") == data
     assert m2.stats()["bytes_fetched"] < len(data)  # the cache survived
