@@ -18,6 +18,10 @@
  * call answered RESOURCE_EXHAUSTED), nothing else of a header is kept
  * but a truncated copy of an unknown path, and nghttp2 enforces HTTP/2
  * itself (SETTINGS_MAX_CONCURRENT_STREAMS, flow control, floods).
+ * Its windows are given back by hand (nghttp2_session_consume): a
+ * request's bytes once its call runs, so a connection whose calls wait
+ * (it holds over held_max of answers its client does not take) is stopped
+ * by its own window (GH_CONN_WINDOW) from sending more.
  *
  * Threads: a session is only touched by its connection's loop thread.
  */
@@ -198,6 +202,14 @@ static struct grpc_front *front_of(struct gh_conn *c)
 	return c->loop->g;
 }
 
+/* Give the request bytes @s kept back to the client's windows. */
+static void release(struct gh_conn *c, struct gh_stream *s)
+{
+	if (s->rx_kept)
+		nghttp2_session_consume(c->h2, s->id, s->rx_kept);
+	s->rx_kept = 0;
+}
+
 /* Queue an answer without a message: trailers only (or a bare HTTP
  * status for what is not gRPC). */
 static void answer_status(struct gh_conn *c, struct gh_stream *s, int code,
@@ -210,6 +222,7 @@ static void answer_status(struct gh_conn *c, struct gh_stream *s, int code,
 
 	s->answered = true;
 	s->code = code;
+	release(c, s);
 	if (s->http_status) {
 		snprintf(st, sizeof(st), "%d", s->http_status);
 		nv[0].value = (uint8_t *)st;
@@ -234,10 +247,10 @@ static ssize_t read_answer(nghttp2_session *h2, int32_t id, uint8_t *buf,
 			   nghttp2_data_source *src, void *user)
 {
 	struct gh_stream *s = src->ptr;
+	struct gh_conn *c = user;
 	size_t total = 5 + s->out_len, k, done = 0;
 	nghttp2_nv tr[1] = {NV("grpc-status", "0")};
 
-	(void)user;
 	while (done < len && s->out_off < total) {
 		if (s->out_off < 5) {
 			k = 5 - s->out_off;
@@ -252,6 +265,11 @@ static ssize_t read_answer(nghttp2_session *h2, int32_t id, uint8_t *buf,
 		s->out_off += k;
 	}
 	if (s->out_off == total) {
+		/* all of it is in nghttp2's frame now */
+		c->held -= s->out_len;
+		c->moved_ns = time_mono_ns();
+		free(s->out);
+		s->out = NULL;
 		*flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
 		if (nghttp2_submit_trailer(h2, id, tr, 1) != 0)
 			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -286,6 +304,7 @@ static void reply(struct gh_conn *c, struct gh_stream *s,
 	s->out = r->out;
 	s->out_len = r->out_len;
 	r->out = NULL;
+	c->held += s->out_len;
 	s->prefix[0] = 0;
 	s->prefix[1] = (uint8_t)(s->out_len >> 24);
 	s->prefix[2] = (uint8_t)(s->out_len >> 16);
@@ -338,6 +357,16 @@ static void answer(struct gh_conn *c, struct gh_stream *s)
 
 	if (s->answered)
 		return;
+	if (c->held > g->held_max) { /* run when answers have left */
+		if (!s->waiting)
+			c->n_waiting++;
+		s->waiting = true;
+		return;
+	}
+	if (s->waiting)
+		c->n_waiting--;
+	s->waiting = false;
+	release(c, s);
 	memset(&r, 0, sizeof(r));
 	if (s->http_status) {
 		answer_status(c, s, GC_UNIMPLEMENTED, NULL);
@@ -436,14 +465,36 @@ void gh_job_done(struct gh_conn *c, struct gh_job *j)
 	free(j);
 }
 
+unsigned gh_session_resume(struct gh_conn *c)
+{
+	struct gh_stream *s, *last = NULL;
+	unsigned ran = 0;
+
+	if (!c->n_waiting)
+		return 0;
+	for (s = c->streams; s; s = s->next) /* newest first */
+		last = s;
+	for (s = last; s && c->held <= front_of(c)->held_max; s = s->prev) {
+		if (!s->waiting)
+			continue;
+		answer(c, s);
+		ran++;
+	}
+	return ran;
+}
+
 void gh_session_expire(struct gh_conn *c, int64_t now_ns)
 {
 	struct gh_stream *s;
 
 	for (s = c->streams; s; s = s->next)
-		if (!s->answered && s->deadline_ns && now_ns > s->deadline_ns)
+		if (!s->answered && s->deadline_ns && now_ns > s->deadline_ns) {
+			if (s->waiting)
+				c->n_waiting--;
+			s->waiting = false;
 			answer_status(c, s, GC_DEADLINE_EXCEEDED,
 				      "deadline exceeded");
+		}
 }
 
 static void stream_free(struct gh_conn *c, struct gh_stream *s, bool cancel)
@@ -466,6 +517,11 @@ static void stream_free(struct gh_conn *c, struct gh_stream *s, bool cancel)
 		s->next->prev = s->prev;
 	c->n_streams--;
 	c->last_call_ns = time_mono_ns();
+	if (s->waiting)
+		c->n_waiting--;
+	if (s->out)
+		c->held -= s->out_len;
+	release(c, s);
 	free(s->body);
 	free(s->out);
 	free(s);
@@ -566,9 +622,13 @@ static int on_data(nghttp2_session *h2, uint8_t flags, int32_t id,
 	uint8_t *nb;
 
 	(void)flags;
-	if (!s || s->answered || s->too_big || s->http_status)
+	if (!s || s->answered || s->too_big || s->http_status) {
+		nghttp2_session_consume(h2, id, n); /* dropped */
 		return 0;
+	}
 	if (n > cap - s->body_len) {
+		nghttp2_session_consume(h2, id, n);
+		release(c, s);
 		s->too_big = true;
 		free(s->body);
 		s->body = NULL;
@@ -589,6 +649,7 @@ static int on_data(nghttp2_session *h2, uint8_t flags, int32_t id,
 	}
 	memcpy(s->body + s->body_len, p, n);
 	s->body_len += n;
+	s->rx_kept += n;
 	return 0;
 }
 
@@ -682,6 +743,8 @@ int gh_h2_init(struct grpc_front *g)
 	/* keep HPACK's table small; pings and settings acks are capped by
 	 * nghttp2 itself (a flood closes the connection) */
 	nghttp2_option_set_max_deflate_dynamic_table_size(g->h2opt, 4096);
+	/* windows are given back as calls run (release) */
+	nghttp2_option_set_no_auto_window_update(g->h2opt, 1);
 	return 0;
 }
 

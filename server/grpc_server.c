@@ -14,7 +14,8 @@
  * Timers (every second): keepalive PINGs on connections quiet for
  * --grpc-keepalive, closed when the answer does not come in time; calls
  * past their grpc-timeout; connections that never said hello or stay
- * without calls for GH_IDLE_MS. Stop: GOAWAY on every connection, the
+ * without calls for GH_IDLE_MS, or whose calls wait (it holds held_max
+ * of answers) while none has left for GH_IDLE_MS. Stop: GOAWAY on every connection, the
  * calls in flight finish within the grace, then everything is closed.
  */
 #include <errno.h>
@@ -86,8 +87,12 @@ static int conn_flush(struct gh_conn *c)
 	for (;;) {
 		if (gh_session_send(c) < 0)
 			return -EPROTO;
-		if (c->out_off == c->out_len)
+		if (c->out_off == c->out_len) {
+			/* answers that left make room for calls that wait */
+			if (gh_session_resume(c) > 0)
+				continue;
 			break;
+		}
 		n = gh_io_write(c, c->out + c->out_off,
 				c->out_len - c->out_off);
 		if (n == -EAGAIN)
@@ -181,6 +186,7 @@ static void conn_adopt(struct gh_loop *l, int fd)
 	c->loop = l;
 	c->serial = ++l->serials;
 	c->born_ns = c->last_rx_ns = c->last_call_ns = time_mono_ns();
+	c->moved_ns = c->born_ns;
 	if (gh_session_new(g, c) < 0)
 		goto fail;
 	if (g->tls) {
@@ -370,6 +376,11 @@ static void sweep(struct gh_loop *l, int64_t now)
 		    now - c->last_rx_ns > (int64_t)g->keepalive_ms * 1000000 &&
 		    nghttp2_submit_ping(c->h2, NGHTTP2_FLAG_NONE, NULL) == 0)
 			c->ping_ns = now;
+		if (c->n_waiting &&
+		    now - c->moved_ns > (int64_t)GH_IDLE_MS * 1000000) {
+			c->dead = true; /* its client takes no answers */
+			continue;
+		}
 		if (c->n_streams)
 			gh_session_expire(c, now);
 		else if (now - c->last_call_ns > (int64_t)GH_IDLE_MS * 1000000)
@@ -535,6 +546,8 @@ int grpc_front_start(const struct grpc_opts *o, struct server_ctx *ctx,
 	pthread_mutex_init(&g->jlock, NULL);
 	pthread_cond_init(&g->jcond, NULL);
 	g->max_message = o->max_message;
+	g->held_max = 2 * g->max_message > GH_HELD_MIN ? 2 * g->max_message
+						       : GH_HELD_MIN;
 	g->max_streams = o->max_streams ? o->max_streams : 100;
 	g->keepalive_ms = o->keepalive_ms ? o->keepalive_ms : 60000;
 	g->keepalive_timeout_ms =

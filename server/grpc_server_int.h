@@ -18,6 +18,10 @@
  * byte, and what a turn of the loop produced for a connection leaves in
  * one write. Output waiting for a client is capped (GH_OUT_MAX): past it
  * the connection is no longer read until the client takes its answers.
+ * Answers its flow control keeps from leaving are capped too (held_max,
+ * GH_HELD_MIN or twice --grpc-max-message): past it the connection's
+ * next calls wait, unrun, with their request bytes not given back to the
+ * client's window, until answers leave.
  */
 #ifndef ASSETFS_SERVER_GRPC_SERVER_INT_H
 #define ASSETFS_SERVER_GRPC_SERVER_INT_H
@@ -37,6 +41,7 @@
 #define GH_OUT_MAX (256u << 10) /* bytes queued for one client */
 #define GH_STREAM_WINDOW (1u << 20)
 #define GH_CONN_WINDOW (8u << 20)
+#define GH_HELD_MIN (4u << 20) /* answers one connection may hold, at least */
 #define GH_IDLE_MS 300000  /* a connection without calls is closed after */
 #define GH_HELLO_MS 10000  /* to finish TLS and send the HTTP/2 preface */
 #define GH_PATH_MAX 128	   /* of an unknown method, kept for the message */
@@ -58,10 +63,12 @@ struct gh_stream {
 	bool counted; /* a gRPC call (metrics) */
 	bool answered;
 	bool deferred; /* its method runs on the loader */
+	bool waiting;  /* complete, not run: its connection holds too much */
 	int code;		/* what it was answered */
 	int64_t start_ns, deadline_ns; /* deadline 0: none */
 	uint8_t *body;		/* framed request bytes */
 	size_t body_len, body_cap;
+	size_t rx_kept;		/* DATA bytes not yet given back (consume) */
 	uint8_t prefix[5];	/* of the answer */
 	uint8_t *out;		/* the answer's message */
 	size_t out_len, out_off; /* out_off counts the prefix too */
@@ -83,6 +90,9 @@ struct gh_conn {
 	unsigned n_streams;
 	uint8_t *out;	    /* bytes for the socket */
 	size_t out_len, out_off, out_cap;
+	size_t held;	    /* bytes of answers not yet handed to out */
+	unsigned n_waiting; /* streams waiting */
+	int64_t moved_ns;   /* when an answer last left, or the connection came */
 	int64_t born_ns, last_rx_ns, last_call_ns, ping_ns; /* ping_ns 0: none */
 	bool seen_frame;
 };
@@ -126,6 +136,7 @@ struct grpc_front {
 	struct server_ctx *ctx;
 	const struct grpc_method *const *methods; /* NULL-terminated */
 	size_t max_message;
+	size_t held_max; /* answers held per connection before calls wait */
 	unsigned max_streams, keepalive_ms, keepalive_timeout_ms;
 	SSL_CTX *tls;
 	int lfd;
@@ -166,6 +177,12 @@ int gh_session_recv(struct gh_conn *c, const uint8_t *p, size_t n);
  * 0 or -EPROTO.
  */
 int gh_session_send(struct gh_conn *c);
+
+/*
+ * Run the calls of @c that wait, oldest first, while what it holds is
+ * within held_max. Returns how many ran.
+ */
+unsigned gh_session_resume(struct gh_conn *c);
 
 /* Answer DEADLINE_EXCEEDED to calls of @c still reading past theirs. */
 void gh_session_expire(struct gh_conn *c, int64_t now_ns);

@@ -4,6 +4,7 @@ a call in flight while the server stops), curl (a request that is not
 gRPC), nghttp from nghttp2-client (the SETTINGS the server sends), and a
 raw socket sending bytes that are not HTTP/2 at all, or HTTP/2 and then
 nothing (the server's keepalive PING)."""
+import pathlib
 import signal
 import socket
 import subprocess
@@ -150,3 +151,105 @@ def test_a_quiet_connection_is_pinged(grpc_server, assets):
     again = frames(s, 0x6)
     assert again is not None and again[0] & 1 == 0, again
     s.close()
+
+
+def h2_frame(kind, flags, sid, payload=b""):
+    return (len(payload).to_bytes(3, "big") + bytes([kind, flags])
+            + sid.to_bytes(4, "big") + payload)
+
+
+def hpack_literal(name, value):
+    """A header field as HPACK's literal without indexing, new name, no
+    Huffman (RFC 7541 6.2.2), for short names and values."""
+    assert len(name) < 127 and len(value) < 127
+    return b"\0" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
+def rss_kb(pid):
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_a_client_that_takes_no_answers_holds_a_bounded_amount(
+        grpc_server, assets, pb, models):
+    """A client that grants no window (SETTINGS_INITIAL_WINDOW_SIZE 0) and
+    sends many calls whose answers are large: the server keeps at most
+    its cap of their answers (the other calls wait, unrun), serves other
+    clients meanwhile, and answers all the calls once the window opens."""
+    import gzip
+    srv = grpc_server(["--assets-dir", assets, "--model", "iris=iris:1",
+                       "--grpc-max-message", "1048576"])
+    kids = pathlib.Path(f"/proc/{srv.proc.pid}/task/{srv.proc.pid}"
+                        "/children").read_text().split()
+    worker = int(kids[0]) if kids else srv.proc.pid   # one worker: itself
+    # 30000 rows of zeros: a 480 kB request that gzips to ~500 bytes, a
+    # ~360 kB answer
+    req = infer_request(pb, "iris", np.zeros((30000, 4)), "FP32", raw=True)
+    stub = pb.v2g.GRPCInferenceServiceStub(channel(srv))
+    answer_len = len(stub.ModelInfer(req, timeout=60).SerializeToString())
+    assert answer_len > 300000
+    msg = gzip.compress(req.SerializeToString())
+    body = b"\1" + len(msg).to_bytes(4, "big") + msg
+    n_calls = 200
+    before = rss_kb(worker)
+
+    s = socket.create_connection(("127.0.0.1", srv.grpc_port), 10)
+    s.settimeout(60)
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+              + h2_frame(0x4, 0, 0, b"\0\x04\0\0\0\0"))  # window 0
+    # the server's connection window, after its SETTINGS: all the calls'
+    # bytes fit in it
+    got = frames(s, 0x8)
+    assert got is not None
+    assert n_calls * len(body) < 65535 + int.from_bytes(got[1], "big")
+    out = []
+    head = b"".join(hpack_literal(n, v) for n, v in (
+        (b":method", b"POST"), (b":scheme", b"http"),
+        (b":path", b"/inference.GRPCInferenceService/ModelInfer"),
+        (b":authority", b"x"), (b"content-type", b"application/grpc"),
+        (b"grpc-encoding", b"gzip"), (b"te", b"trailers")))
+    for i in range(n_calls):
+        sid = 1 + 2 * i
+        out += [h2_frame(0x1, 0x4, sid, head), h2_frame(0x0, 0x1, sid, body)]
+    out.append(h2_frame(0x6, 0, 0, b"12345678"))
+    s.sendall(b"".join(out))
+    # the PING's ACK comes once the server has read every call before it
+    # (answer HEADERS come too: they take no window; no DATA can)
+    assert frames(s, 0x6, limit=10000) == (1, b"12345678")
+    grown = rss_kb(worker) - before
+
+    # another client is served meanwhile
+    got = output(stub.ModelInfer(infer_request(pb, "iris", models.X[:2]),
+                                 timeout=30), "predict_proba")
+    np.testing.assert_allclose(got, models.clf.predict_proba(models.X[:2]),
+                               atol=1e-6)
+
+    # the window opens: every call is answered, in full
+    big = 2**31 - 1
+    s.sendall(h2_frame(0x4, 0, 0, b"\0\x04" + big.to_bytes(4, "big"))
+              + h2_frame(0x8, 0, 0, (big - 65535).to_bytes(4, "big")))
+    data, trailers, buf = 0, 0, b""
+    while trailers < n_calls:
+        while len(buf) < 9 or len(buf) < 9 + int.from_bytes(buf[:3], "big"):
+            b = s.recv(1 << 20)
+            assert b, (trailers, data)
+            buf += b
+        n = int.from_bytes(buf[:3], "big")
+        kind, flags = buf[3], buf[4]
+        buf = buf[9 + n:]
+        if kind == 0x0:
+            data += n
+        elif kind == 0x1 and flags & 0x1:
+            trailers += 1
+        assert kind not in (0x3, 0x7), kind   # no RST_STREAM, no GOAWAY
+    s.close()
+    assert data == n_calls * (5 + answer_len)
+    print(f"RSS grew by {grown} kB for {n_calls} answers of {answer_len} "
+          "bytes")
+    # unbounded (before the cap), the worker grew by 74224 kB here; with it
+    # by 8052 kB. The cap
+    # is 4 MiB of answers (plus one); the rest is allocator slack and
+    # the waiting calls' requests
+    assert grown < 24 * 1024, grown
