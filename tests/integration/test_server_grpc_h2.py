@@ -249,7 +249,6 @@ def test_a_client_that_takes_no_answers_holds_a_bounded_amount(
     print(f"RSS grew by {grown} kB for {n_calls} answers of {answer_len} "
           "bytes")
     # unbounded (before the cap), the worker grew by 74224 kB here; with it
-    # by 8052 kB. The cap
-    # is 4 MiB of answers (plus one); the rest is allocator slack and
-    # the waiting calls' requests
+    # by 8052 kB: the cap is 4 MiB of answers (plus one), the rest is
+    # allocator slack and the waiting calls' requests
     assert grown < 24 * 1024, grown
