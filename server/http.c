@@ -6,8 +6,16 @@
  * arriving; a watchdog thread shuts down the socket of any connection that
  * takes longer than the request timeout to deliver a request, which
  * libmicrohttpd's idle timeout alone cannot do (one byte a second is never
- * idle). Per request a struct req_ctx (created by the URI callback, freed by
- * the completion callback) collects the body into a capped buffer.
+ * idle). The watchdog also closes idle keep-alive connections, those whose
+ * client sent nothing since its last answer (idle_now): libmicrohttpd
+ * times a connection out from its own last read, and checks timeouts
+ * before reading what epoll reported, so a server stalled past the
+ * keep-alive (CPU starved, paging, frozen) closed, unanswered, the
+ * connections whose requests came in meanwhile. Its own timeout stays as a
+ * backstop (an answer its client does not read), at twice the keep-alive
+ * plus the request timeout. Per request a struct
+ * req_ctx (created by the URI callback, freed by the completion callback)
+ * collects the body into a capped buffer.
  *
  * Lock order: s->lock is a leaf; it is held only to walk or change the
  * list of tracked connections and never while calling out.
@@ -20,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <linux/tcp.h>
 #include <sys/socket.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -37,6 +47,10 @@ struct conn_track {
 	int64_t req_ns; /* request line arrived; 0 when idle */
 	int serving;	/* the request is in; answering it has no deadline */
 	bool killed;	/* protected by s->lock */
+	/* the watchdog's: the t0_ns and client data segment count with which
+	 * it last saw the connection idle past the keep-alive */
+	int64_t idle_t0;
+	uint32_t idle_segs;
 };
 
 struct req_ctx {
@@ -183,11 +197,40 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	atomic_fetch_add(&s->done, 1);
 }
 
+/*
+ * Is @t idle past the keep-alive, its client silent since its last answer?
+ * Neither unread bytes nor bytes libmicrohttpd has read but not yet parsed
+ * (right after a stall, the watchdog may run first) may count as silence:
+ * the connection must look idle on two ticks in a row with no data segment
+ * from the client in between (TCP_INFO), and nothing unread (FIONREAD).
+ * Called with s->lock held.
+ */
+static bool idle_now(struct conn_track *t, int64_t t0)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int unread = 0;
+	bool same;
+
+	if (ioctl(t->fd, FIONREAD, &unread) < 0 || unread > 0 ||
+	    getsockopt(t->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0) {
+		t->idle_t0 = 0;
+		return false;
+	}
+	same = t->idle_t0 == t0 && t->idle_segs == ti.tcpi_data_segs_in;
+	t->idle_t0 = t0;
+	t->idle_segs = ti.tcpi_data_segs_in;
+	return same;
+}
+
 static void *watchdog_main(void *arg)
 {
 	struct http_server *s = arg;
 	int64_t timeout = (int64_t)s->o.request_timeout_ms * 1000000;
-	int64_t idle = (int64_t)s->o.keepalive_s * 1000000000 + timeout;
+	/* no keep-alive timeout: an idle connection has the request timeout */
+	int64_t idle = s->o.keepalive_s
+			   ? (int64_t)s->o.keepalive_s * 1000000000
+			   : timeout;
 	struct conn_track *t;
 	int64_t now, req, t0;
 
@@ -201,14 +244,21 @@ static void *watchdog_main(void *arg)
 			if (t->killed || t->fd < 0 ||
 			    __atomic_load_n(&t->serving, __ATOMIC_RELAXED))
 				continue;
-			if ((req && now - req > timeout) ||
-			    (!req && now - t0 > idle)) {
+			if (req && timeout && now - req > timeout) {
 				log_info("closing a connection that took over "
 					 "%u ms to send its request",
 					 s->o.request_timeout_ms);
-				shutdown(t->fd, SHUT_RDWR);
-				t->killed = true;
+			} else if (!req && idle && now - t0 > idle &&
+				   idle_now(t, t0)) {
+				log_debug("closing an idle keep-alive "
+					  "connection");
+			} else {
+				if (req || now - t0 <= idle)
+					t->idle_t0 = 0;
+				continue;
 			}
+			shutdown(t->fd, SHUT_RDWR);
+			t->killed = true;
 		}
 		pthread_mutex_unlock(&s->lock);
 	}
@@ -381,6 +431,11 @@ int http_start(const struct http_opts *o, http_handler_fn fn, void *ctx,
 	unsigned flags =
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_TURBO;
 	unsigned pool = 0;
+	/* the backstop: the watchdog closes idle connections (see the top) */
+	unsigned mhd_timeout =
+	    o->keepalive_s
+		? 2 * o->keepalive_s + (o->request_timeout_ms + 999) / 1000
+		: 0;
 	int fd = o->listen_fd;
 	int ret;
 
@@ -410,7 +465,7 @@ int http_start(const struct http_opts *o, http_handler_fn fn, void *ctx,
 	    flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
 	    MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_CONNECTION_LIMIT,
 	    o->conn_limit ? o->conn_limit : 1024u,
-	    MHD_OPTION_CONNECTION_TIMEOUT, o->keepalive_s,
+	    MHD_OPTION_CONNECTION_TIMEOUT, mhd_timeout,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
 	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
 	    MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED,
@@ -421,7 +476,7 @@ int http_start(const struct http_opts *o, http_handler_fn fn, void *ctx,
 			close(fd);
 		goto fail;
 	}
-	if (o->request_timeout_ms) {
+	if (o->request_timeout_ms || o->keepalive_s) {
 		if (pthread_create(&s->watchdog, NULL, watchdog_main, s) == 0)
 			s->watchdog_started = true;
 	}
