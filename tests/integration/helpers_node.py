@@ -7,10 +7,16 @@ the cache's hostPath. Containers are started from what deploy/ ships: the
 DaemonSet's command, args, environment (deploy/config.yaml, with the
 overrides a test names), volume mounts (Bidirectional -> :rshared,
 HostToContainer -> :rslave) and probes; the Deployment's command and args
-for the servers. Ports go to 127.0.0.1 only (slirp4netns port forwarding),
-so each container keeps the ports of its manifest. Every container, mount
-and bind mount made here is removed at teardown, the FUSE mount first
-with the DaemonSet's own preStop command.
+for the servers. Each container has its own address on podman's bridge,
+as a pod has its pod IP, and the tests reach the ports of its manifest
+there, as another pod or a Service's DNAT would: no port is published.
+Published ports (-p) went through rootlessport, a userspace proxy that no
+pod's traffic crosses; stopped for longer than the servers' keep-alive
+(at load average 10-13 it can be), it held a client's request while the
+server closed the connection as idle, and the client saw
+RemoteDisconnected. Every container, mount and bind mount made here is
+removed at teardown, the FUSE mount first with the DaemonSet's own
+preStop command.
 
 podman runs with --runtime runc and explicit --ulimit flags: crun refuses
 this host's hybrid cgroups and its rlimits.
@@ -33,7 +39,7 @@ IMAGE = os.environ.get("ASSETFS_NODE_IMAGE", "localhost/assetfs:node-test")
 NEXT_IMAGE = IMAGE + "-next"
 PODMAN = ["podman", "--runtime", "runc"]
 RUN = ["--ulimit", "nofile=16384:16384", "--ulimit", "nproc=16384:16384",
-       "--network", "slirp4netns"]
+       "--network", "bridge"]
 PROPAGATION = {"Bidirectional": "rshared", "HostToContainer": "rslave"}
 
 
@@ -60,13 +66,6 @@ def workload(kind, name):
     doc = manifest(kind, name)
     spec = doc["spec"]["template"]["spec"]
     return spec["containers"][0], {v["name"]: v for v in spec["volumes"]}
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def build_image(name, **env):
@@ -104,12 +103,12 @@ def next_image(node_image):
 
 
 class Container:
-    def __init__(self, name, ports):
+    def __init__(self, name):
         self.name = name
-        self.ports = ports  # containerPort -> host port on 127.0.0.1
+        self.ip = None  # its address on podman's bridge, once started
 
     def host_url(self, port):
-        return f"http://127.0.0.1:{self.ports[port]}"
+        return f"http://{self.ip}:{port}"
 
     def logs(self):
         return podman("logs", self.name, check=False).stdout + \
@@ -189,10 +188,7 @@ class Node:
     def start(self, c, vols, env=None, extra_volumes=(), privileged=False,
               image=None):
         name = f"{self.tag}-{len(self.containers)}"
-        ports = {p["containerPort"]: free_port() for p in c.get("ports", [])}
         args = ["run", "-d", "--name", name, *RUN]
-        for inside, outside in ports.items():
-            args += ["-p", f"127.0.0.1:{outside}:{inside}"]
         if privileged or c.get("securityContext", {}).get("privileged"):
             args.append("--privileged")
         for k, v in (env or {}).items():
@@ -201,9 +197,12 @@ class Node:
         cmd = c.get("command", [])
         args += ["--entrypoint", cmd[0]] if cmd else []
         args += [image or self.image, *cmd[1:], *c.get("args", [])]
-        ct = Container(name, ports)
+        ct = Container(name)
         self.containers.append(ct)
         podman(*args)
+        ct.ip = podman("inspect", "-f", "{{.NetworkSettings.IPAddress}}",
+                       name).stdout.strip()
+        assert ct.ip, f"{name} has no address on podman's bridge"
         return ct
 
     def daemon(self, env_overrides, store_dir, image=None, command=None):

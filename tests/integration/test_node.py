@@ -106,7 +106,7 @@ def test_node_in_a_box(node, assetfs_bin, models, tmp_path):
     size_a = a.stat().st_size
     s = mount_counters(daemon)
     assert s["bytes_fetched"] == size_a, s
-    prom = requests.get(f"http://127.0.0.1:{daemon.ports[9100]}/metrics",
+    prom = requests.get(daemon.host_url(9100) + "/metrics",
                         timeout=5).text
     assert 'assetfs_pin_ready{spec="fraud/xgb:1"} 1' in prom
 
@@ -127,7 +127,7 @@ def test_node_in_a_box(node, assetfs_bin, models, tmp_path):
     assert s["blocks_fetched"] == 1, s
     assert s["block_hits"] >= 1, s
     assert s["errors"] == 0, s
-    prom = requests.get(f"http://127.0.0.1:{daemon.ports[9100]}/metrics",
+    prom = requests.get(daemon.host_url(9100) + "/metrics",
                         timeout=5).text
     assert f"\nassetfs_fetched_bytes_total {size_a}\n" in prom
 
@@ -293,7 +293,7 @@ def test_daemon_upgrade_under_load(node, next_image, assetfs_bin, models,
                  f"/proc/{s['supervisor_pid']}/cmdline")
     assert p.stdout.startswith("assetfs\n"), p.stdout
     assert "takeover" in p.stdout, p.stdout
-    prom = requests.get(f"http://127.0.0.1:{new.ports[9100]}/metrics",
+    prom = requests.get(new.host_url(9100) + "/metrics",
                         timeout=5).text
     assert 'assetfs_pin_ready{spec="fraud/xgb:1"} 1' in prom
     assert node.mounts_at_mountpoint() == ["fuse.assetfs"]
