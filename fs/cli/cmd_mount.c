@@ -270,19 +270,6 @@ static int parse_opts(struct mount_cli *c, char *list)
 	return 0;
 }
 
-/* Child side of the daemon: stdio away from the terminal. */
-/* How many descriptors from 3 on systemd passed to this process. */
-static unsigned listen_fds(void)
-{
-	const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
-	long k;
-
-	if (!pid || !n || strtol(pid, NULL, 10) != (long)getpid())
-		return 0;
-	k = strtol(n, NULL, 10);
-	return k > 0 && k < 64 ? (unsigned)k : 0;
-}
-
 /*
  * realpath() of a mountpoint whose mount systemd kept for us across a
  * restart: the directory it is in resolved, its own name not looked at.
@@ -322,6 +309,7 @@ static char *realpath_kept(const char *path, char *out)
 	return out;
 }
 
+/* Child side of the daemon: stdio away from the terminal. */
 static void detach(const char *log_file)
 {
 	int fd;
@@ -474,7 +462,7 @@ int cmd_mount(int argc, char **argv)
 					     strerror(-ret));
 		return 2;
 	}
-	if (!(listen_fds() ? realpath_kept(pos[npos - 1], mp) :
+	if (!(mount_passed_fds() ? realpath_kept(pos[npos - 1], mp) :
 			     realpath(pos[npos - 1], mp))) {
 		fprintf(stderr, "assetfs: mount: mountpoint %s: %s\n",
 			pos[npos - 1], strerror(errno));
@@ -496,7 +484,7 @@ int cmd_mount(int argc, char **argv)
 	 * (LISTEN_FDS: a mount kept across `systemctl restart`) stays, for
 	 * mount_run() to adopt.
 	 */
-	close_range(3 + listen_fds(), ~0u, 0);
+	close_range(3 + mount_passed_fds(), ~0u, 0);
 	if (c.foreground) {
 		if (c.log_file) {
 			int fd = open(c.log_file, O_WRONLY | O_CREAT |

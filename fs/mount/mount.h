@@ -82,6 +82,13 @@ struct mount_opts {
  */
 int mount_control_path(const char *mountpoint, char *buf, size_t len);
 
+/*
+ * How many descriptors, from 3 on, systemd passed this process
+ * (LISTEN_FDS: a mount kept across `systemctl restart`, for mount_run()
+ * to adopt); 0 if none. The environment is left as it is.
+ */
+unsigned mount_passed_fds(void);
+
 /* Mount and serve until unmounted. See above. */
 int mount_run(const struct mount_opts *o);
 

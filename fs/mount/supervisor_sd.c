@@ -54,6 +54,13 @@
 /* a state larger than this is not read back (millions of inodes) */
 #define SD_STATE_MAX (1024ull * 1024 * 1024)
 
+unsigned mount_passed_fds(void)
+{
+	int n = sd_listen_fds(0);
+
+	return n > 0 ? (unsigned)n : 0;
+}
+
 /* As root, systemd's private socket (no D-Bus daemon needed); else the bus. */
 static int bus_open(sd_bus **bus)
 {
